@@ -1,0 +1,82 @@
+using System.Runtime.CompilerServices;
+
+namespace Emulator.Core.Cpu;
+
+/// <summary>Exception vectors (AMD64 APM vol. 2 §8.2).</summary>
+public static class Vector
+{
+    public const int DE = 0, DB = 1, NMI = 2, BP = 3, OF = 4, BR = 5, UD = 6, NM = 7, DF = 8;
+    public const int TS = 10, NP = 11, SS = 12, GP = 13, PF = 14, MF = 16, AC = 17, MC = 18, XF = 19, SX = 30;
+}
+
+/// <summary>#PF error-code bits (APM vol. 2 §8.4.2).</summary>
+public static class PfErr
+{
+    public const uint Present = 1, Write = 2, User = 4, Rsvd = 8, Fetch = 16, Pk = 32;
+}
+
+/// <summary>
+/// Raising exceptions: a handler calls one of these and returns the result (ExecStatus.Fault).
+/// The loop then delivers the pending event. Nothing here throws.
+/// </summary>
+public sealed partial class Cpu
+{
+    public int PendingVector = -1;
+    public uint PendingError;
+    public bool PendingHasError;
+    /// <summary>Trap-like software interrupts (INT n, INT3, INTO) return to the next instruction.</summary>
+    public bool PendingIsSoftware;
+    /// <summary>INT n (not INT3/INTO/INT1): the gate DPL is checked against CPL.</summary>
+    public bool PendingIsIntN;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public int Raise(int vector)
+    {
+        PendingVector = vector;
+        PendingHasError = false;
+        PendingError = 0;
+        PendingIsSoftware = false;
+        PendingIsIntN = false;
+        return ExecStatus.Fault;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public int Raise(int vector, uint error)
+    {
+        PendingVector = vector;
+        PendingHasError = true;
+        PendingError = error;
+        PendingIsSoftware = false;
+        PendingIsIntN = false;
+        return ExecStatus.Fault;
+    }
+
+    public int RaiseGP(uint error = 0) => Raise(Vector.GP, error);
+
+    public int RaiseSS(uint error = 0) => Raise(Vector.SS, error);
+
+    public int RaiseUD() => Raise(Vector.UD);
+
+    public int RaiseDE() => Raise(Vector.DE);
+
+    public int RaiseNM() => Raise(Vector.NM);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public int RaisePF(ulong linear, uint error)
+    {
+        Cr2 = linear;
+        return Raise(Vector.PF, error);
+    }
+
+    /// <summary>INT n / INT3 / INTO / INT1: delivered after RIP moved past the instruction.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public int RaiseSoftware(int vector, bool isIntN)
+    {
+        PendingVector = vector;
+        PendingHasError = false;
+        PendingError = 0;
+        PendingIsSoftware = true;
+        PendingIsIntN = isIntN;
+        return ExecStatus.Fault;
+    }
+}

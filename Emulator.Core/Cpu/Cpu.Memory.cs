@@ -1,0 +1,596 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Emulator.Core.Decode;
+
+namespace Emulator.Core.Cpu;
+
+/// <summary>Kinds of access, also the software-TLB bank index.</summary>
+public static class Access
+{
+    public const int Read = 0, Write = 1, Fetch = 2;
+}
+
+/// <summary>
+/// Guest memory access: segmentation, the software TLB (direct-mapped, one bank per access kind,
+/// tag = linear page, value = host pointer minus linear page) and the slow path (page walk, then RAM
+/// or the MMIO bus). Faults are raised as pending exceptions and reported by a false return.
+/// </summary>
+public sealed unsafe partial class Cpu
+{
+    public const int TlbBits = 8;
+    public const int TlbEntries = 1 << TlbBits;
+    private const ulong TlbInvalid = 1;
+
+    private readonly ulong[] _tlbTag = new ulong[3 * TlbEntries];
+    private readonly long[] _tlbAdd = new long[3 * TlbEntries];
+
+    /// <summary>Per segment register: bit0 readable, bit1 writable, bit2 expand-down, bit3 unusable.</summary>
+    private ulong _segAccess;
+
+    public ulong TlbMisses;
+    public ulong PageWalks;
+
+    /// <summary>True while the current access is an implicit supervisor access (descriptor tables, TSS, IDT).</summary>
+    private bool _implicitSupervisor;
+
+    private void InitTlb() => FlushTlb();
+
+    public void FlushTlb()
+    {
+        Array.Fill(_tlbTag, TlbInvalid);
+    }
+
+    /// <summary>Drops the write entries only (a page became a code page).</summary>
+    public void FlushWriteTlb() => Array.Fill(_tlbTag, TlbInvalid, Access.Write * TlbEntries, TlbEntries);
+
+    public void InvalidatePage(ulong linear)
+    {
+        int i = (int)(linear >> 12) & (TlbEntries - 1);
+        for (int k = 0; k < 3; k++)
+        {
+            _tlbTag[(k * TlbEntries) + i] = TlbInvalid;
+        }
+    }
+
+    /// <summary>Changes CPL; the TLB caches user/supervisor permission, so crossing ring 3 flushes it.</summary>
+    public void SetCpl(int cpl)
+    {
+        if ((cpl == 3) != (Cpl == 3))
+        {
+            FlushTlb();
+        }
+
+        Cpl = cpl;
+    }
+
+    private void RecomputeSegmentAccess()
+    {
+        ulong bits = 0;
+        for (int i = 0; i < 6; i++)
+        {
+            bits |= (ulong)ComputeSegmentAccess(i) << (i * 8);
+        }
+
+        _segAccess = bits;
+    }
+
+    /// <summary>Call after loading a segment register's hidden part.</summary>
+    public void SegmentLoaded(int seg)
+    {
+        _segAccess = (_segAccess & ~(0xFFUL << (seg * 8))) | ((ulong)ComputeSegmentAccess(seg) << (seg * 8));
+        if (seg == SegReg.CS)
+        {
+            UpdateMode();
+        }
+    }
+
+    private int ComputeSegmentAccess(int seg)
+    {
+        ref SegmentCache s = ref Seg[seg];
+        if (Mode is CpuMode.Real or CpuMode.Virtual8086)
+        {
+            return 3;
+        }
+
+        if (!s.Present || (s.Attr & SegmentCache.AttrS) == 0)
+        {
+            return 8;
+        }
+
+        int type = s.Type;
+        if ((type & 8) != 0)
+        {
+            // Code: readable if R; never writable.
+            return (type & 2) != 0 ? 1 : 0;
+        }
+
+        return 1 | ((type & 2) != 0 ? 2 : 0) | ((type & 4) != 0 ? 4 : 0);
+    }
+
+    /// <summary>Effective address (offset within the segment) of the memory operand, wrapped to the address size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong Ea(ref DecodedOp op)
+    {
+        ulong a = (ulong)op.Disp;
+        if (op.Base != Reg.NoReg)
+        {
+            a += op.Base == Reg.Rip ? NextRip : Gpr[op.Base];
+        }
+
+        if (op.Index != Reg.NoReg)
+        {
+            a += Gpr[op.Index] << op.Scale;
+        }
+
+        return op.AddrSize switch
+        {
+            8 => a,
+            4 => (uint)a,
+            _ => (ushort)a,
+        };
+    }
+
+    /// <summary>Segment offset → linear address with the limit, rights and canonical checks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Linear(int seg, ulong off, int size, int access, out ulong lin)
+    {
+        if (Mode == CpuMode.Long64)
+        {
+            lin = seg >= SegReg.FS ? off + Seg[seg].Base : off;
+            if ((ulong)((long)lin >> 47) + 1 > 1)
+            {
+                return NonCanonical(seg, out lin);
+            }
+
+            return true;
+        }
+
+        return LinearLegacy(seg, off, size, access, out lin);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool NonCanonical(int seg, out ulong lin)
+    {
+        lin = 0;
+        if (seg == SegReg.SS)
+        {
+            RaiseSS(0);
+        }
+        else
+        {
+            RaiseGP(0);
+        }
+
+        return false;
+    }
+
+    private bool LinearLegacy(int seg, ulong off, int size, int access, out ulong lin)
+    {
+        ref SegmentCache s = ref Seg[seg];
+        int acc = (int)(_segAccess >> (seg * 8)) & 0xF;
+        lin = 0;
+        if ((acc & 8) != 0 || (access == Access.Write ? (acc & 2) == 0 : (acc & 1) == 0))
+        {
+            if (Mode is CpuMode.Real or CpuMode.Virtual8086 || (acc & 8) == 0 || access != Access.Fetch)
+            {
+                return SegFault(seg);
+            }
+        }
+
+        ulong last = off + (ulong)size - 1;
+        if ((acc & 4) == 0)
+        {
+            if (last > s.Limit || last < off)
+            {
+                return SegFault(seg);
+            }
+        }
+        else
+        {
+            ulong upper = s.Big ? 0xFFFFFFFFUL : 0xFFFFUL;
+            if (off <= s.Limit || last > upper)
+            {
+                return SegFault(seg);
+            }
+        }
+
+        lin = (uint)(s.Base + off);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool SegFault(int seg)
+    {
+        if (seg == SegReg.SS)
+        {
+            RaiseSS(0);
+        }
+        else
+        {
+            RaiseGP(0);
+        }
+
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private byte* TlbLookup(int bank, ulong lin, int size)
+    {
+        int i = (bank << TlbBits) | ((int)(lin >> 12) & (TlbEntries - 1));
+        ref ulong tag = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlbTag), i);
+        if (tag == (lin & ~0xFFFUL) && (lin & 0xFFF) <= (ulong)(0x1000 - size))
+        {
+            return (byte*)(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlbAdd), i) + (long)lin);
+        }
+
+        return null;
+    }
+
+    // ---- Reads ----
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Read8(int seg, ulong off, out byte v)
+    {
+        if (Linear(seg, off, 1, Access.Read, out ulong lin))
+        {
+            byte* p = TlbLookup(Access.Read, lin, 1);
+            if (p != null)
+            {
+                v = *p;
+                return true;
+            }
+
+            bool ok = ReadLinearSlow(lin, 1, Access.Read, out ulong x);
+            v = (byte)x;
+            return ok;
+        }
+
+        v = 0;
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Read16(int seg, ulong off, out ushort v)
+    {
+        if (Linear(seg, off, 2, Access.Read, out ulong lin))
+        {
+            byte* p = TlbLookup(Access.Read, lin, 2);
+            if (p != null)
+            {
+                v = Unsafe.ReadUnaligned<ushort>(p);
+                return true;
+            }
+
+            bool ok = ReadLinearSlow(lin, 2, Access.Read, out ulong x);
+            v = (ushort)x;
+            return ok;
+        }
+
+        v = 0;
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Read32(int seg, ulong off, out uint v)
+    {
+        if (Linear(seg, off, 4, Access.Read, out ulong lin))
+        {
+            byte* p = TlbLookup(Access.Read, lin, 4);
+            if (p != null)
+            {
+                v = Unsafe.ReadUnaligned<uint>(p);
+                return true;
+            }
+
+            bool ok = ReadLinearSlow(lin, 4, Access.Read, out ulong x);
+            v = (uint)x;
+            return ok;
+        }
+
+        v = 0;
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Read64(int seg, ulong off, out ulong v)
+    {
+        if (Linear(seg, off, 8, Access.Read, out ulong lin))
+        {
+            byte* p = TlbLookup(Access.Read, lin, 8);
+            if (p != null)
+            {
+                v = Unsafe.ReadUnaligned<ulong>(p);
+                return true;
+            }
+
+            return ReadLinearSlow(lin, 8, Access.Read, out v);
+        }
+
+        v = 0;
+        return false;
+    }
+
+    /// <summary>Reads 1, 2, 4 or 8 bytes, zero-extended.</summary>
+    public bool ReadMem(int seg, ulong off, int size, out ulong v)
+    {
+        if (Linear(seg, off, size, Access.Read, out ulong lin))
+        {
+            byte* p = TlbLookup(Access.Read, lin, size);
+            if (p != null)
+            {
+                v = size switch
+                {
+                    1 => *p,
+                    2 => Unsafe.ReadUnaligned<ushort>(p),
+                    4 => Unsafe.ReadUnaligned<uint>(p),
+                    _ => Unsafe.ReadUnaligned<ulong>(p),
+                };
+                return true;
+            }
+
+            return ReadLinearSlow(lin, size, Access.Read, out v);
+        }
+
+        v = 0;
+        return false;
+    }
+
+    /// <summary>Read half of a read-modify-write: checks write permission first, as the hardware does.</summary>
+    public bool ReadMemForWrite(int seg, ulong off, int size, out ulong v)
+    {
+        if (Linear(seg, off, size, Access.Write, out ulong lin))
+        {
+            byte* p = TlbLookup(Access.Write, lin, size);
+            if (p != null)
+            {
+                v = size switch
+                {
+                    1 => *p,
+                    2 => Unsafe.ReadUnaligned<ushort>(p),
+                    4 => Unsafe.ReadUnaligned<uint>(p),
+                    _ => Unsafe.ReadUnaligned<ulong>(p),
+                };
+                return true;
+            }
+
+            return ReadLinearSlow(lin, size, Access.Write, out v);
+        }
+
+        v = 0;
+        return false;
+    }
+
+    // ---- Writes ----
+
+    /// <summary>Writes 1, 2, 4 or 8 bytes.</summary>
+    public bool WriteMem(int seg, ulong off, int size, ulong v)
+    {
+        if (Linear(seg, off, size, Access.Write, out ulong lin))
+        {
+            byte* p = TlbLookup(Access.Write, lin, size);
+            if (p != null)
+            {
+                switch (size)
+                {
+                    case 1: *p = (byte)v; break;
+                    case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
+                    case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
+                    default: Unsafe.WriteUnaligned(p, v); break;
+                }
+
+                return true;
+            }
+
+            return WriteLinearSlow(lin, size, v);
+        }
+
+        return false;
+    }
+
+    public bool Write8(int seg, ulong off, byte v) => WriteMem(seg, off, 1, v);
+
+    public bool Write16(int seg, ulong off, ushort v) => WriteMem(seg, off, 2, v);
+
+    public bool Write32(int seg, ulong off, uint v) => WriteMem(seg, off, 4, v);
+
+    public bool Write64(int seg, ulong off, ulong v) => WriteMem(seg, off, 8, v);
+
+    // ---- Linear (post-segmentation) access, for descriptor tables, IDT, TSS, and page-crossing ----
+
+    /// <summary>Implicit supervisor read of a linear address (GDT/LDT/IDT/TSS): CPL is ignored.</summary>
+    public bool ReadLinearSystem(ulong lin, int size, out ulong v)
+    {
+        _implicitSupervisor = true;
+        bool ok = ReadLinearSlow(lin, size, Access.Read, out v);
+        _implicitSupervisor = false;
+        return ok;
+    }
+
+    public bool WriteLinearSystem(ulong lin, int size, ulong v)
+    {
+        _implicitSupervisor = true;
+        bool ok = WriteLinearSlow(lin, size, v);
+        _implicitSupervisor = false;
+        return ok;
+    }
+
+    /// <summary>Reads at a linear address with the current privilege; fills the TLB.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public bool ReadLinearSlow(ulong lin, int size, int access, out ulong v)
+    {
+        v = 0;
+        if (((lin & 0xFFF) + (ulong)size) > 0x1000)
+        {
+            // Page-crossing: translate both pages before touching either (no partial access on a fault).
+            ulong lin2 = (lin | 0xFFF) + 1;
+            if (!Translate(lin, access, out ulong gpa1) || !Translate(lin2, access, out ulong gpa2))
+            {
+                return false;
+            }
+
+            int first = (int)(lin2 - lin);
+            ulong x = 0;
+            for (int i = 0; i < size; i++)
+            {
+                ulong g = i < first ? gpa1 + (ulong)i : gpa2 + (ulong)(i - first);
+                x |= Phys.Read(g, 1) << (i * 8);
+            }
+
+            v = x;
+            return true;
+        }
+
+        if (!Translate(lin, access, out ulong gpa))
+        {
+            return false;
+        }
+
+        byte* page = Phys.PagePointer(gpa, access == Access.Write);
+        if (page != null)
+        {
+            if (!_implicitSupervisor)
+            {
+                FillTlb(access, lin, page);
+            }
+
+            byte* p = page + (lin & 0xFFF);
+            v = size switch
+            {
+                1 => *p,
+                2 => Unsafe.ReadUnaligned<ushort>(p),
+                4 => Unsafe.ReadUnaligned<uint>(p),
+                _ => Unsafe.ReadUnaligned<ulong>(p),
+            };
+            return true;
+        }
+
+        v = Phys.Read(gpa, size);
+        Cycles += Costs.MmioAccess;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public bool WriteLinearSlow(ulong lin, int size, ulong v)
+    {
+        if (((lin & 0xFFF) + (ulong)size) > 0x1000)
+        {
+            ulong lin2 = (lin | 0xFFF) + 1;
+            if (!Translate(lin, Access.Write, out ulong gpa1) || !Translate(lin2, Access.Write, out ulong gpa2))
+            {
+                return false;
+            }
+
+            int first = (int)(lin2 - lin);
+            for (int i = 0; i < size; i++)
+            {
+                ulong g = i < first ? gpa1 + (ulong)i : gpa2 + (ulong)(i - first);
+                Phys.Write(g, 1, v >> (i * 8));
+            }
+
+            return true;
+        }
+
+        if (!Translate(lin, Access.Write, out ulong gpa))
+        {
+            return false;
+        }
+
+        byte* page = Phys.PagePointer(gpa, write: true);
+        if (page != null)
+        {
+            ulong hpa = Phys.HostOffsetOf(page);
+            if (Phys.IsCodePage(hpa >> 12))
+            {
+                // Self-modifying code: drop the decoded blocks of this page and leave the current block.
+                Phys.Write(gpa, size, v);
+                return true;
+            }
+
+            if (!_implicitSupervisor)
+            {
+                FillTlb(Access.Write, lin, page);
+            }
+        }
+
+        Phys.Write(gpa, size, v);
+        if (page == null)
+        {
+            Cycles += Costs.MmioAccess;
+        }
+
+        return true;
+    }
+
+    private void FillTlb(int bank, ulong lin, byte* page)
+    {
+        TlbMisses++;
+        Cycles += Costs.TlbMiss;
+        int i = (bank << TlbBits) | ((int)(lin >> 12) & (TlbEntries - 1));
+        _tlbTag[i] = lin & ~0xFFFUL;
+        _tlbAdd[i] = (long)page - (long)(lin & ~0xFFFUL);
+    }
+
+    /// <summary>Host pointer to the code page holding linear <paramref name="lin"/>, through the fetch TLB.</summary>
+    internal byte* FetchPage(ulong lin, out ulong gpa)
+    {
+        gpa = 0;
+        if (!Translate(lin, Access.Fetch, out gpa))
+        {
+            return null;
+        }
+
+        return Phys.PagePointer(gpa, write: false);
+    }
+
+    // ---- Stack ----
+
+    /// <summary>Pushes <paramref name="size"/> bytes on SS:rSP (stack width from SS.B / 64-bit mode).</summary>
+    public bool Push(ulong v, int size)
+    {
+        int ss = StackSize;
+        ulong sp = Gpr[Reg.RSP] - (ulong)size;
+        ulong off = ss == 8 ? sp : ss == 4 ? (uint)sp : (ushort)sp;
+        if (!WriteMem(SegReg.SS, off, size, v))
+        {
+            return false;
+        }
+
+        SetStackPointer(sp, ss);
+        return true;
+    }
+
+    public bool Pop(int size, out ulong v)
+    {
+        int ss = StackSize;
+        ulong sp = Gpr[Reg.RSP];
+        ulong off = ss == 8 ? sp : ss == 4 ? (uint)sp : (ushort)sp;
+        if (!ReadMem(SegReg.SS, off, size, out v))
+        {
+            return false;
+        }
+
+        SetStackPointer(sp + (ulong)size, ss);
+        return true;
+    }
+
+    /// <summary>Reads the stack at rSP + <paramref name="offset"/> without moving rSP.</summary>
+    public bool PeekStack(ulong offset, int size, out ulong v)
+    {
+        int ss = StackSize;
+        ulong sp = Gpr[Reg.RSP] + offset;
+        ulong off = ss == 8 ? sp : ss == 4 ? (uint)sp : (ushort)sp;
+        return ReadMem(SegReg.SS, off, size, out v);
+    }
+
+    /// <summary>Writes rSP at the stack width: a 16-bit stack changes only SP.</summary>
+    public void SetStackPointer(ulong sp, int stackSize)
+    {
+        ref ulong rsp = ref Gpr[Reg.RSP];
+        rsp = stackSize switch
+        {
+            8 => sp,
+            4 => (uint)sp,
+            _ => (rsp & ~0xFFFFUL) | (ushort)sp,
+        };
+    }
+}

@@ -1,0 +1,316 @@
+using System.Runtime.CompilerServices;
+using Emulator.Core.Decode;
+using Iced.Intel;
+
+namespace Emulator.Core.Cpu;
+
+/// <summary>Why <see cref="Cpu.Run"/> returned.</summary>
+public enum RunExit
+{
+    /// <summary>A device asked the machine to stop (isa-debug-exit, Bochs shutdown).</summary>
+    Stopped,
+    InstructionLimit,
+    CycleLimit,
+    /// <summary>HLT with interrupts disabled and nothing pending: no further progress is possible.</summary>
+    HaltedForever,
+    /// <summary>HLT with interrupts enabled: the caller may advance time to the next event.</summary>
+    Halted,
+    TripleFault,
+}
+
+/// <summary>Source of external interrupts (the PIC/APIC models plug in here).</summary>
+public interface IInterruptController
+{
+    /// <summary>True when an interrupt could be delivered to this CPU if RFLAGS.IF allows.</summary>
+    bool HasPendingInterrupt { get; }
+
+    /// <summary>Acknowledges the highest-priority pending interrupt and returns its vector.</summary>
+    int Acknowledge();
+}
+
+/// <summary>The interpreter loop (DESIGN.md, "Flow of one instruction").</summary>
+public sealed unsafe partial class Cpu
+{
+    public IInterruptController? Interrupts;
+
+    /// <summary>Cycle count at which <see cref="OnTimerEvent"/> runs next (ulong.MaxValue: none).</summary>
+    public ulong NextEventCycle = ulong.MaxValue;
+
+    public Action<Cpu>? OnTimerEvent;
+
+    /// <summary>Set when the CPU shut down (triple fault).</summary>
+    public bool Shutdown;
+
+    public ulong ExceptionsDelivered;
+    public ulong InterruptsDelivered;
+    private readonly HashSet<Code> _unimplemented = [];
+
+    public Action<string>? Diagnostic;
+
+    public IReadOnlyCollection<Code> UnimplementedSeen => _unimplemented;
+
+    internal void NoteUnimplemented(Code code)
+    {
+        if (_unimplemented.Add(code))
+        {
+            Diagnostic?.Invoke($"emu: unimplemented instruction {code} at RIP 0x{Rip:X}");
+        }
+    }
+
+    private ulong IpMask => Bitness == 64 ? ulong.MaxValue : Bitness == 32 ? 0xFFFFFFFFUL : 0xFFFFUL;
+
+    internal void InvalidateCodePage(ulong hpaPage)
+    {
+        Blocks.InvalidatePage(hpaPage);
+        ExitRequest = 1;
+    }
+
+    /// <summary>Runs until a limit, a stop request, a triple fault or an unrecoverable halt.</summary>
+    public RunExit Run(ulong maxInstructions = ulong.MaxValue, ulong maxCycles = ulong.MaxValue)
+    {
+        while (true)
+        {
+            if (StopRequested)
+            {
+                return RunExit.Stopped;
+            }
+
+            if (Shutdown)
+            {
+                return RunExit.TripleFault;
+            }
+
+            if (Instructions >= maxInstructions)
+            {
+                return RunExit.InstructionLimit;
+            }
+
+            if (Cycles >= maxCycles)
+            {
+                return RunExit.CycleLimit;
+            }
+
+            if (Cycles >= NextEventCycle)
+            {
+                OnTimerEvent?.Invoke(this);
+                continue;
+            }
+
+            if (!InterruptShadow && (FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true } ic)
+            {
+                Halted = false;
+                int vector = ic.Acknowledge();
+                if (vector >= 0)
+                {
+                    InterruptsDelivered++;
+                    DeliverEvent(vector, EventKind.External, 0, false);
+                    continue;
+                }
+            }
+
+            if (Halted)
+            {
+                if ((FlagsBits & Rflags.IF) == 0 || Interrupts == null)
+                {
+                    if (NextEventCycle == ulong.MaxValue || (FlagsBits & Rflags.IF) == 0)
+                    {
+                        return RunExit.HaltedForever;
+                    }
+                }
+
+                if (NextEventCycle == ulong.MaxValue)
+                {
+                    return RunExit.Halted;
+                }
+
+                // Idle: jump time forward to the next timer event (deterministic).
+                Cycles = Math.Min(Math.Max(Cycles, NextEventCycle), maxCycles);
+                continue;
+            }
+
+            ulong budget = maxInstructions - Instructions;
+            int limit = InterruptShadow ? 1 : budget < BlockCache.MaxBlockOps ? (int)budget : BlockCache.MaxBlockOps;
+            InterruptShadow = false;
+            StepBlock(limit);
+        }
+    }
+
+    /// <summary>Looks up (or decodes) the block at RIP and runs up to <paramref name="limit"/> of its ops.</summary>
+    private void StepBlock(int limit)
+    {
+        ulong lin;
+        if (!Linear(SegReg.CS, Rip, 1, Access.Fetch, out lin))
+        {
+            DeliverPending();
+            return;
+        }
+
+        byte* page = FetchPageCached(lin);
+        if (page == null)
+        {
+            if (PendingVector >= 0)
+            {
+                DeliverPending();
+                return;
+            }
+
+            StepUncached(lin);
+            return;
+        }
+
+        ulong hpa = Phys.HostOffsetOf(page) + (lin & 0xFFF);
+        int block = Blocks.Lookup(hpa, Bitness, page + (lin & 0xFFF));
+        if (block == 0)
+        {
+            StepUncached(lin);
+            return;
+        }
+
+        int start = Blocks.Start(block);
+        int count = Blocks.Count(block);
+        if (count > limit)
+        {
+            count = limit;
+        }
+
+        ulong ipMask = IpMask;
+        ExitRequest = 0;
+        for (int i = 0; i < count; i++)
+        {
+            ref DecodedOp op = ref Blocks.Op(start + i);
+            NextRip = (Rip + op.Length) & ipMask;
+            int st = op.Handler(this, ref op);
+            if (st != ExecStatus.Continue)
+            {
+                Finish(st, ref op);
+                return;
+            }
+
+            Rip = NextRip;
+            Cycles += op.Cycles;
+            Instructions++;
+            if (ExitRequest != 0)
+            {
+                ExitRequest = 0;
+                return;
+            }
+        }
+    }
+
+    /// <summary>Code TLB: host pointer to the page of linear <paramref name="lin"/> (null: not RAM or a fault).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private byte* FetchPageCached(ulong lin)
+    {
+        int i = (Access.Fetch << TlbBits) | ((int)(lin >> 12) & (TlbEntries - 1));
+        if (_tlbTag[i] == (lin & ~0xFFFUL))
+        {
+            return (byte*)(_tlbAdd[i] + (long)(lin & ~0xFFFUL));
+        }
+
+        byte* page = FetchPage(lin, out _);
+        if (page != null)
+        {
+            FillTlb(Access.Fetch, lin, page);
+        }
+
+        return page;
+    }
+
+    /// <summary>Runs one instruction whose bytes cannot be cached (page-straddling, or not in RAM).</summary>
+    private void StepUncached(ulong lin)
+    {
+        Span<byte> bytes = stackalloc byte[15];
+        int n = 0;
+        for (; n < 15; n++)
+        {
+            if (!ReadLinearSlow(lin + (ulong)n, 1, Access.Fetch, out ulong b))
+            {
+                if (n == 0)
+                {
+                    DeliverPending();
+                    return;
+                }
+
+                // Decode what we have; a fault on a later byte only matters if the instruction needs it.
+                PendingVector = -1;
+                break;
+            }
+
+            bytes[n] = (byte)b;
+        }
+
+        ref DecodedOp op = ref Blocks.DecodeScratch(bytes[..n], Bitness, Rip);
+        if (op.Length == 0 || op.Length > n)
+        {
+            // The instruction needs a byte we could not fetch: take that fault now.
+            if (!ReadLinearSlow(lin + (ulong)n, 1, Access.Fetch, out _))
+            {
+                DeliverPending();
+            }
+
+            return;
+        }
+
+        NextRip = (Rip + op.Length) & IpMask;
+        int st = op.Handler(this, ref op);
+        if (st != ExecStatus.Continue)
+        {
+            Finish(st, ref op);
+            return;
+        }
+
+        Rip = NextRip;
+        Cycles += op.Cycles;
+        Instructions++;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Finish(int status, ref DecodedOp op)
+    {
+        switch (status)
+        {
+            case ExecStatus.EndBlock:
+                Rip = NextRip;
+                Cycles += op.Cycles;
+                Instructions++;
+                break;
+            case ExecStatus.Fault:
+                if (PendingIsSoftware)
+                {
+                    // INT n / INT3 / INTO retire, then deliver with RIP at the next instruction.
+                    Rip = NextRip;
+                    Cycles += op.Cycles;
+                    Instructions++;
+                }
+
+                DeliverPending();
+                break;
+            case ExecStatus.Halt:
+                Rip = NextRip;
+                Cycles += op.Cycles;
+                Instructions++;
+                Halted = true;
+                break;
+            case ExecStatus.Exit:
+                Rip = NextRip;
+                Cycles += op.Cycles;
+                Instructions++;
+                StopRequested = true;
+                break;
+        }
+    }
+
+    private void DeliverPending()
+    {
+        int vector = PendingVector;
+        PendingVector = -1;
+        if (vector < 0)
+        {
+            return;
+        }
+
+        ExceptionsDelivered++;
+        EventKind kind = PendingIsSoftware ? (PendingIsIntN ? EventKind.SoftwareIntN : EventKind.SoftwareException) : EventKind.Exception;
+        DeliverEvent(vector, kind, PendingError, PendingHasError);
+    }
+}

@@ -1,0 +1,226 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Emulator.Core.Exec;
+using Iced.Intel;
+
+namespace Emulator.Core.Decode;
+
+/// <summary>
+/// Decoded-instruction cache: straight-line blocks of <see cref="DecodedOp"/> keyed by the host address
+/// of their first byte and the code size, so a hit costs one hash probe and Iced runs only on misses.
+/// A block ends after a control transfer, at the end of its page, or after <see cref="MaxBlockOps"/>.
+/// Every page that holds a block is marked as a code page; a write to it drops the page's blocks.
+/// </summary>
+public sealed unsafe class BlockCache
+{
+    public const int MaxBlockOps = 64;
+    private const int PoolOps = 1 << 17;
+    private const int MaxBlocks = 1 << 15;
+    private const int HashBits = 14;
+
+    private readonly Cpu.Cpu _cpu;
+    private readonly DecodedOp[] _ops = new DecodedOp[PoolOps];
+    private int _opsUsed;
+
+    private readonly ulong[] _key = new ulong[MaxBlocks];
+    private readonly int[] _start = new int[MaxBlocks];
+    private readonly int[] _count = new int[MaxBlocks];
+    private readonly int[] _hashNext = new int[MaxBlocks];
+    private readonly int[] _pageNext = new int[MaxBlocks];
+    private int _blocks = 1; // block 0 is "none"
+    private readonly int[] _buckets = new int[1 << HashBits];
+    private readonly Dictionary<ulong, int> _pageHead = [];
+
+    private readonly PointerCodeReader _reader = new();
+    private readonly HandlerTable _table = Exec.Exec.Table;
+
+    // A one-instruction block for code that cannot be cached (straddles a page, or not in RAM).
+    private readonly DecodedOp[] _scratch = new DecodedOp[1];
+
+    public ulong Misses;
+    public ulong Hits;
+    public ulong Invalidations;
+
+    public BlockCache(Cpu.Cpu cpu) => _cpu = cpu;
+
+    public ref DecodedOp Op(int index) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ops), index);
+
+    public int Start(int block) => _start[block];
+
+    public int Count(int block) => _count[block];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Hash(ulong key) => (int)((key * 0x9E3779B97F4A7C15UL) >> (64 - HashBits));
+
+    /// <summary>Finds or builds the block at host offset <paramref name="hpa"/> for the given code size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Lookup(ulong hpa, int bitness, byte* hostPtr)
+    {
+        ulong key = (hpa << 2) | (uint)(bitness >> 5);
+        int b = _buckets[Hash(key)];
+        while (b != 0)
+        {
+            if (_key[b] == key)
+            {
+                Hits++;
+                return b;
+            }
+
+            b = _hashNext[b];
+        }
+
+        return Build(key, hpa, bitness, hostPtr);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int Build(ulong key, ulong hpa, int bitness, byte* hostPtr)
+    {
+        Misses++;
+        if (_blocks >= MaxBlocks || _opsUsed + MaxBlockOps > PoolOps)
+        {
+            Flush();
+        }
+
+        int pageLeft = (int)(0x1000 - (hpa & 0xFFF));
+        _reader.Reset(hostPtr, pageLeft);
+        var decoder = Decoder.Create(bitness, _reader, _cpu.Rip);
+        int start = _opsUsed;
+        int n = 0;
+        var costs = _cpu.Costs;
+        while (n < MaxBlockOps)
+        {
+            int before = _reader.Position;
+            decoder.Decode(out Instruction ins);
+            if (_reader.Overrun)
+            {
+                // The instruction runs into the next page: stop before it (it will run uncached).
+                break;
+            }
+
+            ref DecodedOp op = ref _ops[start + n];
+            OpBuilder.Build(ins, ref op, _table, costs);
+            n++;
+            if (ins.FlowControl != FlowControl.Next || _reader.Position >= pageLeft || ins.Code == Code.INVALID)
+            {
+                break;
+            }
+
+            _ = before;
+        }
+
+        if (n == 0)
+        {
+            return 0;
+        }
+
+        _opsUsed += n;
+        int b = _blocks++;
+        _key[b] = key;
+        _start[b] = start;
+        _count[b] = n;
+        int h = Hash(key);
+        _hashNext[b] = _buckets[h];
+        _buckets[h] = b;
+        ulong page = hpa >> 12;
+        _pageNext[b] = _pageHead.TryGetValue(page, out int head) ? head : 0;
+        _pageHead[page] = b;
+        if (!_cpu.Phys.IsCodePage(page))
+        {
+            _cpu.Phys.MarkCodePage(hpa);
+            foreach (var cpu in _cpu.Phys.Cpus)
+            {
+                cpu.FlushWriteTlb();
+            }
+        }
+
+        return b;
+    }
+
+    /// <summary>Decodes one instruction from <paramref name="bytes"/> into the scratch slot (uncached path).</summary>
+    public ref DecodedOp DecodeScratch(ReadOnlySpan<byte> bytes, int bitness, ulong rip)
+    {
+        var decoder = Decoder.Create(bitness, new ByteArrayCodeReader(bytes.ToArray()), rip);
+        decoder.Decode(out Instruction ins);
+        OpBuilder.Build(ins, ref _scratch[0], _table, _cpu.Costs);
+        return ref _scratch[0];
+    }
+
+    /// <summary>Drops every block decoded from the RAM page at host offset <paramref name="hpaPage"/>.</summary>
+    public void InvalidatePage(ulong hpaPage)
+    {
+        if (!_pageHead.Remove(hpaPage >> 12, out int b))
+        {
+            return;
+        }
+
+        while (b != 0)
+        {
+            Unlink(b);
+            Invalidations++;
+            b = _pageNext[b];
+        }
+    }
+
+    private void Unlink(int b)
+    {
+        int h = Hash(_key[b]);
+        ref int link = ref _buckets[h];
+        while (link != 0)
+        {
+            if (link == b)
+            {
+                link = _hashNext[b];
+                break;
+            }
+
+            link = ref _hashNext[link];
+        }
+
+        _key[b] = ulong.MaxValue;
+    }
+
+    public void Flush()
+    {
+        Array.Clear(_buckets);
+        foreach (var page in _pageHead.Keys)
+        {
+            _cpu.Phys.ClearCodePage(page << 12);
+        }
+
+        _pageHead.Clear();
+        _blocks = 1;
+        _opsUsed = 0;
+    }
+
+    public int BlockCount => _blocks - 1;
+
+    /// <summary>Iced code reader over a host pointer, bounded by the end of the page.</summary>
+    private sealed class PointerCodeReader : CodeReader
+    {
+        private byte* _p;
+        private int _len;
+
+        public int Position { get; private set; }
+
+        public bool Overrun { get; private set; }
+
+        public void Reset(byte* p, int len)
+        {
+            _p = p;
+            _len = len;
+            Position = 0;
+            Overrun = false;
+        }
+
+        public override int ReadByte()
+        {
+            if (Position >= _len)
+            {
+                Overrun = true;
+                return -1;
+            }
+
+            return _p[Position++];
+        }
+    }
+}

@@ -1,0 +1,3 @@
+namespace Emulator.Svm;
+
+internal static class SvmAssembly;

@@ -1,0 +1,56 @@
+using Emulator.Core.Cpu;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Emulator.Tests.Core;
+
+public class LoopTests
+{
+    [Test]
+    public void HltWithInterruptsOffEndsTheRun()
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            a.nop();
+            a.nop();
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Instructions, Is.EqualTo(3));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(TestGuest.CodeBase + 3));
+    }
+
+    [Test]
+    public void InstructionLimitStopsExactly()
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            var top = a.CreateLabel();
+            a.Label(ref top);
+            a.nop();
+            a.nop();
+            a.nop();
+            a.nop();
+            a.nop();
+            a.nop();
+            a.hlt();
+        });
+        Assert.That(g.Run(4), Is.EqualTo(RunExit.InstructionLimit));
+        Assert.That(g.Cpu.Instructions, Is.EqualTo(4));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(TestGuest.CodeBase + 4));
+    }
+
+    [Test]
+    public void UndefinedOpcodeWithoutIdtTripleFaults()
+    {
+        using var g = TestGuest.Long64(a => a.ud2());
+        Assert.That(g.Run(), Is.EqualTo(RunExit.TripleFault));
+    }
+
+    [Test]
+    public void RealModeHltRuns()
+    {
+        using var g = TestGuest.Real(a => a.hlt());
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Mode, Is.EqualTo(CpuMode.Real));
+    }
+}
