@@ -169,12 +169,10 @@ public sealed unsafe partial class Cpu
         ref SegmentCache s = ref Seg[seg];
         int acc = (int)(_segAccess >> (seg * 8)) & 0xF;
         lin = 0;
-        if ((acc & 8) != 0 || (access == Access.Write ? (acc & 2) == 0 : (acc & 1) == 0))
+        // Fetches are checked only against the limit: CS was validated as code when it was loaded.
+        if (access != Access.Fetch && ((acc & 8) != 0 || (access == Access.Write ? (acc & 2) == 0 : (acc & 1) == 0)))
         {
-            if (Mode is CpuMode.Real or CpuMode.Virtual8086 || (acc & 8) == 0 || access != Access.Fetch)
-            {
-                return SegFault(seg);
-            }
+            return SegFault(seg);
         }
 
         ulong last = off + (ulong)size - 1;
