@@ -1,4 +1,5 @@
 using Emulator.Mmu.Memslots;
+using Emulator.Mmu.Shadow;
 using Emulator.Mmu.Spte;
 using Emulator.Mmu.Tdp;
 using static Emulator.Mmu.Spte.Spte;
@@ -26,8 +27,14 @@ public sealed class MmuContext : IDisposable
 
     private readonly TableArena _arena;
 
-    public MmuContext(ulong hostMemorySize, ApicvToggle toggle = ApicvToggle.Zap, int tableCapacity = 1 << 18)
+    // Write tracking of gfns that hold L1 nested page tables shadowed for L2 (count per gfn), and the
+    // huge-page ranges that such gfns forbid (KVM's disallow_lpage), keyed by (level << 56) | index.
+    private readonly GfnMap _writeTracked = new(1 << 16);
+    private readonly GfnMap _noLargePage = new(1 << 16);
+
+    public MmuContext(ulong hostMemorySize, ApicvToggle toggle = ApicvToggle.Zap, int tableCapacity = 1 << 18, Memory.HostMemoryArena? host = null)
     {
+        Host = host;
         Memslots = new MemslotTable(hostMemorySize);
         _arena = new TableArena(tableCapacity);
         Tdp = new TdpMmu(_arena, Stats);
@@ -42,6 +49,11 @@ public sealed class MmuContext : IDisposable
     public MmuStats Stats { get; } = new();
     public ApicvToggle Toggle { get; }
     public int TablesInUse => _arena.InUse;
+
+    /// <summary>Host memory behind the memslots (needed to read L1's nested page tables).</summary>
+    public Memory.HostMemoryArena? Host { get; }
+
+    internal TableArena Arena => _arena;
 
     /// <summary>VM-wide APICv inhibit reasons (bit per reason); APICv is active when this is 0.</summary>
     public ulong ApicvInhibitReasons { get; private set; }
@@ -122,6 +134,13 @@ public sealed class MmuContext : IDisposable
             {
                 return m;
             }
+        }
+
+        if (pf.IsPresent && pf.IsWrite && !pf.IsRsvd && IsWriteTracked(pf.Gfn))
+        {
+            // A write to a page that holds shadowed L1 tables: emulate it, then the write notifier
+            // (NotifyTrackedWrite) drops the shadow pages built from it.
+            return RetPf.Emulate;
         }
 
         if (pf.IsPresent && pf.IsWrite && !pf.IsRsvd)
@@ -207,29 +226,13 @@ public sealed class MmuContext : IDisposable
     /// <summary>kvm_faultin_pfn plus the mapping step, with the "APICv memslot enabled but invisible" rules.</summary>
     private RetPf FaultIn(ref PageFault pf, MemslotSet slots)
     {
-        Memslot? slot = slots.Find(pf.Gfn);
-        pf.SlotId = slot?.Id ?? -1;
-        if (slot != null && slot.IsInvalid)
+        RetPf resolved = ResolveSlot(ref pf, slots, out Memslot? slot);
+        if (resolved != RetPf.Continue)
         {
-            return RetPf.Retry; // delete/move in flight: its SPTEs may not be zapped yet
+            return resolved;
         }
 
-        bool noSlot = slot == null;
-        if (slot != null && !slot.IsVisible)
-        {
-            if (pf.IsGuestMode)
-            {
-                noSlot = true; // private slots are invisible to L2
-            }
-            else if (slot.Id == Memslot.ApicAccessPrivate && ApicvInhibited)
-            {
-                // Emulate without caching an MMIO SPTE, so uninhibiting needs no purge.
-                Stats.ApicEmulations++;
-                return RetPf.Emulate;
-            }
-        }
-
-        if (noSlot)
+        if (slot == null)
         {
             pf.Spte = MakeMmio(pf.Gfn, MmioAccessMask, slots.Generation);
             RetPf m = Tdp.Map(pf.Gfn, 1, pf.Spte);
@@ -247,11 +250,16 @@ public sealed class MmuContext : IDisposable
             return RetPf.Emulate; // KVM_PFN_ERR_RO_FAULT: emulated, deliberately not cached as MMIO
         }
 
-        int level = MaxMappingLevel(slot!, pf.Gfn, pf.MaxLevel);
+        bool tracked = IsWriteTracked(pf.Gfn);
+        int level = tracked ? 1 : MaxMappingLevel(slot!, pf.Gfn, pf.MaxLevel);
         ulong mask = TdpMmu.PagesAt(level) - 1;
         ulong pfn = slot!.HostPfn(pf.Gfn & ~mask);
-        bool writable = !slot.IsReadOnly;
+        bool writable = !slot.IsReadOnly && !tracked;
         ulong spte = MakeLeaf(pfn, level, writable, hostWritable: !slot.IsReadOnly);
+        if (tracked)
+        {
+            spte &= ~MmuWritable; // the fast path must not make a tracked page writable again
+        }
         RetPf r = Tdp.Map(pf.Gfn & ~mask, level, spte);
         if (writable && slot.LogsDirty)
         {
@@ -266,10 +274,95 @@ public sealed class MmuContext : IDisposable
     }
 
     /// <summary>
-    /// Largest level (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB) at which the whole aligned range lies in the slot,
-    /// the host backing is equally aligned, and the slot does not log dirty pages.
+    /// kvm_faultin_pfn's slot decision: Continue with the slot to map (null: no memory, MMIO), or a
+    /// result that stops the fault (Retry for an INVALID slot, Emulate for the inhibited APIC page).
     /// </summary>
-    private static int MaxMappingLevel(Memslot slot, ulong gfn, int callerMax)
+    internal RetPf ResolveSlot(ref PageFault pf, MemslotSet slots, out Memslot? slot)
+    {
+        slot = slots.Find(pf.Gfn);
+        pf.SlotId = slot?.Id ?? -1;
+        if (slot != null && slot.IsInvalid)
+        {
+            return RetPf.Retry; // delete/move in flight: its SPTEs may not be zapped yet
+        }
+
+        if (slot != null && !slot.IsVisible)
+        {
+            if (pf.IsGuestMode)
+            {
+                slot = null; // private slots are invisible to L2
+            }
+            else if (slot.Id == Memslot.ApicAccessPrivate && ApicvInhibited)
+            {
+                // Emulate without caching an MMIO SPTE, so uninhibiting needs no purge.
+                Stats.ApicEmulations++;
+                return RetPf.Emulate;
+            }
+        }
+
+        return RetPf.Continue;
+    }
+
+    public bool IsWriteTracked(ulong gfn) => _writeTracked.Count != 0 && _writeTracked.Get(gfn) > 0;
+
+    /// <summary>Starts write-tracking <paramref name="gfn"/>: its TDP mapping becomes 4 KiB and read-only.</summary>
+    public bool TrackWrite(ulong gfn)
+    {
+        int n = _writeTracked.Get(gfn);
+        if (!_writeTracked.Set(gfn, n + 1))
+        {
+            return false;
+        }
+
+        if (n == 0)
+        {
+            for (int level = 2; level <= 3; level++)
+            {
+                ulong key = ((ulong)level << 56) | (gfn >> (9 * (level - 1)));
+                _noLargePage.Set(key, _noLargePage.Get(key) + 1);
+            }
+
+            Tdp.ZapRange(gfn, gfn + 1);
+        }
+
+        return true;
+    }
+
+    public void UntrackWrite(ulong gfn)
+    {
+        int n = _writeTracked.Get(gfn);
+        if (n <= 0)
+        {
+            return;
+        }
+
+        _writeTracked.Set(gfn, n - 1);
+        if (n == 1)
+        {
+            for (int level = 2; level <= 3; level++)
+            {
+                ulong key = ((ulong)level << 56) | (gfn >> (9 * (level - 1)));
+                _noLargePage.Set(key, _noLargePage.Get(key) - 1);
+            }
+        }
+    }
+
+    /// <summary>Called after L1's write to a write-tracked gfn was emulated (the page-track notifier).</summary>
+    public Action<ulong>? TrackedWrite { get; set; }
+
+    public void NotifyTrackedWrite(ulong gpa)
+    {
+        if (IsWriteTracked(gpa >> 12))
+        {
+            TrackedWrite?.Invoke(gpa >> 12);
+        }
+    }
+
+    /// <summary>
+    /// Largest level (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB) at which the whole aligned range lies in the slot,
+    /// the host backing is equally aligned, no write-tracked gfn is inside, and the slot does not log dirty pages.
+    /// </summary>
+    internal int MaxMappingLevel(Memslot slot, ulong gfn, int callerMax)
     {
         if (slot.LogsDirty)
         {
@@ -281,7 +374,8 @@ public sealed class MmuContext : IDisposable
         {
             ulong pages = TdpMmu.PagesAt(level);
             ulong start = gfn & ~(pages - 1);
-            if (start >= slot.BaseGfn && start + pages <= slot.EndGfn && ((slot.BaseGfn ^ (slot.HostOffset >> 12)) & (pages - 1)) == 0)
+            if (start >= slot.BaseGfn && start + pages <= slot.EndGfn && ((slot.BaseGfn ^ (slot.HostOffset >> 12)) & (pages - 1)) == 0
+                && (_noLargePage.Count == 0 || _noLargePage.Get(((ulong)level << 56) | (gfn >> (9 * (level - 1)))) == 0))
             {
                 return level;
             }
