@@ -12,24 +12,12 @@ public sealed class MemslotSet
     public const ulong UpdateInProgress = 1UL << 63;
 
     private readonly Memslot[] _byGfn;
-    private readonly Memslot?[] _byId;
     private int _lastHit;
 
     internal MemslotSet(Memslot[] sortedByGfn, ulong generation)
     {
         _byGfn = sortedByGfn;
         Generation = generation;
-        int maxId = 0;
-        foreach (var s in sortedByGfn)
-        {
-            maxId = Math.Max(maxId, s.Id);
-        }
-
-        _byId = new Memslot?[sortedByGfn.Length == 0 ? 0 : maxId + 1];
-        foreach (var s in sortedByGfn)
-        {
-            _byId[s.Id] = s;
-        }
     }
 
     public static MemslotSet Empty { get; } = new([], 0);
@@ -38,7 +26,19 @@ public sealed class MemslotSet
 
     public ReadOnlySpan<Memslot> Slots => _byGfn;
 
-    public Memslot? ById(int id) => (uint)id < (uint)_byId.Length ? _byId[id] : null;
+    /// <summary>Slot by id (a scan: a VM has a handful of slots, and this is not on the fault path).</summary>
+    public Memslot? ById(int id)
+    {
+        foreach (var s in _byGfn)
+        {
+            if (s.Id == id)
+            {
+                return s;
+            }
+        }
+
+        return null;
+    }
 
     /// <summary>The slot containing <paramref name="gfn"/>, or null.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

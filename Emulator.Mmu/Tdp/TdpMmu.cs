@@ -158,7 +158,8 @@ public sealed class TdpMmu
         ulong span = PagesAt(level);
         ulong tableBase = _arena.BaseGfn[t];
         Span<ulong> table = _arena.Table(t);
-        for (int i = 0; i < 512; i++)
+        (int first, int last) = IndexRange(tableBase, span, start, end);
+        for (int i = first; i <= last; i++)
         {
             ulong e = table[i];
             if (e == 0)
@@ -168,10 +169,6 @@ public sealed class TdpMmu
 
             ulong lo = tableBase + ((ulong)i * span);
             ulong hi = lo + span;
-            if (hi <= start || lo >= end)
-            {
-                continue;
-            }
 
             if (IsShadowPresent(e) && !IsLeaf(e, level))
             {
@@ -191,6 +188,19 @@ public sealed class TdpMmu
         }
 
         return n;
+    }
+
+    /// <summary>Indices of the entries of a table (covering <paramref name="span"/> pages each) that overlap [start, end).</summary>
+    private static (int First, int Last) IndexRange(ulong tableBase, ulong span, ulong start, ulong end)
+    {
+        ulong tableEnd = tableBase + (span * 512);
+        if (end <= tableBase || start >= tableEnd || end <= start)
+        {
+            return (0, -1);
+        }
+
+        ulong lo = Math.Max(start, tableBase), hi = Math.Min(end, tableEnd) - 1;
+        return ((int)((lo - tableBase) / span), (int)((hi - tableBase) / span));
     }
 
     /// <summary>Zaps every MMIO SPTE (the MMIO generation wrapped).</summary>
@@ -237,16 +247,11 @@ public sealed class TdpMmu
         ulong span = PagesAt(level);
         ulong tableBase = _arena.BaseGfn[t];
         Span<ulong> table = _arena.Table(t);
-        for (int i = 0; i < 512; i++)
+        (int first, int last) = IndexRange(tableBase, span, start, end);
+        for (int i = first; i <= last; i++)
         {
             ulong e = table[i];
             if (!IsShadowPresent(e))
-            {
-                continue;
-            }
-
-            ulong lo = tableBase + ((ulong)i * span);
-            if (lo + span <= start || lo >= end)
             {
                 continue;
             }
