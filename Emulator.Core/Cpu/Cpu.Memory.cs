@@ -446,7 +446,7 @@ public sealed unsafe partial class Cpu
         byte* page = Phys.PagePointer(gpa, access == Access.Write);
         if (page != null)
         {
-            if (!_implicitSupervisor)
+            if (!_implicitSupervisor && !_translationUncacheable)
             {
                 FillTlb(access, lin, page);
             }
@@ -504,7 +504,7 @@ public sealed unsafe partial class Cpu
                 return true;
             }
 
-            if (!_implicitSupervisor)
+            if (!_implicitSupervisor && !_translationUncacheable)
             {
                 FillTlb(Access.Write, lin, page);
             }
