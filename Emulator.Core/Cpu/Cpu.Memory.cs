@@ -446,7 +446,7 @@ public sealed unsafe partial class Cpu
         byte* page = Phys.PagePointer(gpa, access == Access.Write);
         if (page != null)
         {
-            if (!_implicitSupervisor)
+            if (!_implicitSupervisor && !_translationUncacheable)
             {
                 FillTlb(access, lin, page);
             }
@@ -506,7 +506,7 @@ public sealed unsafe partial class Cpu
             // the page stays out of the write TLB while it holds code.
             Phys.NotifyWrite(hpa);
         }
-        else if (!_implicitSupervisor)
+        else if (!_implicitSupervisor && !_translationUncacheable)
         {
             FillTlb(Access.Write, lin, page);
         }
