@@ -83,7 +83,7 @@ public static unsafe partial class Exec
     }
 
     /// <summary>Sign-extends the low <paramref name="size"/> bytes of <paramref name="v"/> to 64 bits.</summary>
-    private static ulong SignExtend(ulong v, int size) => size switch
+    private static ulong SignExtendFrom(ulong v, int size) => size switch
     {
         1 => (ulong)(sbyte)v,
         2 => (ulong)(short)v,
@@ -133,7 +133,7 @@ public static unsafe partial class Exec
             return ExecStatus.Fault;
         }
 
-        c.SetReg(op.R0, op.OpSize, SignExtend(v, TSrc.Bytes));
+        c.SetReg(op.R0, op.OpSize, SignExtendFrom(v, TSrc.Bytes));
         return ExecStatus.Continue;
     }
 
@@ -298,7 +298,7 @@ public static unsafe partial class Exec
         where TW : struct, IDataWidth
     {
         int size = TW.Bytes;
-        c.SetReg(Reg.RAX, size, SignExtend(c.Gpr[Reg.RAX], size / 2));
+        c.SetReg(Reg.RAX, size, SignExtendFrom(c.Gpr[Reg.RAX], size / 2));
         return ExecStatus.Continue;
     }
 
