@@ -377,4 +377,19 @@ public class ControlTests
         Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop - 16));
         Assert.That(g.ReadPhys(TestGuest.StackTop - 12, 4), Is.EqualTo(TestGuest.CodeBase + 5));
     }
+
+    /// <summary>
+    /// AMD honours 66h on near branches in 64-bit mode (APM vol. 3 "JMP (Near)": the operand size may be
+    /// 16 bits): 66 E9 rel16 truncates RIP to 16 bits, 66 E8 pushes a 2-byte return address and 66 C3 pops one.
+    /// </summary>
+    [Test]
+    public void OperandSize16NearBranchesLong64()
+    {
+        using var g = TestGuest.Long64(a => a.db(0x66, 0xE9, 0x00, 0x00)); // → (RIP + 4) & 0xFFFF = 4
+        g.Mem.TryLoad(0x0004, [0x66, 0xE8, 0x02, 0x00, 0xF4, 0xF4, 0x66, 0xC3]); // call 0x000A; hlt; …; ret (16-bit)
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(0x0009));
+        Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop));
+        Assert.That(g.ReadPhys(TestGuest.StackTop - 2, 2), Is.EqualTo(0x0008));
+    }
 }
