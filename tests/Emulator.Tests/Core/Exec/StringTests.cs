@@ -275,4 +275,31 @@ public class StringTests
         Assert.That(g[Reg.RCX], Is.EqualTo(rcxAfter));
         Assert.That(g[Reg.RDI], Is.EqualTo(rdiAfter));
     }
+
+    /// <summary>
+    /// A long REP run returns to the loop after each chunk with RIP still at the instruction and the
+    /// registers describing the remaining work; resuming completes it.
+    /// </summary>
+    [Test]
+    public void RepRunStopsBetweenChunksAndResumes()
+    {
+        ulong buf = TestGuest.DataBase;
+        using var g = TestGuest.Long64(a =>
+        {
+            a.mov(rsi, buf);                // 10 bytes
+            a.mov(rdi, buf + 0x10000);      // 10 bytes
+            a.mov(ecx, 3000);               // 5 bytes
+            a.rep.movsb();
+            a.hlt();
+        });
+        Assert.That(g.Run(4), Is.EqualTo(RunExit.InstructionLimit));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(TestGuest.CodeBase + 25));
+        ulong left = g[Reg.RCX];
+        Assert.That(left, Is.GreaterThan(0UL).And.LessThan(3000UL));
+        Assert.That(g[Reg.RSI], Is.EqualTo(buf + 3000 - left));
+        Assert.That(g[Reg.RDI], Is.EqualTo(buf + 0x10000 + 3000 - left));
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RCX], Is.EqualTo(0));
+        Assert.That(g[Reg.RSI], Is.EqualTo(buf + 3000));
+    }
 }
