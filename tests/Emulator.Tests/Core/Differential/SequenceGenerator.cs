@@ -1,4 +1,3 @@
-using Emulator.Core.Exec;
 using Iced.Intel;
 
 namespace Emulator.Tests.Core.Differential;
@@ -132,7 +131,7 @@ internal sealed class SequenceGenerator
             {
                 group = DiffGroup.Cond;
             }
-            else if (Array.IndexOf(s_move, m) >= 0 && Exec.Table.IsImplemented(code))
+            else if (Array.IndexOf(s_move, m) >= 0 && global::Emulator.Core.Exec.Exec.Table.IsImplemented(code))
             {
                 // Another group owns these handlers: test what main has implemented.
                 group = DiffGroup.Move;
@@ -525,6 +524,11 @@ internal sealed class SequenceGenerator
         }
 
         Instruction ins = Create(code, ops, count);
+        if (Excluded(ins))
+        {
+            return false;
+        }
+
         if (count > 0 && ops[0].Type == OpType.Mem && s_lockable.Contains(m) && _rng.Next(4) == 0)
         {
             ins.HasLockPrefix = true;
@@ -538,6 +542,14 @@ internal sealed class SequenceGenerator
         Emit(ins, true, shiftCount);
         return true;
     }
+
+    /// <summary>
+    /// Forms left out because the host is not the reference for them (documented in the report):
+    /// CMPXCHG r32, r32 that fails leaves the destination's upper half alone on the Intel host; the
+    /// APM describes a write of the destination, which zero-extends it.
+    /// </summary>
+    private static bool Excluded(in Instruction ins) =>
+        ins.Code == Code.Cmpxchg_rm32_r32 && ins.Op0Kind == OpKind.Register;
 
     private static int MemSize(Code code) => code.ToOpCode().GetOpKind(0) switch
     {
