@@ -55,6 +55,7 @@ public sealed partial class Cpu
     {
         FlushTlb();
         _tlbMayHoldLargePages = false;
+        _translationUncacheable = false;
     }
 
     /// <summary>INVLPG: drops the translation of one page (the whole TLB if it may hold a large page).</summary>
