@@ -20,6 +20,13 @@ public enum EventKind : byte
 /// </summary>
 public sealed partial class Cpu
 {
+    /// <summary>
+    /// RIP of the INT n/INT3/INTO/INT1 instruction being delivered. Delivery of a software interrupt starts
+    /// with RIP already past the instruction; a fault during delivery (gate DPL, not present, stack) is
+    /// reported with RIP back at the instruction, as a fault of the instruction itself.
+    /// </summary>
+    public ulong SoftwareEventRip;
+
     /// <summary>Contributory exceptions (APM vol. 2 Table 8-7): two of them in a row make a #DF.</summary>
     private static bool IsContributory(int v) => v is Vector.DE or Vector.TS or Vector.NP or Vector.SS or Vector.GP;
 
@@ -47,6 +54,11 @@ public sealed partial class Cpu
 
             int second = PendingVector;
             PendingVector = -1;
+            if (kind is EventKind.SoftwareIntN or EventKind.SoftwareException or EventKind.PrivilegedSoftware)
+            {
+                Rip = SoftwareEventRip;
+            }
+
             if (first == Vector.DF && firstIsException)
             {
                 // A fault while delivering #DF: shutdown (triple fault).

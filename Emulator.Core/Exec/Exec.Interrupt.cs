@@ -39,13 +39,22 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
+        c.SoftwareEventRip = c.Rip;
         return c.RaiseSoftware((byte)op.Imm, isIntN: true);
     }
 
-    public static int Int3(Cpu.Cpu c, ref DecodedOp op) => c.RaiseSoftware(Vector.BP, isIntN: false);
+    public static int Int3(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.SoftwareEventRip = c.Rip;
+        return c.RaiseSoftware(Vector.BP, isIntN: false);
+    }
 
     /// <summary>INT1 (ICEBP): a #DB without the gate-DPL check (see DeliverEvent).</summary>
-    public static int Int1(Cpu.Cpu c, ref DecodedOp op) => c.RaiseSoftware(Vector.DB, isIntN: false);
+    public static int Int1(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.SoftwareEventRip = c.Rip;
+        return c.RaiseSoftware(Vector.DB, isIntN: false);
+    }
 
     /// <summary>INTO: #OF when OF is set; invalid in 64-bit mode (APM vol. 3 "INTO").</summary>
     public static int Into(Cpu.Cpu c, ref DecodedOp op)
@@ -55,6 +64,7 @@ public static unsafe partial class Exec
             return c.RaiseUD();
         }
 
+        c.SoftwareEventRip = c.Rip;
         return c.GetOF() ? c.RaiseSoftware(Vector.OF, isIntN: false) : ExecStatus.Continue;
     }
 

@@ -630,7 +630,7 @@ public static unsafe partial class Exec
     }
 
     /// <summary>Sets or clears ZF only (LAR/LSL/VERR/VERW/ARPL leave the other flags alone).</summary>
-    private static void SetZfOnly(Cpu.Cpu c, bool zf)
+    private static void SetZeroFlagOnly(Cpu.Cpu c, bool zf)
     {
         c.MaterializeFlags();
         c.FlagsBits = zf ? c.FlagsBits | Rflags.ZF : c.FlagsBits & ~Rflags.ZF;
@@ -695,7 +695,7 @@ public static unsafe partial class Exec
             c.SetReg(op.R0, op.OpSize, (d >> 32) & 0x00FFFF00);
         }
 
-        SetZfOnly(c, ok);
+        SetZeroFlagOnly(c, ok);
         return ExecStatus.Continue;
     }
 
@@ -725,7 +725,7 @@ public static unsafe partial class Exec
             c.SetReg(op.R0, op.OpSize, Cpu.Cpu.FromDescriptor(sel, d).Limit);
         }
 
-        SetZfOnly(c, ok);
+        SetZeroFlagOnly(c, ok);
         return ExecStatus.Continue;
     }
 
@@ -756,7 +756,7 @@ public static unsafe partial class Exec
         bool segment = (d & (1UL << 44)) != 0;
         bool code = (type & 8) != 0;
         bool rightsOk = write ? !code && (type & 2) != 0 : !code || (type & 2) != 0;
-        SetZfOnly(c, r > 0 && segment && rightsOk && Visible(c, sel, d));
+        SetZeroFlagOnly(c, r > 0 && segment && rightsOk && Visible(c, sel, d));
         return ExecStatus.Continue;
     }
 
@@ -798,7 +798,7 @@ public static unsafe partial class Exec
             }
         }
 
-        SetZfOnly(c, adjust);
+        SetZeroFlagOnly(c, adjust);
         return ExecStatus.Continue;
     }
 }
