@@ -81,4 +81,29 @@ public class FxSaveTests
         FpGuest.RunOk(g);
         Assert.That(g.ReadPhys(D + 160, 8), Is.EqualTo(0x5A5A5A5A5A5A5A5AUL));
     }
+
+    [Test]
+    public void LegacyFormatIn32BitModeStoresPointersWhenAnExceptionIsPending()
+    {
+        const ulong data = 0x300000;
+        using var g = TestGuest.Protected32(a =>
+        {
+            a.fninit();                      // DB E3
+            a.fldcw(__word_ptr[ebx + 512]);  // D9 AB imm32 → 6 bytes
+            a.fld1();                        // D9 E8
+            a.fldz();                        // D9 EE
+            a.fdivp(st1, st0);               // DE F9: unmasked ZE, ES set
+            a.fxsave(__[ebx]);
+            a.hlt();
+        });
+        g.Cpu.Cr4 |= Cr4Bits.OSFXSR;
+        g.Cpu.Gpr[Reg.RBX] = data;
+        g.Mem.TryLoad(data + 512, [0x7B, 0x03]);
+        g.Mem.TryLoad(data + 288, [0xA5]);
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.ReadPhys(data + 2, 2) & 0x80, Is.EqualTo(0x80UL), "ES");
+        Assert.That(g.ReadPhys(data + 8, 4), Is.EqualTo(TestGuest.CodeBase + 12), "FIP: offset of FDIVP");
+        Assert.That(g.ReadPhys(data + 12, 2), Is.EqualTo(0x18UL), "FCS");
+        Assert.That(g.ReadPhys(data + 288, 1), Is.EqualTo(0xA5UL), "XMM8–15 area untouched outside 64-bit mode");
+    }
 }
