@@ -1,0 +1,1 @@
+namespace Emulator.Core.Cpu; public sealed partial class Cpu { public ulong Star, Lstar, Cstar, Sfmask, KernelGsBase, SysenterCs, SysenterEsp, SysenterEip; }
