@@ -107,7 +107,7 @@ public static unsafe partial class Exec
         ulong ea = c.Ea(ref op);
         if (regOffset)
         {
-            long units = (long)SignExtendSize(offset, size) >> BitOperations.Log2((uint)w);
+            long units = (long)SignExtend(offset, size) >> BitOperations.Log2((uint)w);
             ea += (ulong)(units * size);
             if (op.AddrSize != 8)
             {

@@ -105,8 +105,8 @@ public static unsafe partial class Exec
         }
 
         int size = op.OpSize;
-        long a = (long)SignExtendSize(c.GetReg(Reg.RAX, size), size);
-        long b = (long)SignExtendSize(src, size);
+        long a = (long)SignExtend(c.GetReg(Reg.RAX, size), size);
+        long b = (long)SignExtend(src, size);
         ulong lo;
         bool overflow;
         switch (size)
@@ -128,7 +128,7 @@ public static unsafe partial class Exec
                     lo = (ulong)p & Cpu.Cpu.SizeMask(size);
                     c.SetReg(Reg.RAX, size, lo);
                     c.SetReg(Reg.RDX, size, (ulong)(p >> w));
-                    overflow = p != (long)SignExtendSize((ulong)p, size);
+                    overflow = p != (long)SignExtend((ulong)p, size);
                     break;
                 }
 
@@ -166,8 +166,8 @@ public static unsafe partial class Exec
         }
 
         // Three-operand forms multiply r/m by the immediate; two-operand forms multiply into the destination.
-        long a = op.Ins.OpCount == 3 ? (long)SignExtendSize(op.Imm, size) : (long)SignExtendSize(c.GetReg(op.R0, size), size);
-        long b = (long)SignExtendSize(src, size);
+        long a = op.Ins.OpCount == 3 ? (long)SignExtend(op.Imm, size) : (long)SignExtend(c.GetReg(op.R0, size), size);
+        long b = (long)SignExtend(src, size);
         ulong lo;
         bool overflow;
         if (size == 8)
@@ -180,7 +180,7 @@ public static unsafe partial class Exec
         {
             long p = a * b;
             lo = (ulong)p & Cpu.Cpu.SizeMask(size);
-            overflow = p != (long)SignExtendSize((ulong)p, size);
+            overflow = p != (long)SignExtend((ulong)p, size);
         }
 
         c.SetReg(op.R0, size, lo);
@@ -263,7 +263,7 @@ public static unsafe partial class Exec
         }
 
         int size = op.OpSize;
-        long d = (long)SignExtendSize(s, size);
+        long d = (long)SignExtend(s, size);
         if (size == 8)
         {
             Int128 n = (Int128)(((UInt128)c.Gpr[Reg.RDX] << 64) | c.Gpr[Reg.RAX]);
@@ -293,7 +293,7 @@ public static unsafe partial class Exec
         {
             int w = size * 8;
             ulong raw = (c.GetReg(Reg.RDX, size) << w) | c.GetReg(Reg.RAX, size);
-            num = (long)SignExtendSize(raw, size * 2);
+            num = (long)SignExtend(raw, size * 2);
         }
 
         long quot = num / d;

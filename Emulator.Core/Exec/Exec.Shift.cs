@@ -81,12 +81,6 @@ public static unsafe partial class Exec
         return c.WriteMem(op.Seg, ea, size, T.Apply(c, size, dst, count)) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
-    private static ulong SignExtendSize(ulong v, int size)
-    {
-        int sh = 64 - (size * 8);
-        return (ulong)((long)(v << sh) >> sh);
-    }
-
     private static void SetCfOf(Cpu.Cpu c, bool cf, bool of)
     {
         c.MaterializeFlags();
@@ -127,7 +121,7 @@ public static unsafe partial class Exec
     {
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst, int count)
         {
-            long s = (long)SignExtendSize(dst, size);
+            long s = (long)SignExtend(dst, size);
             ulong r = (ulong)(s >> count);
             bool cf = ((s >> (count - 1)) & 1) != 0;
             c.SetFlagsResult(size, r, cf, false);
