@@ -82,15 +82,6 @@ public static unsafe partial class Exec
         t.Add(Code.Xlat_m8, &Xlat, CostClass.Memory);
     }
 
-    /// <summary>Sign-extends the low <paramref name="size"/> bytes of <paramref name="v"/> to 64 bits.</summary>
-    private static ulong SignExtend(ulong v, int size) => size switch
-    {
-        1 => (ulong)(sbyte)v,
-        2 => (ulong)(short)v,
-        4 => (ulong)(int)v,
-        _ => v,
-    };
-
     /// <summary>Operand 1 read at <paramref name="size"/> bytes (for the widening moves, whose source is narrower than operand 0).</summary>
     private static bool ReadSource(Cpu.Cpu c, ref DecodedOp op, int size, out ulong v)
     {

@@ -38,6 +38,7 @@ public static unsafe partial class Exec
         t.Add(Code.Ffreep_sti, &Ffree, CostClass.X87);
         t.Add(Code.Fincstp, &Fincstp, CostClass.X87);
         t.Add(Code.Fdecstp, &Fdecstp, CostClass.X87);
+        t.Add(Code.Emms, &Emms, CostClass.X87);
 
         t.Add(Code.Fld_m32fp, &FldMem, CostClass.X87);
         t.Add(Code.Fld_m64fp, &FldMem, CostClass.X87);
@@ -337,6 +338,24 @@ public static unsafe partial class Exec
             X87Pop(c);
         }
 
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>EMMS (MMX): every x87 register tag becomes empty; #UD with CR0.EM, #NM with CR0.TS, pending x87 exception → #MF.</summary>
+    public static int Emms(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if ((c.Cr0 & Cr0Bits.EM) != 0)
+        {
+            return c.RaiseUD();
+        }
+
+        int st = X87Enter(c);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
+        }
+
+        c.FpuEmpty = 0xFF;
         return ExecStatus.Continue;
     }
 
