@@ -228,12 +228,14 @@ public class SysRegTests
 
     [TestCase(EferBits.SCE | EferBits.LME | EferBits.NXE | EferBits.SVME, false, TestName = "EferLmaWriteIgnored")]
     [TestCase(EferBits.LMA | EferBits.NXE, true, TestName = "EferClearLmeWhilePaging")]
-    [TestCase(EferBits.LME | EferBits.LMA | EferBits.FFXSR, true, TestName = "EferUnreportedFfxsr")]
+    [TestCase(EferBits.LME | EferBits.LMA | EferBits.FFXSR, false, TestName = "EferFfxsr")]
+    [TestCase(EferBits.LME | EferBits.LMA | (1UL << 15), true, TestName = "EferUnreportedTce")]
     [TestCase(EferBits.LME | EferBits.LMA | EferBits.LMSLE, true, TestName = "EferUnreportedLmsle")]
     [TestCase(EferBits.LME | EferBits.LMA | (1UL << 1), true, TestName = "EferReservedBit1")]
     public void EferWrites(ulong value, bool faults)
     {
-        var c = new Emulator.Core.Cpu.Cpu(new Emulator.Core.Memory.PhysicalMemory(1 << 20));
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = new Emulator.Core.Cpu.Cpu(mem);
         Emulator.Core.Loaders.BootState.EnterLong64(c, 0x1000, 0x8000);
         c.Gpr[Reg.RCX] = 0xC000_0080;
         c.Gpr[Reg.RAX] = (uint)value;
