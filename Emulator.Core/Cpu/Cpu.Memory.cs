@@ -462,8 +462,7 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        v = Phys.Read(gpa, size);
-        Cycles += Costs.MmioAccess;
+        v = Phys.EmulatedRead(gpa, size);
         return true;
     }
 
@@ -494,26 +493,31 @@ public sealed unsafe partial class Cpu
         }
 
         byte* page = Phys.PagePointer(gpa, write: true);
-        if (page != null)
-        {
-            ulong hpa = Phys.HostOffsetOf(page);
-            if (Phys.IsCodePage(hpa >> 12))
-            {
-                // Self-modifying code: drop the decoded blocks of this page and leave the current block.
-                Phys.Write(gpa, size, v);
-                return true;
-            }
-
-            if (!_implicitSupervisor && !_translationUncacheable)
-            {
-                FillTlb(Access.Write, lin, page);
-            }
-        }
-
-        Phys.Write(gpa, size, v);
         if (page == null)
         {
-            Cycles += Costs.MmioAccess;
+            Phys.EmulatedWrite(gpa, size, v);
+            return true;
+        }
+
+        ulong hpa = Phys.HostOffsetOf(page) + (gpa & 0xFFF);
+        if (Phys.IsCodePage(hpa >> 12))
+        {
+            // Self-modifying code: drop the decoded blocks of this page (and leave the current block);
+            // the page stays out of the write TLB while it holds code.
+            Phys.NotifyWrite(hpa);
+        }
+        else if (!_implicitSupervisor && !_translationUncacheable)
+        {
+            FillTlb(Access.Write, lin, page);
+        }
+
+        byte* p = page + (gpa & 0xFFF);
+        switch (size)
+        {
+            case 1: *p = (byte)v; break;
+            case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
+            case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
+            default: Unsafe.WriteUnaligned(p, v); break;
         }
 
         return true;
