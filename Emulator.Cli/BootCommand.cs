@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Emulator.Cli.Guests;
+using Emulator.Core.Cpu;
 using Emulator.Core.Loaders;
 using Emulator.Svm.Run;
 
@@ -57,6 +58,11 @@ internal static class BootCommand
             if (pr.GetValue(cpu) is { } cpuText && !Values.TryParseFeatures(cpuText, out features, out string? featureError))
             {
                 return Usage(console, $"--cpu {cpuText}: {featureError}");
+            }
+
+            if (features.Count != 0 && !new CpuFeatures().TryApply(string.Join(',', features), out string? unknown))
+            {
+                return Usage(console, $"--cpu {pr.GetValue(cpu)}: {unknown}");
             }
 
             string[] modulePaths = pr.GetValue(module) ?? [];

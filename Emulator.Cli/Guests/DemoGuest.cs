@@ -18,6 +18,9 @@ public static class DemoGuest
 {
     public const ulong CodeBase = 0x100000;
 
+    /// <summary>Data the demo writes (the vendor string), on its own page so code pages stay unmodified.</summary>
+    public const ulong DataBase = 0x110000;
+
     /// <summary>IDT of the demo (vectors 0–6), in low RAM below the boot GDT.</summary>
     public const ulong IdtBase = 0x8000;
 
@@ -69,7 +72,6 @@ public static class DemoGuest
         var noCpuidText = a.CreateLabel();
         var farewell = a.CreateLabel();
         var newline = a.CreateLabel();
-        var vendor = a.CreateLabel();
         var shutdownText = a.CreateLabel();
 
         // COM1: interrupts off, 115200 baud (divisor 1), 8N1, FIFOs on, DTR|RTS|OUT2.
@@ -106,13 +108,14 @@ public static class DemoGuest
         a.xor(eax, eax);
         a.cpuid();
         a.xor(r15d, r15d);
-        a.lea(rdi, __[vendor]);
+        a.mov(edi, (uint)DataBase);
         a.mov(__dword_ptr[rdi], ebx);
         a.mov(__dword_ptr[rdi + 4], edx);
         a.mov(__dword_ptr[rdi + 8], ecx);
+        a.mov(__byte_ptr[rdi + 12], 0);
         a.lea(rsi, __[vendorLabel]);
         a.call(puts);
-        a.lea(rsi, __[vendor]);
+        a.mov(esi, (uint)DataBase);
         a.call(puts);
         a.lea(rsi, __[newline]);
         a.call(puts);
@@ -203,8 +206,6 @@ public static class DemoGuest
         Text(a, ref farewell, Farewell + "\n");
         Text(a, ref newline, "\n");
         Text(a, ref shutdownText, "Shutdown");
-        a.Label(ref vendor);
-        a.db(new byte[16]);
 
         byte[] code = GuestImage.Assemble(a, CodeBase, out var result);
         if (!cpu.Phys.TryLoad(CodeBase, code))

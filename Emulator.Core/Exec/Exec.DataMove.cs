@@ -82,15 +82,6 @@ public static unsafe partial class Exec
         t.Add(Code.Xlat_m8, &Xlat, CostClass.Memory);
     }
 
-    /// <summary>Sign-extends the low <paramref name="size"/> bytes of <paramref name="v"/> to 64 bits.</summary>
-    private static ulong SignExtendFrom(ulong v, int size) => size switch
-    {
-        1 => (ulong)(sbyte)v,
-        2 => (ulong)(short)v,
-        4 => (ulong)(int)v,
-        _ => v,
-    };
-
     /// <summary>Operand 1 read at <paramref name="size"/> bytes (for the widening moves, whose source is narrower than operand 0).</summary>
     private static bool ReadSource(Cpu.Cpu c, ref DecodedOp op, int size, out ulong v)
     {
@@ -133,7 +124,7 @@ public static unsafe partial class Exec
             return ExecStatus.Fault;
         }
 
-        c.SetReg(op.R0, op.OpSize, SignExtendFrom(v, TSrc.Bytes));
+        c.SetReg(op.R0, op.OpSize, SignExtend(v, TSrc.Bytes));
         return ExecStatus.Continue;
     }
 
@@ -306,7 +297,7 @@ public static unsafe partial class Exec
         where TW : struct, IDataWidth
     {
         int size = TW.Bytes;
-        c.SetReg(Reg.RAX, size, SignExtendFrom(c.Gpr[Reg.RAX], size / 2));
+        c.SetReg(Reg.RAX, size, SignExtend(c.Gpr[Reg.RAX], size / 2));
         return ExecStatus.Continue;
     }
 

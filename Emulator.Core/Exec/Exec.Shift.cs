@@ -81,12 +81,6 @@ public static unsafe partial class Exec
         return c.WriteMem(op.Seg, ea, size, T.Apply(c, size, dst, count)) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
-    private static ulong SignExtend(ulong v, int size)
-    {
-        int sh = 64 - (size * 8);
-        return (ulong)((long)(v << sh) >> sh);
-    }
-
     private static void SetCfOf(Cpu.Cpu c, bool cf, bool of)
     {
         c.MaterializeFlags();

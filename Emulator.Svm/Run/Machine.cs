@@ -28,7 +28,7 @@ public sealed class MachineOptions
     /// <summary>Print the RIP of every instruction before it runs (<c>--trace</c>); slow, off by default.</summary>
     public bool Trace { get; init; }
 
-    /// <summary>CPU feature switches (<c>--cpu</c>), e.g. "-avic", "+svm", kept for the CPUID model.</summary>
+    /// <summary>CPU feature switches (<c>--cpu</c>), e.g. "-avic", "+svm", applied to <see cref="Cpu.Features"/>.</summary>
     public IReadOnlyList<string> CpuFeatures { get; init; } = [];
 }
 
@@ -90,6 +90,12 @@ public sealed class Machine : IDisposable
         _diag = _options.Diagnostics ?? TextWriter.Null;
         Memory = new PhysicalMemory(_options.MemorySize);
         Cpu = new Cpu(Memory) { Diagnostic = _diag.WriteLine };
+        if (_options.CpuFeatures.Count != 0 && !Cpu.Features.TryApply(string.Join(',', _options.CpuFeatures), out string? featureError))
+        {
+            Memory.Dispose();
+            throw new ArgumentException($"--cpu: {featureError}", nameof(options));
+        }
+
         Console = new ConsoleSink(_options.ConsoleOutput ?? Stream.Null);
         Com1 = new Uart16550(Console);
         DebugConsole = new DebugConsole(Console);
