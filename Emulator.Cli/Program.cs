@@ -2,9 +2,5 @@ namespace Emulator.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args)
-    {
-        Console.Error.WriteLine("emu: no commands yet");
-        return args.Length == 0 ? 2 : 2;
-    }
+    public static int Main(string[] args) => EmuCli.Invoke(args, CliConsole.Process());
 }

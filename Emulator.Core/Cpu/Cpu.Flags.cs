@@ -173,6 +173,11 @@ public sealed partial class Cpu
     /// <summary>Evaluates condition code <paramref name="cc"/> (the low nibble of Jcc/SETcc/CMOVcc opcodes).</summary>
     public bool Condition(int cc)
     {
+        if (LazyOp == LazyFlags.Sub && LazyCin == 0)
+        {
+            return CompareCondition(cc);
+        }
+
         bool r = (cc >> 1) switch
         {
             0 => GetOF(),
@@ -183,6 +188,25 @@ public sealed partial class Cpu
             5 => GetPF(),
             6 => GetSF() != GetOF(),
             _ => GetZF() || (GetSF() != GetOF()),
+        };
+        return r ^ ((cc & 1) != 0);
+    }
+
+    /// <summary>Fast path after SUB/CMP/NEG without borrow-in: the conditions are plain compares of the operands.</summary>
+    private bool CompareCondition(int cc)
+    {
+        int sh = 64 - (LazySize * 8);
+        ulong d = LazyDst << sh, s = LazySrc << sh;
+        bool r = (cc >> 1) switch
+        {
+            0 => GetOF(),
+            1 => d < s,
+            2 => d == s,
+            3 => d <= s,
+            4 => (long)(d - s) < 0,
+            5 => GetPF(),
+            6 => (long)d < (long)s,
+            _ => (long)d <= (long)s,
         };
         return r ^ ((cc & 1) != 0);
     }

@@ -169,12 +169,10 @@ public sealed unsafe partial class Cpu
         ref SegmentCache s = ref Seg[seg];
         int acc = (int)(_segAccess >> (seg * 8)) & 0xF;
         lin = 0;
-        if ((acc & 8) != 0 || (access == Access.Write ? (acc & 2) == 0 : (acc & 1) == 0))
+        // Fetches are checked only against the limit: CS was validated as code when it was loaded.
+        if (access != Access.Fetch && ((acc & 8) != 0 || (access == Access.Write ? (acc & 2) == 0 : (acc & 1) == 0)))
         {
-            if (Mode is CpuMode.Real or CpuMode.Virtual8086 || (acc & 8) == 0 || access != Access.Fetch)
-            {
-                return SegFault(seg);
-            }
+            return SegFault(seg);
         }
 
         ulong last = off + (ulong)size - 1;
@@ -448,7 +446,7 @@ public sealed unsafe partial class Cpu
         byte* page = Phys.PagePointer(gpa, access == Access.Write);
         if (page != null)
         {
-            if (!_implicitSupervisor)
+            if (!_implicitSupervisor && !_translationUncacheable)
             {
                 FillTlb(access, lin, page);
             }
@@ -464,8 +462,7 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        v = Phys.Read(gpa, size);
-        Cycles += Costs.MmioAccess;
+        v = Phys.EmulatedRead(gpa, size);
         return true;
     }
 
@@ -496,26 +493,31 @@ public sealed unsafe partial class Cpu
         }
 
         byte* page = Phys.PagePointer(gpa, write: true);
-        if (page != null)
-        {
-            ulong hpa = Phys.HostOffsetOf(page);
-            if (Phys.IsCodePage(hpa >> 12))
-            {
-                // Self-modifying code: drop the decoded blocks of this page and leave the current block.
-                Phys.Write(gpa, size, v);
-                return true;
-            }
-
-            if (!_implicitSupervisor)
-            {
-                FillTlb(Access.Write, lin, page);
-            }
-        }
-
-        Phys.Write(gpa, size, v);
         if (page == null)
         {
-            Cycles += Costs.MmioAccess;
+            Phys.EmulatedWrite(gpa, size, v);
+            return true;
+        }
+
+        ulong hpa = Phys.HostOffsetOf(page) + (gpa & 0xFFF);
+        if (Phys.IsCodePage(hpa >> 12))
+        {
+            // Self-modifying code: drop the decoded blocks of this page (and leave the current block);
+            // the page stays out of the write TLB while it holds code.
+            Phys.NotifyWrite(hpa);
+        }
+        else if (!_implicitSupervisor && !_translationUncacheable)
+        {
+            FillTlb(Access.Write, lin, page);
+        }
+
+        byte* p = page + (gpa & 0xFFF);
+        switch (size)
+        {
+            case 1: *p = (byte)v; break;
+            case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
+            case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
+            default: Unsafe.WriteUnaligned(p, v); break;
         }
 
         return true;

@@ -3,9 +3,11 @@ using System.Runtime.CompilerServices;
 namespace Emulator.Core.Cpu;
 
 /// <summary>
-/// Guest page-table walk (AMD64 APM vol. 2 ch. 5): legacy 32-bit (4 KiB/4 MiB), PAE, 4-level and
-/// 5-level long mode (4 KiB/2 MiB/1 GiB), accessed/dirty updates, U/S, R/W with CR0.WP, NX, SMEP,
-/// SMAP and reserved-bit checks. Table reads go through guest-physical memory.
+/// Guest page-table walk (AMD64 APM vol. 2 ch. 5): legacy 32-bit (4 KiB, 4 MiB with PSE-40), PAE
+/// (4 KiB/2 MiB), 4-level long mode (4 KiB/2 MiB/1 GiB), reserved-bit checks, U/S, R/W with CR0.WP, NX,
+/// SMEP, SMAP, and the exact #PF error code and CR2. Accessed and dirty bits are written only when the
+/// translation succeeds, so a faulting access leaves the tables untouched. Table reads go through
+/// guest-physical memory.
 /// </summary>
 public sealed partial class Cpu
 {
@@ -14,6 +16,24 @@ public sealed partial class Cpu
 
     /// <summary>Physical address bits reported by CPUID 0x80000008 (and used for reserved-bit checks).</summary>
     public const int MaxPhysAddrBits = 48;
+
+    /// <summary>Bits 51:MAXPHYADDR of a long-mode entry (reserved); bits 62:52 are available to software.</summary>
+    private const ulong LongModeHighReserved = 0x000F_FFFF_FFFF_FFFFUL & ~((1UL << MaxPhysAddrBits) - 1);
+
+    /// <summary>Bits 62:MAXPHYADDR of a legacy-mode PAE entry: all reserved (APM vol. 2 §5.3.3).</summary>
+    private const ulong PaeHighReserved = 0x7FFF_FFFF_FFFF_FFFFUL & ~((1UL << MaxPhysAddrBits) - 1);
+
+    /// <summary>PAE PDPTE bits 63:MAXPHYADDR, 8:5 and 2:1 are reserved (no R/W, U/S, A, NX there).</summary>
+    private const ulong PdpteReserved = ~((1UL << MaxPhysAddrBits) - 1) | 0x1E6;
+
+    /// <summary>Frame address bits of a table entry (51:12 limited to the physical width).</summary>
+    private const ulong FrameMask = ((1UL << MaxPhysAddrBits) - 1) & ~0xFFFUL;
+
+    /// <summary>
+    /// Set by the walk when the access was allowed only because RFLAGS.AC overrode SMAP: such a translation
+    /// must not enter the software TLB, which does not know AC (a later CLAC must fault again).
+    /// </summary>
+    private bool _translationUncacheable;
 
     /// <summary>Translates a linear address for <paramref name="access"/>; on failure raises #PF and returns false.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -31,82 +51,93 @@ public sealed partial class Cpu
     private bool Walk(ulong lin, int access, out ulong gpa)
     {
         PageWalks++;
-        gpa = 0;
+        _translationUncacheable = false;
         bool user = Cpl == 3 && !_implicitSupervisor;
+        return (Cr4 & Cr4Bits.PAE) == 0
+            ? WalkLegacy((uint)lin, access, user, out gpa)
+            : WalkPae(lin, access, user, out gpa);
+    }
+
+    /// <summary>Two-level 32-bit paging (APM vol. 2 §5.2), 4 MiB pages when CR4.PSE and PDE.PS.</summary>
+    private bool WalkLegacy(uint lin, int access, bool user, out ulong gpa)
+    {
+        gpa = 0;
         bool write = access == Access.Write;
-        bool fetch = access == Access.Fetch;
-        bool nxe = (Efer & EferBits.NXE) != 0;
-        ulong physMask = ((1UL << MaxPhysAddrBits) - 1) & ~0xFFFUL;
-
-        // Combined permissions over all levels: writable and user only if every level allows.
-        bool allRw = true, allUs = true, anyNx = false;
-        ulong pte;
-        int levels;
-        ulong table;
-        int pageShift;
-
-        if ((Cr4 & Cr4Bits.PAE) == 0)
+        ulong pdeAddr = (Cr3 & 0xFFFFF000) + ((ulong)(lin >> 22) * 4);
+        ulong pde = Phys.Read(pdeAddr, 4);
+        Cycles += Costs.PageWalkLevel;
+        if ((pde & PteP) == 0)
         {
-            // Legacy 2-level 32-bit paging.
-            table = Cr3 & 0xFFFFF000;
-            ulong pdeAddr = table + (((lin >> 22) & 0x3FF) * 4);
-            ulong pde = Phys.Read(pdeAddr, 4);
-            Cycles += Costs.PageWalkLevel;
-            if ((pde & PteP) == 0)
+            return PageFault(lin, access, user, present: false, rsvd: false);
+        }
+
+        if ((pde & PtePs) != 0 && (Cr4 & Cr4Bits.PSE) != 0)
+        {
+            // 4 MiB page. With PSE-36 (AMD's PSE-40) PDE bits 20:13 are PA bits 39:32 and bit 21 is
+            // reserved; without it bits 21:13 are reserved (§5.2.4).
+            ulong rsvd = Features.Has(CpuFeature.Pse36) ? 1UL << 21 : 0x3FE000UL;
+            if ((pde & rsvd) != 0)
             {
-                return PageFault(lin, access, user, present: false, rsvd: false);
+                return PageFault(lin, access, user, present: true, rsvd: true);
             }
 
-            allRw &= (pde & PteRw) != 0;
-            allUs &= (pde & PteUs) != 0;
-            if ((pde & PtePs) != 0 && (Cr4 & Cr4Bits.PSE) != 0)
-            {
-                // 4 MiB page; bits 20:13 give PA bits 39:32 (PSE-36/40).
-                if (!CheckPermissions(lin, access, user, allRw, allUs, false))
-                {
-                    return false;
-                }
-
-                UpdateAccessedDirty(pdeAddr, pde, 4, write);
-                ulong pa = (pde & 0xFFC00000) | ((pde >> 13) & 0xFF) << 32;
-                gpa = pa | (lin & 0x3FFFFF);
-                return true;
-            }
-
-            if ((pde & PteA) == 0)
-            {
-                Phys.Write(pdeAddr, 4, pde | PteA);
-            }
-
-            ulong pteAddr = (pde & 0xFFFFF000) + (((lin >> 12) & 0x3FF) * 4);
-            pte = Phys.Read(pteAddr, 4);
-            Cycles += Costs.PageWalkLevel;
-            if ((pte & PteP) == 0)
-            {
-                return PageFault(lin, access, user, present: false, rsvd: false);
-            }
-
-            allRw &= (pte & PteRw) != 0;
-            allUs &= (pte & PteUs) != 0;
-            if (!CheckPermissions(lin, access, user, allRw, allUs, false))
+            if (!CheckPermissions(lin, access, user, (pde & PteRw) != 0, (pde & PteUs) != 0, false))
             {
                 return false;
             }
 
-            UpdateAccessedDirty(pteAddr, pte, 4, write);
-            gpa = (pte & 0xFFFFF000) | (lin & 0xFFF);
+            SetAccessedDirty(pdeAddr, pde, 4, write);
+            _tlbMayHoldLargePages = true;
+            gpa = (pde & 0xFFC00000) | (((pde >> 13) & 0xFF) << 32) | (lin & 0x3FFFFFu);
             return true;
         }
 
-        if (LongModeActive)
+        ulong pteAddr = (pde & 0xFFFFF000) + (((lin >> 12) & 0x3FFu) * 4);
+        ulong pte = Phys.Read(pteAddr, 4);
+        Cycles += Costs.PageWalkLevel;
+        if ((pte & PteP) == 0)
+        {
+            return PageFault(lin, access, user, present: false, rsvd: false);
+        }
+
+        bool rw = (pde & pte & PteRw) != 0;
+        bool us = (pde & pte & PteUs) != 0;
+        if (!CheckPermissions(lin, access, user, rw, us, false))
+        {
+            return false;
+        }
+
+        SetAccessedDirty(pdeAddr, pde, 4, false);
+        SetAccessedDirty(pteAddr, pte, 4, write);
+        gpa = (pte & 0xFFFFF000) | (lin & 0xFFFu);
+        return true;
+    }
+
+    /// <summary>
+    /// PAE legacy mode (PDPTE, PDE, PTE) and long mode (PML4E, PDPE, PDE, PTE); APM vol. 2 §5.3.
+    /// </summary>
+    private bool WalkPae(ulong lin, int access, bool user, out ulong gpa)
+    {
+        gpa = 0;
+        bool write = access == Access.Write;
+        bool nxe = (Efer & EferBits.NXE) != 0;
+        bool longMode = LongModeActive;
+        ulong reservedHigh = (longMode ? LongModeHighReserved : PaeHighReserved) | (nxe ? 0 : PteNx);
+
+        // Entries used by the walk, so their accessed bits can be set once the translation succeeds.
+        Span<ulong> used = stackalloc ulong[8];
+        int usedCount = 0;
+
+        int levels;
+        ulong table;
+        if (longMode)
         {
             levels = (Cr4 & Cr4Bits.LA57) != 0 ? 5 : 4;
-            table = Cr3 & physMask;
+            table = Cr3 & FrameMask;
         }
         else
         {
-            // PAE: the PDPTE is selected by bits 31:30; PDPTEs have no R/W, U/S or NX.
-            levels = 3;
+            // The PDPTE is selected by bits 31:30; it has no R/W, U/S, NX or accessed bit.
             ulong pdpteAddr = (Cr3 & 0xFFFFFFE0) + (((lin >> 30) & 3) * 8);
             ulong pdpte = Phys.Read(pdpteAddr, 8);
             Cycles += Costs.PageWalkLevel;
@@ -115,36 +146,42 @@ public sealed partial class Cpu
                 return PageFault(lin, access, user, present: false, rsvd: false);
             }
 
-            if ((pdpte & (~physMask & ~0xFFFUL | 0x1E6)) != 0)
+            if ((pdpte & PdpteReserved) != 0)
             {
                 return PageFault(lin, access, user, present: true, rsvd: true);
             }
 
-            table = pdpte & physMask;
+            table = pdpte & FrameMask;
             levels = 2;
         }
 
+        bool allRw = true, allUs = true, anyNx = false;
         for (int level = levels; level >= 1; level--)
         {
-            pageShift = 12 + (9 * (level - 1));
+            int pageShift = 12 + (9 * (level - 1));
             ulong entryAddr = table + (((lin >> pageShift) & 0x1FF) * 8);
-            pte = Phys.Read(entryAddr, 8);
+            ulong pte = Phys.Read(entryAddr, 8);
             Cycles += Costs.PageWalkLevel;
             if ((pte & PteP) == 0)
             {
                 return PageFault(lin, access, user, present: false, rsvd: false);
             }
 
-            ulong rsvd = (pte & ~physMask & 0x000F_F000_0000_0000UL) | (!nxe ? pte & PteNx : 0);
-            bool large = level > 1 && (pte & PtePs) != 0;
-            if (large && (level > 3 || (level == 3 && !LongModeActive)))
+            ulong rsvd = pte & reservedHigh;
+            bool large = level is 2 or 3 && (pte & PtePs) != 0;
+            if (level >= 4)
             {
-                rsvd |= PtePs; // PS must be 0 in PML4E/PML5E (and 1 GiB pages need long mode)
+                // PML4E/PML5E bits 8:7 must be zero on AMD (Figure 5-18).
+                rsvd |= pte & 0x180;
+            }
+            else if (large && level == 3 && !Features.Has(CpuFeature.Page1Gb))
+            {
+                rsvd |= PtePs; // 1 GiB pages exist only when CPUID reports them
             }
 
             if (large)
             {
-                // Large page: bits below the page size (except PAT at bit 12) must be zero.
+                // Bits 20:13 (2 MiB) or 29:13 (1 GiB) are reserved; bit 12 is PAT.
                 rsvd |= pte & (((1UL << pageShift) - 1) & ~0x1FFFUL);
             }
 
@@ -164,60 +201,73 @@ public sealed partial class Cpu
                     return false;
                 }
 
-                UpdateAccessedDirty(entryAddr, pte, 8, write);
-                ulong frame = pte & physMask & ~((1UL << pageShift) - 1);
-                gpa = frame | (lin & ((1UL << pageShift) - 1));
+                for (int i = 0; i < usedCount; i += 2)
+                {
+                    SetAccessedDirty(used[i], used[i + 1], 8, false);
+                }
+
+                SetAccessedDirty(entryAddr, pte, 8, write);
+                if (large)
+                {
+                    _tlbMayHoldLargePages = true;
+                }
+
+                ulong offsetMask = (1UL << pageShift) - 1;
+                gpa = (pte & FrameMask & ~offsetMask) | (lin & offsetMask);
                 return true;
             }
 
-            if ((pte & PteA) == 0)
-            {
-                Phys.Write(entryAddr, 8, pte | PteA);
-            }
-
-            table = pte & physMask;
+            used[usedCount++] = entryAddr;
+            used[usedCount++] = pte;
+            table = pte & FrameMask;
         }
 
         return false; // unreachable: level 1 always returns
     }
 
+    /// <summary>
+    /// Page-level protection (APM vol. 2 §5.6): <paramref name="rw"/>, <paramref name="us"/> are the
+    /// combined R/W and U/S of all levels, <paramref name="nx"/> whether any level forbids execution.
+    /// </summary>
     private bool CheckPermissions(ulong lin, int access, bool user, bool rw, bool us, bool nx)
     {
         bool write = access == Access.Write;
         bool fetch = access == Access.Fetch;
-        bool ok = true;
+        bool ok;
         if (user)
         {
             ok = us && (!write || rw) && !(fetch && nx);
         }
         else
         {
-            if (write && !rw && (Cr0 & Cr0Bits.WP) != 0)
-            {
-                ok = false;
-            }
+            ok = !(write && !rw && (Cr0 & Cr0Bits.WP) != 0) && !(fetch && nx);
 
-            if (fetch && nx)
-            {
-                ok = false;
-            }
-
+            // SMEP: no supervisor fetch from a user page (§5.6.4).
             if (us && fetch && (Cr4 & Cr4Bits.SMEP) != 0)
             {
                 ok = false;
             }
 
-            // SMAP: supervisor data access to a user page faults unless EFLAGS.AC (explicit accesses only).
-            if (us && !fetch && (Cr4 & Cr4Bits.SMAP) != 0 && (_implicitSupervisor || (FlagsBits & Rflags.AC) == 0))
+            // SMAP: a supervisor data access to a user page faults unless RFLAGS.AC is set and the
+            // access is explicit; implicit supervisor accesses (descriptor tables, TSS) always fault (§5.6.5).
+            if (us && !fetch && (Cr4 & Cr4Bits.SMAP) != 0)
             {
-                ok = false;
+                if (_implicitSupervisor || (FlagsBits & Rflags.AC) == 0)
+                {
+                    ok = false;
+                }
+                else
+                {
+                    _translationUncacheable = true;
+                }
             }
         }
 
         return ok || PageFault(lin, access, user, present: true, rsvd: false);
     }
 
-    private void UpdateAccessedDirty(ulong entryAddr, ulong pte, int size, bool write)
+    /// <summary>Sets the accessed bit (and the dirty bit for a write through a leaf) if not already set.</summary>
+    private void SetAccessedDirty(ulong entryAddr, ulong pte, int size, bool write)
     {
         ulong want = pte | PteA | (write ? PteD : 0);
         if (want != pte)
@@ -226,6 +276,10 @@ public sealed partial class Cpu
         }
     }
 
+    /// <summary>
+    /// Raises #PF with the error code of §8.4.2: P (protection or reserved-bit fault), W, U (CPL 3 and not
+    /// an implicit supervisor access), RSVD, and I/D for fetches only when EFER.NXE or CR4.SMEP is set.
+    /// </summary>
     private bool PageFault(ulong lin, int access, bool user, bool present, bool rsvd)
     {
         uint err = 0;

@@ -33,6 +33,8 @@ public sealed unsafe partial class Cpu
 {
     public IInterruptController? Interrupts;
 
+    private ulong _npfFlushGeneration;
+
     /// <summary>Cycle count at which <see cref="OnTimerEvent"/> runs next (ulong.MaxValue: none).</summary>
     public ulong NextEventCycle = ulong.MaxValue;
 
@@ -68,8 +70,16 @@ public sealed unsafe partial class Cpu
     /// <summary>Runs until a limit, a stop request, a triple fault or an unrecoverable halt.</summary>
     public RunExit Run(ulong maxInstructions = ulong.MaxValue, ulong maxCycles = ulong.MaxValue)
     {
+        Phys.Running = this;
         while (true)
         {
+            if (Phys.Mmu is { } mmu && mmu.Tdp.TlbFlushGeneration != _npfFlushGeneration)
+            {
+                // A zap in L0's NPT (inhibit, memslot update) asked for a remote TLB flush.
+                _npfFlushGeneration = mmu.Tdp.TlbFlushGeneration;
+                FlushTlb();
+            }
+
             if (StopRequested)
             {
                 return RunExit.Stopped;

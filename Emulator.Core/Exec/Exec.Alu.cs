@@ -1,8 +1,348 @@
+using System.Runtime.CompilerServices;
+using Emulator.Core.Cpu;
+using Emulator.Core.Decode;
+using Emulator.Core.Timing;
+using Iced.Intel;
+
 namespace Emulator.Core.Exec;
 
+/// <summary>
+/// Integer ALU group (APM vol. 3 "ADD" … "XOR"): ADD ADC SUB SBB AND OR XOR CMP TEST, INC DEC NEG NOT,
+/// and the flag instructions CLC STC CMC CLD STD. Every legacy encoding Iced has is registered by
+/// mnemonic, so r/m,r · r,r/m · r/m,imm · r/m,imm8 (sign-extended) · rAX,imm forms all share one
+/// handler per operation, specialised over a struct type. An invalid LOCK prefix (register
+/// destination, non-lockable instruction) is already turned into <see cref="Code.INVALID"/> (#UD) by
+/// Iced's decoder, so the handlers accept LOCK on memory forms without further checks.
+/// </summary>
 public static unsafe partial class Exec
 {
     private static void RegisterAlu(HandlerTable t)
     {
+        foreach (Code code in LegacyCodes)
+        {
+            switch (code.Mnemonic())
+            {
+                case Mnemonic.Add: t.Add(code, &Binary<AddOp>); break;
+                case Mnemonic.Adc: t.Add(code, &Binary<AdcOp>); break;
+                case Mnemonic.Sub: t.Add(code, &Binary<SubOp>); break;
+                case Mnemonic.Sbb: t.Add(code, &Binary<SbbOp>); break;
+                case Mnemonic.And: t.Add(code, &Binary<AndOp>); break;
+                case Mnemonic.Or: t.Add(code, &Binary<OrOp>); break;
+                case Mnemonic.Xor: t.Add(code, &Binary<XorOp>); break;
+                case Mnemonic.Cmp: t.Add(code, &Binary<CmpOp>); break;
+                case Mnemonic.Test: t.Add(code, &Binary<TestOp>); break;
+                case Mnemonic.Inc: t.Add(code, &Unary<IncOp>); break;
+                case Mnemonic.Dec: t.Add(code, &Unary<DecOp>); break;
+                case Mnemonic.Neg: t.Add(code, &Unary<NegOp>); break;
+                case Mnemonic.Not: t.Add(code, &Unary<NotOp>); break;
+            }
+        }
+
+        t.Add(Code.Clc, &Clc);
+        t.Add(Code.Stc, &Stc);
+        t.Add(Code.Cmc, &Cmc);
+        t.Add(Code.Cld, &Cld);
+        t.Add(Code.Std, &Std);
+    }
+
+    private static Code[]? s_legacyCodes;
+
+    /// <summary>Every legacy-encoded (non-VEX/EVEX/XOP/3DNow!) Iced code; startup only.</summary>
+    internal static Code[] LegacyCodes => s_legacyCodes ??= BuildLegacyCodes();
+
+    private static Code[] BuildLegacyCodes()
+    {
+        var list = new List<Code>();
+        foreach (Code code in Enum.GetValues<Code>())
+        {
+            if (code != Code.INVALID && code.Encoding() == EncodingKind.Legacy)
+            {
+                list.Add(code);
+            }
+        }
+
+        return [.. list];
+    }
+
+    /// <summary>
+    /// Cycles a memory form costs over its register form: codes are registered as Simple (their
+    /// register form) and the memory path adds the difference, so both forms are charged as the cost
+    /// table says.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ChargeMemoryForm(Cpu.Cpu c) =>
+        c.Cycles += (ulong)(c.Costs.ClassCycles(CostClass.Memory) - c.Costs.ClassCycles(CostClass.Simple));
+
+    /// <summary>A two-operand ALU operation: computes the result and records the flags.</summary>
+    internal interface IBinaryOp
+    {
+        /// <summary>False for CMP and TEST, which only set flags.</summary>
+        static abstract bool Writes { get; }
+
+        static abstract ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src);
+    }
+
+    /// <summary>ADD/ADC/SUB/SBB/AND/OR/XOR/CMP/TEST in every form: operand 0 is r/m or a register,
+    /// operand 1 a register, memory or an immediate (already sign-extended by the decoder).</summary>
+    internal static int Binary<T>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IBinaryOp
+    {
+        int size = op.OpSize;
+        ulong src;
+        if (op.R1 != Reg.NoReg)
+        {
+            src = c.GetReg(op.R1, size);
+        }
+        else if (op.MemOp == 1)
+        {
+            ChargeMemoryForm(c);
+            if (!c.ReadMem(op.Seg, c.Ea(ref op), size, out src))
+            {
+                return ExecStatus.Fault;
+            }
+        }
+        else
+        {
+            src = op.Imm & Cpu.Cpu.SizeMask(size);
+        }
+
+        if (op.R0 != Reg.NoReg)
+        {
+            ulong r = T.Apply(c, size, c.GetReg(op.R0, size), src);
+            if (T.Writes)
+            {
+                c.SetReg(op.R0, size, r);
+            }
+
+            return ExecStatus.Continue;
+        }
+
+        ChargeMemoryForm(c);
+        ulong ea = c.Ea(ref op);
+        if (!T.Writes)
+        {
+            if (!c.ReadMem(op.Seg, ea, size, out ulong d))
+            {
+                return ExecStatus.Fault;
+            }
+
+            T.Apply(c, size, d, src);
+            return ExecStatus.Continue;
+        }
+
+        // ReadMemForWrite checks write access, so the write below cannot fault after the flags changed.
+        if (!c.ReadMemForWrite(op.Seg, ea, size, out ulong dst))
+        {
+            return ExecStatus.Fault;
+        }
+
+        return c.WriteMem(op.Seg, ea, size, T.Apply(c, size, dst, src)) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    /// <summary>A one-operand read-modify-write operation on r/m.</summary>
+    internal interface IUnaryOp
+    {
+        static abstract ulong Apply(Cpu.Cpu c, int size, ulong dst);
+    }
+
+    internal static int Unary<T>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IUnaryOp
+    {
+        int size = op.OpSize;
+        if (op.R0 != Reg.NoReg)
+        {
+            c.SetReg(op.R0, size, T.Apply(c, size, c.GetReg(op.R0, size)));
+            return ExecStatus.Continue;
+        }
+
+        ChargeMemoryForm(c);
+        ulong ea = c.Ea(ref op);
+        if (!c.ReadMemForWrite(op.Seg, ea, size, out ulong dst))
+        {
+            return ExecStatus.Fault;
+        }
+
+        return c.WriteMem(op.Seg, ea, size, T.Apply(c, size, dst)) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    internal struct AddOp : IBinaryOp
+    {
+        public static bool Writes => true;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            ulong r = dst + src;
+            c.SetFlagsAdd(size, dst, src, r);
+            return r;
+        }
+    }
+
+    internal struct AdcOp : IBinaryOp
+    {
+        public static bool Writes => true;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            uint cin = c.GetCF() ? 1u : 0u;
+            ulong r = dst + src + cin;
+            c.SetFlagsAdd(size, dst, src, r, cin);
+            return r;
+        }
+    }
+
+    internal struct SubOp : IBinaryOp
+    {
+        public static bool Writes => true;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            ulong r = dst - src;
+            c.SetFlagsSub(size, dst, src, r);
+            return r;
+        }
+    }
+
+    internal struct SbbOp : IBinaryOp
+    {
+        public static bool Writes => true;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            uint bin = c.GetCF() ? 1u : 0u;
+            ulong r = dst - src - bin;
+            c.SetFlagsSub(size, dst, src, r, bin);
+            return r;
+        }
+    }
+
+    internal struct CmpOp : IBinaryOp
+    {
+        public static bool Writes => false;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            ulong r = dst - src;
+            c.SetFlagsSub(size, dst, src, r);
+            return r;
+        }
+    }
+
+    internal struct AndOp : IBinaryOp
+    {
+        public static bool Writes => true;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            ulong r = dst & src;
+            c.SetFlagsLogic(size, r);
+            return r;
+        }
+    }
+
+    internal struct TestOp : IBinaryOp
+    {
+        public static bool Writes => false;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            ulong r = dst & src;
+            c.SetFlagsLogic(size, r);
+            return r;
+        }
+    }
+
+    internal struct OrOp : IBinaryOp
+    {
+        public static bool Writes => true;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            ulong r = dst | src;
+            c.SetFlagsLogic(size, r);
+            return r;
+        }
+    }
+
+    internal struct XorOp : IBinaryOp
+    {
+        public static bool Writes => true;
+
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
+        {
+            ulong r = dst ^ src;
+            c.SetFlagsLogic(size, r);
+            return r;
+        }
+    }
+
+    internal struct IncOp : IUnaryOp
+    {
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst)
+        {
+            ulong r = dst + 1;
+            c.SetFlagsIncDec(false, size, dst, r);
+            return r;
+        }
+    }
+
+    internal struct DecOp : IUnaryOp
+    {
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst)
+        {
+            ulong r = dst - 1;
+            c.SetFlagsIncDec(true, size, dst, r);
+            return r;
+        }
+    }
+
+    /// <summary>NEG: 0 − dst; CF = (dst ≠ 0), which the Sub record gives (APM vol. 3 "NEG").</summary>
+    internal struct NegOp : IUnaryOp
+    {
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst)
+        {
+            ulong r = 0 - dst;
+            c.SetFlagsSub(size, 0, dst, r);
+            return r;
+        }
+    }
+
+    /// <summary>NOT changes no flags.</summary>
+    internal struct NotOp : IUnaryOp
+    {
+        public static ulong Apply(Cpu.Cpu c, int size, ulong dst) => ~dst;
+    }
+
+    public static int Clc(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.MaterializeFlags();
+        c.FlagsBits &= ~Rflags.CF;
+        return ExecStatus.Continue;
+    }
+
+    public static int Stc(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.MaterializeFlags();
+        c.FlagsBits |= Rflags.CF;
+        return ExecStatus.Continue;
+    }
+
+    public static int Cmc(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.MaterializeFlags();
+        c.FlagsBits ^= Rflags.CF;
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>DF is not an arithmetic flag, so FlagsBits holds it current even while flags are lazy.</summary>
+    public static int Cld(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.FlagsBits &= ~Rflags.DF;
+        return ExecStatus.Continue;
+    }
+
+    public static int Std(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.FlagsBits |= Rflags.DF;
+        return ExecStatus.Continue;
     }
 }

@@ -1,8 +1,341 @@
+using Emulator.Core.Cpu;
+using Emulator.Core.Decode;
+using Emulator.Core.Exec.Forms;
+using Emulator.Core.Timing;
+using Iced.Intel;
+
 namespace Emulator.Core.Exec;
 
+/// <summary>
+/// Data movement: MOV, MOVZX/MOVSX/MOVSXD, XCHG, XADD, CMPXCHG/CMPXCHG8B/CMPXCHG16B, LEA, the
+/// accumulator sign extensions (CBW…CQO), LAHF/SAHF and XLAT (APM vol. 3).
+/// </summary>
 public static unsafe partial class Exec
 {
     private static void RegisterDataMove(HandlerTable t)
     {
+        // Every MOV form is "operand 1 → operand 0" at operand size: register, moffs and r/m forms,
+        // r/m ← imm (imm32 sign-extended for 64-bit), r64 ← imm64.
+        Code[] mov =
+        [
+            Code.Mov_rm8_r8, Code.Mov_rm16_r16, Code.Mov_rm32_r32, Code.Mov_rm64_r64,
+            Code.Mov_r8_rm8, Code.Mov_r16_rm16, Code.Mov_r32_rm32, Code.Mov_r64_rm64,
+            Code.Mov_AL_moffs8, Code.Mov_AX_moffs16, Code.Mov_EAX_moffs32, Code.Mov_RAX_moffs64,
+            Code.Mov_moffs8_AL, Code.Mov_moffs16_AX, Code.Mov_moffs32_EAX, Code.Mov_moffs64_RAX,
+            Code.Mov_r8_imm8, Code.Mov_r16_imm16, Code.Mov_r32_imm32, Code.Mov_r64_imm64,
+            Code.Mov_rm8_imm8, Code.Mov_rm16_imm16, Code.Mov_rm32_imm32, Code.Mov_rm64_imm32,
+        ];
+        foreach (Code code in mov)
+        {
+            t.Add(code, &Mov, CostClass.Simple);
+        }
+
+        t.Add(Code.Movzx_r16_rm8, &Movzx<Dw8>, CostClass.Simple);
+        t.Add(Code.Movzx_r32_rm8, &Movzx<Dw8>, CostClass.Simple);
+        t.Add(Code.Movzx_r64_rm8, &Movzx<Dw8>, CostClass.Simple);
+        t.Add(Code.Movzx_r16_rm16, &Movzx<Dw16>, CostClass.Simple);
+        t.Add(Code.Movzx_r32_rm16, &Movzx<Dw16>, CostClass.Simple);
+        t.Add(Code.Movzx_r64_rm16, &Movzx<Dw16>, CostClass.Simple);
+        t.Add(Code.Movsx_r16_rm8, &Movsx<Dw8>, CostClass.Simple);
+        t.Add(Code.Movsx_r32_rm8, &Movsx<Dw8>, CostClass.Simple);
+        t.Add(Code.Movsx_r64_rm8, &Movsx<Dw8>, CostClass.Simple);
+        t.Add(Code.Movsx_r16_rm16, &Movsx<Dw16>, CostClass.Simple);
+        t.Add(Code.Movsx_r32_rm16, &Movsx<Dw16>, CostClass.Simple);
+        t.Add(Code.Movsx_r64_rm16, &Movsx<Dw16>, CostClass.Simple);
+        // MOVSXD with a 16- or 32-bit operand size is a plain move of that size.
+        t.Add(Code.Movsxd_r16_rm16, &Movsx<Dw16>, CostClass.Simple);
+        t.Add(Code.Movsxd_r32_rm32, &Movsx<Dw32>, CostClass.Simple);
+        t.Add(Code.Movsxd_r64_rm32, &Movsx<Dw32>, CostClass.Simple);
+
+        t.Add(Code.Xchg_rm8_r8, &Xchg, CostClass.Memory);
+        t.Add(Code.Xchg_rm16_r16, &Xchg, CostClass.Memory);
+        t.Add(Code.Xchg_rm32_r32, &Xchg, CostClass.Memory);
+        t.Add(Code.Xchg_rm64_r64, &Xchg, CostClass.Memory);
+        t.Add(Code.Xchg_r16_AX, &Xchg, CostClass.Simple);
+        t.Add(Code.Xchg_r32_EAX, &Xchg, CostClass.Simple);
+        t.Add(Code.Xchg_r64_RAX, &Xchg, CostClass.Simple);
+
+        t.Add(Code.Xadd_rm8_r8, &Xadd, CostClass.Memory);
+        t.Add(Code.Xadd_rm16_r16, &Xadd, CostClass.Memory);
+        t.Add(Code.Xadd_rm32_r32, &Xadd, CostClass.Memory);
+        t.Add(Code.Xadd_rm64_r64, &Xadd, CostClass.Memory);
+        t.Add(Code.Cmpxchg_rm8_r8, &Cmpxchg, CostClass.Memory);
+        t.Add(Code.Cmpxchg_rm16_r16, &Cmpxchg, CostClass.Memory);
+        t.Add(Code.Cmpxchg_rm32_r32, &Cmpxchg, CostClass.Memory);
+        t.Add(Code.Cmpxchg_rm64_r64, &Cmpxchg, CostClass.Memory);
+        t.Add(Code.Cmpxchg8b_m64, &Cmpxchg8b, CostClass.Memory);
+        t.Add(Code.Cmpxchg16b_m128, &Cmpxchg16b, CostClass.Memory);
+
+        t.Add(Code.Lea_r16_m, &Lea, CostClass.Simple);
+        t.Add(Code.Lea_r32_m, &Lea, CostClass.Simple);
+        t.Add(Code.Lea_r64_m, &Lea, CostClass.Simple);
+
+        t.Add(Code.Cbw, &SignExtendAccumulator<Dw16>, CostClass.Simple);
+        t.Add(Code.Cwde, &SignExtendAccumulator<Dw32>, CostClass.Simple);
+        t.Add(Code.Cdqe, &SignExtendAccumulator<Dw64>, CostClass.Simple);
+        t.Add(Code.Cwd, &SignIntoRdx<Dw16>, CostClass.Simple);
+        t.Add(Code.Cdq, &SignIntoRdx<Dw32>, CostClass.Simple);
+        t.Add(Code.Cqo, &SignIntoRdx<Dw64>, CostClass.Simple);
+
+        t.Add(Code.Lahf, &Lahf, CostClass.Simple);
+        t.Add(Code.Sahf, &Sahf, CostClass.Simple);
+        t.Add(Code.Xlat_m8, &Xlat, CostClass.Memory);
+    }
+
+    /// <summary>Operand 1 read at <paramref name="size"/> bytes (for the widening moves, whose source is narrower than operand 0).</summary>
+    private static bool ReadSource(Cpu.Cpu c, ref DecodedOp op, int size, out ulong v)
+    {
+        if (op.R1 != Reg.NoReg)
+        {
+            v = c.GetReg(op.R1, size);
+            return true;
+        }
+
+        return c.ReadMem(op.Seg, c.Ea(ref op), size, out v);
+    }
+
+    public static int Mov(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (!ReadOp1(c, ref op, out ulong v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        return WriteOp0(c, ref op, v) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    public static int Movzx<TSrc>(Cpu.Cpu c, ref DecodedOp op)
+        where TSrc : struct, IDataWidth
+    {
+        if (!ReadSource(c, ref op, TSrc.Bytes, out ulong v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        c.SetReg(op.R0, op.OpSize, v);
+        return ExecStatus.Continue;
+    }
+
+    public static int Movsx<TSrc>(Cpu.Cpu c, ref DecodedOp op)
+        where TSrc : struct, IDataWidth
+    {
+        if (!ReadSource(c, ref op, TSrc.Bytes, out ulong v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        c.SetReg(op.R0, op.OpSize, SignExtend(v, TSrc.Bytes));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>XCHG: both operands are read (a memory operand checked for write) before either is written.</summary>
+    public static int Xchg(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int size = op.OpSize;
+        if (!ReadOp0ForWrite(c, ref op, out ulong a))
+        {
+            return ExecStatus.Fault;
+        }
+
+        ulong b = c.GetReg(op.R1, size);
+        if (!WriteOp0(c, ref op, b))
+        {
+            return ExecStatus.Fault;
+        }
+
+        c.SetReg(op.R1, size, a);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>XADD: TEMP = SRC + DEST; SRC = DEST; DEST = TEMP; flags as ADD (so XADD r, r with one register leaves the sum).</summary>
+    public static int Xadd(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int size = op.OpSize;
+        if (!ReadOp0ForWrite(c, ref op, out ulong dst))
+        {
+            return ExecStatus.Fault;
+        }
+
+        ulong src = c.GetReg(op.R1, size);
+        ulong sum = (dst + src) & Cpu.Cpu.SizeMask(size);
+        if (op.R0 != Reg.NoReg)
+        {
+            c.SetReg(op.R1, size, dst);
+            c.SetReg(op.R0, size, sum);
+        }
+        else
+        {
+            if (!c.WriteMem(op.Seg, c.Ea(ref op), size, sum))
+            {
+                return ExecStatus.Fault;
+            }
+
+            c.SetReg(op.R1, size, dst);
+        }
+
+        c.SetFlagsAdd(size, dst, src, sum);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>
+    /// CMPXCHG: flags as CMP rAX, DEST. Equal: DEST ← SRC. Not equal: rAX ← DEST, and a memory DEST is
+    /// written back with its own value (it always sees a write cycle; APM vol. 3 "CMPXCHG"). A register
+    /// DEST is not written on failure, so a 32-bit one keeps its upper half (as measured on hardware).
+    /// </summary>
+    public static int Cmpxchg(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int size = op.OpSize;
+        if (!ReadOp0ForWrite(c, ref op, out ulong dst))
+        {
+            return ExecStatus.Fault;
+        }
+
+        ulong acc = c.GetReg(Reg.RAX, size);
+        bool equal = acc == dst;
+        if (equal)
+        {
+            if (!WriteOp0(c, ref op, c.GetReg(op.R1, size)))
+            {
+                return ExecStatus.Fault;
+            }
+        }
+        else if (op.R0 == Reg.NoReg && !c.WriteMem(op.Seg, c.Ea(ref op), size, dst))
+        {
+            return ExecStatus.Fault;
+        }
+
+        if (!equal)
+        {
+            c.SetReg(Reg.RAX, size, dst);
+        }
+
+        c.SetFlagsSub(size, acc, dst, (acc - dst) & Cpu.Cpu.SizeMask(size));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>Sets or clears ZF alone (CMPXCHG8B/16B leave the other flags unchanged).</summary>
+    private static void SetZfOnly(Cpu.Cpu c, bool zf)
+    {
+        c.MaterializeFlags();
+        c.FlagsBits = zf ? c.FlagsBits | Rflags.ZF : c.FlagsBits & ~Rflags.ZF;
+    }
+
+    /// <summary>CMPXCHG8B m64: EDX:EAX vs m64; equal → m64 ← ECX:EBX, else EDX:EAX ← m64 (32-bit writes, so RAX/RDX are zero-extended).</summary>
+    public static int Cmpxchg8b(Cpu.Cpu c, ref DecodedOp op)
+    {
+        ulong ea = c.Ea(ref op);
+        if (!c.ReadMemForWrite(op.Seg, ea, 8, out ulong m))
+        {
+            return ExecStatus.Fault;
+        }
+
+        ulong expected = ((ulong)(uint)c.Gpr[Reg.RDX] << 32) | (uint)c.Gpr[Reg.RAX];
+        bool equal = m == expected;
+        ulong store = equal ? ((ulong)(uint)c.Gpr[Reg.RCX] << 32) | (uint)c.Gpr[Reg.RBX] : m;
+        if (!c.WriteMem(op.Seg, ea, 8, store))
+        {
+            return ExecStatus.Fault;
+        }
+
+        if (!equal)
+        {
+            c.SetReg(Reg.RAX, 4, (uint)m);
+            c.SetReg(Reg.RDX, 4, m >> 32);
+        }
+
+        SetZfOnly(c, equal);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>CMPXCHG16B m128: RDX:RAX vs m128, store RCX:RBX; #GP(0) unless the operand is 16-byte aligned.</summary>
+    public static int Cmpxchg16b(Cpu.Cpu c, ref DecodedOp op)
+    {
+        ulong ea = c.Ea(ref op);
+        if (!c.Linear(op.Seg, ea, 16, Access.Write, out ulong lin))
+        {
+            return ExecStatus.Fault;
+        }
+
+        if ((lin & 15) != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        // Aligned, so both halves sit in one page: probing both halves before writing is enough.
+        if (!c.ReadMemForWrite(op.Seg, ea, 8, out ulong lo) || !c.ReadMemForWrite(op.Seg, ea + 8, 8, out ulong hi))
+        {
+            return ExecStatus.Fault;
+        }
+
+        bool equal = lo == c.Gpr[Reg.RAX] && hi == c.Gpr[Reg.RDX];
+        ulong storeLo = equal ? c.Gpr[Reg.RBX] : lo;
+        ulong storeHi = equal ? c.Gpr[Reg.RCX] : hi;
+        if (!c.WriteMem(op.Seg, ea, 8, storeLo) || !c.WriteMem(op.Seg, ea + 8, 8, storeHi))
+        {
+            return ExecStatus.Fault;
+        }
+
+        if (!equal)
+        {
+            c.Gpr[Reg.RAX] = lo;
+            c.Gpr[Reg.RDX] = hi;
+        }
+
+        SetZfOnly(c, equal);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>LEA: the offset is computed at the address size, then truncated or zero-extended to the operand size.</summary>
+    public static int Lea(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.SetReg(op.R0, op.OpSize, c.Ea(ref op));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>CBW/CWDE/CDQE: the accumulator's lower half sign-extended into the whole of <typeparamref name="TW"/>.</summary>
+    public static int SignExtendAccumulator<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        int size = TW.Bytes;
+        c.SetReg(Reg.RAX, size, SignExtend(c.Gpr[Reg.RAX], size / 2));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>CWD/CDQ/CQO: rDX ← the sign of rAX repeated.</summary>
+    public static int SignIntoRdx<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        int size = TW.Bytes;
+        ulong sign = (c.Gpr[Reg.RAX] >> ((size * 8) - 1)) & 1;
+        c.SetReg(Reg.RDX, size, sign != 0 ? ulong.MaxValue : 0);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>LAHF: AH ← SF:ZF:0:AF:0:PF:1:CF.</summary>
+    public static int Lahf(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.Set8(Reg.AH, (byte)((c.Rflags64 & 0xD5) | 0x02));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>SAHF: SF, ZF, AF, PF, CF ← AH; OF unchanged.</summary>
+    public static int Sahf(Cpu.Cpu c, ref DecodedOp op)
+    {
+        ulong ah = c.Get8(Reg.AH);
+        c.SetArithFlags((c.Rflags64 & Rflags.OF) | (ah & 0xD5));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>XLAT: AL ← [seg:rBX + zero-extended AL], the sum wrapped to the address size.</summary>
+    public static int Xlat(Cpu.Cpu c, ref DecodedOp op)
+    {
+        ulong off = (c.Gpr[Reg.RBX] + (byte)c.Gpr[Reg.RAX]) & Cpu.Cpu.SizeMask(op.AddrSize);
+        if (!c.Read8(op.Seg, off, out byte v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        c.Set8(Reg.RAX, v);
+        return ExecStatus.Continue;
     }
 }

@@ -1,8 +1,300 @@
+using System.Runtime.CompilerServices;
+using Emulator.Core.Cpu;
+using Emulator.Core.Decode;
+using Emulator.Core.Exec.Forms;
+using Emulator.Core.Timing;
+using Iced.Intel;
+
 namespace Emulator.Core.Exec;
 
+/// <summary>
+/// String instructions MOVS, CMPS, SCAS, LODS, STOS with REP/REPE/REPNE (APM vol. 1 §3.10.4, vol. 3).
+/// rSI, rDI and rCX are used at the address size; the source segment may be overridden, ES:rDI may not.
+/// A REP run executes at most <see cref="RepChunk"/> iterations per call and then restarts the
+/// instruction (RIP unchanged), so interrupts are taken between iterations as the manual allows; after
+/// a fault rCX, rSI and rDI describe the remaining work.
+/// </summary>
 public static unsafe partial class Exec
 {
+    /// <summary>Iterations of a repeated string instruction per handler call.</summary>
+    public const int RepChunk = 1024;
+
     private static void RegisterString(HandlerTable t)
     {
+        t.Add(Code.Movsb_m8_m8, &Movs<Dw8>, CostClass.String);
+        t.Add(Code.Movsw_m16_m16, &Movs<Dw16>, CostClass.String);
+        t.Add(Code.Movsd_m32_m32, &Movs<Dw32>, CostClass.String);
+        t.Add(Code.Movsq_m64_m64, &Movs<Dw64>, CostClass.String);
+        t.Add(Code.Stosb_m8_AL, &Stos<Dw8>, CostClass.String);
+        t.Add(Code.Stosw_m16_AX, &Stos<Dw16>, CostClass.String);
+        t.Add(Code.Stosd_m32_EAX, &Stos<Dw32>, CostClass.String);
+        t.Add(Code.Stosq_m64_RAX, &Stos<Dw64>, CostClass.String);
+        t.Add(Code.Lodsb_AL_m8, &Lods<Dw8>, CostClass.String);
+        t.Add(Code.Lodsw_AX_m16, &Lods<Dw16>, CostClass.String);
+        t.Add(Code.Lodsd_EAX_m32, &Lods<Dw32>, CostClass.String);
+        t.Add(Code.Lodsq_RAX_m64, &Lods<Dw64>, CostClass.String);
+        t.Add(Code.Cmpsb_m8_m8, &Cmps<Dw8>, CostClass.String);
+        t.Add(Code.Cmpsw_m16_m16, &Cmps<Dw16>, CostClass.String);
+        t.Add(Code.Cmpsd_m32_m32, &Cmps<Dw32>, CostClass.String);
+        t.Add(Code.Cmpsq_m64_m64, &Cmps<Dw64>, CostClass.String);
+        t.Add(Code.Scasb_AL_m8, &Scas<Dw8>, CostClass.String);
+        t.Add(Code.Scasw_AX_m16, &Scas<Dw16>, CostClass.String);
+        t.Add(Code.Scasd_EAX_m32, &Scas<Dw32>, CostClass.String);
+        t.Add(Code.Scasq_RAX_m64, &Scas<Dw64>, CostClass.String);
+    }
+
+    /// <summary>Per-element step: +size, or −size when RFLAGS.DF is set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong StringStep(Cpu.Cpu c, int size) => (c.FlagsBits & Rflags.DF) != 0 ? (ulong)-size : (ulong)size;
+
+    /// <summary>Advances an index register (rSI/rDI) by <paramref name="step"/> at the address size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AdvanceIndex(Cpu.Cpu c, int reg, ulong step, int addrSize)
+        => c.SetReg(reg, addrSize, c.Gpr[reg] + step);
+
+    /// <summary>
+    /// Ends a string instruction after <paramref name="done"/> iterations: the first is the op's own
+    /// cost, the others are charged here. <paramref name="more"/> means the REP run was cut at the
+    /// chunk limit and the instruction restarts.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int StringEnd(Cpu.Cpu c, ref DecodedOp op, int done, bool more)
+    {
+        if (done > 1)
+        {
+            c.Cycles += (ulong)(done - 1) * op.Cycles;
+        }
+
+        if (more)
+        {
+            c.NextRip = c.Rip;
+            return ExecStatus.EndBlock;
+        }
+
+        return ExecStatus.Continue;
+    }
+
+    public static int Movs<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        int size = TW.Bytes, asz = op.AddrSize;
+        ulong step = StringStep(c, size);
+        if (op.Rep == 0)
+        {
+            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v) || !c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v))
+            {
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndex(c, Reg.RSI, step, asz);
+            AdvanceIndex(c, Reg.RDI, step, asz);
+            return ExecStatus.Continue;
+        }
+
+        ulong count = c.GetReg(Reg.RCX, asz);
+        int done = 0;
+        while (count != 0)
+        {
+            if (done == RepChunk)
+            {
+                return StringEnd(c, ref op, done, true);
+            }
+
+            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v) || !c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v))
+            {
+                StringEnd(c, ref op, done, false);
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndex(c, Reg.RSI, step, asz);
+            AdvanceIndex(c, Reg.RDI, step, asz);
+            c.SetReg(Reg.RCX, asz, --count);
+            done++;
+        }
+
+        return StringEnd(c, ref op, done, false);
+    }
+
+    public static int Stos<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        int size = TW.Bytes, asz = op.AddrSize;
+        ulong step = StringStep(c, size);
+        ulong v = c.GetReg(Reg.RAX, size);
+        if (op.Rep == 0)
+        {
+            if (!c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v))
+            {
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndex(c, Reg.RDI, step, asz);
+            return ExecStatus.Continue;
+        }
+
+        ulong count = c.GetReg(Reg.RCX, asz);
+        int done = 0;
+        while (count != 0)
+        {
+            if (done == RepChunk)
+            {
+                return StringEnd(c, ref op, done, true);
+            }
+
+            if (!c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v))
+            {
+                StringEnd(c, ref op, done, false);
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndex(c, Reg.RDI, step, asz);
+            c.SetReg(Reg.RCX, asz, --count);
+            done++;
+        }
+
+        return StringEnd(c, ref op, done, false);
+    }
+
+    public static int Lods<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        int size = TW.Bytes, asz = op.AddrSize;
+        ulong step = StringStep(c, size);
+        if (op.Rep == 0)
+        {
+            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v))
+            {
+                return ExecStatus.Fault;
+            }
+
+            c.SetReg(Reg.RAX, size, v);
+            AdvanceIndex(c, Reg.RSI, step, asz);
+            return ExecStatus.Continue;
+        }
+
+        ulong count = c.GetReg(Reg.RCX, asz);
+        int done = 0;
+        while (count != 0)
+        {
+            if (done == RepChunk)
+            {
+                return StringEnd(c, ref op, done, true);
+            }
+
+            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v))
+            {
+                StringEnd(c, ref op, done, false);
+                return ExecStatus.Fault;
+            }
+
+            c.SetReg(Reg.RAX, size, v);
+            AdvanceIndex(c, Reg.RSI, step, asz);
+            c.SetReg(Reg.RCX, asz, --count);
+            done++;
+        }
+
+        return StringEnd(c, ref op, done, false);
+    }
+
+    /// <summary>
+    /// CMPS: flags of [seg:rSI] − [ES:rDI]. REPE continues while equal (ZF = 1), REPNE while not;
+    /// either stops when rCX reaches zero.
+    /// </summary>
+    public static int Cmps<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        int size = TW.Bytes, asz = op.AddrSize;
+        ulong step = StringStep(c, size);
+        ulong mask = Cpu.Cpu.SizeMask(size);
+        if (op.Rep == 0)
+        {
+            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong s) || !c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
+            {
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndex(c, Reg.RSI, step, asz);
+            AdvanceIndex(c, Reg.RDI, step, asz);
+            c.SetFlagsSub(size, s, d, (s - d) & mask);
+            return ExecStatus.Continue;
+        }
+
+        bool whileEqual = op.Rep == 1;
+        ulong count = c.GetReg(Reg.RCX, asz);
+        int done = 0;
+        while (count != 0)
+        {
+            if (done == RepChunk)
+            {
+                return StringEnd(c, ref op, done, true);
+            }
+
+            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong s) || !c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
+            {
+                StringEnd(c, ref op, done, false);
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndex(c, Reg.RSI, step, asz);
+            AdvanceIndex(c, Reg.RDI, step, asz);
+            c.SetReg(Reg.RCX, asz, --count);
+            c.SetFlagsSub(size, s, d, (s - d) & mask);
+            done++;
+            if ((s == d) != whileEqual)
+            {
+                break;
+            }
+        }
+
+        return StringEnd(c, ref op, done, false);
+    }
+
+    /// <summary>SCAS: flags of rAX − [ES:rDI]; REPE/REPNE as for CMPS.</summary>
+    public static int Scas<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        int size = TW.Bytes, asz = op.AddrSize;
+        ulong step = StringStep(c, size);
+        ulong mask = Cpu.Cpu.SizeMask(size);
+        ulong a = c.GetReg(Reg.RAX, size);
+        if (op.Rep == 0)
+        {
+            if (!c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
+            {
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndex(c, Reg.RDI, step, asz);
+            c.SetFlagsSub(size, a, d, (a - d) & mask);
+            return ExecStatus.Continue;
+        }
+
+        bool whileEqual = op.Rep == 1;
+        ulong count = c.GetReg(Reg.RCX, asz);
+        int done = 0;
+        while (count != 0)
+        {
+            if (done == RepChunk)
+            {
+                return StringEnd(c, ref op, done, true);
+            }
+
+            if (!c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
+            {
+                StringEnd(c, ref op, done, false);
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndex(c, Reg.RDI, step, asz);
+            c.SetReg(Reg.RCX, asz, --count);
+            c.SetFlagsSub(size, a, d, (a - d) & mask);
+            done++;
+            if ((a == d) != whileEqual)
+            {
+                break;
+            }
+        }
+
+        return StringEnd(c, ref op, done, false);
     }
 }

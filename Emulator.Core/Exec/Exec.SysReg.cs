@@ -1,8 +1,311 @@
+using Emulator.Core.Cpu;
+using Emulator.Core.Decode;
+using Emulator.Core.Timing;
+using Iced.Intel;
+
 namespace Emulator.Core.Exec;
 
+/// <summary>
+/// System registers: MOV CRn/DRn, CLTS, LMSW, SMSW, RDMSR/WRMSR, CPUID, RDTSC/RDTSCP/RDPID/RDPMC,
+/// INVLPG, WBINVD/INVD, CLFLUSH (AMD64 APM vol. 3, chapter 4 "System Instruction Reference").
+/// </summary>
 public static unsafe partial class Exec
 {
     private static void RegisterSysReg(HandlerTable t)
     {
+        t.Add(Code.Mov_r32_cr, &MovFromCr, CostClass.System);
+        t.Add(Code.Mov_r64_cr, &MovFromCr, CostClass.System);
+        t.Add(Code.Mov_cr_r32, &MovToCr, CostClass.Serializing);
+        t.Add(Code.Mov_cr_r64, &MovToCr, CostClass.Serializing);
+        t.Add(Code.Mov_r32_dr, &MovFromDr, CostClass.System);
+        t.Add(Code.Mov_r64_dr, &MovFromDr, CostClass.System);
+        t.Add(Code.Mov_dr_r32, &MovToDr, CostClass.Serializing);
+        t.Add(Code.Mov_dr_r64, &MovToDr, CostClass.Serializing);
+        t.Add(Code.Clts, &Clts, CostClass.System);
+        t.Add(Code.Lmsw_rm16, &Lmsw, CostClass.Serializing);
+        t.Add(Code.Lmsw_r32m16, &Lmsw, CostClass.Serializing);
+        t.Add(Code.Lmsw_r64m16, &Lmsw, CostClass.Serializing);
+        t.Add(Code.Smsw_rm16, &Smsw, CostClass.System);
+        t.Add(Code.Smsw_r32m16, &Smsw, CostClass.System);
+        t.Add(Code.Smsw_r64m16, &Smsw, CostClass.System);
+        t.Add(Code.Rdmsr, &Rdmsr, CostClass.Serializing);
+        t.Add(Code.Wrmsr, &Wrmsr, CostClass.Serializing);
+        t.Add(Code.Cpuid, &Cpuid, CostClass.Serializing);
+        t.Add(Code.Rdtsc, &Rdtsc, CostClass.System);
+        t.Add(Code.Rdtscp, &Rdtscp, CostClass.System);
+        t.Add(Code.Rdpid_r32, &Rdpid, CostClass.System);
+        t.Add(Code.Rdpid_r64, &Rdpid, CostClass.System);
+        t.Add(Code.Rdpmc, &Rdpmc, CostClass.System);
+        t.Add(Code.Invlpg_m, &Invlpg, CostClass.System);
+        t.Add(Code.Wbinvd, &CacheControl, CostClass.Serializing);
+        t.Add(Code.Invd, &CacheControl, CostClass.Serializing);
+        t.Add(Code.Clflush_m8, &Clflush, CostClass.Memory);
+        t.Add(Code.Xgetbv, &Xgetbv, CostClass.System);
     }
+
+    /// <summary>MOV reg, CRn: CPL 0; CR1, CR5–CR7, CR9–CR15 are #UD.</summary>
+    public static int MovFromCr(Cpu.Cpu c, ref DecodedOp op)
+    {
+        ulong v;
+        switch (op.R1)
+        {
+            case 0: v = c.Cr0; break;
+            case 2: v = c.Cr2; break;
+            case 3: v = c.Cr3; break;
+            case 4: v = c.Cr4; break;
+            case 8: v = c.Cr8; break;
+            default: return c.RaiseUD();
+        }
+
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        c.SetReg(op.R0, op.OpSize, v);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>MOV CRn, reg: CPL 0; the value is checked by the register's write rule (#GP(0) on violation).</summary>
+    public static int MovToCr(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int cr = op.R0;
+        if (cr is not (0 or 2 or 3 or 4 or 8))
+        {
+            return c.RaiseUD();
+        }
+
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        ulong v = c.GetReg(op.R1, op.OpSize);
+        bool ok;
+        switch (cr)
+        {
+            case 0: ok = c.WriteCr0(v); break;
+            case 2: c.Cr2 = v; return ExecStatus.Continue;
+            case 3: ok = c.WriteCr3(v); break;
+            case 4: ok = c.WriteCr4(v); break;
+            default: ok = c.WriteCr8(v); break;
+        }
+
+        return ok ? ExecStatus.EndBlock : c.RaiseGP(0);
+    }
+
+    /// <summary>Checks common to MOV DRn: #UD for DR8+ and for DR4/DR5 with CR4.DE, #GP(0) above CPL 0, #DB when DR7.GD.</summary>
+    private static int CheckDrAccess(Cpu.Cpu c, int dr)
+    {
+        if (dr > 7 || ((dr is 4 or 5) && (c.Cr4 & Cr4Bits.DE) != 0))
+        {
+            return c.RaiseUD();
+        }
+
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        if ((c.Dr7 & Cpu.Cpu.Dr7GeneralDetect) != 0)
+        {
+            // General detect (APM vol. 2 §13.1.1.5): fault before the access, with DR6.BD set and DR7.GD
+            // cleared so the handler itself can use the debug registers.
+            c.Dr6 |= Cpu.Cpu.Dr6BreakpointDetect;
+            c.Dr7 &= ~Cpu.Cpu.Dr7GeneralDetect;
+            return c.Raise(Vector.DB);
+        }
+
+        return ExecStatus.Continue;
+    }
+
+    public static int MovFromDr(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int s = CheckDrAccess(c, op.R1);
+        if (s != ExecStatus.Continue)
+        {
+            return s;
+        }
+
+        c.SetReg(op.R0, op.OpSize, c.ReadDr(op.R1));
+        return ExecStatus.Continue;
+    }
+
+    public static int MovToDr(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int s = CheckDrAccess(c, op.R0);
+        if (s != ExecStatus.Continue)
+        {
+            return s;
+        }
+
+        return c.WriteDr(op.R0, c.GetReg(op.R1, op.OpSize)) ? ExecStatus.EndBlock : c.RaiseGP(0);
+    }
+
+    /// <summary>CLTS: clears CR0.TS; CPL 0.</summary>
+    public static int Clts(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        c.Cr0 &= ~Cr0Bits.TS;
+        return ExecStatus.EndBlock;
+    }
+
+    /// <summary>LMSW: loads CR0 bits 3:0 (PE, MP, EM, TS) from a 16-bit source; it can set PE but never clear it.</summary>
+    public static int Lmsw(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        if (!ReadOp0(c, ref op, out ulong v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        ulong cr0 = (c.Cr0 & ~0xEUL) | (v & 0xF) | (c.Cr0 & Cr0Bits.PE);
+        return c.WriteCr0(cr0) ? ExecStatus.EndBlock : c.RaiseGP(0);
+    }
+
+    /// <summary>SMSW: stores CR0 (a register at operand size, memory as 16 bits); not privileged without UMIP.</summary>
+    public static int Smsw(Cpu.Cpu c, ref DecodedOp op)
+    {
+        return WriteOp0(c, ref op, c.Cr0) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    /// <summary>RDMSR: EDX:EAX = MSR[ECX]; CPL 0; unknown MSR → #GP(0).</summary>
+    public static int Rdmsr(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        if (!c.ReadMsr((uint)c.Gpr[Reg.RCX], out ulong v))
+        {
+            return c.RaiseGP(0);
+        }
+
+        c.Gpr[Reg.RAX] = (uint)v;
+        c.Gpr[Reg.RDX] = v >> 32;
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>WRMSR: MSR[ECX] = EDX:EAX; CPL 0; unknown MSR or reserved bits → #GP(0).</summary>
+    public static int Wrmsr(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        ulong v = ((c.Gpr[Reg.RDX] & 0xFFFF_FFFF) << 32) | (uint)c.Gpr[Reg.RAX];
+        return c.WriteMsr((uint)c.Gpr[Reg.RCX], v) ? ExecStatus.EndBlock : c.RaiseGP(0);
+    }
+
+    /// <summary>CPUID: EAX = leaf, ECX = subleaf; results zero-extend into RAX, RBX, RCX, RDX.</summary>
+    public static int Cpuid(Cpu.Cpu c, ref DecodedOp op)
+    {
+        c.Cpuid((uint)c.Gpr[Reg.RAX], (uint)c.Gpr[Reg.RCX], out uint a, out uint b, out uint cx, out uint d);
+        c.Gpr[Reg.RAX] = a;
+        c.Gpr[Reg.RBX] = b;
+        c.Gpr[Reg.RCX] = cx;
+        c.Gpr[Reg.RDX] = d;
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>The time-stamp counter: the cycle count plus TSC offset (WRMSR TSC adjusts the offset).</summary>
+    private static ulong Tsc(Cpu.Cpu c) => c.Cycles + c.TscOffset;
+
+    /// <summary>RDTSC: #GP(0) when CR4.TSD and CPL > 0.</summary>
+    public static int Rdtsc(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if ((c.Cr4 & Cr4Bits.TSD) != 0 && c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        ulong t = Tsc(c);
+        c.Gpr[Reg.RAX] = (uint)t;
+        c.Gpr[Reg.RDX] = t >> 32;
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>RDTSCP: RDTSC plus ECX = TSC_AUX.</summary>
+    public static int Rdtscp(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (!c.Features.Has(CpuFeature.Rdtscp))
+        {
+            return c.RaiseUD();
+        }
+
+        if ((c.Cr4 & Cr4Bits.TSD) != 0 && c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        ulong t = Tsc(c);
+        c.Gpr[Reg.RAX] = (uint)t;
+        c.Gpr[Reg.RDX] = t >> 32;
+        c.Gpr[Reg.RCX] = (uint)c.TscAux;
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>RDPID: reg = TSC_AUX (not affected by CR4.TSD).</summary>
+    public static int Rdpid(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (!c.Features.Has(CpuFeature.Rdpid))
+        {
+            return c.RaiseUD();
+        }
+
+        c.SetReg(op.R0, op.OpSize, c.TscAux);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>
+    /// RDPMC: #GP(0) above CPL 0 unless CR4.PCE, and for a counter number beyond the four legacy counters.
+    /// No performance events are modelled, so every counter reads zero.
+    /// </summary>
+    public static int Rdpmc(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if ((c.Cpl != 0 && (c.Cr4 & Cr4Bits.PCE) == 0) || (uint)c.Gpr[Reg.RCX] > 3)
+        {
+            return c.RaiseGP(0);
+        }
+
+        c.Gpr[Reg.RAX] = 0;
+        c.Gpr[Reg.RDX] = 0;
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>INVLPG: CPL 0; drops the TLB entry for the page of the operand's linear address (no fault otherwise).</summary>
+    public static int Invlpg(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        ulong ea = c.Ea(ref op);
+        ulong lin = c.Is64
+            ? (op.Seg >= SegReg.FS ? ea + c.Seg[op.Seg].Base : ea)
+            : (uint)(c.Seg[op.Seg].Base + ea);
+        c.InvalidateTranslation(lin);
+        return ExecStatus.EndBlock;
+    }
+
+    /// <summary>WBINVD, INVD: CPL 0; caches are not modelled, so no other effect.</summary>
+    public static int CacheControl(Cpu.Cpu c, ref DecodedOp op) => c.Cpl != 0 ? c.RaiseGP(0) : ExecStatus.Continue;
+
+    /// <summary>CLFLUSH: no cache to flush; only the segmentation and canonical checks of the address.</summary>
+    public static int Clflush(Cpu.Cpu c, ref DecodedOp op) =>
+        c.Linear(op.Seg, c.Ea(ref op), 1, Access.Read, out _) ? ExecStatus.Continue : ExecStatus.Fault;
+
+    /// <summary>XGETBV: XSAVE is not reported (CR4.OSXSAVE cannot be set), so #UD.</summary>
+    public static int Xgetbv(Cpu.Cpu c, ref DecodedOp op) => c.RaiseUD();
 }

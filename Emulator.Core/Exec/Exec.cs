@@ -50,6 +50,16 @@ public static unsafe partial class Exec
         return c.RaiseUD();
     }
 
+    /// <summary>Sign-extends the low <paramref name="size"/> bytes of <paramref name="v"/> to 64 bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SignExtend(ulong v, int size) => size switch
+    {
+        1 => (ulong)(sbyte)v,
+        2 => (ulong)(short)v,
+        4 => (ulong)(int)v,
+        _ => v,
+    };
+
     /// <summary>Operand 0 (r/m or register) at operand size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool ReadOp0(Cpu.Cpu c, ref DecodedOp op, out ulong v)

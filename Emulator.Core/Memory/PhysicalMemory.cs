@@ -1,6 +1,10 @@
 using System.Runtime.CompilerServices;
 using Emulator.Core.Devices;
+using Emulator.Mmu.Fault;
 using Emulator.Mmu.Memory;
+using Emulator.Mmu.Memslots;
+using Emulator.Mmu.Spte;
+using Emulator.Mmu.Tdp;
 
 namespace Emulator.Core.Memory;
 
@@ -30,7 +34,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// <summary>Count of accesses that went to the MMIO bus (device emulation).</summary>
     public ulong MmioAccesses;
 
-    public PhysicalMemory(ulong ramSize)
+    public PhysicalMemory(ulong ramSize, bool nestedPaging = true)
     {
         if (ramSize < (1 << 20) || (ramSize & 0xFFF) != 0)
         {
@@ -43,6 +47,27 @@ public sealed unsafe class PhysicalMemory : IDisposable
         _arena = new HostMemoryArena(ramSize);
         _ram = _arena.Base;
         _codePages = new byte[ramSize >> 12];
+        if (nestedPaging)
+        {
+            Mmu = new MmuContext(ramSize, tableCapacity: (int)Math.Min(1 << 20, (ramSize >> 20) + 4096));
+            CreateMemslots(Mmu.Memslots);
+        }
+    }
+
+    /// <summary>The platform layout as memslots: low RAM, the BIOS area read-only, RAM above 1 MiB and above 4 GiB.</summary>
+    private void CreateMemslots(MemslotTable slots)
+    {
+        slots.Create(0, 0, VgaHoleStart, 0);
+        slots.Create(1, VgaHoleEnd, BiosRomStart - VgaHoleEnd, VgaHoleEnd);
+        slots.Create(2, BiosRomStart, BiosRomEnd - BiosRomStart, BiosRomStart, MemslotFlags.ReadOnly);
+        if (LowRamEnd > BiosRomEnd)
+        {
+            slots.Create(3, BiosRomEnd, LowRamEnd - BiosRomEnd, BiosRomEnd);
+        }
+        if (HighRamEnd != 0)
+        {
+            slots.Create(4, HighRamBase, HighRamEnd - HighRamBase, LowRamLimit);
+        }
     }
 
     internal void AttachCpu(Cpu.Cpu cpu) => _cpus.Add(cpu);
@@ -66,21 +91,77 @@ public sealed unsafe class PhysicalMemory : IDisposable
         return ulong.MaxValue;
     }
 
-    /// <summary>Host pointer to the page holding <paramref name="gpa"/> for direct access, or null (MMIO, hole, ROM write).</summary>
+    /// <summary>
+    /// The L0 hypervisor's view of this memory, when the machine runs L1 under nested paging: every
+    /// guest-physical access is translated through its TDP MMU, and a missing SPTE is a nested-paging
+    /// fault handled by <see cref="MmuContext.Handle"/>. Null: plain physical memory (no hypervisor).
+    /// </summary>
+    public MmuContext? Mmu { get; }
+
+    /// <summary>The vCPU whose accesses are being translated (charged the modeled fault and emulation costs).</summary>
+    internal Cpu.Cpu? Running;
+
+    /// <summary>
+    /// Host offset (HPA) for <paramref name="gpa"/>, or ulong.MaxValue when the access must be emulated
+    /// (MMIO, unbacked, a write to read-only memory). With an MMU this is the NPT walk plus fault-in.
+    /// </summary>
+    public ulong Translate(ulong gpa, bool write)
+    {
+        if (Mmu == null)
+        {
+            ulong off = RamOffset(gpa);
+            return write && gpa - BiosRomStart < BiosRomEnd - BiosRomStart ? ulong.MaxValue : off;
+        }
+
+        return TranslateNested(gpa, write);
+    }
+
+    private ulong TranslateNested(ulong gpa, bool write)
+    {
+        var tdp = Mmu!.Tdp;
+        ulong gfn = gpa >> 12;
+        for (int attempt = 0; attempt < 4; attempt++)
+        {
+            ulong spte = tdp.Lookup(gfn, out int level);
+            if (Spte.IsShadowPresent(spte) && (!write || (spte & Spte.Writable) != 0))
+            {
+                ulong pageMask = (TdpMmu.PagesAt(level) << 12) - 1;
+                return (Spte.Pfn(spte) << 12) + (gpa & pageMask);
+            }
+
+            // #NPF: what the hardware would report (NPT accesses are user accesses).
+            ulong err = PfErr.User | (write ? PfErr.Write : 0);
+            if (Spte.IsMmio(spte))
+            {
+                err |= PfErr.Present | PfErr.Rsvd;
+            }
+            else if (Spte.IsShadowPresent(spte))
+            {
+                err |= PfErr.Present;
+            }
+
+            var pf = PageFault.For(gpa, err);
+            RetPf r = Mmu.Handle(ref pf);
+            if (Running is { } cpu)
+            {
+                cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.FaultHandling;
+            }
+
+            if (r == RetPf.Emulate)
+            {
+                return ulong.MaxValue;
+            }
+        }
+
+        // A fault that keeps retrying (never expected): emulate rather than spin.
+        return ulong.MaxValue;
+    }
+
+    /// <summary>Host pointer to the page holding <paramref name="gpa"/> for direct access, or null (emulate).</summary>
     public byte* PagePointer(ulong gpa, bool write)
     {
-        ulong off = RamOffset(gpa);
-        if (off == ulong.MaxValue)
-        {
-            return null;
-        }
-
-        if (write && gpa - BiosRomStart < BiosRomEnd - BiosRomStart)
-        {
-            return null;
-        }
-
-        return _ram + (off & ~0xFFFUL);
+        ulong off = Translate(gpa, write);
+        return off == ulong.MaxValue ? null : _ram + (off & ~0xFFFUL);
     }
 
     /// <summary>True when direct (TLB) writes to this RAM page must not be cached because it holds decoded code.</summary>
@@ -97,8 +178,19 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// <summary>Reads guest-physical memory of any kind (RAM, ROM, MMIO, unbacked) without paging.</summary>
     public ulong Read(ulong gpa, int size)
     {
-        ulong off = RamOffset(gpa);
-        if (off != ulong.MaxValue && ((gpa & 0xFFF) + (ulong)size) <= 0x1000)
+        if (((gpa & 0xFFF) + (ulong)size) > 0x1000)
+        {
+            ulong v = 0;
+            for (int i = 0; i < size; i++)
+            {
+                v |= Read(gpa + (ulong)i, 1) << (i * 8);
+            }
+
+            return v;
+        }
+
+        ulong off = Translate(gpa, write: false);
+        if (off != ulong.MaxValue)
         {
             byte* p = _ram + off;
             return size switch
@@ -110,47 +202,25 @@ public sealed unsafe class PhysicalMemory : IDisposable
             };
         }
 
-        if (off != ulong.MaxValue)
-        {
-            ulong v = 0;
-            for (int i = 0; i < size; i++)
-            {
-                v |= Read(gpa + (ulong)i, 1) << (i * 8);
-            }
-
-            return v;
-        }
-
-        if (Mmio.TryFind(gpa, out var dev, out ulong doff))
-        {
-            MmioAccesses++;
-            return dev.Read(doff, size);
-        }
-
-        return size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1;
+        return EmulatedRead(gpa, size);
     }
 
     /// <summary>Writes guest-physical memory; ROM and unbacked writes are dropped. Invalidates decoded code.</summary>
     public void Write(ulong gpa, int size, ulong value)
     {
-        ulong off = RamOffset(gpa);
+        if (((gpa & 0xFFF) + (ulong)size) > 0x1000)
+        {
+            for (int i = 0; i < size; i++)
+            {
+                Write(gpa + (ulong)i, 1, value >> (i * 8));
+            }
+
+            return;
+        }
+
+        ulong off = Translate(gpa, write: true);
         if (off != ulong.MaxValue)
         {
-            if (gpa - BiosRomStart < BiosRomEnd - BiosRomStart)
-            {
-                return;
-            }
-
-            if (((gpa & 0xFFF) + (ulong)size) > 0x1000)
-            {
-                for (int i = 0; i < size; i++)
-                {
-                    Write(gpa + (ulong)i, 1, value >> (i * 8));
-                }
-
-                return;
-            }
-
             NotifyWrite(off);
             byte* p = _ram + off;
             switch (size)
@@ -164,12 +234,45 @@ public sealed unsafe class PhysicalMemory : IDisposable
             return;
         }
 
+        EmulatedWrite(gpa, size, value);
+    }
+
+    /// <summary>The emulation path of an access that has no direct mapping: a device, or all ones / dropped.</summary>
+    public ulong EmulatedRead(ulong gpa, int size)
+    {
+        ChargeEmulation();
+        if (Mmio.TryFind(gpa, out var dev, out ulong doff))
+        {
+            MmioAccesses++;
+            return dev.Read(doff, size);
+        }
+
+        return size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1;
+    }
+
+    public void EmulatedWrite(ulong gpa, int size, ulong value)
+    {
+        ChargeEmulation();
         if (Mmio.TryFind(gpa, out var dev, out ulong doff))
         {
             MmioAccesses++;
             dev.Write(doff, size, value);
         }
+
+        Mmu?.NotifyTrackedWrite(gpa);
     }
+
+    private void ChargeEmulation()
+    {
+        EmulatedAccesses++;
+        if (Running is { } cpu)
+        {
+            cpu.Cycles += Mmu != null ? cpu.Costs.InstructionEmulation : cpu.Costs.MmioAccess;
+        }
+    }
+
+    /// <summary>Accesses completed by the emulation path (device, hole, read-only).</summary>
+    public ulong EmulatedAccesses;
 
     /// <summary>Before a write to RAM at host offset <paramref name="hpa"/>: drop decoded blocks of that page.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -223,5 +326,9 @@ public sealed unsafe class PhysicalMemory : IDisposable
         }
     }
 
-    public void Dispose() => _arena.Dispose();
+    public void Dispose()
+    {
+        Mmu?.Dispose();
+        _arena.Dispose();
+    }
 }

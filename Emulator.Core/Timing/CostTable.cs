@@ -64,6 +64,12 @@ public sealed class CostTable
     /// <summary>#VMEXIT + VMRUN round trip (about 1,350 cycles on AMD EPYC).</summary>
     public ulong VmexitRoundTrip { get; set; } = 1350;
 
+    /// <summary>L0's nested-paging fault handler (memslot lookup, SPTE install), on top of the round trip.</summary>
+    public ulong FaultHandling { get; set; } = 600;
+
+    /// <summary>Instruction emulation of an access that has no direct mapping (MMIO, read-only, inhibited APIC page).</summary>
+    public ulong InstructionEmulation { get; set; } = 1200;
+
     /// <summary>A full hypervisor exit and return (about 2,500 cycles).</summary>
     public ulong HypervisorExit { get; set; } = 2500;
 }

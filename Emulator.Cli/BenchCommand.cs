@@ -1,0 +1,135 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Emulator.Cli.Guests;
+using Emulator.Core.Loaders;
+using Emulator.Mmu.Bench;
+using Emulator.Svm.Run;
+
+namespace Emulator.Cli;
+
+/// <summary><c>emu bench cpu [IMAGE]</c>: interpreter throughput on the built-in workload or a given image.</summary>
+internal static class BenchCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var image = new Argument<string?>("IMAGE")
+        {
+            Description = "image to measure instead of the built-in integer workload",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var instructions = EmuCli.NumberOption("--instructions", $"guest instructions to run [default: {WorkloadGuest.DefaultInstructions}]");
+        var json = new Option<bool>("--json") { Description = "print {\"mips\", \"instructions\", \"seconds\", \"cycles\"} as JSON" };
+        var memory = EmuCli.SizeOption("--memory", "guest RAM [default: 1G]");
+        var stats = new Option<bool>("--stats") { Description = "print one 'name value' line per counter on stderr at exit" };
+        var cpu = new Command("cpu", "guest instructions per second of the interpreter")
+        {
+            image, instructions, json, memory, stats,
+        };
+        cpu.SetAction(pr => RunCpu(console, pr.GetValue(image), pr.GetValue(instructions) ?? WorkloadGuest.DefaultInstructions, pr.GetValue(json), pr.GetValue(memory) ?? MachineOptions.DefaultMemory, pr.GetValue(stats)));
+        return new Command("bench", "benchmarks") { cpu, CreateFaults(console) };
+    }
+
+    /// <summary><c>emu bench faults [NAME...]</c>: fault throughput of the MMU engine (workloads of Emulator.Mmu.Bench).</summary>
+    private static Command CreateFaults(CliConsole console)
+    {
+        var names = new Argument<string[]>("NAME")
+        {
+            Description = "workloads to run [default: all]: " + string.Join(", ", FaultWorkload.Names),
+            Arity = ArgumentArity.ZeroOrMore,
+            HelpName = "NAME",
+        };
+        names.AcceptOnlyFromAmong(FaultWorkload.Names);
+        var seconds = new Option<double?>("--seconds") { Description = "minimum measuring time per workload [default: 0.5]", HelpName = "SEC" };
+        seconds.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double?>() is { } t && !(t > 0 && t < 3600))
+            {
+                r.AddError("--seconds must be between 0 and 3600");
+            }
+        });
+        var json = new Option<bool>("--json") { Description = "print one JSON object per workload" };
+        var faults = new Command("faults", "fault throughput of the MMU engine: faults/s and allocations per fault") { names, seconds, json };
+        faults.SetAction(pr =>
+        {
+            string[] selected = pr.GetValue(names) is { Length: > 0 } n ? n : FaultWorkload.Names;
+            var inv = CultureInfo.InvariantCulture;
+            foreach (string name in selected)
+            {
+                var r = FaultWorkload.Measure(name, pr.GetValue(seconds) ?? 0.5);
+                console.Output.WriteLine(pr.GetValue(json)
+                    ? string.Create(inv, $"{{\"name\": \"{r.Name}\", \"faults\": {r.Faults}, \"seconds\": {r.Seconds:0.######}, \"faults_per_second\": {r.FaultsPerSecond:0}, \"ns_per_fault\": {r.NsPerFault:0.0}, \"bytes_per_fault\": {r.AllocatedBytesPerFault:0.###}}}")
+                    : string.Create(inv, $"{r.Name,-16} {r.FaultsPerSecond,14:N0} faults/s {r.NsPerFault,10:0.0} ns/fault {r.AllocatedBytesPerFault,8:0.###} B/fault"));
+            }
+
+            return ExitCodes.Success;
+        });
+        return faults;
+    }
+
+    private static int RunCpu(CliConsole console, string? imagePath, ulong count, bool json, ulong memory, bool stats)
+    {
+        if (count == 0)
+        {
+            return BootCommand.Usage(console, "--instructions must be at least 1");
+        }
+
+        byte[]? bytes = null;
+        if (imagePath != null && (bytes = EmuCli.ReadFile(console, imagePath)) == null)
+        {
+            return ExitCodes.Usage;
+        }
+
+        if (!BootCommand.TryCreate(console, memory, 1, [], false, false, out var machine, out int error))
+        {
+            return error;
+        }
+
+        using (machine)
+        {
+            try
+            {
+                if (bytes == null)
+                {
+                    WorkloadGuest.Install(machine.Cpu);
+                }
+                else
+                {
+                    machine.Load(bytes, new BootOptions { ImageName = imagePath! });
+                }
+            }
+            catch (LoaderException e)
+            {
+                return BootCommand.Usage(console, $"{imagePath}: {e.Message}");
+            }
+
+            var clock = Stopwatch.StartNew();
+            var result = machine.Run(new RunLimits { MaxInstructions = count });
+            double seconds = clock.Elapsed.TotalSeconds;
+            ulong ran = machine.Cpu.Instructions;
+            double mips = seconds > 0 ? ran / seconds / 1e6 : 0;
+            bool completed = result.Reason is StopReason.InstructionLimit || (bytes != null && result.Reason is StopReason.DebugExit or StopReason.Shutdown);
+            if (!completed && result.Message != null)
+            {
+                console.Error.WriteLine(result.Message);
+            }
+
+            var inv = CultureInfo.InvariantCulture;
+            if (json)
+            {
+                console.Output.WriteLine(string.Create(inv, $"{{\"mips\": {mips:0.###}, \"instructions\": {ran}, \"seconds\": {seconds:0.######}, \"cycles\": {machine.Cpu.Cycles}}}"));
+            }
+            else
+            {
+                console.Output.WriteLine(string.Create(inv, $"{ran} instructions in {seconds:0.000} s: {mips:0.0} MIPS, {machine.Cpu.Cycles} modeled cycles"));
+            }
+
+            if (stats)
+            {
+                BootCommand.WriteStats(console.Error, machine);
+            }
+
+            return completed ? ExitCodes.Success : ExitCodes.NoProgress;
+        }
+    }
+}

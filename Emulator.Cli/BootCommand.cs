@@ -1,0 +1,250 @@
+using System.CommandLine;
+using Emulator.Cli.Guests;
+using Emulator.Core.Cpu;
+using Emulator.Core.Loaders;
+using Emulator.Svm.Run;
+
+namespace Emulator.Cli;
+
+/// <summary><c>emu boot [IMAGE]</c>: boots an image (or the built-in demo guest) and streams its console to stdout.</summary>
+internal static class BootCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var image = new Argument<string?>("IMAGE")
+        {
+            Description = "Multiboot, ELF64 or flat image; without one, the built-in demo guest runs",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var memory = EmuCli.SizeOption("--memory", "guest RAM (K/M/G suffix; a bare number is MiB) [default: 1G]");
+        var smp = new Option<int>("--smp") { Description = "number of vCPUs (only 1 for now)", DefaultValueFactory = _ => 1, HelpName = "N" };
+        var append = new Option<string?>("--append") { Description = "kernel command line (Multiboot cmdline after the image name)", HelpName = "STR" };
+        var initrd = new Option<string?>("--initrd") { Description = "file loaded as the first Multiboot module", HelpName = "FILE" };
+        var module = new Option<string[]>("--module") { Description = "file loaded as a further Multiboot module (repeatable)", HelpName = "FILE" };
+        var format = new Option<string>("--format") { Description = "image format", DefaultValueFactory = _ => "auto" };
+        format.AcceptOnlyFromAmong("auto", "multiboot", "elf", "flat");
+        var load = EmuCli.NumberOption("--load", "flat images: load address [default: 0x100000; 0x7C00 in real mode]", "ADDR");
+        var entry = EmuCli.NumberOption("--entry", "flat images: entry address [default: the load address]", "ADDR");
+        var mode = new Option<string>("--mode") { Description = "flat images: processor mode at entry", DefaultValueFactory = _ => "long" };
+        mode.AcceptOnlyFromAmong("real", "protected", "long");
+        var cpu = new Option<string?>("--cpu") { Description = "CPU features to turn on (+name) or off (-name), comma-separated", HelpName = "FEATURES" };
+        var limits = new RunOptions();
+
+        var cmd = new Command("boot", "boot an image and stream the guest console to stdout")
+        {
+            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu,
+        };
+        limits.AddTo(cmd);
+        cmd.SetAction(pr =>
+        {
+            string? imagePath = pr.GetValue(image);
+            if (imagePath is ['-', ..])
+            {
+                return Usage(console, $"unrecognized option '{imagePath}' (try 'emu boot --help')");
+            }
+
+            int cpus = pr.GetValue(smp);
+            if (cpus < 1)
+            {
+                return Usage(console, $"--smp {cpus}: need at least 1 vCPU");
+            }
+
+            if (cpus > 1)
+            {
+                return Usage(console, $"--smp {cpus}: SMP is not yet supported (only --smp 1)");
+            }
+
+            List<string> features = [];
+            if (pr.GetValue(cpu) is { } cpuText && !Values.TryParseFeatures(cpuText, out features, out string? featureError))
+            {
+                return Usage(console, $"--cpu {cpuText}: {featureError}");
+            }
+
+            if (features.Count != 0 && !new CpuFeatures().TryApply(string.Join(',', features), out string? unknown))
+            {
+                return Usage(console, $"--cpu {pr.GetValue(cpu)}: {unknown}");
+            }
+
+            string[] modulePaths = pr.GetValue(module) ?? [];
+            string? initrdPath = pr.GetValue(initrd);
+            bool imageOnlyOptions = pr.GetValue(append) != null || initrdPath != null || modulePaths.Length != 0
+                || pr.GetValue(load) != null || pr.GetValue(entry) != null
+                || pr.GetResult(format) is { Implicit: false } || pr.GetResult(mode) is { Implicit: false };
+            if (imagePath == null && imageOnlyOptions)
+            {
+                return Usage(console, "--append, --initrd, --module, --format, --load, --entry and --mode need an IMAGE");
+            }
+
+            byte[]? bytes = null;
+            if (imagePath != null && (bytes = EmuCli.ReadFile(console, imagePath)) == null)
+            {
+                return ExitCodes.Usage;
+            }
+
+            var paths = new List<string>(modulePaths.Length + 1);
+            if (initrdPath != null)
+            {
+                paths.Add(initrdPath);
+            }
+
+            paths.AddRange(modulePaths);
+            var modules = new List<BootModule>();
+            foreach (string path in paths)
+            {
+                if (EmuCli.ReadFile(console, path) is not { } data)
+                {
+                    return ExitCodes.Usage;
+                }
+
+                modules.Add(new BootModule(path, data));
+            }
+
+            var boot = new BootOptions
+            {
+                Format = Enum.Parse<ImageFormat>(pr.GetValue(format)!, ignoreCase: true),
+                LoadAddress = pr.GetValue(load),
+                EntryAddress = pr.GetValue(entry),
+                Mode = Enum.Parse<EntryMode>(pr.GetValue(mode)!, ignoreCase: true),
+                ImageName = imagePath ?? "emu-demo",
+                CommandLine = pr.GetValue(append) ?? "",
+                Modules = modules,
+            };
+            return Run(console, pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, limits, pr, machine =>
+            {
+                if (bytes == null)
+                {
+                    DemoGuest.Install(machine.Cpu);
+                }
+                else
+                {
+                    machine.Load(bytes, boot);
+                }
+            }, imagePath);
+        });
+        return cmd;
+    }
+
+    /// <summary>Builds the machine, installs the guest, runs it and reports; shared with <c>bench</c>.</summary>
+    internal static int Run(CliConsole console, ulong memory, int cpus, List<string> features, RunOptions run, ParseResult pr, Action<Machine> install, string? imagePath)
+    {
+        if (!TryCreate(console, memory, cpus, features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error))
+        {
+            return error;
+        }
+
+        using (machine)
+        {
+            try
+            {
+                install(machine);
+            }
+            catch (LoaderException e)
+            {
+                return Usage(console, $"{imagePath}: {e.Message}");
+            }
+
+            var result = machine.Run(run.Limits(pr));
+            if (result.Message != null)
+            {
+                console.Error.WriteLine(result.Message);
+            }
+
+            if (run.Stats(pr))
+            {
+                WriteStats(console.Error, machine);
+            }
+
+            return result.ExitStatus;
+        }
+    }
+
+    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error)
+    {
+        machine = null!;
+        error = 0;
+        if (memory < (1 << 20) || (memory & 0xFFF) != 0)
+        {
+            error = Usage(console, $"--memory: {memory} bytes is not a whole number of 4 KiB pages of at least 1 MiB");
+            return false;
+        }
+
+        try
+        {
+            machine = new Machine(new MachineOptions
+            {
+                MemorySize = memory,
+                Cpus = cpus,
+                ConsoleOutput = console.GuestOutput,
+                Diagnostics = console.Error,
+                TraceIo = traceIo,
+                Trace = trace,
+                CpuFeatures = features,
+            });
+            return true;
+        }
+        catch (Exception e) when (e is OutOfMemoryException or ArgumentException)
+        {
+            error = Usage(console, $"--memory: cannot allocate {memory >> 20} MiB of guest RAM: {e.Message}");
+            return false;
+        }
+    }
+
+    internal static void WriteStats(TextWriter w, Machine machine)
+    {
+        foreach (var (name, value) in machine.Stats())
+        {
+            w.WriteLine($"{name} {value}");
+        }
+    }
+
+    internal static int Usage(CliConsole console, string message)
+    {
+        console.Error.WriteLine($"emu: {message}");
+        return ExitCodes.Usage;
+    }
+}
+
+/// <summary>Run-time options shared by <c>boot</c> and <c>bench</c>: limits, statistics, traces.</summary>
+internal sealed class RunOptions
+{
+    private readonly Option<ulong?> _maxInstructions = EmuCli.NumberOption("--max-instructions", "stop (status 3) after N guest instructions");
+    private readonly Option<ulong?> _maxCycles = EmuCli.NumberOption("--max-cycles", "stop (status 3) after N modeled cycles");
+    private readonly Option<double?> _timeout = new("--timeout") { Description = "stop (status 3) after SEC seconds of wall-clock time", HelpName = "SEC" };
+    private readonly Option<bool> _stats = new("--stats") { Description = "print one 'name value' line per counter on stderr at exit" };
+    private readonly Option<bool> _trace = new("--trace") { Description = "print the RIP of every instruction on stderr (slow)" };
+    private readonly Option<bool> _traceIo = new("--trace-io") { Description = "report port accesses no device handles on stderr" };
+
+    public RunOptions()
+    {
+        _timeout.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double?>() is { } t && (t <= 0 || double.IsNaN(t) || double.IsInfinity(t)))
+            {
+                r.AddError("--timeout must be a positive number of seconds");
+            }
+        });
+    }
+
+    public void AddTo(Command cmd)
+    {
+        cmd.Add(_maxInstructions);
+        cmd.Add(_maxCycles);
+        cmd.Add(_timeout);
+        cmd.Add(_stats);
+        cmd.Add(_trace);
+        cmd.Add(_traceIo);
+    }
+
+    public RunLimits Limits(ParseResult pr, ulong? instructions = null) => new()
+    {
+        MaxInstructions = instructions ?? pr.GetValue(_maxInstructions) ?? ulong.MaxValue,
+        MaxCycles = pr.GetValue(_maxCycles) ?? ulong.MaxValue,
+        Timeout = pr.GetValue(_timeout) is { } t ? TimeSpan.FromSeconds(t) : null,
+    };
+
+    public bool Stats(ParseResult pr) => pr.GetValue(_stats);
+
+    public bool Trace(ParseResult pr) => pr.GetValue(_trace);
+
+    public bool TraceIo(ParseResult pr) => pr.GetValue(_traceIo);
+}

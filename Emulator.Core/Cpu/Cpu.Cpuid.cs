@@ -1,0 +1,112 @@
+namespace Emulator.Core.Cpu;
+
+/// <summary>
+/// CPUID (AMD64 APM vol. 3, appendix E): an AuthenticAMD family 0x19 (Zen 3 class) processor whose
+/// feature bits come from <see cref="Features"/>. Leaves outside the reported ranges, and reserved
+/// leaves inside them, return zeros as AMD processors do.
+/// </summary>
+public sealed partial class Cpu
+{
+    /// <summary>The feature set this CPU reports and enforces; replace or edit it before the guest runs.</summary>
+    public CpuFeatures Features { get; set; } = new();
+
+    /// <summary>Initial local APIC id, reported in CPUID 1 EBX[31:24] (set by the machine for APs).</summary>
+    public byte ApicId;
+
+    public const uint MaxStandardLeaf = 7;
+    public const uint MaxExtendedLeaf = 0x8000_000A;
+
+    /// <summary>Family 0x19 = base 0xF + extended 0xA; model 0x01, stepping 1 (EPYC 7003 "Milan").</summary>
+    public const uint Signature = (0xAu << 20) | (0x0u << 16) | (0xFu << 8) | (0x1u << 4) | 0x1u;
+
+    /// <summary>Number of ASIDs reported in 0x8000000A EBX.</summary>
+    public const uint SvmAsidCount = 0x8000;
+
+    /// <summary>Linear-address bits reported in 0x80000008 (4-level paging).</summary>
+    public const int MaxLinearAddrBits = 48;
+
+    // "AuthenticAMD" as EBX, EDX, ECX.
+    private const uint VendorEbx = 0x6874_7541, VendorEdx = 0x6974_6E65, VendorEcx = 0x444D_4163;
+
+    /// <summary>"emu virtual CPU", NUL-padded to the 48 bytes of leaves 0x80000002–4.</summary>
+    public const string BrandString = "emu virtual CPU";
+
+    public void Cpuid(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
+    {
+        eax = ebx = ecx = edx = 0;
+        CpuFeatures f = Features;
+        switch (leaf)
+        {
+            case 0:
+                eax = MaxStandardLeaf;
+                ebx = VendorEbx;
+                edx = VendorEdx;
+                ecx = VendorEcx;
+                break;
+            case 1:
+                eax = Signature;
+                // EBX: CLFLUSH line size in quadwords (8 = 64 bytes), one logical processor, initial APIC id.
+                ebx = (8u << 8) | (1u << 16) | ((uint)ApicId << 24);
+                ecx = f.Bits(1, 0, CpuidReg.Ecx);
+                edx = f.Bits(1, 0, CpuidReg.Edx);
+                break;
+            case 7:
+                if (subleaf == 0)
+                {
+                    eax = 0; // highest subleaf
+                    ebx = f.Bits(7, 0, CpuidReg.Ebx);
+                    ecx = f.Bits(7, 0, CpuidReg.Ecx);
+                }
+
+                break;
+            case 0x8000_0000:
+                eax = MaxExtendedLeaf;
+                ebx = VendorEbx;
+                edx = VendorEdx;
+                ecx = VendorEcx;
+                break;
+            case 0x8000_0001:
+                eax = Signature;
+                ecx = f.Bits(0x8000_0001, 0, CpuidReg.Ecx);
+                edx = f.Bits(0x8000_0001, 0, CpuidReg.Edx) | (f.Bits(1, 0, CpuidReg.Edx) & CpuFeatures.MirroredLeaf1Edx);
+                break;
+            case 0x8000_0002:
+            case 0x8000_0003:
+            case 0x8000_0004:
+                {
+                    int at = (int)(leaf - 0x8000_0002) * 16;
+                    eax = BrandDword(at);
+                    ebx = BrandDword(at + 4);
+                    ecx = BrandDword(at + 8);
+                    edx = BrandDword(at + 12);
+                    break;
+                }
+
+            case 0x8000_0008:
+                eax = (uint)MaxPhysAddrBits | ((uint)MaxLinearAddrBits << 8);
+                break;
+            case 0x8000_000A:
+                if (f.Has(CpuFeature.Svm))
+                {
+                    eax = 1; // SVM revision
+                    ebx = SvmAsidCount;
+                    edx = f.Bits(0x8000_000A, 0, CpuidReg.Edx);
+                }
+
+                break;
+        }
+    }
+
+    private static uint BrandDword(int at)
+    {
+        uint v = 0;
+        for (int i = 0; i < 4; i++)
+        {
+            int k = at + i;
+            uint ch = k < BrandString.Length ? BrandString[k] : 0u;
+            v |= ch << (i * 8);
+        }
+
+        return v;
+    }
+}

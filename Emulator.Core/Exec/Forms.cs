@@ -1,0 +1,62 @@
+namespace Emulator.Core.Exec.Forms;
+
+// Type parameters that specialize one handler body per instruction form (operand width, branch
+// condition), so the JIT folds the form's constants instead of the handler switching on Code.
+
+/// <summary>An operand, address or counter width known at JIT time.</summary>
+public interface IDataWidth
+{
+    static abstract int Bytes { get; }
+}
+
+public readonly struct Dw8 : IDataWidth { public static int Bytes => 1; }
+
+public readonly struct Dw16 : IDataWidth { public static int Bytes => 2; }
+
+public readonly struct Dw32 : IDataWidth { public static int Bytes => 4; }
+
+public readonly struct Dw64 : IDataWidth { public static int Bytes => 8; }
+
+/// <summary>A branch condition known at JIT time, so each Jcc form compiles to its own flag test.</summary>
+public interface ICondition
+{
+    static abstract bool Holds(Emulator.Core.Cpu.Cpu c);
+}
+
+public readonly struct CcO : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetOF(); }
+
+public readonly struct CcNo : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetOF(); }
+
+public readonly struct CcB : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetCF(); }
+
+public readonly struct CcAe : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetCF(); }
+
+public readonly struct CcE : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetZF(); }
+
+public readonly struct CcNe : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetZF(); }
+
+public readonly struct CcBe : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetCF() || c.GetZF(); }
+
+public readonly struct CcA : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetCF() && !c.GetZF(); }
+
+public readonly struct CcS : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetSF(); }
+
+public readonly struct CcNs : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetSF(); }
+
+public readonly struct CcP : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetPF(); }
+
+public readonly struct CcNp : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetPF(); }
+
+public readonly struct CcL : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetSF() != c.GetOF(); }
+
+public readonly struct CcGe : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetSF() == c.GetOF(); }
+
+public readonly struct CcLe : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetZF() || c.GetSF() != c.GetOF(); }
+
+public readonly struct CcG : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetZF() && c.GetSF() == c.GetOF(); }
+
+public readonly struct LoopAlways : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => true; }
+
+public readonly struct LoopWhileZero : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetZF(); }
+
+public readonly struct LoopWhileNotZero : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetZF(); }

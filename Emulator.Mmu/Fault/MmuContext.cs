@@ -1,0 +1,388 @@
+using Emulator.Mmu.Memslots;
+using Emulator.Mmu.Shadow;
+using Emulator.Mmu.Spte;
+using Emulator.Mmu.Tdp;
+using static Emulator.Mmu.Spte.Spte;
+
+namespace Emulator.Mmu.Fault;
+
+/// <summary>How inhibiting APICv removes the APIC-access page from L1's view.</summary>
+public enum ApicvToggle
+{
+    /// <summary>5.15 behaviour: the private memslot stays; only the APIC-access SPTE is zapped.</summary>
+    Zap,
+    /// <summary>The older design: delete the private memslot on inhibit and re-add it on uninhibit.</summary>
+    Memslot,
+}
+
+/// <summary>
+/// The hypervisor's memory virtualization for one VM: memslots, the TDP MMU for L1, the page-fault
+/// handler with KVM 5.15's fault-in rules (DESIGN.md, "Flow of one nested-paging fault"), and the
+/// APICv-inhibit hook that removes the APIC-access page from L1's NPT.
+/// </summary>
+public sealed class MmuContext : IDisposable
+{
+    public const ulong ApicAccessGpa = 0xFEE00000;
+    public const ulong ApicAccessGfn = ApicAccessGpa >> 12;
+
+    private readonly TableArena _arena;
+
+    // Write tracking of gfns that hold L1 nested page tables shadowed for L2 (count per gfn), and the
+    // huge-page ranges that such gfns forbid (KVM's disallow_lpage), keyed by (level << 56) | index.
+    private readonly GfnMap _writeTracked = new(1 << 16);
+    private readonly GfnMap _noLargePage = new(1 << 16);
+
+    public MmuContext(ulong hostMemorySize, ApicvToggle toggle = ApicvToggle.Zap, int tableCapacity = 1 << 18, Memory.HostMemoryArena? host = null)
+    {
+        Host = host;
+        Memslots = new MemslotTable(hostMemorySize);
+        _arena = new TableArena(tableCapacity);
+        Tdp = new TdpMmu(_arena, Stats);
+        Toggle = toggle;
+        Memslots.SlotInvalidated = slot => Tdp.ZapRange(slot.BaseGfn, slot.EndGfn);
+        Memslots.DirtyLoggingEnabled = slot => Tdp.WriteProtectRange(slot.BaseGfn, slot.EndGfn);
+        Memslots.MmioGenerationWrapped = () => Tdp.ZapAllMmio();
+    }
+
+    public MemslotTable Memslots { get; }
+    public TdpMmu Tdp { get; }
+    public MmuStats Stats { get; } = new();
+    public ApicvToggle Toggle { get; }
+    public int TablesInUse => _arena.InUse;
+
+    /// <summary>Host memory behind the memslots (needed to read L1's nested page tables).</summary>
+    public Memory.HostMemoryArena? Host { get; }
+
+    internal TableArena Arena => _arena;
+
+    /// <summary>VM-wide APICv inhibit reasons (bit per reason); APICv is active when this is 0.</summary>
+    public ulong ApicvInhibitReasons { get; private set; }
+
+    public bool ApicvInhibited => ApicvInhibitReasons != 0;
+
+    /// <summary>Host offset of the APIC-access page's backing frame, once the private slot exists.</summary>
+    public ulong ApicAccessHostOffset { get; private set; } = ulong.MaxValue;
+
+    /// <summary>Creates the APIC-access private memslot (4 KiB at 0xFEE00000), as AVIC does at vCPU init.</summary>
+    public void CreateApicAccessSlot(ulong hostOffset)
+    {
+        ApicAccessHostOffset = hostOffset;
+        if (!(Toggle == ApicvToggle.Memslot && ApicvInhibited))
+        {
+            Memslots.Create(Memslot.ApicAccessPrivate, ApicAccessGpa, 0x1000, hostOffset);
+        }
+    }
+
+    /// <summary>
+    /// Sets or clears one inhibit reason. On the active → inhibited transition the zap design removes the
+    /// single APIC-access SPTE; the memslot design deletes the private slot (INVALID window, generation
+    /// bump, zap of its range) and re-creates it on the way back.
+    /// </summary>
+    public void SetApicvInhibit(int reason, bool set)
+    {
+        bool wasInhibited = ApicvInhibited;
+        ApicvInhibitReasons = set ? ApicvInhibitReasons | (1UL << reason) : ApicvInhibitReasons & ~(1UL << reason);
+        bool nowInhibited = ApicvInhibited;
+        if (wasInhibited == nowInhibited)
+        {
+            return;
+        }
+
+        if (Toggle == ApicvToggle.Zap)
+        {
+            if (nowInhibited)
+            {
+                Tdp.ZapRange(ApicAccessGfn, ApicAccessGfn + 1);
+            }
+
+            return;
+        }
+
+        if (ApicAccessHostOffset == ulong.MaxValue)
+        {
+            return;
+        }
+
+        if (nowInhibited)
+        {
+            Memslots.Delete(Memslot.ApicAccessPrivate);
+        }
+        else
+        {
+            Memslots.Create(Memslot.ApicAccessPrivate, ApicAccessGpa, 0x1000, ApicAccessHostOffset);
+        }
+    }
+
+    /// <summary>Handles one nested-paging fault of L1 (TDP). The result is also in pf.Result.</summary>
+    public RetPf Handle(ref PageFault pf)
+    {
+        Stats.Faults++;
+        pf.Gfn = pf.Gpa >> 12;
+        RetPf r = HandleCore(ref pf);
+        pf.Result = r;
+        Stats.Count(r);
+        return r;
+    }
+
+    private RetPf HandleCore(ref PageFault pf)
+    {
+        var slots = Memslots.Current;
+        if (pf.IsRsvd)
+        {
+            RetPf m = HandleMmioFault(ref pf, slots);
+            if (m != RetPf.Invalid)
+            {
+                return m;
+            }
+        }
+
+        if (pf.IsPresent && pf.IsWrite && !pf.IsRsvd && IsWriteTracked(pf.Gfn))
+        {
+            // A write to a page that holds shadowed L1 tables: emulate it, then the write notifier
+            // (NotifyTrackedWrite) drops the shadow pages built from it.
+            return RetPf.Emulate;
+        }
+
+        if (pf.IsPresent && pf.IsWrite && !pf.IsRsvd)
+        {
+            RetPf f = FastPageFault(ref pf, slots);
+            if (f != RetPf.Invalid)
+            {
+                return f;
+            }
+        }
+
+        return FaultIn(ref pf, slots);
+    }
+
+    /// <summary>KVM's handle_mmio_page_fault: a current MMIO SPTE means emulate; a stale one refaults.</summary>
+    private RetPf HandleMmioFault(ref PageFault pf, MemslotSet slots)
+    {
+        ulong spte = Tdp.Lookup(pf.Gfn, out _);
+        if (!IsMmio(spte))
+        {
+            // Zapped meanwhile (or never an MMIO SPTE): let the guest retry.
+            return IsShadowPresent(spte) ? RetPf.Invalid : RetPf.Retry;
+        }
+
+        ulong gen = slots.Generation;
+        if ((gen & MemslotSet.UpdateInProgress) != 0 || MmioGeneration(spte) != (gen & MemslotTable.MmioGenerationMask))
+        {
+            Stats.StaleMmioRefaults++;
+            return RetPf.Invalid;
+        }
+
+        pf.Spte = spte;
+        return RetPf.Emulate;
+    }
+
+    /// <summary>Lockless write-protection fix: restore W on a 4 KiB leaf whose host/MMU-writable bits allow it.</summary>
+    private RetPf FastPageFault(ref PageFault pf, MemslotSet slots)
+    {
+        ref ulong entry = ref Tdp.EntryRef(pf.Gfn, 1, out bool found);
+        ulong spte;
+        int level = 1;
+        if (!found)
+        {
+            spte = Tdp.Lookup(pf.Gfn, out level);
+            if (!IsShadowPresent(spte))
+            {
+                return RetPf.Invalid;
+            }
+
+            // Huge leaf: already writable → spurious; otherwise the slow path maps 4 KiB.
+            return (spte & Writable) != 0 ? RetPf.Spurious : RetPf.Invalid;
+        }
+
+        spte = entry;
+        if (!IsShadowPresent(spte))
+        {
+            return RetPf.Invalid;
+        }
+
+        if ((spte & Writable) != 0)
+        {
+            return RetPf.Spurious;
+        }
+
+        if ((spte & (HostWritable | MmuWritable)) != (HostWritable | MmuWritable))
+        {
+            return RetPf.Invalid;
+        }
+
+        ulong fixedSpte = spte | Writable | Dirty;
+        if (Interlocked.CompareExchange(ref entry, fixedSpte, spte) != spte)
+        {
+            return RetPf.Retry;
+        }
+
+        slots.Find(pf.Gfn)?.MarkDirty(pf.Gfn);
+        Stats.FastPathFixes++;
+        pf.Spte = fixedSpte;
+        pf.Level = level;
+        return RetPf.Fixed;
+    }
+
+    /// <summary>kvm_faultin_pfn plus the mapping step, with the "APICv memslot enabled but invisible" rules.</summary>
+    private RetPf FaultIn(ref PageFault pf, MemslotSet slots)
+    {
+        RetPf resolved = ResolveSlot(ref pf, slots, out Memslot? slot);
+        if (resolved != RetPf.Continue)
+        {
+            return resolved;
+        }
+
+        if (slot == null)
+        {
+            pf.Spte = MakeMmio(pf.Gfn, MmioAccessMask, slots.Generation);
+            RetPf m = Tdp.Map(pf.Gfn, 1, pf.Spte);
+            if (m == RetPf.Retry)
+            {
+                return m;
+            }
+
+            Stats.MmioSptesCreated++;
+            return RetPf.Emulate;
+        }
+
+        if (pf.IsWrite && slot!.IsReadOnly)
+        {
+            return RetPf.Emulate; // KVM_PFN_ERR_RO_FAULT: emulated, deliberately not cached as MMIO
+        }
+
+        bool tracked = IsWriteTracked(pf.Gfn);
+        int level = tracked ? 1 : MaxMappingLevel(slot!, pf.Gfn, pf.MaxLevel);
+        ulong mask = TdpMmu.PagesAt(level) - 1;
+        ulong pfn = slot!.HostPfn(pf.Gfn & ~mask);
+        bool writable = !slot.IsReadOnly && !tracked;
+        ulong spte = MakeLeaf(pfn, level, writable, hostWritable: !slot.IsReadOnly);
+        if (tracked)
+        {
+            spte &= ~MmuWritable; // the fast path must not make a tracked page writable again
+        }
+        RetPf r = Tdp.Map(pf.Gfn & ~mask, level, spte);
+        if (writable && slot.LogsDirty)
+        {
+            // As KVM: a writable SPTE in a dirty-logged slot marks the page dirty when it is created.
+            slot.MarkDirty(pf.Gfn);
+        }
+
+        pf.Level = level;
+        pf.Pfn = pfn;
+        pf.Spte = spte;
+        return r;
+    }
+
+    /// <summary>
+    /// kvm_faultin_pfn's slot decision: Continue with the slot to map (null: no memory, MMIO), or a
+    /// result that stops the fault (Retry for an INVALID slot, Emulate for the inhibited APIC page).
+    /// </summary>
+    internal RetPf ResolveSlot(ref PageFault pf, MemslotSet slots, out Memslot? slot)
+    {
+        slot = slots.Find(pf.Gfn);
+        pf.SlotId = slot?.Id ?? -1;
+        if (slot != null && slot.IsInvalid)
+        {
+            return RetPf.Retry; // delete/move in flight: its SPTEs may not be zapped yet
+        }
+
+        if (slot != null && !slot.IsVisible)
+        {
+            if (pf.IsGuestMode)
+            {
+                slot = null; // private slots are invisible to L2
+            }
+            else if (slot.Id == Memslot.ApicAccessPrivate && ApicvInhibited)
+            {
+                // Emulate without caching an MMIO SPTE, so uninhibiting needs no purge.
+                Stats.ApicEmulations++;
+                return RetPf.Emulate;
+            }
+        }
+
+        return RetPf.Continue;
+    }
+
+    public bool IsWriteTracked(ulong gfn) => _writeTracked.Count != 0 && _writeTracked.Get(gfn) > 0;
+
+    /// <summary>Starts write-tracking <paramref name="gfn"/>: its TDP mapping becomes 4 KiB and read-only.</summary>
+    public bool TrackWrite(ulong gfn)
+    {
+        int n = _writeTracked.Get(gfn);
+        if (!_writeTracked.Set(gfn, n + 1))
+        {
+            return false;
+        }
+
+        if (n == 0)
+        {
+            for (int level = 2; level <= 3; level++)
+            {
+                ulong key = ((ulong)level << 56) | (gfn >> (9 * (level - 1)));
+                _noLargePage.Set(key, _noLargePage.Get(key) + 1);
+            }
+
+            Tdp.ZapRange(gfn, gfn + 1);
+        }
+
+        return true;
+    }
+
+    public void UntrackWrite(ulong gfn)
+    {
+        int n = _writeTracked.Get(gfn);
+        if (n <= 0)
+        {
+            return;
+        }
+
+        _writeTracked.Set(gfn, n - 1);
+        if (n == 1)
+        {
+            for (int level = 2; level <= 3; level++)
+            {
+                ulong key = ((ulong)level << 56) | (gfn >> (9 * (level - 1)));
+                _noLargePage.Set(key, _noLargePage.Get(key) - 1);
+            }
+        }
+    }
+
+    /// <summary>Called after L1's write to a write-tracked gfn was emulated (the page-track notifier).</summary>
+    public Action<ulong>? TrackedWrite { get; set; }
+
+    public void NotifyTrackedWrite(ulong gpa)
+    {
+        if (IsWriteTracked(gpa >> 12))
+        {
+            TrackedWrite?.Invoke(gpa >> 12);
+        }
+    }
+
+    /// <summary>
+    /// Largest level (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB) at which the whole aligned range lies in the slot,
+    /// the host backing is equally aligned, no write-tracked gfn is inside, and the slot does not log dirty pages.
+    /// </summary>
+    internal int MaxMappingLevel(Memslot slot, ulong gfn, int callerMax)
+    {
+        if (slot.LogsDirty)
+        {
+            return 1;
+        }
+
+        int max = callerMax is > 0 and < 3 ? callerMax : 3;
+        for (int level = max; level > 1; level--)
+        {
+            ulong pages = TdpMmu.PagesAt(level);
+            ulong start = gfn & ~(pages - 1);
+            if (start >= slot.BaseGfn && start + pages <= slot.EndGfn && ((slot.BaseGfn ^ (slot.HostOffset >> 12)) & (pages - 1)) == 0
+                && (_noLargePage.Count == 0 || _noLargePage.Get(((ulong)level << 56) | (gfn >> (9 * (level - 1)))) == 0))
+            {
+                return level;
+            }
+        }
+
+        return 1;
+    }
+
+    public void Dispose() => _arena.Dispose();
+}

@@ -1,0 +1,71 @@
+namespace Emulator.Mmu.Fault;
+
+/// <summary>Result of one page fault (KVM's RET_PF_*, with Continue = 0 in front as later kernels have it).</summary>
+public enum RetPf
+{
+    Continue = 0,
+    /// <summary>Nothing more to do now: resume the guest and let it fault again if needed.</summary>
+    Retry,
+    /// <summary>Emulate the faulting instruction (MMIO, read-only slot, APIC page while APICv is inhibited).</summary>
+    Emulate,
+    /// <summary>The fast/MMIO path cannot use the SPTE: run the full fault handler.</summary>
+    Invalid,
+    /// <summary>An SPTE was installed or repaired.</summary>
+    Fixed,
+    /// <summary>The SPTE already allowed the access.</summary>
+    Spurious,
+    /// <summary>L1's nested page tables do not allow the access: L1 must see an #NPF.</summary>
+    ReflectToGuest,
+}
+
+/// <summary>Page-fault error-code bits as KVM names them (PFERR_*), incl. the #NPF-only bits 32 and 33.</summary>
+public static class PfErr
+{
+    public const ulong Present = 1UL << 0;
+    public const ulong Write = 1UL << 1;
+    public const ulong User = 1UL << 2;
+    public const ulong Rsvd = 1UL << 3;
+    public const ulong Fetch = 1UL << 4;
+    public const ulong GuestFinal = 1UL << 32;
+    public const ulong GuestPage = 1UL << 33;
+}
+
+/// <summary>
+/// One fault, passed by ref through the handler: inputs, then what the handler derived, then its
+/// outputs. A struct on the caller's stack, so handling a fault allocates nothing.
+/// </summary>
+public struct PageFault
+{
+    // Inputs
+    public ulong Gpa;
+    public ulong ErrorCode;
+    /// <summary>The vCPU is running L2 (nested guest): private memslots are invisible.</summary>
+    public bool IsGuestMode;
+    /// <summary>Largest mapping level allowed by the caller (L1's NPT leaf size for shadow faults); 0 = no limit.</summary>
+    public int MaxLevel;
+
+    // Derived
+    public ulong Gfn;
+    public int SlotId;
+
+    // Outputs
+    public RetPf Result;
+    public int Level;
+    public ulong Pfn;
+    public ulong Spte;
+    public ulong ExitInfo1;
+    public ulong ExitInfo2;
+
+    public static PageFault For(ulong gpa, ulong errorCode, bool guestMode = false) => new()
+    {
+        Gpa = gpa,
+        ErrorCode = errorCode,
+        IsGuestMode = guestMode,
+        SlotId = -1,
+    };
+
+    public readonly bool IsWrite => (ErrorCode & PfErr.Write) != 0;
+    public readonly bool IsPresent => (ErrorCode & PfErr.Present) != 0;
+    public readonly bool IsRsvd => (ErrorCode & PfErr.Rsvd) != 0;
+    public readonly bool IsFetch => (ErrorCode & PfErr.Fetch) != 0;
+}

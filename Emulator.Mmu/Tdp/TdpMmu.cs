@@ -1,0 +1,298 @@
+using System.Runtime.CompilerServices;
+using Emulator.Mmu.Fault;
+using Emulator.Mmu.Spte;
+using static Emulator.Mmu.Spte.Spte;
+
+namespace Emulator.Mmu.Tdp;
+
+/// <summary>
+/// L1's nested page tables (TDP MMU): a 4-level NPT built on demand in the <see cref="TableArena"/>.
+/// Levels: 4 = root (512 GiB per entry), 3 = 1 GiB, 2 = 2 MiB, 1 = 4 KiB.
+/// </summary>
+public sealed class TdpMmu
+{
+    public const int RootLevel = 4;
+
+    private readonly TableArena _arena;
+    private readonly MmuStats _stats;
+
+    public TdpMmu(TableArena arena, MmuStats stats)
+    {
+        _arena = arena;
+        _stats = stats;
+        Root = arena.Allocate(RootLevel, 0, 0, 0);
+    }
+
+    public int Root { get; }
+
+    /// <summary>Bumped on every remote-TLB-flush request; a CPU whose copy differs flushes its TLB.</summary>
+    public ulong TlbFlushGeneration { get; private set; }
+
+    public TableArena Arena => _arena;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int IndexAt(ulong gfn, int level) => (int)(gfn >> (9 * (level - 1))) & 511;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong PagesAt(int level) => 1UL << (9 * (level - 1));
+
+    /// <summary>The last SPTE on the walk for <paramref name="gfn"/> (a leaf, an MMIO SPTE, or 0) and its level.</summary>
+    public ulong Lookup(ulong gfn, out int level)
+    {
+        int t = Root;
+        for (level = RootLevel; ; level--)
+        {
+            ulong e = _arena.Entry(t, IndexAt(gfn, level));
+            if (!IsShadowPresent(e) || IsLeaf(e, level))
+            {
+                return e;
+            }
+
+            t = ChildTable(e);
+        }
+    }
+
+    /// <summary>Reference to the SPTE slot for <paramref name="gfn"/> at <paramref name="level"/>, if the tables exist.</summary>
+    public ref ulong EntryRef(ulong gfn, int level, out bool found)
+    {
+        int t = Root;
+        for (int l = RootLevel; l > level; l--)
+        {
+            ulong e = _arena.Entry(t, IndexAt(gfn, l));
+            if (!IsShadowPresent(e) || IsLeaf(e, l))
+            {
+                found = false;
+                return ref Unsafe.NullRef<ulong>();
+            }
+
+            t = ChildTable(e);
+        }
+
+        found = true;
+        return ref _arena.Entry(t, IndexAt(gfn, level));
+    }
+
+    /// <summary>
+    /// Installs <paramref name="spte"/> for <paramref name="gfn"/> at <paramref name="level"/>, building
+    /// intermediate tables and splitting a huge leaf that is in the way.
+    /// </summary>
+    public RetPf Map(ulong gfn, int level, ulong spte)
+    {
+        int t = Root;
+        for (int l = RootLevel; l > level; l--)
+        {
+            int i = IndexAt(gfn, l);
+            ref ulong e = ref _arena.Entry(t, i);
+            if (e == Frozen)
+            {
+                return RetPf.Retry;
+            }
+
+            if (IsShadowPresent(e) && !IsLeaf(e, l))
+            {
+                t = ChildTable(e);
+                continue;
+            }
+
+            if (IsShadowPresent(e))
+            {
+                // A huge leaf covers this gfn but a smaller mapping is wanted: drop it (KVM zaps, then links).
+                _stats.SptesZapped++;
+                TlbFlushGeneration++;
+                _stats.TlbFlushRequests++;
+            }
+
+            ulong childBase = (gfn >> (9 * (l - 1))) << (9 * (l - 1));
+            int child = _arena.Allocate(l - 1, childBase, t, i);
+            if (child == 0)
+            {
+                return RetPf.Retry;
+            }
+
+            e = MakeNonLeaf(child);
+            t = child;
+        }
+
+        ref ulong target = ref _arena.Entry(t, IndexAt(gfn, level));
+        ulong old = target;
+        if (old == spte)
+        {
+            return RetPf.Spurious;
+        }
+
+        if (IsShadowPresent(old) && !IsLeaf(old, level))
+        {
+            // Mapping a huge page over an existing table: free the subtree first.
+            _stats.SptesZapped += ZapTable(ChildTable(old), level - 1, 0, ulong.MaxValue);
+            _arena.Free(ChildTable(old));
+        }
+
+        if (IsShadowPresent(old))
+        {
+            TlbFlushGeneration++;
+            _stats.TlbFlushRequests++;
+        }
+
+        target = spte;
+        return RetPf.Fixed;
+    }
+
+    /// <summary>Zaps every SPTE (leaf or MMIO) that maps a gfn in [start, end); returns how many were cleared.</summary>
+    public ulong ZapRange(ulong startGfn, ulong endGfn)
+    {
+        _stats.ZapCalls++;
+        ulong n = ZapTable(Root, RootLevel, startGfn, endGfn);
+        _stats.SptesZapped += n;
+        if (n != 0)
+        {
+            TlbFlushGeneration++;
+            _stats.TlbFlushRequests++;
+        }
+
+        return n;
+    }
+
+    private ulong ZapTable(int t, int level, ulong start, ulong end)
+    {
+        ulong n = 0;
+        ulong span = PagesAt(level);
+        ulong tableBase = _arena.BaseGfn[t];
+        Span<ulong> table = _arena.Table(t);
+        (int first, int last) = IndexRange(tableBase, span, start, end);
+        for (int i = first; i <= last; i++)
+        {
+            ulong e = table[i];
+            if (e == 0)
+            {
+                continue;
+            }
+
+            ulong lo = tableBase + ((ulong)i * span);
+            ulong hi = lo + span;
+
+            if (IsShadowPresent(e) && !IsLeaf(e, level))
+            {
+                int child = ChildTable(e);
+                n += ZapTable(child, level - 1, start, end);
+                if (start <= lo && hi <= end)
+                {
+                    _arena.Free(child);
+                    table[i] = 0;
+                }
+            }
+            else
+            {
+                table[i] = 0;
+                n++;
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>Indices of the entries of a table (covering <paramref name="span"/> pages each) that overlap [start, end).</summary>
+    private static (int First, int Last) IndexRange(ulong tableBase, ulong span, ulong start, ulong end)
+    {
+        ulong tableEnd = tableBase + (span * 512);
+        if (end <= tableBase || start >= tableEnd || end <= start)
+        {
+            return (0, -1);
+        }
+
+        ulong lo = Math.Max(start, tableBase), hi = Math.Min(end, tableEnd) - 1;
+        return ((int)((lo - tableBase) / span), (int)((hi - tableBase) / span));
+    }
+
+    /// <summary>Zaps every MMIO SPTE (the MMIO generation wrapped).</summary>
+    public ulong ZapAllMmio() => ZapMmio(Root, RootLevel);
+
+    private ulong ZapMmio(int t, int level)
+    {
+        ulong n = 0;
+        Span<ulong> table = _arena.Table(t);
+        for (int i = 0; i < 512; i++)
+        {
+            ulong e = table[i];
+            if (IsMmio(e))
+            {
+                table[i] = 0;
+                n++;
+            }
+            else if (IsShadowPresent(e) && !IsLeaf(e, level))
+            {
+                n += ZapMmio(ChildTable(e), level - 1);
+            }
+        }
+
+        _stats.SptesZapped += n;
+        return n;
+    }
+
+    /// <summary>Clears W on every leaf in [start, end), keeping host/MMU-writable so the fast path can restore it.</summary>
+    public ulong WriteProtectRange(ulong startGfn, ulong endGfn)
+    {
+        ulong n = WriteProtect(Root, RootLevel, startGfn, endGfn);
+        if (n != 0)
+        {
+            TlbFlushGeneration++;
+            _stats.TlbFlushRequests++;
+        }
+
+        return n;
+    }
+
+    private ulong WriteProtect(int t, int level, ulong start, ulong end)
+    {
+        ulong n = 0;
+        ulong span = PagesAt(level);
+        ulong tableBase = _arena.BaseGfn[t];
+        Span<ulong> table = _arena.Table(t);
+        (int first, int last) = IndexRange(tableBase, span, start, end);
+        for (int i = first; i <= last; i++)
+        {
+            ulong e = table[i];
+            if (!IsShadowPresent(e))
+            {
+                continue;
+            }
+
+            if (!IsLeaf(e, level))
+            {
+                n += WriteProtect(ChildTable(e), level - 1, start, end);
+            }
+            else if ((e & Writable) != 0)
+            {
+                table[i] = e & ~Writable;
+                n++;
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>Number of MMIO SPTEs currently installed (for tests and statistics).</summary>
+    public ulong CountMmio() => Count(Root, RootLevel, mmio: true);
+
+    /// <summary>Number of shadow-present leaf SPTEs currently installed.</summary>
+    public ulong CountLeaves() => Count(Root, RootLevel, mmio: false);
+
+    private ulong Count(int t, int level, bool mmio)
+    {
+        ulong n = 0;
+        Span<ulong> table = _arena.Table(t);
+        for (int i = 0; i < 512; i++)
+        {
+            ulong e = table[i];
+            if (IsShadowPresent(e) && !IsLeaf(e, level))
+            {
+                n += Count(ChildTable(e), level - 1, mmio);
+            }
+            else if (mmio ? IsMmio(e) : IsShadowPresent(e))
+            {
+                n++;
+            }
+        }
+
+        return n;
+    }
+}

@@ -1,3 +1,0 @@
-namespace Emulator.Svm;
-
-internal static class SvmAssembly;
