@@ -15,7 +15,7 @@ namespace Emulator.Core.Exec;
 /// mode) at 160 + 16·i. Bytes 464–511 are left to software and never written.
 /// AMD behaviour kept: FIP/FDP/FOP are saved (and restored) only when FSW.ES is set, else stored as zero;
 /// with CR4.OSFXSR = 0, and with EFER.FFXSR in 64-bit mode at CPL 0, the XMM registers are neither
-/// saved nor restored.
+/// saved nor restored (MXCSR always is).
 /// </summary>
 public static unsafe partial class Exec
 {
@@ -45,11 +45,17 @@ public static unsafe partial class Exec
         return c.Is64 ? 16 : 8;
     }
 
-    /// <summary>Common checks: #NM on CR0.EM or CR0.TS, #GP(0) on a misaligned area.</summary>
+    /// <summary>Common checks: #UD on CR0.EM (checked first), #NM on CR0.TS, #GP(0) on a misaligned area.</summary>
     private static bool FxCheck(Cpu.Cpu c, ref DecodedOp op, int access, out ulong off)
     {
         off = 0;
-        if ((c.Cr0 & (Cr0Bits.EM | Cr0Bits.TS)) != 0)
+        if ((c.Cr0 & Cr0Bits.EM) != 0)
+        {
+            c.RaiseUD();
+            return false;
+        }
+
+        if ((c.Cr0 & Cr0Bits.TS) != 0)
         {
             c.RaiseNM();
             return false;
@@ -197,10 +203,7 @@ public static unsafe partial class Exec
             c.FpuCs = c.FpuDs = 0;
         }
 
-        if ((c.Cr4 & Cr4Bits.OSFXSR) != 0)
-        {
-            c.Mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(area[24..]);
-        }
+        c.Mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(area[24..]);
 
         for (int i = 0; i < 8; i++)
         {

@@ -74,6 +74,7 @@ public static unsafe partial class Exec
         RegisterSseFloat(t);
         RegisterSseConvert(t);
         RegisterFxSave(t);
+        RegisterMmx(t);
     }
 
     // ---- Availability (APM vol. 4 §"Exceptions" tables, vol. 2 §11.3) ----

@@ -131,4 +131,265 @@ public class ControlTests
             Assert.That(g.ReadPhys(gpa + (ulong)cc, 1), Is.EqualTo(ConditionHolds(cc, flags) ? 1UL : 0UL), $"j{ConditionNames[cc]}");
         }
     }
+
+    /// <summary>LOOP decrements the counter named by the address size: RCX, ECX (67h) in 64-bit mode.</summary>
+    [TestCase(false, 3UL, 3UL, 0UL)]
+    [TestCase(true, 0xFFFF_FFFF_0000_0003UL, 3UL, 0UL)]
+    public void LoopCounterWidthLong64(bool addr32, ulong counter, ulong iterations, ulong ecxAfter)
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(ebx, 0);
+            a.Label(ref top);
+            a.lea(rbx, __[rbx + 1]);
+            if (addr32)
+            {
+                a.db(0x67);
+            }
+
+            a.loop(top);
+            a.hlt();
+        });
+        g.Cpu.Gpr[Reg.RCX] = counter;
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RBX], Is.EqualTo(iterations));
+        Assert.That((uint)g[Reg.RCX], Is.EqualTo(ecxAfter));
+    }
+
+    /// <summary>In 32-bit code, 67h LOOP counts in CX only: ECX's upper half is untouched.</summary>
+    [Test]
+    public void LoopCounterCxProtected32()
+    {
+        using var g = TestGuest.Protected32(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 0x0001_0003);
+            a.mov(ebx, 0);
+            a.Label(ref top);
+            a.lea(ebx, __[ebx + 1]);
+            a.db(0x67);
+            a.loop(top);
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RBX], Is.EqualTo(3));
+        Assert.That(g[Reg.RCX], Is.EqualTo(0x0001_0000));
+    }
+
+    /// <summary>In real mode, 67h LOOP counts in ECX (0x10001 iterations here, where CX alone would give 1).</summary>
+    [Test]
+    public void LoopCounterEcxReal()
+    {
+        using var g = TestGuest.Real(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 0x0001_0001);
+            a.mov(ebx, 0);
+            a.Label(ref top);
+            a.lea(ebx, __[ebx + 1]);
+            a.db(0x67);
+            a.loop(top);
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RBX], Is.EqualTo(0x10001));
+        Assert.That(g[Reg.RCX], Is.EqualTo(0));
+    }
+
+    /// <summary>LOOPE runs while ZF = 1, LOOPNE while ZF = 0; both stop at rCX = 0.</summary>
+    [TestCase(0x40, true, 4UL)]
+    [TestCase(0x00, true, 1UL)]
+    [TestCase(0x40, false, 1UL)]
+    [TestCase(0x00, false, 4UL)]
+    public void LoopeLoopne(int ahValue, bool loope, ulong iterations)
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 4);
+            a.mov(ebx, 0);
+            a.mov(ah, (byte)ahValue);
+            a.sahf();
+            a.Label(ref top);
+            a.lea(rbx, __[rbx + 1]);
+            if (loope)
+            {
+                a.loope(top);
+            }
+            else
+            {
+                a.loopne(top);
+            }
+
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RBX], Is.EqualTo(iterations));
+        Assert.That(g[Reg.RCX], Is.EqualTo(4 - iterations));
+    }
+
+    /// <summary>JRCXZ tests all of RCX, JECXZ (67h) only ECX.</summary>
+    [Test]
+    public void JrcxzAndJecxz()
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            var t1 = a.CreateLabel();
+            var n1 = a.CreateLabel();
+            var t2 = a.CreateLabel();
+            var n2 = a.CreateLabel();
+            a.mov(rcx, 0x1_0000_0000);
+            a.mov(ebx, 0);
+            a.jrcxz(t1);
+            a.jmp(n1);
+            a.Label(ref t1);
+            a.lea(rbx, __[rbx + 1]);
+            a.Label(ref n1);
+            a.db(0x67);
+            a.jrcxz(t2); // 67 E3: JECXZ
+            a.jmp(n2);
+            a.Label(ref t2);
+            a.lea(rbx, __[rbx + 2]);
+            a.Label(ref n2);
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RBX], Is.EqualTo(2));
+    }
+
+    /// <summary>RET imm16 pops the return address and then releases imm16 bytes of arguments.</summary>
+    [TestCase(16)]
+    [TestCase(32)]
+    [TestCase(64)]
+    public void RetImmReleasesArguments(int bits)
+    {
+        using var g = Guest(bits, a =>
+        {
+            var func = a.CreateLabel();
+            var done = a.CreateLabel();
+            a.push(7);
+            a.push(8);
+            a.call(func);
+            a.jmp(done);
+            a.Label(ref func);
+            a.ret((ushort)(2 * (bits / 8)));
+            a.Label(ref done);
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RSP], Is.EqualTo(bits == 16 ? 0x8000UL : TestGuest.StackTop));
+    }
+
+    /// <summary>CALL [rSP] reads its target before pushing the return address.</summary>
+    [Test]
+    public void CallIndirectThroughStackTop()
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            var func = a.CreateLabel();
+            var after = a.CreateLabel();
+            a.lea(rax, __[func]);
+            a.push(rax);
+            a.call(__qword_ptr[rsp]);
+            a.jmp(after);
+            a.Label(ref func);
+            a.mov(ebx, 0x77);
+            a.pop(rcx);
+            a.jmp(rcx);
+            a.Label(ref after);
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RBX], Is.EqualTo(0x77));
+        Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop - 8));
+    }
+
+    /// <summary>A 16-bit near jump wraps IP at 64 KiB: JMP -4 from IP 0 lands at 0xFFFE.</summary>
+    [Test]
+    public void RealModeJumpWrapsIp()
+    {
+        using var g = TestGuest.Real(a => a.db(0xEB, 0xFC));
+        g.Mem.TryLoad(0x1FFFE, [0xF4]);
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(0xFFFF));
+    }
+
+    /// <summary>A 66h near jump in 32-bit code truncates the target to 16 bits.</summary>
+    [Test]
+    public void OperandSize16JumpTruncatesEip()
+    {
+        using var g = TestGuest.Protected32(a => a.db(0x66, 0xE9, 0x00, 0x00)); // jmp rel16 → (EIP+4) & 0xFFFF
+        g.Mem.TryLoad(0x0004, [0xF4]);
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(0x0005));
+    }
+
+    /// <summary>A non-canonical target raises #GP(0) at the jump (no IDT here, so the guest triple-faults); RBX is not touched.</summary>
+    [Test]
+    public void NonCanonicalTargetFaults()
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            a.mov(rax, 0x0000_8000_0000_0000);
+            a.jmp(rax);
+            a.mov(ebx, 1);
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.TripleFault));
+        Assert.That(g[Reg.RBX], Is.EqualTo(0));
+    }
+
+    /// <summary>#GP(0) for a non-canonical target is raised at the jump: the frame's RIP is the JMP, the error code 0.</summary>
+    [Test]
+    public void NonCanonicalTargetIsGpAtTheJump()
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            a.mov(rax, 0x0000_8000_0000_0000); // 10 bytes
+            a.jmp(rax);
+            a.hlt();
+        });
+        VectorCatcher.Install64(g);
+        g.Run();
+        Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(13));
+        ulong rsp = g[Reg.RSP];
+        Assert.That(g.ReadPhys(rsp, 8), Is.EqualTo(0UL));
+        Assert.That(g.ReadPhys(rsp + 8, 8), Is.EqualTo(TestGuest.CodeBase + 10));
+    }
+
+    /// <summary>Outside 64-bit mode a target beyond the CS limit is #GP(0), and CALL pushes nothing.</summary>
+    [Test]
+    public void TargetBeyondCsLimitFaults()
+    {
+        using var g = TestGuest.Protected32(a =>
+        {
+            a.mov(eax, 0x0011_0000);
+            a.call(eax);
+            a.hlt();
+        });
+        VectorCatcher.Install32(g);
+        g.Cpu.Seg[SegReg.CS].Limit = 0x0010_FFFF;
+        g.Cpu.SegmentLoaded(SegReg.CS);
+        g.Run();
+        Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(13));
+        // Frame: error code, EIP, CS, EFLAGS (no stack switch at CPL 0); nothing else was pushed.
+        Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop - 16));
+        Assert.That(g.ReadPhys(TestGuest.StackTop - 12, 4), Is.EqualTo(TestGuest.CodeBase + 5));
+    }
+
+    /// <summary>
+    /// AMD honours 66h on near branches in 64-bit mode (APM vol. 3 "JMP (Near)": the operand size may be
+    /// 16 bits): 66 E9 rel16 truncates RIP to 16 bits, 66 E8 pushes a 2-byte return address and 66 C3 pops one.
+    /// </summary>
+    [Test]
+    public void OperandSize16NearBranchesLong64()
+    {
+        using var g = TestGuest.Long64(a => a.db(0x66, 0xE9, 0x00, 0x00)); // → (RIP + 4) & 0xFFFF = 4
+        g.Mem.TryLoad(0x0004, [0x66, 0xE8, 0x02, 0x00, 0xF4, 0xF4, 0x66, 0xC3]); // call 0x000A; hlt; …; ret (16-bit)
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(0x0009));
+        Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop));
+        Assert.That(g.ReadPhys(TestGuest.StackTop - 2, 2), Is.EqualTo(0x0008));
+    }
 }

@@ -226,4 +226,32 @@ public class StringTests
         Assert.That(g[Reg.RDI], Is.EqualTo(buf));
         Assert.That(g.ReadPhys(buf, 1), Is.EqualTo(0));
     }
+
+    /// <summary>
+    /// A fault in the middle of REP STOSB leaves ECX and EDI describing the remaining work (here #GP at
+    /// the ES limit after 16 bytes), and the frame's EIP points at the string instruction.
+    /// </summary>
+    [Test]
+    public void RepFaultMidwayLeavesRemainingCount()
+    {
+        ulong buf = TestGuest.DataBase;
+        using var g = TestGuest.Protected32(a =>
+        {
+            a.mov(edi, (uint)buf);   // 5 bytes
+            a.mov(ecx, 32);          // 5 bytes
+            a.mov(al, 0xEE);         // 2 bytes
+            a.rep.stosb();
+            a.hlt();
+        });
+        VectorCatcher.Install32(g);
+        g.Cpu.Seg[SegReg.ES].Limit = (uint)buf + 15;
+        g.Cpu.SegmentLoaded(SegReg.ES);
+        g.Run();
+        Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(13));
+        Assert.That(g[Reg.RCX], Is.EqualTo(16));
+        Assert.That(g[Reg.RDI], Is.EqualTo(buf + 16));
+        Assert.That(g.ReadPhys(buf + 15, 1), Is.EqualTo(0xEE));
+        Assert.That(g.ReadPhys(buf + 16, 1), Is.EqualTo(0));
+        Assert.That(g.ReadPhys(g[Reg.RSP] + 4, 4), Is.EqualTo(TestGuest.CodeBase + 12));
+    }
 }
