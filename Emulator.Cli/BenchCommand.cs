@@ -48,18 +48,30 @@ internal static class BenchCommand
                 r.AddError("--seconds must be between 0 and 3600");
             }
         });
-        var json = new Option<bool>("--json") { Description = "print one JSON object per workload" };
+        var json = new Option<bool>("--json") { Description = "print {\"benchmarks\":[{\"name\", \"faultsPerSecond\", \"nsPerFault\", \"allocatedBytesPerFault\"}, ...]}" };
         var faults = new Command("faults", "fault throughput of the MMU engine: faults/s and allocations per fault") { names, seconds, json };
         faults.SetAction(pr =>
         {
             string[] selected = pr.GetValue(names) is { Length: > 0 } n ? n : FaultWorkload.Names;
             var inv = CultureInfo.InvariantCulture;
+            bool asJson = pr.GetValue(json);
+            var rows = new List<string>();
             foreach (string name in selected)
             {
                 var r = FaultWorkload.Measure(name, pr.GetValue(seconds) ?? 0.5);
-                console.Output.WriteLine(pr.GetValue(json)
-                    ? string.Create(inv, $"{{\"name\": \"{r.Name}\", \"faults\": {r.Faults}, \"seconds\": {r.Seconds:0.######}, \"faults_per_second\": {r.FaultsPerSecond:0}, \"ns_per_fault\": {r.NsPerFault:0.0}, \"bytes_per_fault\": {r.AllocatedBytesPerFault:0.###}}}")
-                    : string.Create(inv, $"{r.Name,-16} {r.FaultsPerSecond,14:N0} faults/s {r.NsPerFault,10:0.0} ns/fault {r.AllocatedBytesPerFault,8:0.###} B/fault"));
+                if (asJson)
+                {
+                    rows.Add(string.Create(inv, $"{{\"name\": \"{r.Name}\", \"faultsPerSecond\": {r.FaultsPerSecond:0}, \"nsPerFault\": {r.NsPerFault:0.0}, \"allocatedBytesPerFault\": {r.AllocatedBytesPerFault:0.###}, \"faults\": {r.Faults}, \"seconds\": {r.Seconds:0.######}}}"));
+                }
+                else
+                {
+                    console.Output.WriteLine(string.Create(inv, $"{r.Name,-16} {r.FaultsPerSecond,14:N0} faults/s {r.NsPerFault,10:0.0} ns/fault {r.AllocatedBytesPerFault,8:0.###} B/fault"));
+                }
+            }
+
+            if (asJson)
+            {
+                console.Output.WriteLine("{\"benchmarks\":[" + string.Join(", ", rows) + "]}");
             }
 
             return ExitCodes.Success;

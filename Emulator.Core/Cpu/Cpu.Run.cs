@@ -71,6 +71,7 @@ public sealed unsafe partial class Cpu
     public RunExit Run(ulong maxInstructions = ulong.MaxValue, ulong maxCycles = ulong.MaxValue)
     {
         Phys.Running = this;
+        ulong eventsAtStart = ExceptionsDelivered;
         while (true)
         {
             if (Phys.Mmu is { } mmu && mmu.Tdp.TlbFlushGeneration != _npfFlushGeneration)
@@ -90,7 +91,9 @@ public sealed unsafe partial class Cpu
                 return RunExit.TripleFault;
             }
 
-            if (Instructions >= maxInstructions)
+            // Delivered events count toward the limit too, so a guest stuck in an exception loop (which
+            // retires nothing) still stops.
+            if (Instructions >= maxInstructions || ExceptionsDelivered - eventsAtStart >= maxInstructions)
             {
                 return RunExit.InstructionLimit;
             }

@@ -209,7 +209,12 @@ public sealed class Machine : IDisposable
         ("io.unhandled", Memory.Io.UnhandledAccesses),
         ("mmio.accesses", Memory.MmioAccesses),
         ("console.bytes", Console.BytesWritten),
+        .. MmuStats(),
     ];
+
+    /// <summary>L0's MMU counters (mmu.*), when the guest runs under nested paging.</summary>
+    private IEnumerable<(string Name, ulong Value)> MmuStats() =>
+        Memory.Mmu is { } mmu ? mmu.Stats.Counters(mmu.TablesInUse) : [];
 
     public void Dispose()
     {

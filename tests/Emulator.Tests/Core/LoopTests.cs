@@ -53,4 +53,16 @@ public class LoopTests
         Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
         Assert.That(g.Cpu.Mode, Is.EqualTo(CpuMode.Real));
     }
+
+    [Test]
+    public void ExceptionLoopThatRetiresNothingStillStopsAtTheLimit()
+    {
+        // Real mode, IVT entry 6 points back at the UD2 itself: #UD forever, no instruction retires.
+        // (1,000 deliveries push 6,000 bytes: the stack at 0x8000 stays clear of the IVT.)
+        using var g = TestGuest.Real(a => a.ud2());
+        g.Mem.Write(6 * 4, 4, 0x1000_0000); // 1000:0000 = the code
+        Assert.That(g.Run(1_000), Is.EqualTo(RunExit.InstructionLimit));
+        Assert.That(g.Cpu.Instructions, Is.Zero);
+        Assert.That(g.Cpu.ExceptionsDelivered, Is.EqualTo(1_000UL));
+    }
 }
