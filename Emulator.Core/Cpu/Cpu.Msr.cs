@@ -30,6 +30,8 @@ public sealed partial class Cpu
     /// <summary>PAT reset value: WB, WT, UC-, UC repeated (APM vol. 2 §7.8.1).</summary>
     public const ulong PatDefault = 0x0007_0406_0007_0406;
 
+    public const ulong VmCrSvmDis = 1 << 4;
+
     public const ulong ApicBaseBsp = 1 << 8, ApicBaseExtd = 1 << 10, ApicBaseEnable = 1 << 11;
 
     /// <summary>Variable MTRR pairs reported in MTRRcap.VCNT.</summary>
@@ -222,6 +224,12 @@ public sealed partial class Cpu
     public bool WriteEfer(ulong v)
     {
         if ((v & ~EferValidBits) != 0)
+        {
+            return false;
+        }
+
+        // VM_CR.SVMDIS forbids enabling SVM (APM vol. 2 §15.4).
+        if ((v & EferBits.SVME) != 0 && (VmCr & VmCrSvmDis) != 0)
         {
             return false;
         }

@@ -228,12 +228,14 @@ public class SysRegTests
 
     [TestCase(EferBits.SCE | EferBits.LME | EferBits.NXE | EferBits.SVME, false, TestName = "EferLmaWriteIgnored")]
     [TestCase(EferBits.LMA | EferBits.NXE, true, TestName = "EferClearLmeWhilePaging")]
-    [TestCase(EferBits.LME | EferBits.LMA | EferBits.FFXSR, true, TestName = "EferUnreportedFfxsr")]
+    [TestCase(EferBits.LME | EferBits.LMA | EferBits.FFXSR, false, TestName = "EferFfxsr")]
+    [TestCase(EferBits.LME | EferBits.LMA | (1UL << 15), true, TestName = "EferUnreportedTce")]
     [TestCase(EferBits.LME | EferBits.LMA | EferBits.LMSLE, true, TestName = "EferUnreportedLmsle")]
     [TestCase(EferBits.LME | EferBits.LMA | (1UL << 1), true, TestName = "EferReservedBit1")]
     public void EferWrites(ulong value, bool faults)
     {
-        var c = new Emulator.Core.Cpu.Cpu(new Emulator.Core.Memory.PhysicalMemory(1 << 20));
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = new Emulator.Core.Cpu.Cpu(mem);
         Emulator.Core.Loaders.BootState.EnterLong64(c, 0x1000, 0x8000);
         c.Gpr[Reg.RCX] = 0xC000_0080;
         c.Gpr[Reg.RAX] = (uint)value;
@@ -268,5 +270,302 @@ public class SysRegTests
         BitConverter.TryWriteBytes(s[8..], (uint)g[Reg.RCX]);
         Assert.That(System.Text.Encoding.ASCII.GetString(s), Is.EqualTo("AuthenticAMD"));
         Assert.That(g[Reg.RBX] >> 32, Is.EqualTo(0), "CPUID zero-extends into RBX");
+    }
+
+    private static Emulator.Core.Cpu.Cpu NewLongModeCpu(Emulator.Core.Memory.PhysicalMemory mem)
+    {
+        var c = new Emulator.Core.Cpu.Cpu(mem);
+        Emulator.Core.Loaders.BootState.EnterLong64(c, 0x1000, 0x8000);
+        return c;
+    }
+
+    private static int Wrmsr(Emulator.Core.Cpu.Cpu c, uint msr, ulong v)
+    {
+        c.Gpr[Reg.RCX] = msr;
+        c.Gpr[Reg.RAX] = (uint)v;
+        c.Gpr[Reg.RDX] = v >> 32;
+        return VectorCatcher.Step(c, a => a.wrmsr());
+    }
+
+    private static ulong Rdmsr(Emulator.Core.Cpu.Cpu c, uint msr)
+    {
+        c.Gpr[Reg.RCX] = msr;
+        Assert.That(VectorCatcher.Step(c, a => a.rdmsr()), Is.EqualTo(ExecStatus.Continue), $"RDMSR 0x{msr:X}");
+        return (c.Gpr[Reg.RDX] << 32) | c.Gpr[Reg.RAX];
+    }
+
+    // MSR round trips: (msr, value written, value read back).
+    [TestCase(Msr.Star, 0x0023_0010_0000_0000UL, 0x0023_0010_0000_0000UL)]
+    [TestCase(Msr.Lstar, 0xFFFF_8000_0010_0000UL, 0xFFFF_8000_0010_0000UL)]
+    [TestCase(Msr.Cstar, 0x0000_7FFF_FFFF_F000UL, 0x0000_7FFF_FFFF_F000UL)]
+    [TestCase(Msr.Sfmask, 0x4_7700UL, 0x4_7700UL)]
+    [TestCase(Msr.KernelGsBase, 0xFFFF_8880_0000_0000UL, 0xFFFF_8880_0000_0000UL)]
+    [TestCase(Msr.SysenterCs, 0x10UL, 0x10UL)]
+    [TestCase(Msr.SysenterEsp, 0x8000UL, 0x8000UL)]
+    [TestCase(Msr.SysenterEip, 0x1234UL, 0x1234UL)]
+    [TestCase(Msr.TscAux, 7UL, 7UL)]
+    [TestCase(Msr.Pat, 0x0007_0106_0007_0406UL, 0x0007_0106_0007_0406UL)]
+    [TestCase(Msr.MtrrDefType, 0xC06UL, 0xC06UL)]
+    [TestCase(Msr.MtrrPhysBase0, 0x8000_0000UL | 6, 0x8000_0000UL | 6)]
+    [TestCase(Msr.MtrrPhysBase0 + 1, 0xFFFF_8000_0800UL, 0xFFFF_8000_0800UL)]
+    [TestCase(Msr.MtrrFix64K, 0x0606_0606_0606_0606UL, 0x0606_0606_0606_0606UL)]
+    [TestCase(Msr.MtrrFix4KF8000, 0x0505_0505_0404_0101UL, 0x0505_0505_0404_0101UL)]
+    [TestCase(Msr.ApicBase, 0xFEE0_0800UL, 0xFEE0_0900UL)]
+    [TestCase(Msr.ApicBase, 0xFEE0_0C00UL, 0xFEE0_0D00UL)]
+    [TestCase(Msr.VmHsavePa, 0x12_3000UL, 0x12_3000UL)]
+    [TestCase(Msr.VmCr, 0x8UL, 0x8UL)]
+    public void MsrRoundTrip(uint msr, ulong write, ulong read)
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(Wrmsr(c, msr, write), Is.EqualTo(ExecStatus.EndBlock));
+        Assert.That(Rdmsr(c, msr), Is.EqualTo(read));
+    }
+
+    [TestCase(0x0000_0000u, 0UL, TestName = "UnknownMsr0")]
+    [TestCase(0x4000_0000u, 0UL, TestName = "UnknownHypervisorMsr")]
+    [TestCase(0xC000_0104u, 0UL, TestName = "UnknownAfterTscAux")]
+    [TestCase(Msr.MtrrCap, 0UL, TestName = "MtrrCapReadOnly")]
+    [TestCase(Msr.McgCap, 0UL, TestName = "McgCapReadOnly")]
+    [TestCase(Msr.Lstar, 0x0000_8000_0000_0000UL, TestName = "LstarNonCanonical")]
+    [TestCase(Msr.FsBase, 0x1000_0000_0000_0000UL, TestName = "FsBaseNonCanonical")]
+    [TestCase(Msr.KernelGsBase, 0x0001_0000_0000_0000UL, TestName = "KernelGsBaseNonCanonical")]
+    [TestCase(Msr.Pat, 0x0007_0406_0007_0402UL, TestName = "PatType2")]
+    [TestCase(Msr.Pat, 0x0807_0406_0007_0406UL, TestName = "PatReservedBits")]
+    [TestCase(Msr.MtrrDefType, 0x007UL, TestName = "MtrrDefTypeUcMinus")]
+    [TestCase(Msr.MtrrDefType, 0x1006UL, TestName = "MtrrDefTypeReserved")]
+    [TestCase(Msr.MtrrPhysBase0, 0x1_0000_0000_0000UL | 6, TestName = "MtrrBaseAboveMaxPhys")]
+    [TestCase(Msr.MtrrPhysBase0 + 1, 0x8000_0001UL, TestName = "MtrrMaskReservedLowBits")]
+    [TestCase(Msr.MtrrFix16K80000, 0x0600_0000_0000_0003UL, TestName = "FixedMtrrBadType")]
+    [TestCase(Msr.ApicBase, 0xFEE0_0001UL, TestName = "ApicBaseReserved")]
+    [TestCase(Msr.ApicBase, 0x1_0000_FEE0_0000UL, TestName = "ApicBaseAboveMaxPhys")]
+    [TestCase(Msr.TscAux, 1UL << 32, TestName = "TscAuxHighBits")]
+    [TestCase(Msr.Sfmask, 1UL << 32, TestName = "SfmaskHighBits")]
+    [TestCase(Msr.VmHsavePa, 0x12_3008UL, TestName = "HsaveUnaligned")]
+    [TestCase(Msr.McgStatus, 1UL, TestName = "McgStatusNonZero")]
+    public void WrmsrFaults(uint msr, ulong value)
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(Wrmsr(c, msr, value), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+        Assert.That(c.PendingError, Is.EqualTo(0));
+    }
+
+    [TestCase(0x0000_0000u)]
+    [TestCase(0x0000_0011u)]
+    [TestCase(0xC000_0085u)]
+    [TestCase(0xFFFF_FFFFu)]
+    public void RdmsrOfUnknownMsrFaults(uint msr)
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Gpr[Reg.RCX] = msr;
+        Assert.That(VectorCatcher.Step(c, a => a.rdmsr()), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+    }
+
+    [Test]
+    public void MsrResetValues()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(Rdmsr(c, Msr.Pat), Is.EqualTo(0x0007_0406_0007_0406UL));
+        Assert.That(Rdmsr(c, Msr.ApicBase), Is.EqualTo(0xFEE0_0900UL), "base 0xFEE00000, BSP, enabled");
+        Assert.That(Rdmsr(c, Msr.MtrrCap) & 0xFF, Is.EqualTo(8), "variable MTRR count");
+        Assert.That(Rdmsr(c, Msr.McgCap), Is.EqualTo(0));
+        Assert.That(Rdmsr(c, Msr.McgStatus), Is.EqualTo(0));
+    }
+
+    [Test]
+    public void FsAndGsBaseMsrsAreTheSegmentBases()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(Wrmsr(c, Msr.FsBase, 0xFFFF_8000_1234_5000), Is.EqualTo(ExecStatus.EndBlock));
+        Assert.That(Wrmsr(c, Msr.GsBase, 0x7000), Is.EqualTo(ExecStatus.EndBlock));
+        Assert.That(c.Seg[SegReg.FS].Base, Is.EqualTo(0xFFFF_8000_1234_5000));
+        Assert.That(c.Seg[SegReg.GS].Base, Is.EqualTo(0x7000));
+        c.Seg[SegReg.FS].Base = 0x4000;
+        Assert.That(Rdmsr(c, Msr.FsBase), Is.EqualTo(0x4000));
+    }
+
+    [Test]
+    public void TscWriteSetsWhatRdtscReads()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Cycles = 1_000_000;
+        Assert.That(Wrmsr(c, Msr.Tsc, 0x1_0000_0000), Is.EqualTo(ExecStatus.EndBlock));
+        c.Cycles += 500;
+        VectorCatcher.Step(c, a => a.rdtsc());
+        Assert.That((c.Gpr[Reg.RDX] << 32) | c.Gpr[Reg.RAX], Is.EqualTo(0x1_0000_01F4UL));
+        Assert.That(Rdmsr(c, Msr.Tsc), Is.EqualTo(0x1_0000_01F4UL));
+    }
+
+    [Test]
+    public void RdtscpAndRdpidReadTscAux()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Wrmsr(c, Msr.TscAux, 0x42);
+        c.Gpr[Reg.RCX] = ulong.MaxValue;
+        Assert.That(VectorCatcher.Step(c, a => a.rdtscp()), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Gpr[Reg.RCX], Is.EqualTo(0x42));
+        c.Cr4 |= Cr4Bits.TSD;
+        c.SetCpl(3);
+        Assert.That(VectorCatcher.Step(c, a => a.rdtscp()), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(VectorCatcher.Step(c, a => a.rdpid(r9)), Is.EqualTo(ExecStatus.Continue), "RDPID ignores TSD");
+        Assert.That(c.Gpr[Reg.R9], Is.EqualTo(0x42));
+    }
+
+    [Test]
+    public void EferSvmeNeedsSvmAndNotSvmDis()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        ulong efer = EferBits.LME | EferBits.LMA | EferBits.NXE;
+        Assert.That(Wrmsr(c, Msr.VmCr, Emulator.Core.Cpu.Cpu.VmCrSvmDis), Is.EqualTo(ExecStatus.EndBlock));
+        Assert.That(Wrmsr(c, Msr.Efer, efer | EferBits.SVME), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(Wrmsr(c, Msr.VmCr, 0), Is.EqualTo(ExecStatus.EndBlock));
+        c.Features[CpuFeature.Svm] = false;
+        Assert.That(Wrmsr(c, Msr.Efer, efer | EferBits.SVME), Is.EqualTo(ExecStatus.Fault));
+        c.Features[CpuFeature.Svm] = true;
+        Assert.That(Wrmsr(c, Msr.Efer, efer | EferBits.SVME), Is.EqualTo(ExecStatus.EndBlock));
+    }
+
+    // ---- Debug registers ----
+
+    [TestCase(6, 0xFFFF_FFFFUL, 0xFFFF_EFFFUL, TestName = "Dr6FixedBits")]
+    [TestCase(6, 0UL, 0xFFFF_0FF0UL, TestName = "Dr6AllClear")]
+    [TestCase(7, 0xFFFF_DFFFUL, 0xFFFF_07FFUL, TestName = "Dr7FixedBits")]
+    [TestCase(7, 0UL, 0x400UL, TestName = "Dr7AllClear")]
+    [TestCase(0, 0xFFFF_8000_0000_1234UL, 0xFFFF_8000_0000_1234UL, TestName = "Dr0")]
+    [TestCase(3, 0x1000UL, 0x1000UL, TestName = "Dr3")]
+    [TestCase(4, 0x1UL, 0xFFFF_0FF1UL, TestName = "Dr4AliasesDr6")]
+    [TestCase(5, 0x3UL, 0x403UL, TestName = "Dr5AliasesDr7")]
+    public void DebugRegisterWrites(int dr, ulong value, ulong expected)
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Gpr[Reg.RAX] = value;
+        var regs = new[] { dr0, dr1, dr2, dr3, dr4, dr5, dr6, dr7 };
+        Assert.That(VectorCatcher.Step(c, a => a.mov(regs[dr], rax)), Is.EqualTo(ExecStatus.EndBlock));
+        Assert.That(VectorCatcher.Step(c, a => a.mov(rbx, regs[dr])), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Gpr[Reg.RBX], Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void Dr4AndDr5AreUndefinedWithCr4De()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Cr4 |= Cr4Bits.DE;
+        Assert.That(VectorCatcher.Step(c, a => a.mov(rax, dr4)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+        Assert.That(VectorCatcher.Step(c, a => a.mov(dr5, rax)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+    }
+
+    [Test]
+    public void Dr7HighBitsFault()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Gpr[Reg.RAX] = 1UL << 32;
+        Assert.That(VectorCatcher.Step(c, a => a.mov(dr7, rax)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+        Assert.That(VectorCatcher.Step(c, a => a.mov(dr6, rax)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+    }
+
+    [Test]
+    public void GeneralDetectRaisesDebugException()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Gpr[Reg.RAX] = Emulator.Core.Cpu.Cpu.Dr7GeneralDetect;
+        Assert.That(VectorCatcher.Step(c, a => a.mov(dr7, rax)), Is.EqualTo(ExecStatus.EndBlock));
+        Assert.That(VectorCatcher.Step(c, a => a.mov(rbx, dr0)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.DB));
+        Assert.That(c.Dr6 & Emulator.Core.Cpu.Cpu.Dr6BreakpointDetect, Is.Not.EqualTo(0));
+        Assert.That(c.Dr7 & Emulator.Core.Cpu.Cpu.Dr7GeneralDetect, Is.EqualTo(0), "cleared so the handler can use DRs");
+    }
+
+    [Test]
+    public void LockMovCr0IsCr8In32BitMode()
+    {
+        if (!new CpuFeatures().Has(CpuFeature.AltMovCr8))
+        {
+            Assert.Ignore("LOCK MOV CR0 needs Iced's DecoderOptions.AMD in the block cache; AltMovCr8 is not reported");
+        }
+
+        using var g = TestGuest.Protected32(a =>
+        {
+            a.@lock.mov(cr0, eax);
+            a.@lock.mov(ebx, cr0);
+            a.hlt();
+        });
+        g.Cpu.Gpr[Reg.RAX] = 9;
+        g.Run(100);
+        Assert.That(g.Cpu.Cr8, Is.EqualTo(9));
+        Assert.That(g[Reg.RBX], Is.EqualTo(9));
+        Assert.That(g.Cpu.Cr0 & 1, Is.EqualTo(1), "CR0 unchanged");
+    }
+
+    [Test]
+    public void UndefinedControlRegistersAreUd()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(VectorCatcher.Step(c, a => a.mov(rax, cr1)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+        Assert.That(VectorCatcher.Step(c, a => a.mov(cr5, rax)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+    }
+
+    [Test]
+    public void XgetbvIsUndefined()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(VectorCatcher.Step(c, a => a.xgetbv()), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+        Assert.That(c.UnimplementedSeen, Is.Empty);
+    }
+
+    [Test]
+    public void StacAndClacToggleAc()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(VectorCatcher.Step(c, a => a.stac()), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Rflags64 & Rflags.AC, Is.EqualTo(Rflags.AC));
+        Assert.That(VectorCatcher.Step(c, a => a.clac()), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Rflags64 & Rflags.AC, Is.EqualTo(0));
+        c.SetCpl(3);
+        Assert.That(VectorCatcher.Step(c, a => a.stac()), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+    }
+
+    [Test]
+    public void FsGsBaseInstructions()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Gpr[Reg.RAX] = 0xFFFF_8000_0000_1000;
+        Assert.That(VectorCatcher.Step(c, a => a.wrfsbase(rax)), Is.EqualTo(ExecStatus.Fault), "#UD without CR4.FSGSBASE");
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+        c.Cr4 |= Cr4Bits.FSGSBASE;
+        Assert.That(VectorCatcher.Step(c, a => a.wrfsbase(rax)), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Seg[SegReg.FS].Base, Is.EqualTo(0xFFFF_8000_0000_1000));
+        c.Gpr[Reg.RAX] = 0xFFFF_FFFF_1234_5678;
+        Assert.That(VectorCatcher.Step(c, a => a.wrgsbase(eax)), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Seg[SegReg.GS].Base, Is.EqualTo(0x1234_5678), "32-bit form zero-extends");
+        Assert.That(VectorCatcher.Step(c, a => a.rdfsbase(rbx)), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Gpr[Reg.RBX], Is.EqualTo(0xFFFF_8000_0000_1000));
+        c.Gpr[Reg.RAX] = 0x0000_8000_0000_0000;
+        Assert.That(VectorCatcher.Step(c, a => a.wrgsbase(rax)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
     }
 }
