@@ -25,7 +25,10 @@ public sealed partial class Cpu
     /// with RIP already past the instruction; a fault during delivery (gate DPL, not present, stack) is
     /// reported with RIP back at the instruction, as a fault of the instruction itself.
     /// </summary>
-    public ulong SoftwareEventRip;
+    public ulong SoftwareEventRip = NoSoftwareEvent;
+
+    /// <summary>Value of <see cref="SoftwareEventRip"/> when no INT instruction is being delivered (e.g. injected events).</summary>
+    public const ulong NoSoftwareEvent = ulong.MaxValue;
 
     /// <summary>Contributory exceptions (APM vol. 2 Table 8-7): two of them in a row make a #DF.</summary>
     private static bool IsContributory(int v) => v is Vector.DE or Vector.TS or Vector.NP or Vector.SS or Vector.GP;
@@ -41,6 +44,8 @@ public sealed partial class Cpu
             kind = EventKind.PrivilegedSoftware;
         }
 
+        ulong restartRip = SoftwareEventRip;
+        SoftwareEventRip = NoSoftwareEvent;
         int first = vector;
         bool firstIsException = kind is EventKind.Exception;
         while (true)
@@ -54,9 +59,10 @@ public sealed partial class Cpu
 
             int second = PendingVector;
             PendingVector = -1;
-            if (kind is EventKind.SoftwareIntN or EventKind.SoftwareException or EventKind.PrivilegedSoftware)
+            if (restartRip != NoSoftwareEvent && kind is EventKind.SoftwareIntN or EventKind.SoftwareException or EventKind.PrivilegedSoftware)
             {
-                Rip = SoftwareEventRip;
+                Rip = restartRip;
+                restartRip = NoSoftwareEvent;
             }
 
             if (first == Vector.DF && firstIsException)

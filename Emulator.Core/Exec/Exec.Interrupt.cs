@@ -157,8 +157,13 @@ public static unsafe partial class Exec
             return c.RaiseUD();
         }
 
+        if (!c.GetOF())
+        {
+            return ExecStatus.Continue;
+        }
+
         c.SoftwareEventRip = c.Rip;
-        return c.GetOF() ? c.RaiseSoftware(Vector.OF, isIntN: false) : ExecStatus.Continue;
+        return c.RaiseSoftware(Vector.OF, isIntN: false);
     }
 
     // ---- IRET ----

@@ -42,6 +42,18 @@ public class InterruptDeliveryTests
     private const ushort BootStateData = 0x10;
 
     [Test]
+    public void DivideErrorIsAFaultWithoutErrorCode()
+    {
+        using var g = Prot(a => a.div(ecx), Vector.DE);
+        g.Cpu.Gpr[Reg.RCX] = 0;
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(Handler(Vector.DE) + 1));
+        Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop - 12));
+        Assert.That(Frame(g, 0, 4), Is.EqualTo(TestGuest.CodeBase), "EIP of DIV");
+        Assert.That(Frame(g, 1, 4), Is.EqualTo((ulong)Code32));
+    }
+
+    [Test]
     public void PageFaultPushesErrorCodeAndSetsCr2()
     {
         // A supervisor write (INSB) to an address the identity map does not cover: not present, write.
