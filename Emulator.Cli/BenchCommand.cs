@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Emulator.Cli.Guests;
 using Emulator.Core.Loaders;
+using Emulator.Mmu.Bench;
 using Emulator.Svm.Run;
 
 namespace Emulator.Cli;
@@ -26,7 +27,44 @@ internal static class BenchCommand
             image, instructions, json, memory, stats,
         };
         cpu.SetAction(pr => RunCpu(console, pr.GetValue(image), pr.GetValue(instructions) ?? WorkloadGuest.DefaultInstructions, pr.GetValue(json), pr.GetValue(memory) ?? MachineOptions.DefaultMemory, pr.GetValue(stats)));
-        return new Command("bench", "benchmarks") { cpu };
+        return new Command("bench", "benchmarks") { cpu, CreateFaults(console) };
+    }
+
+    /// <summary><c>emu bench faults [NAME...]</c>: fault throughput of the MMU engine (workloads of Emulator.Mmu.Bench).</summary>
+    private static Command CreateFaults(CliConsole console)
+    {
+        var names = new Argument<string[]>("NAME")
+        {
+            Description = "workloads to run [default: all]: " + string.Join(", ", FaultWorkload.Names),
+            Arity = ArgumentArity.ZeroOrMore,
+            HelpName = "NAME",
+        };
+        names.AcceptOnlyFromAmong(FaultWorkload.Names);
+        var seconds = new Option<double?>("--seconds") { Description = "minimum measuring time per workload [default: 0.5]", HelpName = "SEC" };
+        seconds.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double?>() is { } t && !(t > 0 && t < 3600))
+            {
+                r.AddError("--seconds must be between 0 and 3600");
+            }
+        });
+        var json = new Option<bool>("--json") { Description = "print one JSON object per workload" };
+        var faults = new Command("faults", "fault throughput of the MMU engine: faults/s and allocations per fault") { names, seconds, json };
+        faults.SetAction(pr =>
+        {
+            string[] selected = pr.GetValue(names) is { Length: > 0 } n ? n : FaultWorkload.Names;
+            var inv = CultureInfo.InvariantCulture;
+            foreach (string name in selected)
+            {
+                var r = FaultWorkload.Measure(name, pr.GetValue(seconds) ?? 0.5);
+                console.Output.WriteLine(pr.GetValue(json)
+                    ? string.Create(inv, $"{{\"name\": \"{r.Name}\", \"faults\": {r.Faults}, \"seconds\": {r.Seconds:0.######}, \"faults_per_second\": {r.FaultsPerSecond:0}, \"ns_per_fault\": {r.NsPerFault:0.0}, \"bytes_per_fault\": {r.AllocatedBytesPerFault:0.###}}}")
+                    : string.Create(inv, $"{r.Name,-16} {r.FaultsPerSecond,14:N0} faults/s {r.NsPerFault,10:0.0} ns/fault {r.AllocatedBytesPerFault,8:0.###} B/fault"));
+            }
+
+            return ExitCodes.Success;
+        });
+        return faults;
     }
 
     private static int RunCpu(CliConsole console, string? imagePath, ulong count, bool json, ulong memory, bool stats)

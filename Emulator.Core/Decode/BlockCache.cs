@@ -83,7 +83,8 @@ public sealed unsafe class BlockCache
 
         int pageLeft = (int)(0x1000 - (hpa & 0xFFF));
         _reader.Reset(hostPtr, pageLeft);
-        var decoder = Decoder.Create(bitness, _reader, _cpu.Rip);
+        // AMD decoding (the AMD64 manuals win): 66h near branches in 64-bit mode are 16-bit, no o64 far JMP/CALL [mem].
+        var decoder = Decoder.Create(bitness, _reader, _cpu.Rip, DecoderOptions.AMD);
         int start = _opsUsed;
         int n = 0;
         var costs = _cpu.Costs;
@@ -139,7 +140,7 @@ public sealed unsafe class BlockCache
     /// <summary>Decodes one instruction from <paramref name="bytes"/> into the scratch slot (uncached path).</summary>
     public ref DecodedOp DecodeScratch(ReadOnlySpan<byte> bytes, int bitness, ulong rip)
     {
-        var decoder = Decoder.Create(bitness, new ByteArrayCodeReader(bytes.ToArray()), rip);
+        var decoder = Decoder.Create(bitness, new ByteArrayCodeReader(bytes.ToArray()), rip, DecoderOptions.AMD);
         decoder.Decode(out Instruction ins);
         OpBuilder.Build(ins, ref _scratch[0], _table, _cpu.Costs);
         return ref _scratch[0];

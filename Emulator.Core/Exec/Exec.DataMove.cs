@@ -178,8 +178,9 @@ public static unsafe partial class Exec
     }
 
     /// <summary>
-    /// CMPXCHG: flags as CMP rAX, DEST. Equal: DEST ← SRC. Not equal: rAX ← DEST, and DEST is written
-    /// back with its own value (a memory destination always sees a write cycle; APM vol. 3 "CMPXCHG").
+    /// CMPXCHG: flags as CMP rAX, DEST. Equal: DEST ← SRC. Not equal: rAX ← DEST, and a memory DEST is
+    /// written back with its own value (it always sees a write cycle; APM vol. 3 "CMPXCHG"). A register
+    /// DEST is not written on failure, so a 32-bit one keeps its upper half (as measured on hardware).
     /// </summary>
     public static int Cmpxchg(Cpu.Cpu c, ref DecodedOp op)
     {
@@ -191,7 +192,14 @@ public static unsafe partial class Exec
 
         ulong acc = c.GetReg(Reg.RAX, size);
         bool equal = acc == dst;
-        if (!WriteOp0(c, ref op, equal ? c.GetReg(op.R1, size) : dst))
+        if (equal)
+        {
+            if (!WriteOp0(c, ref op, c.GetReg(op.R1, size)))
+            {
+                return ExecStatus.Fault;
+            }
+        }
+        else if (op.R0 == Reg.NoReg && !c.WriteMem(op.Seg, c.Ea(ref op), size, dst))
         {
             return ExecStatus.Fault;
         }

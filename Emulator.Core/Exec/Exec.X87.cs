@@ -9,12 +9,12 @@ namespace Emulator.Core.Exec;
 /// <summary>
 /// x87 floating point (APM vol. 1 §6, vol. 5): availability, the register stack, exceptions, loads and
 /// stores. Arithmetic and comparisons are in Exec.X87Arith.cs, environment save/restore in Exec.X87Env.cs.
-/// Exactness: every load and store (m32/m64/m80/integers, with the control word's rounding) and every
-/// register move, comparison, FABS/FCHS/FRNDINT/FSCALE/FXAM is exact in extended precision. Arithmetic
-/// (FADD…FDIVR, FSQRT, transcendental functions) converts the operands to double, computes in double under
-/// the control word's rounding control, and converts back: results carry at most 53 significant bits
-/// (precision control "extended" behaves as "double"; "single" rounds the double result again to 24 bits),
-/// and values outside double's exponent range overflow/underflow as doubles would.
+/// Exactness: every load and store (m32/m64/m80/integers, with the control word's rounding), every
+/// register move, comparison, FABS/FCHS/FRNDINT/FSCALE/FXAM, and the basic arithmetic FADD/FSUB(R)/FMUL/
+/// FDIV(R)/FSQRT (all forms) are exact in extended precision, rounded once under the control word's
+/// rounding and precision control (Float80Math). The transcendental and remainder instructions (FSIN, FCOS,
+/// FSINCOS, FPTAN, FPATAN, F2XM1, FYL2X, FYL2XP1, FPREM, FPREM1) are computed in double precision: their
+/// results carry at most 53 significant bits and their PE/UE/OE reporting is approximate.
 /// The last-instruction opcode (FOP) is not tracked and saves as zero.
 /// </summary>
 public static unsafe partial class Exec

@@ -125,9 +125,6 @@ public static unsafe partial class Exec
         return (a.IsNaN ? a : b).Quiet();
     }
 
-    /// <summary>Control for <see cref="SimdFp"/> from the x87 control word: all masked (flags are mapped back), RC from the CW.</summary>
-    private static uint X87Control(Cpu.Cpu c) => MxcsrBits.Masks | ((uint)c.FpuRc << MxcsrBits.RcShift);
-
     /// <summary>
     /// Computes a ∘ b (b only for sqrt). Returns false when an unmasked invalid, denormal or zero-divide
     /// exception leaves the destination unchanged.
@@ -153,19 +150,99 @@ public static unsafe partial class Exec
                 flags |= FpFlags.DE;
             }
 
-            uint ctl = X87Control(c);
-            uint f = 0;
-            double d = SimdFp.Arith(fop, unary ? 0 : a.ToDouble(), b.ToDouble(), ctl, ref f);
-            if (((c.FpuCw >> 8) & 3) == 0 && !double.IsNaN(d))
-            {
-                d = SimdFp.Narrow(d, ctl, ref f); // precision control: single
-            }
-
-            flags |= f & ~FpFlags.DE;
-            r = Float80.FromDouble(d);
+            r = X87Exact(c, fop, a, b, ref flags);
         }
 
         return X87Result(c, flags);
+    }
+
+    /// <summary>
+    /// Exact extended-precision FADD/FSUB/FMUL/FDIV/FSQRT on non-NaN, supported operands: the special cases
+    /// (infinities, zeros, invalid operations, division by zero) per APM vol. 1 §6.4, the rest through
+    /// <see cref="Float80Math"/> with the control word's rounding and precision control.
+    /// </summary>
+    private static Float80 X87Exact(Cpu.Cpu c, FpOp fop, Float80 a, Float80 b, ref uint flags)
+    {
+        int rc = c.FpuRc, pc = (c.FpuCw >> 8) & 3;
+        bool az = a.Mantissa == 0, bz = b.Mantissa == 0;
+        ushort xsign = (ushort)((a.SignExp ^ b.SignExp) & 0x8000);
+        Float80 inf = new((ushort)(xsign | Float80.ExpMask), Float80.IntegerBit);
+        Float80 zero = new(xsign, 0);
+        switch (fop)
+        {
+            case FpOp.Add:
+            case FpOp.Sub:
+                if (fop == FpOp.Sub)
+                {
+                    b = b.Negate();
+                }
+
+                if (a.IsInfinity || b.IsInfinity)
+                {
+                    if (a.IsInfinity && b.IsInfinity && a.Sign != b.Sign)
+                    {
+                        flags |= FpFlags.IE;
+                        return Float80.Indefinite;
+                    }
+
+                    return a.IsInfinity ? a : b;
+                }
+
+                return Float80Math.Add(a, b, rc, pc, ref flags);
+
+            case FpOp.Mul:
+                if (a.IsInfinity || b.IsInfinity)
+                {
+                    if (az || bz)
+                    {
+                        flags |= FpFlags.IE;
+                        return Float80.Indefinite;
+                    }
+
+                    return inf;
+                }
+
+                return az || bz ? zero : Float80Math.Mul(a, b, rc, pc, ref flags);
+
+            case FpOp.Div:
+                if (a.IsInfinity)
+                {
+                    if (b.IsInfinity)
+                    {
+                        flags |= FpFlags.IE;
+                        return Float80.Indefinite;
+                    }
+
+                    return inf;
+                }
+
+                if (b.IsInfinity)
+                {
+                    return zero;
+                }
+
+                if (bz)
+                {
+                    flags |= az ? FpFlags.IE : FpFlags.ZE;
+                    return az ? Float80.Indefinite : inf;
+                }
+
+                return az ? zero : Float80Math.Div(a, b, rc, pc, ref flags);
+
+            default: // Sqrt of b
+                if (bz)
+                {
+                    return b;
+                }
+
+                if (b.Sign)
+                {
+                    flags |= FpFlags.IE;
+                    return Float80.Indefinite;
+                }
+
+                return b.IsInfinity ? b : Float80Math.Sqrt(b, rc, pc, ref flags);
+        }
     }
 
     /// <summary>Signals <paramref name="flags"/>; false when an unmasked pre-computation exception (IE, DE, ZE) suppresses the result.</summary>

@@ -73,7 +73,7 @@ public sealed class Machine : IDisposable
     /// Cycles per slice as well: a guest caught in a loop of faults retires no instructions but still
     /// spends cycles, and the timeout must still be checked.
     /// </summary>
-    public const ulong SliceCycles = 40_000_000;
+    public const ulong SliceCycles = 1_000_000;
 
     private readonly MachineOptions _options;
     private readonly TextWriter _diag;

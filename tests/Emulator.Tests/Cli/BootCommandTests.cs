@@ -149,4 +149,29 @@ public class BootCommandTests
         var r = Emu("boot", kernel.Path, "--initrd", env.Path, "--module", mod.Path, "--append", "arg", "--memory", "64M");
         Assert.That(r.Status, Is.EqualTo(5), r.Err);
     }
+
+    [Test]
+    public void TracePrintsTheRipOfEachInstruction()
+    {
+        var r = Emu("boot", "--trace", "--max-instructions", "3");
+        Assert.That(r.Status, Is.EqualTo(3));
+        Assert.That(r.ErrLines.Count(l => l.StartsWith("trace: rip 0x", StringComparison.Ordinal)), Is.EqualTo(3));
+        Assert.That(r.Err, Does.Contain("trace: rip 0x100000"));
+    }
+
+    [Test]
+    public void TraceIoReportsPortsNoDeviceClaims()
+    {
+        var code = TestGuest.Assemble(64, a =>
+        {
+            a.mov(edx, 0x1234);
+            a.@in(al, dx);
+            a.mov(edx, 0xF4);
+            a.@out(dx, al);
+        }, 0x100000);
+        using var f = new TempFile(code);
+        var r = Emu("boot", f.Path, "--format", "flat", "--trace-io", "--memory", "64M");
+        Assert.That(r.Status, Is.EqualTo((0xFF << 1) | 1), r.Err);
+        Assert.That(r.Err, Does.Contain("unhandled inb 0x1234"));
+    }
 }

@@ -38,6 +38,7 @@ public class DifferentialTests
     [TestCase(DiffGroup.Cond, 5005, 10_000)]
     [TestCase(DiffGroup.Move, 6006, 6_000)]
     [TestCase(DiffGroup.Mixed, 7007, 20_000)]
+    [TestCase(DiffGroup.String, 8008, 4_000)]
     public void RandomSequencesMatchTheHost(DiffGroup group, int seed, int instructions)
     {
         HostCpu host = s_host ?? throw new IgnoreException("the host is not x86-64 Linux (or refuses RWX/fixed mappings)");
@@ -64,7 +65,12 @@ public class DifferentialTests
             sequence++;
         }
 
-        TestContext.Out.WriteLine($"{group}: {done} instructions in {sequence} sequences, {sw.Elapsed.TotalSeconds:F2} s");
+        TestContext.Out.WriteLine($"{group}: {done} instructions in {sequence} sequences, {sw.Elapsed.TotalSeconds:F2} s, {gen.RegisterAddressed} base/index memory operands");
+        if (group != DiffGroup.Mixed)
+        {
+            var missing = SequenceGenerator.Codes(group).Where(c => !gen.Emitted.Contains(c)).ToList();
+            Assert.That(missing, Is.Empty, "codes of the group never generated");
+        }
     }
 
     private static MachineState RandomState(Random rng)

@@ -12,6 +12,7 @@ public enum DiffGroup
     Cond,
     Move,
     Mixed,
+    String,
 }
 
 /// <summary>One instruction of a generated sequence.</summary>
@@ -45,6 +46,14 @@ internal sealed class SequenceGenerator
 
     public static int CodeCount(DiffGroup g) => s_codes[g].Length;
 
+    public static IReadOnlyList<Code> Codes(DiffGroup g) => s_codes[g];
+
+    /// <summary>Every code <see cref="Generate"/> emitted as a counted instruction so far (coverage check).</summary>
+    public HashSet<Code> Emitted { get; } = [];
+
+    /// <summary>How many memory operands were rewritten to base/index form.</summary>
+    public int RegisterAddressed { get; private set; }
+
     /// <summary>A sequence of <paramref name="count"/> counted instructions of <paramref name="group"/> (plus guards).</summary>
     public List<Step> Generate(DiffGroup group, int count)
     {
@@ -54,6 +63,13 @@ internal sealed class SequenceGenerator
         int made = 0;
         while (made < count)
         {
+            if (group == DiffGroup.String)
+            {
+                EmitString();
+                made++;
+                continue;
+            }
+
             Code code = codes[_rng.Next(codes.Length)];
             if (group == DiffGroup.Cond && _rng.Next(2) == 0)
             {
@@ -99,6 +115,15 @@ internal sealed class SequenceGenerator
         Mnemonic.Xadd, Mnemonic.Cmpxchg,
     ];
 
+    private static readonly Code[] s_stringCodes =
+    [
+        Code.Movsb_m8_m8, Code.Movsw_m16_m16, Code.Movsd_m32_m32, Code.Movsq_m64_m64,
+        Code.Cmpsb_m8_m8, Code.Cmpsw_m16_m16, Code.Cmpsd_m32_m32, Code.Cmpsq_m64_m64,
+        Code.Scasb_AL_m8, Code.Scasw_AX_m16, Code.Scasd_EAX_m32, Code.Scasq_RAX_m64,
+        Code.Lodsb_AL_m8, Code.Lodsw_AX_m16, Code.Lodsd_EAX_m32, Code.Lodsq_RAX_m64,
+        Code.Stosb_m8_AL, Code.Stosw_m16_AX, Code.Stosd_m32_EAX, Code.Stosq_m64_RAX,
+    ];
+
     private static readonly HashSet<Mnemonic> s_lockable =
     [
         Mnemonic.Add, Mnemonic.Adc, Mnemonic.Sub, Mnemonic.Sbb, Mnemonic.And, Mnemonic.Or, Mnemonic.Xor,
@@ -141,6 +166,14 @@ internal sealed class SequenceGenerator
             {
                 lists[gr].Add(code);
                 lists[DiffGroup.Mixed].Add(code);
+            }
+        }
+
+        foreach (Code code in s_stringCodes)
+        {
+            if (global::Emulator.Core.Exec.Exec.Table.IsImplemented(code))
+            {
+                lists[DiffGroup.String].Add(code);
             }
         }
 
@@ -404,6 +437,10 @@ internal sealed class SequenceGenerator
 
         _poison = e.Apply(_poison);
         _steps.Add(new Step(ins, counted, _poison));
+        if (counted)
+        {
+            Emitted.Add(ins.Code);
+        }
     }
 
     /// <summary>Sets a register or memory operand of <paramref name="size"/> bytes to <paramref name="v"/> with AND 0 / OR imm.</summary>
@@ -539,8 +576,152 @@ internal sealed class SequenceGenerator
             return false;
         }
 
+        if (_rng.Next(100) < 30 && !TryRegisterAddressing(ref ins))
+        {
+            return false;
+        }
+
         Emit(ins, true, shiftCount);
         return true;
+    }
+
+    // Base/index registers for register-relative addressing: never RSP, and not RAX/RCX/RDX, which
+    // the guards (dividend, CL count) set.
+    private static readonly Register[] s_addressRegs =
+    [
+        Register.RBX, Register.RBP, Register.RSI, Register.RDI, Register.R8, Register.R9, Register.R10,
+        Register.R11, Register.R12, Register.R13, Register.R14, Register.R15,
+    ];
+
+    /// <summary>
+    /// Rewrites the absolute memory operand of <paramref name="ins"/> as [base + index·scale + disp]
+    /// with registers the instruction does not otherwise use, set right before it.
+    /// </summary>
+    private bool TryRegisterAddressing(ref Instruction ins)
+    {
+        int memOp = -1;
+        for (int i = 0; i < ins.OpCount; i++)
+        {
+            if (ins.GetOpKind(i) == OpKind.Memory)
+            {
+                memOp = i;
+            }
+        }
+
+        if (memOp < 0)
+        {
+            return true;
+        }
+
+        Span<Register> used = stackalloc Register[4];
+        int n = 0;
+        for (int i = 0; i < ins.OpCount && n < 4; i++)
+        {
+            if (ins.GetOpKind(i) == OpKind.Register)
+            {
+                used[n++] = ins.GetOpRegister(i).GetFullRegister();
+            }
+        }
+
+        Register b = s_addressRegs[_rng.Next(s_addressRegs.Length)];
+        Register x = s_addressRegs[_rng.Next(s_addressRegs.Length)];
+        if (used[..n].Contains(b) || used[..n].Contains(x) || b == x)
+        {
+            return true; // keep the absolute form
+        }
+
+        // Implicit register users must not see their inputs changed: MUL/DIV/CMPXCHG use RAX/RDX only.
+        long target = (long)ins.MemoryDisplacement64;
+        int scale = 1 << _rng.Next(4);
+        long index = _rng.Next(-8, 8);
+        long disp = _rng.Next(3) switch { 0 => 0, 1 => _rng.Next(-128, 128), _ => _rng.Next(-100_000, 100_000) };
+        bool useIndex = _rng.Next(2) == 0;
+        long baseValue = target - disp - (useIndex ? index * scale : 0);
+        var mem = new MemoryOperand(b, useIndex ? x : Register.None, useIndex ? scale : 1, disp, disp == 0 ? 0 : (disp is >= -128 and < 128 ? 1 : 4));
+        Instruction copy = ins;
+        copy.MemoryBase = b;
+        copy.MemoryIndex = useIndex ? x : Register.None;
+        copy.MemoryIndexScale = useIndex ? scale : 1;
+        copy.MemoryDisplacement64 = (ulong)disp;
+        copy.MemoryDisplSize = mem.DisplSize;
+        if (!Encodable(copy))
+        {
+            return true;
+        }
+
+        SetValue(RegOp(b), 8, baseValue);
+        if (useIndex)
+        {
+            SetValue(RegOp(x), 8, index);
+        }
+
+        ins = copy;
+        RegisterAddressed++;
+        return true;
+    }
+
+    /// <summary>A string instruction, often with REP/REPE/REPNE, over the data region in either direction.</summary>
+    private void EmitString()
+    {
+        Code code = s_codes[DiffGroup.String][_rng.Next(s_codes[DiffGroup.String].Length)];
+        Mnemonic m = code.Mnemonic();
+        int size = code.ToOpCode().OperandSize / 8;
+        if (size == 0)
+        {
+            size = 1;
+        }
+
+        bool down = _rng.Next(2) == 0;
+        Emit(Instruction.Create(down ? Code.Std : Code.Cld), false);
+        int rep = _rng.Next(3); // 0 none, 1 REP/REPE, 2 REPNE (CMPS/SCAS only)
+        if (rep == 2 && m is not (Mnemonic.Cmpsb or Mnemonic.Cmpsw or Mnemonic.Cmpsd or Mnemonic.Cmpsq
+            or Mnemonic.Scasb or Mnemonic.Scasw or Mnemonic.Scasd or Mnemonic.Scasq))
+        {
+            rep = 1;
+        }
+
+        int count = _rng.Next(4) == 0 ? 0 : _rng.Next(1, 17);
+        long Pointer()
+        {
+            int span = 17 * size;
+            long lo = 64 + (down ? span : 0), hi = HostCpu.DataSize - 64 - (down ? 0 : span);
+            return (long)_data + lo + _rng.Next((int)(hi - lo));
+        }
+
+        SetValue(RegOp(Register.RSI), 8, Pointer());
+        SetValue(RegOp(Register.RDI), 8, Pointer());
+        if (rep != 0)
+        {
+            SetValue(RegOp(Register.RCX), 8, count);
+        }
+
+        var kind = rep switch { 1 => RepPrefixKind.Repe, 2 => RepPrefixKind.Repne, _ => RepPrefixKind.None };
+        Instruction ins = m switch
+        {
+            Mnemonic.Movsb => Instruction.CreateMovsb(64, Register.None, kind),
+            Mnemonic.Movsw => Instruction.CreateMovsw(64, Register.None, kind),
+            Mnemonic.Movsd => Instruction.CreateMovsd(64, Register.None, kind),
+            Mnemonic.Movsq => Instruction.CreateMovsq(64, Register.None, kind),
+            Mnemonic.Cmpsb => Instruction.CreateCmpsb(64, Register.None, kind),
+            Mnemonic.Cmpsw => Instruction.CreateCmpsw(64, Register.None, kind),
+            Mnemonic.Cmpsd => Instruction.CreateCmpsd(64, Register.None, kind),
+            Mnemonic.Cmpsq => Instruction.CreateCmpsq(64, Register.None, kind),
+            Mnemonic.Scasb => Instruction.CreateScasb(64, kind),
+            Mnemonic.Scasw => Instruction.CreateScasw(64, kind),
+            Mnemonic.Scasd => Instruction.CreateScasd(64, kind),
+            Mnemonic.Scasq => Instruction.CreateScasq(64, kind),
+            Mnemonic.Lodsb => Instruction.CreateLodsb(64, Register.None, kind),
+            Mnemonic.Lodsw => Instruction.CreateLodsw(64, Register.None, kind),
+            Mnemonic.Lodsd => Instruction.CreateLodsd(64, Register.None, kind),
+            Mnemonic.Lodsq => Instruction.CreateLodsq(64, Register.None, kind),
+            Mnemonic.Stosb => Instruction.CreateStosb(64, kind),
+            Mnemonic.Stosw => Instruction.CreateStosw(64, kind),
+            Mnemonic.Stosd => Instruction.CreateStosd(64, kind),
+            _ => Instruction.CreateStosq(64, kind),
+        };
+
+        // A REP string op with RCX = 0 changes no flags; otherwise CMPS/SCAS set all six like CMP.
+        Emit(ins, true, rep != 0 ? count : 1);
     }
 
     /// <summary>

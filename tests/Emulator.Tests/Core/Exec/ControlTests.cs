@@ -339,4 +339,57 @@ public class ControlTests
         Assert.That(g.Run(), Is.EqualTo(RunExit.TripleFault));
         Assert.That(g[Reg.RBX], Is.EqualTo(0));
     }
+
+    /// <summary>#GP(0) for a non-canonical target is raised at the jump: the frame's RIP is the JMP, the error code 0.</summary>
+    [Test]
+    public void NonCanonicalTargetIsGpAtTheJump()
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            a.mov(rax, 0x0000_8000_0000_0000); // 10 bytes
+            a.jmp(rax);
+            a.hlt();
+        });
+        VectorCatcher.Install64(g);
+        g.Run();
+        Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(13));
+        ulong rsp = g[Reg.RSP];
+        Assert.That(g.ReadPhys(rsp, 8), Is.EqualTo(0UL));
+        Assert.That(g.ReadPhys(rsp + 8, 8), Is.EqualTo(TestGuest.CodeBase + 10));
+    }
+
+    /// <summary>Outside 64-bit mode a target beyond the CS limit is #GP(0), and CALL pushes nothing.</summary>
+    [Test]
+    public void TargetBeyondCsLimitFaults()
+    {
+        using var g = TestGuest.Protected32(a =>
+        {
+            a.mov(eax, 0x0011_0000);
+            a.call(eax);
+            a.hlt();
+        });
+        VectorCatcher.Install32(g);
+        g.Cpu.Seg[SegReg.CS].Limit = 0x0010_FFFF;
+        g.Cpu.SegmentLoaded(SegReg.CS);
+        g.Run();
+        Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(13));
+        // Frame: error code, EIP, CS, EFLAGS (no stack switch at CPL 0); nothing else was pushed.
+        Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop - 16));
+        Assert.That(g.ReadPhys(TestGuest.StackTop - 12, 4), Is.EqualTo(TestGuest.CodeBase + 5));
+    }
+
+    /// <summary>
+    /// AMD honours 66h on near branches in 64-bit mode (APM vol. 3 "JMP (Near)": the operand size may be
+    /// 16 bits): 66 E9 rel16 truncates RIP to 16 bits, 66 E8 pushes a 2-byte return address and 66 C3 pops one.
+    /// </summary>
+    [Test]
+    public void OperandSize16NearBranchesLong64()
+    {
+        using var g = TestGuest.Long64(a => a.db(0x66, 0xE9, 0x00, 0x00)); // → (RIP + 4) & 0xFFFF = 4
+        g.Mem.TryLoad(0x0004, [0x66, 0xE8, 0x02, 0x00, 0xF4, 0xF4, 0x66, 0xC3]); // call 0x000A; hlt; …; ret (16-bit)
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(0x0009));
+        Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop));
+        Assert.That(g.ReadPhys(TestGuest.StackTop - 2, 2), Is.EqualTo(0x0008));
+    }
 }

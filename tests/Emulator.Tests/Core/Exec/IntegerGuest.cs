@@ -10,7 +10,7 @@ internal static class IntegerGuest
 
     /// <summary>Runs <paramref name="body"/> (HLT appended) with RAX, RBX, RCX, RDX and RFLAGS preset.</summary>
     public static TestGuest Run(Action<Assembler> body, ulong rax = 0, ulong rbx = 0, ulong rcx = 0, ulong rdx = 0,
-        ulong flags = 0, int bitness = 64)
+        ulong flags = 0, int bitness = 64, Action<TestGuest>? setup = null)
     {
         void Program(Assembler a)
         {
@@ -25,9 +25,24 @@ internal static class IntegerGuest
         g.Cpu.Gpr[Reg.RDX] = rdx;
         g.Cpu.FlagsBits = (flags & Rflags.Arith) | Rflags.Reserved1;
         g.Cpu.LazyOp = LazyFlags.None;
+        setup?.Invoke(g);
         g.Run();
         return g;
     }
+
+    /// <summary>Runs with an IDT whose handlers halt, so <see cref="VectorCatcher.CaughtVector"/> names a fault.</summary>
+    public static TestGuest RunCatching(Action<Assembler> body, ulong rax = 0, ulong rbx = 0, ulong rcx = 0, ulong rdx = 0, int bitness = 64) =>
+        Run(body, rax, rbx, rcx, rdx, 0, bitness, g =>
+        {
+            if (bitness == 64)
+            {
+                VectorCatcher.Install64(g);
+            }
+            else
+            {
+                VectorCatcher.Install32(g);
+            }
+        });
 
     /// <summary>The status flags after the run, as a string of set flags in the order "C P A Z S O".</summary>
     public static string FlagString(TestGuest g, ulong mask = Rflags.Arith)

@@ -437,4 +437,121 @@ public class X87Tests
         Assert.That(g.Cpu.FpuTop, Is.EqualTo(6));
         Assert.That(g.ReadPhys(D + 28, 8), Is.EqualTo(0x8000000000000000UL), "ST(0) image after the 28-byte environment");
     }
+
+    [TestCase(0x037F, 0x3FFD, 0xAAAAAAAAAAAAAAABUL)] // extended: 64 bits, nearest
+    [TestCase(0x0F7F, 0x3FFD, 0xAAAAAAAAAAAAAAAAUL)] // extended, toward zero
+    [TestCase(0x027F, 0x3FFD, 0xAAAAAAAAAAAAA800UL)] // double precision
+    [TestCase(0x007F, 0x3FFD, 0xAAAAAB0000000000UL)] // single precision
+    public void OneThirdInEachPrecision(int cw, int signExp, ulong mantissa)
+    {
+        using var g = Guest(a =>
+        {
+            a.fldcw(__word_ptr[rbx + 8]);
+            a.fld1();
+            a.fild(__dword_ptr[rbx]);
+            a.fdivp(st1, st0);
+        }, g =>
+        {
+            FpGuest.Write64(g, D, 3);
+            FpGuest.Write64(g, D + 8, (ulong)cw);
+        });
+        FpGuest.RunOk(g);
+        Assert.That(g.Cpu.St(0), Is.EqualTo(new Float80((ushort)signExp, mantissa)));
+    }
+
+    [Test]
+    public void SquareRootOfTwoInExtendedPrecision()
+    {
+        // √2 = 1.6A09E667F3BCC908B2FB…h; 64 significant bits rounded to nearest.
+        using var g = Guest(a =>
+        {
+            a.fild(__dword_ptr[rbx]);
+            a.fsqrt();
+        }, g => FpGuest.Write64(g, D, 2));
+        FpGuest.RunOk(g);
+        Assert.That(g.Cpu.St(0), Is.EqualTo(new Float80(0x3FFF, 0xB504F333F9DE6484)));
+    }
+
+    [Test]
+    public void ExtendedRangeDoesNotOverflowLikeDouble()
+    {
+        using var g = Guest(a =>
+        {
+            a.fld(__qword_ptr[rbx]);
+            a.fmul(st0, st0);
+            a.fld(__qword_ptr[rbx]);
+            a.fdivp(st1, st0);
+            a.fstp(__qword_ptr[rbx + 8]);
+        }, g => SetDouble(g, D, 1e300));
+        FpGuest.RunOk(g);
+        Assert.That(GetDouble(g, D + 8), Is.EqualTo(1e300));
+        Assert.That(g.Cpu.FpuStatus & FpuSw.OE, Is.EqualTo(0));
+    }
+
+    /// <summary>
+    /// With precision control "double", one x87 operation on doubles rounds exactly as IEEE double
+    /// arithmetic does (results kept inside double's normal range), so the host's double arithmetic is the oracle.
+    /// </summary>
+    [TestCase(0)]
+    [TestCase(1)]
+    [TestCase(2)]
+    [TestCase(3)]
+    [TestCase(4)]
+    public void DoublePrecisionControlMatchesIeeeDouble(int op)
+    {
+        var r = new Random(42 + op);
+        const int n = 40;
+        var xs = new double[n];
+        var ys = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            xs[i] = Math.ScaleB(r.NextDouble() + 0.5, r.Next(-60, 60)) * (r.Next(2) == 0 ? 1 : -1);
+            ys[i] = Math.ScaleB(r.NextDouble() + 0.5, r.Next(-60, 60)) * (r.Next(2) == 0 ? 1 : -1);
+            if (op == 4)
+            {
+                xs[i] = Math.Abs(xs[i]);
+            }
+        }
+
+        using var g = Guest(a =>
+        {
+            a.fldcw(__word_ptr[rbx]);
+            for (int i = 0; i < n; i++)
+            {
+                int o = 8 + (i * 24);
+                a.fld(__qword_ptr[rbx + o]);
+                switch (op)
+                {
+                    case 0: a.fadd(__qword_ptr[rbx + o + 8]); break;
+                    case 1: a.fsub(__qword_ptr[rbx + o + 8]); break;
+                    case 2: a.fmul(__qword_ptr[rbx + o + 8]); break;
+                    case 3: a.fdiv(__qword_ptr[rbx + o + 8]); break;
+                    default: a.fsqrt(); break;
+                }
+
+                a.fstp(__qword_ptr[rbx + o + 16]);
+            }
+        }, g =>
+        {
+            FpGuest.Write64(g, D, 0x027F);
+            for (int i = 0; i < n; i++)
+            {
+                SetDouble(g, D + 8 + (ulong)(i * 24), xs[i]);
+                SetDouble(g, D + 16 + (ulong)(i * 24), ys[i]);
+            }
+        });
+        FpGuest.RunOk(g);
+        for (int i = 0; i < n; i++)
+        {
+            double want = op switch
+            {
+                0 => xs[i] + ys[i],
+                1 => xs[i] - ys[i],
+                2 => xs[i] * ys[i],
+                3 => xs[i] / ys[i],
+                _ => Math.Sqrt(xs[i]),
+            };
+            Assert.That(GetDouble(g, D + 24 + (ulong)(i * 24)), Is.EqualTo(want), $"{xs[i]:R} op{op} {ys[i]:R}");
+        }
+    }
 }
