@@ -485,4 +485,33 @@ public sealed class PagingTests
         Assert.That(g.ReadPhys(g.Cpu.Gpr[Reg.RSP], 8), Is.EqualTo(PfErr.Write));
         Assert.That(g.ReadPhys(g.Cpu.Gpr[Reg.RSP] + 8, 8), Is.EqualTo(TestGuest.CodeBase), "RIP of the faulting instruction");
     }
+
+    [Test]
+    public void PageFaultIsDeliveredThroughA32BitGate()
+    {
+        using var g = TestGuest.Protected32(a =>
+        {
+            a.smsw(__word_ptr[ebx]);
+            a.hlt();
+        });
+        VectorCatcher.Install32(g);
+        // 4 MiB identity pages for 0–16 MiB except 4–8 MiB, which is not present.
+        const ulong dir = 0x10000;
+        for (ulong i = 0; i < 4; i++)
+        {
+            g.Mem.Write(dir + (i * 4), 4, i == 1 ? 0 : (i << 22) | P | RW | PS);
+        }
+
+        g.Cpu.Cr4 = Cr4Bits.PSE;
+        g.Cpu.Cr3 = dir;
+        g.Cpu.Cr0 |= Cr0Bits.PG;
+        g.Cpu.FlushTranslations();
+        g.Cpu.Gpr[Reg.RBX] = 0x40_0ABC;
+        g.Run(100);
+        Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(Vector.PF));
+        Assert.That(g.Cpu.Cr2, Is.EqualTo(0x40_0ABC));
+        ulong esp = g.Cpu.Gpr[Reg.RSP];
+        Assert.That(g.ReadPhys(esp, 4), Is.EqualTo(PfErr.Write));
+        Assert.That(g.ReadPhys(esp + 4, 4), Is.EqualTo(TestGuest.CodeBase), "EIP of the faulting instruction");
+    }
 }
