@@ -91,6 +91,7 @@ public static unsafe partial class Exec
         t.Add(Code.Pextrw_r64_mm_imm8, &PextrwMmx, CostClass.Sse);
         t.Add(Code.Pmovmskb_r32_mm, &PmovmskbMmx, CostClass.Sse);
         t.Add(Code.Pmovmskb_r64_mm, &PmovmskbMmx, CostClass.Sse);
+        t.Add(Code.Maskmovq_rDI_mm_mm, &Maskmovq, CostClass.Sse);
         t.Add(Code.Cvtpi2ps_xmm_mmm64, &Cvtpi2ps, CostClass.Sse);
         t.Add(Code.Cvtpi2pd_xmm_mmm64, &Cvtpi2pd, CostClass.Sse);
         t.Add(Code.Cvtps2pi_mm_xmmm64, &Cvtps2pi, CostClass.Sse);
@@ -401,6 +402,40 @@ public static unsafe partial class Exec
         }
 
         c.Gpr[op.R0] = Vector128.CreateScalar(Mm(c, op.R1)).AsByte().ExtractMostSignificantBits() & 0xFF;
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>MASKMOVQ: stores the bytes of mm1 whose mask byte (mm2) has its top bit set, at DS:rDI.</summary>
+    public static int Maskmovq(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int st = MmxEnter(c);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
+        }
+
+        ulong data = Mm(c, op.R1);
+        uint mask = Vector128.CreateScalar(Mm(c, op.R2)).AsByte().ExtractMostSignificantBits() & 0xFF;
+        if (mask == 0)
+        {
+            return ExecStatus.Continue;
+        }
+
+        ulong di = c.Gpr[Reg.RDI];
+        di = op.AddrSize == 8 ? di : op.AddrSize == 4 ? (uint)di : (ushort)di;
+        if (!ProbeWrite(c, op.Seg, di, 8))
+        {
+            return ExecStatus.Fault;
+        }
+
+        for (int i = 0; i < 8; i++)
+        {
+            if ((mask & (1u << i)) != 0 && !c.WriteMem(op.Seg, di + (ulong)i, 1, data >> (i * 8)))
+            {
+                return ExecStatus.Fault;
+            }
+        }
+
         return ExecStatus.Continue;
     }
 

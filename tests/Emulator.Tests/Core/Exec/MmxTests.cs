@@ -94,4 +94,22 @@ public class MmxTests
         Assert.That(g.ReadPhys(D + 8, 8), Is.EqualTo(0x80000000_FFFFFFFEUL), "truncation, and the indefinite for 3e10");
         Assert.That(g.ReadPhys(D + 16, 8), Is.EqualTo(0xFFFFFFFC_00000002UL), "round to nearest even: 2.5 → 2, −3.5 → −4");
     }
+
+    [Test]
+    public void MaskmovqStoresSelectedBytes()
+    {
+        using var g = FpGuest.Create(a =>
+        {
+            a.movq(mm0, __qword_ptr[rbx]);
+            a.movq(mm1, __qword_ptr[rbx + 8]);
+            a.maskmovq(mm0, mm1);
+            a.hlt();
+        });
+        FpGuest.Write64(g, D, 0x8877665544332211);
+        FpGuest.Write64(g, D + 8, 0x80000000_00FF0080);
+        FpGuest.Write64(g, D + 16, 0xAAAAAAAAAAAAAAAA);
+        g.Cpu.Gpr[Reg.RDI] = D + 16;
+        FpGuest.RunOk(g);
+        Assert.That(g.ReadPhys(D + 16, 8), Is.EqualTo(0x88AAAAAAAA33AA11UL));
+    }
 }
