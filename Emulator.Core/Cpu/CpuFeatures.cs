@@ -66,8 +66,7 @@ public sealed class CpuFeatures
         new(CpuFeature.Pat, "pat", L1, 0, CpuidReg.Edx, 16, true, true),
         new(CpuFeature.Pse36, "pse36", L1, 0, CpuidReg.Edx, 17, true, true),
         new(CpuFeature.Clfsh, "clflush", L1, 0, CpuidReg.Edx, 19, true, true),
-        // MMX instructions are not implemented yet; switch this on (default and Implemented) when they land.
-        new(CpuFeature.Mmx, "mmx", L1, 0, CpuidReg.Edx, 23, false, false),
+        new(CpuFeature.Mmx, "mmx", L1, 0, CpuidReg.Edx, 23, true, true),
         new(CpuFeature.Fxsr, "fxsr", L1, 0, CpuidReg.Edx, 24, true, true),
         new(CpuFeature.Sse, "sse", L1, 0, CpuidReg.Edx, 25, true, true),
         new(CpuFeature.Sse2, "sse2", L1, 0, CpuidReg.Edx, 26, true, true),
@@ -80,7 +79,7 @@ public sealed class CpuFeatures
         new(CpuFeature.Popcnt, "popcnt", L1, 0, CpuidReg.Ecx, 23, false, false),
         new(CpuFeature.Hypervisor, "hypervisor", L1, 0, CpuidReg.Ecx, 31, false, true),
 
-        new(CpuFeature.FsGsBase, "fsgsbase", L7, 0, CpuidReg.Ebx, 0, false, false),
+        new(CpuFeature.FsGsBase, "fsgsbase", L7, 0, CpuidReg.Ebx, 0, true, true),
         new(CpuFeature.Smep, "smep", L7, 0, CpuidReg.Ebx, 7, true, true),
         new(CpuFeature.Smap, "smap", L7, 0, CpuidReg.Ebx, 20, true, true),
         new(CpuFeature.Umip, "umip", L7, 0, CpuidReg.Ecx, 2, false, false),

@@ -31,16 +31,109 @@ public static unsafe partial class Exec
 
     private static int Iopl(Cpu.Cpu c) => (int)((c.FlagsBits >> 12) & 3);
 
-    /// <summary>INT n. In virtual-8086 mode with IOPL &lt; 3 it is #GP(0) (no VME redirection here).</summary>
+    /// <summary>
+    /// INT n. In virtual-8086 mode (APM vol. 2 §8.10, virtual-8086 mode interrupt handling): with CR4.VME
+    /// a clear bit in the TSS interrupt-redirection bitmap sends the interrupt to the 8086 program's own
+    /// IVT; otherwise IOPL &lt; 3 is #GP(0) and IOPL 3 goes through the IDT.
+    /// </summary>
     public static int IntN(Cpu.Cpu c, ref DecodedOp op)
     {
-        if (c.Mode == CpuMode.Virtual8086 && Iopl(c) != 3)
+        if (c.Mode == CpuMode.Virtual8086)
         {
-            return c.RaiseGP(0);
+            int vector = (byte)op.Imm;
+            if ((c.Cr4 & Cr4Bits.VME) != 0)
+            {
+                if (!RedirectionBitSet(c, vector, out bool set))
+                {
+                    return ExecStatus.Fault;
+                }
+
+                if (!set)
+                {
+                    return RedirectToVirtual8086(c, vector);
+                }
+            }
+
+            if (Iopl(c) != 3)
+            {
+                return c.RaiseGP(0);
+            }
         }
 
         c.SoftwareEventRip = c.Rip;
         return c.RaiseSoftware((byte)op.Imm, isIntN: true);
+    }
+
+    /// <summary>Bit <paramref name="vector"/> of the 32-byte interrupt-redirection bitmap just below the TSS I/O bitmap.</summary>
+    private static bool RedirectionBitSet(Cpu.Cpu c, int vector, out bool set)
+    {
+        set = true;
+        ref SegmentCache tr = ref c.Seg[Cpu.Cpu.TrIndex];
+        if ((tr.Type & 8) == 0 || tr.Limit < 0x67)
+        {
+            c.RaiseGP(0);
+            return false;
+        }
+
+        if (!c.ReadLinearSystem(tr.Base + 0x66, 2, out ulong iomap))
+        {
+            return false;
+        }
+
+        ulong at = iomap - 32 + (ulong)(vector >> 3);
+        if (iomap < 32 || at > tr.Limit)
+        {
+            c.RaiseGP(0);
+            return false;
+        }
+
+        if (!c.ReadLinearSystem(tr.Base + at, 1, out ulong b))
+        {
+            return false;
+        }
+
+        set = (b & (1UL << (vector & 7))) != 0;
+        return true;
+    }
+
+    /// <summary>
+    /// VME redirection: push FLAGS, CS, IP on the 8086 stack and enter the handler from the IVT at linear 0.
+    /// With IOPL &lt; 3 the pushed FLAGS show IOPL 3 and IF = VIF, and VIF is cleared instead of IF.
+    /// </summary>
+    private static int RedirectToVirtual8086(Cpu.Cpu c, int vector)
+    {
+        if (!c.ReadLinearSlow((ulong)vector * 4, 4, Access.Read, out ulong ivt))
+        {
+            return ExecStatus.Fault;
+        }
+
+        bool iopl3 = Iopl(c) == 3;
+        ulong flags = c.Rflags64;
+        ulong image = flags & 0xFFFF;
+        if (!iopl3)
+        {
+            image = (image | Rflags.IOPL) & ~Rflags.IF;
+            if ((flags & Rflags.VIF) != 0)
+            {
+                image |= Rflags.IF;
+            }
+        }
+
+        Span<ulong> frame = [image, c.Seg[SegReg.CS].Selector, c.NextRip & 0xFFFF];
+        if (!c.WriteStack(c.Seg[SegReg.SS], c.Gpr[Reg.RSP], 2, 2, frame, false, 0, out ulong sp))
+        {
+            return ExecStatus.Fault;
+        }
+
+        c.SetStackPointer(sp, 2);
+        c.MaterializeFlags();
+        c.FlagsBits &= ~(Rflags.TF | (iopl3 ? Rflags.IF : Rflags.VIF));
+        ref SegmentCache cs = ref c.Seg[SegReg.CS];
+        cs.Selector = (ushort)(ivt >> 16);
+        cs.Base = (ivt >> 16) << 4;
+        c.SegmentLoaded(SegReg.CS);
+        c.NextRip = ivt & 0xFFFF;
+        return ExecStatus.EndBlock;
     }
 
     public static int Int3(Cpu.Cpu c, ref DecodedOp op)

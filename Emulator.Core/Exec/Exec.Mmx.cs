@@ -91,6 +91,12 @@ public static unsafe partial class Exec
         t.Add(Code.Pextrw_r64_mm_imm8, &PextrwMmx, CostClass.Sse);
         t.Add(Code.Pmovmskb_r32_mm, &PmovmskbMmx, CostClass.Sse);
         t.Add(Code.Pmovmskb_r64_mm, &PmovmskbMmx, CostClass.Sse);
+        t.Add(Code.Cvtpi2ps_xmm_mmm64, &Cvtpi2ps, CostClass.Sse);
+        t.Add(Code.Cvtpi2pd_xmm_mmm64, &Cvtpi2pd, CostClass.Sse);
+        t.Add(Code.Cvtps2pi_mm_xmmm64, &Cvtps2pi, CostClass.Sse);
+        t.Add(Code.Cvttps2pi_mm_xmmm64, &Cvtps2pi, CostClass.Sse);
+        t.Add(Code.Cvtpd2pi_mm_xmmm128, &Cvtpd2pi, CostClass.Sse);
+        t.Add(Code.Cvttpd2pi_mm_xmmm128, &Cvtpd2pi, CostClass.Sse);
     }
 
     private static void Mmx<T>(HandlerTable t, Code code)
@@ -395,6 +401,132 @@ public static unsafe partial class Exec
         }
 
         c.Gpr[op.R0] = Vector128.CreateScalar(Mm(c, op.R1)).AsByte().ExtractMostSignificantBits() & 0xFF;
+        return ExecStatus.Continue;
+    }
+
+    // ---- Conversions between MMX integers and SSE floats (an MMX register operand makes the MMX transition) ----
+
+    /// <summary>Packed int32 source of CVTPI2PS/PD: an MMX register (with the MMX transition) or m64.</summary>
+    private static int PackedIntSource(Cpu.Cpu c, ref DecodedOp op, out ulong v)
+    {
+        v = 0;
+        if (!SseUsable(c))
+        {
+            return SseUnusable(c);
+        }
+
+        if (op.R1 != Reg.NoReg)
+        {
+            int st = MmxEnter(c);
+            if (st != ExecStatus.Continue)
+            {
+                return st;
+            }
+
+            v = Mm(c, op.R1);
+            return ExecStatus.Continue;
+        }
+
+        return c.ReadMem(op.Seg, c.Ea(ref op), 8, out v) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    /// <summary>CVTPI2PS: two int32 → two singles in the low quadword (MXCSR rounding); the upper quadword is kept.</summary>
+    public static int Cvtpi2ps(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int st = PackedIntSource(c, ref op, out ulong v);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
+        }
+
+        uint flags = 0, mx = c.Mxcsr;
+        float r0 = SimdFp.FromInt<float>((int)(uint)v, mx, ref flags);
+        float r1 = SimdFp.FromInt<float>((int)(uint)(v >> 32), mx, ref flags);
+        if (!SimdFlags(c, flags))
+        {
+            return ExecStatus.Fault;
+        }
+
+        ref Vector128<byte> d = ref X(c, op.R0);
+        d = d.AsSingle().WithElement(0, r0).WithElement(1, r1).AsByte();
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>CVTPI2PD: two int32 → two doubles (exact).</summary>
+    public static int Cvtpi2pd(Cpu.Cpu c, ref DecodedOp op)
+    {
+        int st = PackedIntSource(c, ref op, out ulong v);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
+        }
+
+        X(c, op.R0) = Vector128.Create((double)(int)(uint)v, (int)(uint)(v >> 32)).AsByte();
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>CVT(T)PS2PI mm, xmm/m64: two singles → two int32 (indefinite 0x80000000 on NaN/overflow).</summary>
+    public static int Cvtps2pi(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (!SseUsable(c))
+        {
+            return SseUnusable(c);
+        }
+
+        if (!SrcLow(c, ref op, 8, out ulong s))
+        {
+            return ExecStatus.Fault;
+        }
+
+        int st = MmxEnter(c);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
+        }
+
+        uint flags = 0, mx = c.Mxcsr;
+        int rc = op.Code == Code.Cvttps2pi_mm_xmmm64 ? 3 : c.SseRc;
+        long r0 = SimdFp.ToInt(BitConverter.UInt32BitsToSingle((uint)s), 32, rc, mx, ref flags);
+        long r1 = SimdFp.ToInt(BitConverter.UInt32BitsToSingle((uint)(s >> 32)), 32, rc, mx, ref flags);
+        if (!SimdFlags(c, flags))
+        {
+            return ExecStatus.Fault;
+        }
+
+        SetMm(c, op.R0, (uint)r0 | ((ulong)(uint)r1 << 32));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>CVT(T)PD2PI mm, xmm/m128: two doubles → two int32.</summary>
+    public static int Cvtpd2pi(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (!SseUsable(c))
+        {
+            return SseUnusable(c);
+        }
+
+        if (!Src128(c, ref op, true, out Vector128<byte> sv))
+        {
+            return ExecStatus.Fault;
+        }
+
+        int st = MmxEnter(c);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
+        }
+
+        uint flags = 0, mx = c.Mxcsr;
+        int rc = op.Code == Code.Cvttpd2pi_mm_xmmm128 ? 3 : c.SseRc;
+        Vector128<double> s = sv.AsDouble();
+        long r0 = SimdFp.ToInt(s.GetElement(0), 32, rc, mx, ref flags);
+        long r1 = SimdFp.ToInt(s.GetElement(1), 32, rc, mx, ref flags);
+        if (!SimdFlags(c, flags))
+        {
+            return ExecStatus.Fault;
+        }
+
+        SetMm(c, op.R0, (uint)r0 | ((ulong)(uint)r1 << 32));
         return ExecStatus.Continue;
     }
 }

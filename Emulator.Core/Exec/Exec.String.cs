@@ -74,6 +74,28 @@ public static unsafe partial class Exec
         return ExecStatus.Continue;
     }
 
+    /// <summary>
+    /// REP with a zero count still writes the registers at a 32-bit address size: rCX and the index
+    /// registers the instruction uses are zero-extended from their low halves (measured on hardware;
+    /// it is only visible in 64-bit mode).
+    /// </summary>
+    private static void RepZeroCount(Cpu.Cpu c, int asz, bool si, bool di)
+    {
+        if (asz == 4)
+        {
+            c.Gpr[Reg.RCX] = (uint)c.Gpr[Reg.RCX];
+            if (si)
+            {
+                c.Gpr[Reg.RSI] = (uint)c.Gpr[Reg.RSI];
+            }
+
+            if (di)
+            {
+                c.Gpr[Reg.RDI] = (uint)c.Gpr[Reg.RDI];
+            }
+        }
+    }
+
     public static int Movs<TW>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
     {
@@ -92,6 +114,12 @@ public static unsafe partial class Exec
         }
 
         ulong count = c.GetReg(Reg.RCX, asz);
+        if (count == 0)
+        {
+            RepZeroCount(c, asz, true, true);
+            return ExecStatus.Continue;
+        }
+
         int done = 0;
         while (count != 0)
         {
@@ -133,6 +161,12 @@ public static unsafe partial class Exec
         }
 
         ulong count = c.GetReg(Reg.RCX, asz);
+        if (count == 0)
+        {
+            RepZeroCount(c, asz, false, true);
+            return ExecStatus.Continue;
+        }
+
         int done = 0;
         while (count != 0)
         {
@@ -173,6 +207,12 @@ public static unsafe partial class Exec
         }
 
         ulong count = c.GetReg(Reg.RCX, asz);
+        if (count == 0)
+        {
+            RepZeroCount(c, asz, true, false);
+            return ExecStatus.Continue;
+        }
+
         int done = 0;
         while (count != 0)
         {
@@ -221,6 +261,12 @@ public static unsafe partial class Exec
 
         bool whileEqual = op.Rep == 1;
         ulong count = c.GetReg(Reg.RCX, asz);
+        if (count == 0)
+        {
+            RepZeroCount(c, asz, true, true);
+            return ExecStatus.Continue;
+        }
+
         int done = 0;
         while (count != 0)
         {
@@ -271,6 +317,12 @@ public static unsafe partial class Exec
 
         bool whileEqual = op.Rep == 1;
         ulong count = c.GetReg(Reg.RCX, asz);
+        if (count == 0)
+        {
+            RepZeroCount(c, asz, false, true);
+            return ExecStatus.Continue;
+        }
+
         int done = 0;
         while (count != 0)
         {

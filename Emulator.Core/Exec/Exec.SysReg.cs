@@ -7,7 +7,7 @@ namespace Emulator.Core.Exec;
 
 /// <summary>
 /// System registers: MOV CRn/DRn, CLTS, LMSW, SMSW, RDMSR/WRMSR, CPUID, RDTSC/RDTSCP/RDPID/RDPMC,
-/// INVLPG, WBINVD/INVD, CLFLUSH (AMD64 APM vol. 3, chapter 4 "System Instruction Reference").
+/// INVLPG, WBINVD/INVD, CLFLUSH, STAC/CLAC, RD/WR FS/GS BASE (AMD64 APM vol. 3, chapter 4 "System Instruction Reference").
 /// </summary>
 public static unsafe partial class Exec
 {
@@ -41,6 +41,16 @@ public static unsafe partial class Exec
         t.Add(Code.Invd, &CacheControl, CostClass.Serializing);
         t.Add(Code.Clflush_m8, &Clflush, CostClass.Memory);
         t.Add(Code.Xgetbv, &Xgetbv, CostClass.System);
+        t.Add(Code.Stac, &Stac, CostClass.Simple);
+        t.Add(Code.Clac, &Clac, CostClass.Simple);
+        t.Add(Code.Rdfsbase_r32, &RdFsGsBase, CostClass.Simple);
+        t.Add(Code.Rdfsbase_r64, &RdFsGsBase, CostClass.Simple);
+        t.Add(Code.Rdgsbase_r32, &RdFsGsBase, CostClass.Simple);
+        t.Add(Code.Rdgsbase_r64, &RdFsGsBase, CostClass.Simple);
+        t.Add(Code.Wrfsbase_r32, &WrFsGsBase, CostClass.System);
+        t.Add(Code.Wrfsbase_r64, &WrFsGsBase, CostClass.System);
+        t.Add(Code.Wrgsbase_r32, &WrFsGsBase, CostClass.System);
+        t.Add(Code.Wrgsbase_r64, &WrFsGsBase, CostClass.System);
     }
 
     /// <summary>MOV reg, CRn: CPL 0; CR1, CR5–CR7, CR9–CR15 are #UD.</summary>
@@ -308,4 +318,57 @@ public static unsafe partial class Exec
 
     /// <summary>XGETBV: XSAVE is not reported (CR4.OSXSAVE cannot be set), so #UD.</summary>
     public static int Xgetbv(Cpu.Cpu c, ref DecodedOp op) => c.RaiseUD();
+
+    /// <summary>STAC/CLAC (APM vol. 3): set or clear RFLAGS.AC for SMAP; #UD unless SMAP is reported and CPL is 0.</summary>
+    public static int Stac(Cpu.Cpu c, ref DecodedOp op) => SetAc(c, true);
+
+    public static int Clac(Cpu.Cpu c, ref DecodedOp op) => SetAc(c, false);
+
+    private static int SetAc(Cpu.Cpu c, bool set)
+    {
+        if (!c.Features.Has(CpuFeature.Smap) || c.Cpl != 0)
+        {
+            return c.RaiseUD();
+        }
+
+        c.MaterializeFlags();
+        c.FlagsBits = set ? c.FlagsBits | Rflags.AC : c.FlagsBits & ~Rflags.AC;
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>Segment number of RD/WR FS/GS BASE from the Iced code.</summary>
+    private static int FsGsOf(Code code) =>
+        code is Code.Rdfsbase_r32 or Code.Rdfsbase_r64 or Code.Wrfsbase_r32 or Code.Wrfsbase_r64 ? SegReg.FS : SegReg.GS;
+
+    /// <summary>RDFSBASE/RDGSBASE (64-bit mode only, as Iced decodes them): #UD unless CR4.FSGSBASE.</summary>
+    public static int RdFsGsBase(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if ((c.Cr4 & Cr4Bits.FSGSBASE) == 0)
+        {
+            return c.RaiseUD();
+        }
+
+        c.SetReg(op.R0, op.OpSize, c.Seg[FsGsOf(op.Code)].Base);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>WRFSBASE/WRGSBASE: #UD unless CR4.FSGSBASE; a non-canonical 64-bit base is #GP(0); the 32-bit form zero-extends.</summary>
+    public static int WrFsGsBase(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if ((c.Cr4 & Cr4Bits.FSGSBASE) == 0)
+        {
+            return c.RaiseUD();
+        }
+
+        ulong v = c.GetReg(op.R0, op.OpSize);
+        if (!Cpu.Cpu.IsCanonical(v))
+        {
+            return c.RaiseGP(0);
+        }
+
+        int seg = FsGsOf(op.Code);
+        c.Seg[seg].Base = v;
+        c.SegmentLoaded(seg);
+        return ExecStatus.Continue;
+    }
 }

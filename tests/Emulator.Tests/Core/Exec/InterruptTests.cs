@@ -263,4 +263,45 @@ public class InterruptTests
         Assert.That(Top(g, 0, 4), Is.Zero, "#GP(0)");
         Assert.That(Top(g, 1, 4), Is.Zero, "IP of the INT instruction");
     }
+
+    [TestCase(false, 0x80, true)]  // redirection bit clear: the 8086 program's IVT, VIF virtualizes IF
+    [TestCase(true, 0x80, false)]  // bit set with IOPL 0: #GP(0)
+    public void VmeRedirectsSoftwareInterruptsThroughTheVirtual8086Ivt(bool bitSet, int vector, bool redirected)
+    {
+        using var g = Prot(a => a.iretd());
+        g.Mem.Write(TssBase + 4, 4, 0x7F000);
+        g.Mem.Write(TssBase + 8, 2, Data0);
+        g.Mem.Write(TssBase + 0x66, 2, 0x88);           // I/O bitmap at 0x88, redirection bitmap at 0x68
+        g.Mem.Write(TssBase + 0x68 + (ulong)(vector >> 3), 1, bitSet ? 1UL << (vector & 7) : 0);
+        g.Cpu.Seg[Emulator.Core.Cpu.Cpu.TrIndex].Limit = 0x88 + 0x2000;
+        g.Cpu.Cr4 |= Cr4Bits.VME;
+        g.Mem.Write((ulong)vector * 4, 4, 0x3000_0010);  // IVT: 3000:0010
+        g.Load([0xF4], 0x30010);
+        g.Load([0xCD, (byte)vector], 0x20000);
+        ulong sp = TestGuest.StackTop - 36;
+        ulong[] frame = [0, 0x2000, Rflags.VM | Rflags.VIF | Rflags.Reserved1, 0x0F00, 0x1000, 0, 0, 0, 0];
+        for (int i = 0; i < frame.Length; i++)
+        {
+            g.Mem.Write(sp + (ulong)(i * 4), 4, frame[i]);
+        }
+
+        g.Cpu.Gpr[Reg.RSP] = sp;
+        g.Run(2);
+        if (!redirected)
+        {
+            g.Run();
+            Assert.That(DeliveredVector(g), Is.EqualTo(Vector.GP));
+            return;
+        }
+
+        Assert.That(g.Cpu.Mode, Is.EqualTo(CpuMode.Virtual8086));
+        Assert.That(g.Cpu.Seg[SegReg.CS].Selector, Is.EqualTo((ushort)0x3000));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(0x10UL));
+        Assert.That(g[Reg.RSP], Is.EqualTo(0x0F00UL - 6));
+        Assert.That(g.ReadPhys(0x10000 + 0x0F00 - 6, 2), Is.EqualTo(2UL), "IP");
+        Assert.That(g.ReadPhys(0x10000 + 0x0F00 - 4, 2), Is.EqualTo(0x2000UL), "CS");
+        ulong pushed = g.ReadPhys(0x10000 + 0x0F00 - 2, 2);
+        Assert.That(pushed & (Rflags.IOPL | Rflags.IF), Is.EqualTo(Rflags.IOPL | Rflags.IF), "IOPL image 3, IF image = VIF");
+        Assert.That(g.Cpu.FlagsBits & Rflags.VIF, Is.Zero);
+    }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Emulator.Core.Cpu;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -67,5 +68,30 @@ public class MmxTests
         });
         g.Cpu.Cr0 |= Cr0Bits.EM;
         Assert.That(FpGuest.Run(g), Is.EqualTo(Vector.UD));
+    }
+
+    [Test]
+    public void ConversionsBetweenMmxIntegersAndSseFloats()
+    {
+        using var g = FpGuest.Create(a =>
+        {
+            a.movq(mm0, __qword_ptr[rbx]);
+            a.cvtpi2ps(xmm0, mm0);
+            a.cvtpi2pd(xmm1, mm0);
+            a.cvttps2pi(mm1, xmm2);
+            a.cvtpd2pi(mm2, xmm3);
+            a.movq(__qword_ptr[rbx + 8], mm1);
+            a.movq(__qword_ptr[rbx + 16], mm2);
+            a.hlt();
+        });
+        FpGuest.Write64(g, D, ((ulong)unchecked((uint)-7) << 32) | 5);
+        g.Cpu.Xmm[0] = Vector128.Create(0f, 0f, 9f, 10f).AsByte();
+        g.Cpu.Xmm[2] = Vector128.Create(-2.75f, 3e10f, 0f, 0f).AsByte();
+        g.Cpu.Xmm[3] = Vector128.Create(2.5, -3.5).AsByte();
+        FpGuest.RunOk(g);
+        Assert.That(g.Cpu.Xmm[0].AsSingle(), Is.EqualTo(Vector128.Create(5f, -7f, 9f, 10f)));
+        Assert.That(g.Cpu.Xmm[1].AsDouble(), Is.EqualTo(Vector128.Create(5.0, -7.0)));
+        Assert.That(g.ReadPhys(D + 8, 8), Is.EqualTo(0x80000000_FFFFFFFEUL), "truncation, and the indefinite for 3e10");
+        Assert.That(g.ReadPhys(D + 16, 8), Is.EqualTo(0xFFFFFFFC_00000002UL), "round to nearest even: 2.5 → 2, −3.5 → −4");
     }
 }

@@ -336,4 +336,58 @@ public class SegmentTests
         Assert.That(g.Cpu.Seg[SegReg.CS].Selector, Is.EqualTo((ushort)0x2000));
         Assert.That(g.Cpu.Rip, Is.EqualTo(0x11UL));
     }
+
+    [Test]
+    public void LldtThenLoadDataSegmentFromTheLdt()
+    {
+        using var g = Prot(a =>
+        {
+            a.lldt(ax);
+            a.mov(ds, bx);
+            a.sldt(ecx);
+            a.hlt();
+        }, [SystemDesc(0x6000, 0x17, 2)]);
+        g.Mem.Write(0x6008, 8, Segment(0x4000, 0xFF, 0x92, 0x4)); // LDT entry 1
+        g.Cpu.Gpr[Reg.RAX] = S1;
+        g.Cpu.Gpr[Reg.RBX] = 0x08 | 4;
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(DeliveredVector(g), Is.EqualTo(-1));
+        Assert.That(g.Cpu.Seg[Emulator.Core.Cpu.Cpu.LdtrIndex].Base, Is.EqualTo(0x6000UL));
+        Assert.That(g.Cpu.Seg[SegReg.DS].Base, Is.EqualTo(0x4000UL));
+        Assert.That(g[Reg.RCX], Is.EqualTo((ulong)S1));
+        Assert.That(g.ReadPhys(0x6008 + 5, 1) & 1, Is.EqualTo(1UL), "accessed bit set in the LDT");
+    }
+
+    [Test]
+    public void LdtSelectorWithNullLdtrIsGp()
+    {
+        using var g = Prot(a => a.mov(ds, bx));
+        g.Cpu.Seg[Emulator.Core.Cpu.Cpu.LdtrIndex] = Emulator.Core.Cpu.Cpu.NullSegment(0);
+        g.Cpu.Gpr[Reg.RBX] = 0x0C;
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(DeliveredVector(g), Is.EqualTo(Vector.GP));
+        Assert.That(Top(g, 0), Is.EqualTo(0x0CUL));
+    }
+
+    [Test]
+    public void IretqFrom64BitModeToCompatibilityModeAtRing3()
+    {
+        using var g = TestGuest.Long64(a => a.iretq());
+        Install(g, StandardGdt(longMode: true), 0);
+        ulong sp = TestGuest.StackTop - 40;
+        ulong[] frame = [0x2000, UserCode32 | 3, Rflags.Reserved1 | Rflags.IF, 0x50000, UserData | 3];
+        for (int i = 0; i < frame.Length; i++)
+        {
+            g.Mem.Write(sp + (ulong)(i * 8), 8, frame[i]);
+        }
+
+        g.Cpu.Gpr[Reg.RSP] = sp;
+        Assert.That(g.Run(1), Is.EqualTo(RunExit.InstructionLimit));
+        Assert.That(g.Cpu.Mode, Is.EqualTo(CpuMode.Compat32));
+        Assert.That(g.Cpu.Cpl, Is.EqualTo(3));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(0x2000UL));
+        Assert.That(g[Reg.RSP], Is.EqualTo(0x50000UL));
+        Assert.That(g.Cpu.FlagsBits & Rflags.IF, Is.Not.Zero);
+        Assert.That(g.Cpu.Seg[SegReg.DS].Selector, Is.Zero, "DPL-0 DS nulled on the way out");
+    }
 }

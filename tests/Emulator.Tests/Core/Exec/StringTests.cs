@@ -254,4 +254,52 @@ public class StringTests
         Assert.That(g.ReadPhys(buf + 16, 1), Is.EqualTo(0));
         Assert.That(g.ReadPhys(g[Reg.RSP] + 4, 4), Is.EqualTo(TestGuest.CodeBase + 12));
     }
+
+    /// <summary>
+    /// With a 32-bit address size in 64-bit mode, REP writes ECX/EDI (zero-extending RCX/RDI) even when
+    /// the count is zero, and a run steps EDI with the upper half cleared (values measured on hardware).
+    /// </summary>
+    [TestCase(0x1_0000_0000UL, 0UL, 0x0020_0000UL)]
+    [TestCase(0x1_0000_0002UL, 0UL, 0x0020_0002UL)]
+    public void AddressSize32RepZeroExtends(ulong rcx, ulong rcxAfter, ulong rdiAfter)
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            a.db(0x67, 0xF3, 0xAA); // rep stosb with EDI/ECX
+            a.hlt();
+        });
+        g.Cpu.Gpr[Reg.RCX] = rcx;
+        g.Cpu.Gpr[Reg.RDI] = 0x1_0020_0000UL;
+        g.Cpu.Gpr[Reg.RAX] = 0x55;
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RCX], Is.EqualTo(rcxAfter));
+        Assert.That(g[Reg.RDI], Is.EqualTo(rdiAfter));
+    }
+
+    /// <summary>
+    /// A long REP run returns to the loop after each chunk with RIP still at the instruction and the
+    /// registers describing the remaining work; resuming completes it.
+    /// </summary>
+    [Test]
+    public void RepRunStopsBetweenChunksAndResumes()
+    {
+        ulong buf = TestGuest.DataBase;
+        using var g = TestGuest.Long64(a =>
+        {
+            a.mov(rsi, buf);                // 10 bytes
+            a.mov(rdi, buf + 0x10000);      // 10 bytes
+            a.mov(ecx, 3000);               // 5 bytes
+            a.rep.movsb();
+            a.hlt();
+        });
+        Assert.That(g.Run(4), Is.EqualTo(RunExit.InstructionLimit));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(TestGuest.CodeBase + 25));
+        ulong left = g[Reg.RCX];
+        Assert.That(left, Is.GreaterThan(0UL).And.LessThan(3000UL));
+        Assert.That(g[Reg.RSI], Is.EqualTo(buf + 3000 - left));
+        Assert.That(g[Reg.RDI], Is.EqualTo(buf + 0x10000 + 3000 - left));
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RCX], Is.EqualTo(0));
+        Assert.That(g[Reg.RSI], Is.EqualTo(buf + 3000));
+    }
 }

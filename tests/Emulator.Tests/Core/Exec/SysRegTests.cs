@@ -533,4 +533,39 @@ public class SysRegTests
         Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
         Assert.That(c.UnimplementedSeen, Is.Empty);
     }
+
+    [Test]
+    public void StacAndClacToggleAc()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(VectorCatcher.Step(c, a => a.stac()), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Rflags64 & Rflags.AC, Is.EqualTo(Rflags.AC));
+        Assert.That(VectorCatcher.Step(c, a => a.clac()), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Rflags64 & Rflags.AC, Is.EqualTo(0));
+        c.SetCpl(3);
+        Assert.That(VectorCatcher.Step(c, a => a.stac()), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+    }
+
+    [Test]
+    public void FsGsBaseInstructions()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Gpr[Reg.RAX] = 0xFFFF_8000_0000_1000;
+        Assert.That(VectorCatcher.Step(c, a => a.wrfsbase(rax)), Is.EqualTo(ExecStatus.Fault), "#UD without CR4.FSGSBASE");
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+        c.Cr4 |= Cr4Bits.FSGSBASE;
+        Assert.That(VectorCatcher.Step(c, a => a.wrfsbase(rax)), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Seg[SegReg.FS].Base, Is.EqualTo(0xFFFF_8000_0000_1000));
+        c.Gpr[Reg.RAX] = 0xFFFF_FFFF_1234_5678;
+        Assert.That(VectorCatcher.Step(c, a => a.wrgsbase(eax)), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Seg[SegReg.GS].Base, Is.EqualTo(0x1234_5678), "32-bit form zero-extends");
+        Assert.That(VectorCatcher.Step(c, a => a.rdfsbase(rbx)), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(c.Gpr[Reg.RBX], Is.EqualTo(0xFFFF_8000_0000_1000));
+        c.Gpr[Reg.RAX] = 0x0000_8000_0000_0000;
+        Assert.That(VectorCatcher.Step(c, a => a.wrgsbase(rax)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+    }
 }
