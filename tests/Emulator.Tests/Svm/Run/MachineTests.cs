@@ -255,7 +255,7 @@ public class MachineTests
         {
             "cpu.instructions", "cpu.cycles", "cpu.decode_cache.misses", "cpu.decode_cache.hits",
             "cpu.decode_cache.invalidations", "cpu.tlb.misses", "cpu.page_walks", "cpu.exceptions",
-            "cpu.interrupts", "io.unhandled", "mmio.accesses",
+            "cpu.interrupts", "io.unhandled", "mmio.accesses", "mmu.pf.total",
         }));
         Assert.That(names[0], Is.EqualTo("cpu.instructions"));
         Assert.That(names[1], Is.EqualTo("cpu.cycles"));
