@@ -38,6 +38,7 @@ public sealed unsafe partial class Cpu
     public void FlushTlb()
     {
         Array.Fill(_tlbTag, TlbInvalid);
+        BumpCodeEpoch();
     }
 
     /// <summary>Drops the write entries only (a page became a code page).</summary>
@@ -50,6 +51,8 @@ public sealed unsafe partial class Cpu
         {
             _tlbTag[(k * TlbEntries) + i] = TlbInvalid;
         }
+
+        BumpCodeEpoch();
     }
 
     /// <summary>Changes CPL; the TLB caches user/supervisor permission, so crossing ring 3 flushes it.</summary>

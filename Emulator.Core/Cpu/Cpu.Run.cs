@@ -64,6 +64,7 @@ public sealed unsafe partial class Cpu
     internal void InvalidateCodePage(ulong hpaPage)
     {
         Blocks.InvalidatePage(hpaPage);
+        _codeEpoch++;
         ExitRequest = 1;
     }
 
@@ -148,14 +149,52 @@ public sealed unsafe partial class Cpu
         }
     }
 
+    // RIP → block cache: a hit skips segmentation, the code TLB and the block hash. An entry is valid
+    // only in the epoch it was filled in; the epoch moves on whenever anything it depends on may have
+    // changed (TLB flush or INVLPG, mode or CS change, decoded code dropped).
+    private const int RipCacheBits = 10;
+    private readonly ulong[] _ripCacheTag = new ulong[1 << RipCacheBits];
+    private readonly ulong[] _ripCacheEpoch = new ulong[1 << RipCacheBits];
+    private readonly int[] _ripCacheBlock = new int[1 << RipCacheBits];
+    private ulong _codeEpoch = 1;
+
+    /// <summary>Invalidates the RIP → block cache.</summary>
+    internal void BumpCodeEpoch() => _codeEpoch++;
+
     /// <summary>Looks up (or decodes) the block at RIP and runs up to <paramref name="limit"/> of its ops.</summary>
     private void StepBlock(int limit)
+    {
+        int slot = (int)(Rip ^ (Rip >> RipCacheBits)) & ((1 << RipCacheBits) - 1);
+        int block;
+        if (_ripCacheTag[slot] == Rip && _ripCacheEpoch[slot] == _codeEpoch)
+        {
+            block = _ripCacheBlock[slot];
+            Blocks.Hits++;
+        }
+        else
+        {
+            block = FindBlock();
+            if (block <= 0)
+            {
+                return;
+            }
+
+            _ripCacheTag[slot] = Rip;
+            _ripCacheEpoch[slot] = _codeEpoch;
+            _ripCacheBlock[slot] = block;
+        }
+
+        RunBlock(block, limit);
+    }
+
+    /// <summary>Slow lookup: CS segmentation, code TLB, block hash (decoding on a miss). 0: handled otherwise.</summary>
+    private int FindBlock()
     {
         ulong lin;
         if (!Linear(SegReg.CS, Rip, 1, Access.Fetch, out lin))
         {
             DeliverPending();
-            return;
+            return 0;
         }
 
         byte* page = FetchPageCached(lin);
@@ -164,11 +203,11 @@ public sealed unsafe partial class Cpu
             if (PendingVector >= 0)
             {
                 DeliverPending();
-                return;
+                return 0;
             }
 
             StepUncached(lin);
-            return;
+            return 0;
         }
 
         ulong hpa = Phys.HostOffsetOf(page) + (lin & 0xFFF);
@@ -176,9 +215,14 @@ public sealed unsafe partial class Cpu
         if (block == 0)
         {
             StepUncached(lin);
-            return;
+            return 0;
         }
 
+        return block;
+    }
+
+    private void RunBlock(int block, int limit)
+    {
         int start = Blocks.Start(block);
         int count = Blocks.Count(block);
         if (count > limit)

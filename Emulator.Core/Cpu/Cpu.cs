@@ -196,6 +196,7 @@ public sealed partial class Cpu
         }
 
         RecomputeSegmentAccess();
+        BumpCodeEpoch();
         ExitRequest = 1;
     }
 

@@ -182,6 +182,7 @@ public sealed unsafe class BlockCache
 
     public void Flush()
     {
+        _cpu.BumpCodeEpoch();
         Array.Clear(_buckets);
         foreach (var page in _pageHead.Keys)
         {
