@@ -126,6 +126,13 @@ public static class DemoGuest
         a.call(puts);
 
         a.Label(ref done);
+
+        // The pc-testdev memory window is MMIO: L0's fault handler sends these accesses to instruction
+        // emulation (mmu.pf.emulate in --stats), while the RAM the demo touched was mapped (mmu.pf.fixed).
+        a.mov(edi, 0xFF000000u);
+        a.mov(__qword_ptr[rdi], r8);
+        a.mov(r9, __qword_ptr[rdi]);
+
         a.lea(rsi, __[farewell]);
         a.call(puts);
 

@@ -31,6 +31,22 @@ public class BootCommandTests
     }
 
     [Test]
+    public void BuiltInGuestRamFaultsAreFixedAndItsDeviceAccessesEmulatedByL0()
+    {
+        var r = Emu("boot", "--stats");
+        Assert.That(r.Status, Is.Zero, r.Err);
+        ulong Counter(string name)
+        {
+            string line = r.ErrLines.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal));
+            return ulong.Parse(line[(name.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        Assert.That(Counter("mmu.pf.fixed"), Is.GreaterThan(0));
+        Assert.That(Counter("mmu.pf.emulate"), Is.GreaterThan(0));
+        Assert.That(Counter("mmu.mmio_sptes_created"), Is.GreaterThan(0));
+    }
+
+    [Test]
     public void StatsPrintEveryCounterAsNameValueOnStderr()
     {
         var r = Emu("boot", "--stats");
