@@ -74,8 +74,9 @@ public sealed class CpuFeatures
         new(CpuFeature.Sse3, "sse3", L1, 0, CpuidReg.Ecx, 0, false, false),
         new(CpuFeature.Pcid, "pcid", L1, 0, CpuidReg.Ecx, 17, true, true),
         new(CpuFeature.Cx16, "cx16", L1, 0, CpuidReg.Ecx, 13, true, true),
-        // x2APIC: the local-APIC model implements it; CPUID reports it and APIC_BASE.EXTD is accepted with it.
-        new(CpuFeature.X2Apic, "x2apic", L1, 0, CpuidReg.Ecx, 21, true, true),
+        // x2APIC: off until the local-APIC model (platform issue) implements the x2APIC MSRs; PLATFORM.md
+        // says CPUID reports nothing that is not implemented.
+        new(CpuFeature.X2Apic, "x2apic", L1, 0, CpuidReg.Ecx, 21, false, false),
         new(CpuFeature.Popcnt, "popcnt", L1, 0, CpuidReg.Ecx, 23, false, false),
         new(CpuFeature.Hypervisor, "hypervisor", L1, 0, CpuidReg.Ecx, 31, false, true),
 
@@ -86,10 +87,10 @@ public sealed class CpuFeatures
         new(CpuFeature.Rdpid, "rdpid", L7, 0, CpuidReg.Ecx, 22, true, true),
 
         new(CpuFeature.LahfSahf, "lahf_lm", E1, 0, CpuidReg.Ecx, 0, true, true),
+        // SVM: reported ahead of VMRUN (EFER.SVME and the SVM MSRs exist); the SVM issue implements the rest.
         new(CpuFeature.Svm, "svm", E1, 0, CpuidReg.Ecx, 2, true, true),
-        // LOCK MOV CR0 = MOV CR8: the handlers support it, but Iced decodes it only with DecoderOptions.AMD,
-        // which the block cache does not use yet; report it once it does.
-        new(CpuFeature.AltMovCr8, "cr8legacy", E1, 0, CpuidReg.Ecx, 4, false, false),
+        // LOCK MOV CR0 = MOV CR8: the block cache decodes with DecoderOptions.AMD, so Iced decodes it.
+        new(CpuFeature.AltMovCr8, "cr8legacy", E1, 0, CpuidReg.Ecx, 4, true, true),
         new(CpuFeature.Syscall, "syscall", E1, 0, CpuidReg.Edx, 11, true, true),
         new(CpuFeature.Nx, "nx", E1, 0, CpuidReg.Edx, 20, true, true),
         // FFXSR: FXSAVE/FXRSTOR skip the XMM registers in 64-bit mode at CPL 0 when EFER.FFXSR is set.

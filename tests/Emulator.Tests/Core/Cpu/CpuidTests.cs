@@ -130,7 +130,6 @@ public sealed class CpuidTests
     [TestCase(1u, CpuidReg.Edx, 25, TestName = "Sse")]
     [TestCase(1u, CpuidReg.Edx, 26, TestName = "Sse2")]
     [TestCase(1u, CpuidReg.Ecx, 13, TestName = "Cx16")]
-    [TestCase(1u, CpuidReg.Ecx, 21, TestName = "X2Apic")]
     [TestCase(7u, CpuidReg.Ebx, 7, TestName = "Smep")]
     [TestCase(7u, CpuidReg.Ebx, 20, TestName = "Smap")]
     [TestCase(0x8000_0001u, CpuidReg.Ecx, 0, TestName = "LahfSahf")]
@@ -145,6 +144,7 @@ public sealed class CpuidTests
         Assert.That((Reg(leaf, reg) >> bit) & 1, Is.EqualTo(1));
     }
 
+    [TestCase(1u, CpuidReg.Ecx, 21, TestName = "NoX2ApicUntilTheApicModelExists")]
     [TestCase(1u, CpuidReg.Ecx, 0, TestName = "NoSse3")]
     [TestCase(1u, CpuidReg.Ecx, 26, TestName = "NoXsave")]
     [TestCase(1u, CpuidReg.Ecx, 27, TestName = "NoOsXsave")]
@@ -210,21 +210,22 @@ public sealed class CpuidTests
     [Test]
     public void CpuOptionTurnsFeaturesOff()
     {
-        Assert.That(_c.Features.TryApply("-avic,-x2apic", out string? err), Is.True, err);
-        Assert.That((Reg(1, CpuidReg.Ecx) >> 21) & 1, Is.EqualTo(0));
+        Assert.That(_c.Features.TryApply("-avic,-pdpe1gb", out string? err), Is.True, err);
+        Assert.That((Reg(0x8000_0001, CpuidReg.Edx) >> 26) & 1, Is.EqualTo(0));
         Assert.That((Reg(0x8000_000A, CpuidReg.Edx) >> 13) & 1, Is.EqualTo(0));
-        Assert.That(_c.Features.TryApply("+x2apic", out _), Is.True);
-        Assert.That((Reg(1, CpuidReg.Ecx) >> 21) & 1, Is.EqualTo(1));
+        Assert.That(_c.Features.TryApply("+pdpe1gb", out _), Is.True);
+        Assert.That((Reg(0x8000_0001, CpuidReg.Edx) >> 26) & 1, Is.EqualTo(1));
     }
 
     [TestCase("-nosuchthing")]
     [TestCase("+sse3")]
-    [TestCase("-x2apic,+la57")]
+    [TestCase("-pdpe1gb,+la57")]
+    [TestCase("+x2apic")]
     public void CpuOptionRejectsUnknownOrUnimplemented(string spec)
     {
         Assert.That(_c.Features.TryApply(spec, out string? err), Is.False);
         Assert.That(err, Is.Not.Null);
-        Assert.That((Reg(1, CpuidReg.Ecx) >> 21) & 1, Is.EqualTo(1), "a rejected list changes nothing");
+        Assert.That((Reg(0x8000_0001, CpuidReg.Edx) >> 26) & 1, Is.EqualTo(1), "a rejected list changes nothing");
     }
 
     [TestCase(2u)]
