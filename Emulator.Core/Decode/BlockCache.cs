@@ -90,7 +90,6 @@ public sealed unsafe class BlockCache
         var costs = _cpu.Costs;
         while (n < MaxBlockOps)
         {
-            int before = _reader.Position;
             decoder.Decode(out Instruction ins);
             if (_reader.Overrun)
             {
@@ -106,7 +105,6 @@ public sealed unsafe class BlockCache
                 break;
             }
 
-            _ = before;
         }
 
         if (n == 0)

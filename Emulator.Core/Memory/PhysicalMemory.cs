@@ -315,8 +315,6 @@ public sealed unsafe class PhysicalMemory : IDisposable
         return true;
     }
 
-    /// <summary>Writes bytes into RAM that the guest sees as read-only (the BIOS area); for firmware tables.</summary>
-    public bool TryLoadRom(ulong gpa, ReadOnlySpan<byte> data) => TryLoad(gpa, data);
 
     public void ReadBytes(ulong gpa, Span<byte> dest)
     {

@@ -76,5 +76,8 @@ public sealed class Memslot
     internal Memslot WithFlags(MemslotFlags flags) => new(Id, BaseGfn, Pages, HostOffset, flags,
         (flags & MemslotFlags.LogDirtyPages) != 0 ? DirtyBitmap ?? new ulong[(Pages + 63) / 64] : null);
 
+    /// <summary>The copy published while this slot is being deleted or moved.</summary>
+    internal Memslot AsInvalid() => new(Id, BaseGfn, Pages, HostOffset, Flags | MemslotFlags.Invalid, DirtyBitmap);
+
     internal Memslot MovedTo(ulong baseGfn) => new(Id, baseGfn, Pages, HostOffset, Flags & ~MemslotFlags.Invalid, DirtyBitmap);
 }

@@ -76,7 +76,7 @@ public sealed class MemslotTable
         {
             var cur = _current;
             var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
-            var invalid = new Memslot(old.Id, old.BaseGfn, old.Pages, old.HostOffset, old.Flags | MemslotFlags.Invalid, old.DirtyBitmap);
+            var invalid = old.AsInvalid();
             Install(With(cur, invalid, removeId: id));
             SlotInvalidated?.Invoke(invalid);
             Install(With(_current, null, removeId: id));
@@ -96,7 +96,7 @@ public sealed class MemslotTable
             var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
             var moved = old.MovedTo(newGpa >> 12);
             CheckOverlap(cur, moved, ignoreId: id);
-            var invalid = new Memslot(old.Id, old.BaseGfn, old.Pages, old.HostOffset, old.Flags | MemslotFlags.Invalid, old.DirtyBitmap);
+            var invalid = old.AsInvalid();
             Install(With(cur, invalid, removeId: id));
             SlotInvalidated?.Invoke(invalid);
             Install(With(_current, moved, removeId: id));

@@ -70,23 +70,8 @@ public sealed class ShadowNptMmu
     /// <summary>The last shadow SPTE on the walk for an L2 gfn, and its level (for the hardware walk).</summary>
     public ulong Lookup(ulong l2Gfn, out int level)
     {
-        int t = Root;
         level = TdpMmu.RootLevel;
-        if (t == 0)
-        {
-            return 0;
-        }
-
-        for (; ; level--)
-        {
-            ulong e = _arena.Entry(t, Index(l2Gfn, level));
-            if (!IsShadowPresent(e) || IsLeaf(e, level))
-            {
-                return e;
-            }
-
-            t = ChildTable(e);
-        }
+        return Root == 0 ? 0 : _arena.LastSpte(Root, TdpMmu.RootLevel, l2Gfn, out level);
     }
 
     private static int Index(ulong gfn, int level) => (int)(gfn >> (9 * (level - 1))) & 511;

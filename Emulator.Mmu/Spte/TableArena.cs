@@ -49,6 +49,25 @@ public sealed unsafe class TableArena : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref ulong Entry(int table, int i) => ref _base[((long)table * EntriesPerTable) + i];
 
+    /// <summary>
+    /// Walks the tables under <paramref name="root"/> (at <paramref name="rootLevel"/>) for <paramref name="gfn"/>
+    /// and returns the last SPTE on the way (a leaf, an MMIO or frozen SPTE, or 0) and its level.
+    /// </summary>
+    public ulong LastSpte(int root, int rootLevel, ulong gfn, out int level)
+    {
+        int t = root;
+        for (level = rootLevel; ; level--)
+        {
+            ulong e = Entry(t, (int)(gfn >> (9 * (level - 1))) & 511);
+            if (!Spte.IsShadowPresent(e) || Spte.IsLeaf(e, level))
+            {
+                return e;
+            }
+
+            t = Spte.ChildTable(e);
+        }
+    }
+
     /// <summary>Allocates a zeroed table; returns 0 when the arena is exhausted.</summary>
     public int Allocate(int level, ulong baseGfn, int parent, int parentIndex, uint role = 0)
     {

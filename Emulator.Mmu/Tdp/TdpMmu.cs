@@ -37,20 +37,7 @@ public sealed class TdpMmu
     public static ulong PagesAt(int level) => 1UL << (9 * (level - 1));
 
     /// <summary>The last SPTE on the walk for <paramref name="gfn"/> (a leaf, an MMIO SPTE, or 0) and its level.</summary>
-    public ulong Lookup(ulong gfn, out int level)
-    {
-        int t = Root;
-        for (level = RootLevel; ; level--)
-        {
-            ulong e = _arena.Entry(t, IndexAt(gfn, level));
-            if (!IsShadowPresent(e) || IsLeaf(e, level))
-            {
-                return e;
-            }
-
-            t = ChildTable(e);
-        }
-    }
+    public ulong Lookup(ulong gfn, out int level) => _arena.LastSpte(Root, RootLevel, gfn, out level);
 
     /// <summary>Reference to the SPTE slot for <paramref name="gfn"/> at <paramref name="level"/>, if the tables exist.</summary>
     public ref ulong EntryRef(ulong gfn, int level, out bool found)
