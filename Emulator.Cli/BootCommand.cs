@@ -17,7 +17,7 @@ internal static class BootCommand
             Arity = ArgumentArity.ZeroOrOne,
         };
         var memory = EmuCli.SizeOption("--memory", "guest RAM (K/M/G suffix; a bare number is MiB) [default: 1G]");
-        var smp = new Option<int>("--smp") { Description = "number of vCPUs (only 1 for now)", DefaultValueFactory = _ => 1, HelpName = "N" };
+        var smp = new Option<int>("--smp") { Description = "number of vCPUs (APs wait for INIT/SIPI)", DefaultValueFactory = _ => 1, HelpName = "N" };
         var append = new Option<string?>("--append") { Description = "kernel command line (Multiboot cmdline after the image name)", HelpName = "STR" };
         var initrd = new Option<string?>("--initrd") { Description = "file loaded as the first Multiboot module", HelpName = "FILE" };
         var module = new Option<string[]>("--module") { Description = "file loaded as a further Multiboot module (repeatable)", HelpName = "FILE" };
@@ -44,14 +44,9 @@ internal static class BootCommand
             }
 
             int cpus = pr.GetValue(smp);
-            if (cpus < 1)
+            if (cpus is < 1 or > MachineOptions.MaxCpus)
             {
-                return Usage(console, $"--smp {cpus}: need at least 1 vCPU");
-            }
-
-            if (cpus > 1)
-            {
-                return Usage(console, $"--smp {cpus}: SMP is not yet supported (only --smp 1)");
+                return Usage(console, $"--smp {cpus}: need between 1 and {MachineOptions.MaxCpus} vCPUs");
             }
 
             List<string> features = [];

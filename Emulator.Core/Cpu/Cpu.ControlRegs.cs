@@ -204,7 +204,7 @@ public sealed partial class Cpu
             return false;
         }
 
-        Cr8 = v;
+        Tpr = (byte)(v << 4);
         return true;
     }
 

@@ -5,6 +5,10 @@ public static class Msr
 {
     public const uint Tsc = 0x10;
     public const uint ApicBase = 0x1B;
+
+    /// <summary>x2APIC register MSRs (APM vol. 2 §16.11).</summary>
+    public const uint X2ApicFirst = 0x800, X2ApicLast = 0x8FF;
+
     public const uint MtrrCap = 0xFE;
     public const uint SysenterCs = 0x174, SysenterEsp = 0x175, SysenterEip = 0x176;
     public const uint McgCap = 0x179, McgStatus = 0x17A;
@@ -78,6 +82,11 @@ public sealed partial class Cpu
     public bool ReadMsr(uint msr, out ulong v)
     {
         v = 0;
+        if (msr is >= Msr.X2ApicFirst and <= Msr.X2ApicLast)
+        {
+            return Apic != null && Apic.ReadMsr(msr, out v);
+        }
+
         switch (msr)
         {
             case Msr.Tsc: v = Cycles + TscOffset; return true;
@@ -121,6 +130,11 @@ public sealed partial class Cpu
     /// </summary>
     public bool WriteMsr(uint msr, ulong v)
     {
+        if (msr is >= Msr.X2ApicFirst and <= Msr.X2ApicLast)
+        {
+            return Apic != null && Apic.WriteMsr(msr, v);
+        }
+
         switch (msr)
         {
             case Msr.Tsc:
@@ -279,7 +293,13 @@ public sealed partial class Cpu
             return false;
         }
 
-        ApicBase = (v & ~ApicBaseBsp) | (IsBsp ? ApicBaseBsp : 0);
+        v = (v & ~ApicBaseBsp) | (IsBsp ? ApicBaseBsp : 0);
+        if (Apic != null && !Apic.ApicBaseChanging(ApicBase, v))
+        {
+            return false;
+        }
+
+        ApicBase = v;
         return true;
     }
 

@@ -16,6 +16,10 @@ public enum RunExit
     /// <summary>HLT with interrupts enabled: the caller may advance time to the next event.</summary>
     Halted,
     TripleFault,
+    /// <summary>The vCPU took INIT and waits for a Startup IPI from another vCPU.</summary>
+    WaitingForSipi,
+    /// <summary>The vCPU spins on PAUSE and gives the rest of its slice to the other vCPUs.</summary>
+    Yielded,
 }
 
 /// <summary>Source of external interrupts (the PIC/APIC models plug in here).</summary>
@@ -110,6 +114,22 @@ public sealed unsafe partial class Cpu
                 continue;
             }
 
+            if (WaitingForSipi)
+            {
+                return RunExit.WaitingForSipi;
+            }
+
+            if (NmiPending && !NmiBlocked && !InterruptShadow)
+            {
+                // NMI: ahead of maskable interrupts, not subject to IF; blocked until the next IRET (APM vol. 2 §8.2.3).
+                NmiPending = false;
+                NmiBlocked = true;
+                Halted = false;
+                NmisDelivered++;
+                DeliverEvent(Vector.NMI, EventKind.Nmi, 0, false);
+                continue;
+            }
+
             if (!InterruptShadow && (FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true } ic)
             {
                 Halted = false;
@@ -146,6 +166,11 @@ public sealed unsafe partial class Cpu
             int limit = InterruptShadow ? 1 : budget < BlockCache.MaxBlockOps ? (int)budget : BlockCache.MaxBlockOps;
             InterruptShadow = false;
             StepBlock(limit);
+            if (YieldRequested)
+            {
+                YieldRequested = false;
+                return RunExit.Yielded;
+            }
         }
     }
 

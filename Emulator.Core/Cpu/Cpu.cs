@@ -46,7 +46,7 @@ public sealed partial class Cpu
     public const int LdtrIndex = 6, TrIndex = 7;
     public TableRegister Gdtr, Idtr;
 
-    public ulong Cr0 = 0x60000010, Cr2, Cr3, Cr4, Cr8;
+    public ulong Cr0 = 0x60000010, Cr2, Cr3, Cr4;
     public ulong Efer;
     public ulong Dr0, Dr1, Dr2, Dr3, Dr6 = 0xFFFF0FF0, Dr7 = 0x400;
 
@@ -103,7 +103,8 @@ public sealed partial class Cpu
         FlagsBits = Rflags.Reserved1;
         LazyOp = LazyFlags.None;
         Cr0 = 0x60000010;
-        Cr2 = Cr3 = Cr4 = Cr8 = 0;
+        Cr2 = Cr3 = Cr4 = 0;
+        Tpr = 0;
         Efer = 0;
         Cpl = 0;
         UpdateMode();

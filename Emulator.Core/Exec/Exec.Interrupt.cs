@@ -212,6 +212,13 @@ public static unsafe partial class Exec
     public static int Iret(Cpu.Cpu c, ref DecodedOp op)
     {
         int size = op.Code switch { Code.Iretw => 2, Code.Iretd => 4, _ => 8 };
+        // IRET ends NMI blocking (APM vol. 2 §8.2.3); an NMI that waited is taken after it.
+        if (c.NmiBlocked)
+        {
+            c.NmiBlocked = false;
+            c.ExitRequest = c.NmiPending ? 1 : c.ExitRequest;
+        }
+
         int stackSize = c.StackSize;
         ulong sp = c.Gpr[Reg.RSP];
         if (!c.PeekStack(0, size, out ulong ip) || !c.PeekStack((ulong)size, size, out ulong selv) || !c.PeekStack((ulong)(2 * size), size, out ulong fl))

@@ -16,7 +16,7 @@ public static unsafe partial class Exec
         t.Add(Code.Nop_rm16, &Nop);
         t.Add(Code.Nop_rm32, &Nop);
         t.Add(Code.Nop_rm64, &Nop);
-        t.Add(Code.Pause, &Nop, CostClass.Branch);
+        t.Add(Code.Pause, &Pause, CostClass.Branch);
         t.Add(Code.Lfence, &Nop, CostClass.Memory);
         t.Add(Code.Sfence, &Nop, CostClass.Memory);
         t.Add(Code.Mfence, &Nop, CostClass.Memory);
@@ -27,4 +27,25 @@ public static unsafe partial class Exec
     public static int Hlt(Cpu.Cpu c, ref DecodedOp op) => c.Cpl != 0 ? c.RaiseGP(0) : ExecStatus.Halt;
 
     public static int Nop(Cpu.Cpu c, ref DecodedOp op) => ExecStatus.Continue;
+
+    /// <summary>
+    /// PAUSE: a spin-wait hint. With several vCPUs, a PAUSE at the same RIP as the previous one within a few
+    /// instructions is a spin loop, and the vCPU yields the rest of its slice to the others.
+    /// </summary>
+    public static int Pause(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.YieldOnPause)
+        {
+            if (c.LastPauseRip == c.Rip && c.Instructions - c.LastPauseInstructions < Cpu.Cpu.SpinWindow)
+            {
+                c.YieldRequested = true;
+                c.ExitRequest = 1;
+            }
+
+            c.LastPauseRip = c.Rip;
+            c.LastPauseInstructions = c.Instructions;
+        }
+
+        return ExecStatus.Continue;
+    }
 }

@@ -13,8 +13,10 @@ public sealed class MachineOptions
 
     public ulong MemorySize { get; init; } = DefaultMemory;
 
-    /// <summary>Number of vCPUs; only 1 is supported until SMP lands.</summary>
+    /// <summary>Number of vCPUs (<c>--smp</c>); vCPU 0 is the bootstrap processor, the others wait for INIT/SIPI.</summary>
     public int Cpus { get; init; } = 1;
+
+    public const int MaxCpus = 64;
 
     /// <summary>Guest console output (COM1 and the 0xE9 debug console); null discards it.</summary>
     public Stream? ConsoleOutput { get; init; }
@@ -78,22 +80,59 @@ public sealed class Machine : IDisposable
     private readonly MachineOptions _options;
     private readonly TextWriter _diag;
     private StopReason _stopReason = StopReason.Stopped;
+    private Cpu _current;
 
     public Machine(MachineOptions? options = null)
     {
         _options = options ?? new MachineOptions();
-        if (_options.Cpus != 1)
+        if (_options.Cpus is < 1 or > MachineOptions.MaxCpus)
         {
-            throw new ArgumentOutOfRangeException(nameof(options), "SMP is not yet supported: only 1 vCPU");
+            throw new ArgumentOutOfRangeException(nameof(options), $"--smp: between 1 and {MachineOptions.MaxCpus} vCPUs");
         }
 
         _diag = _options.Diagnostics ?? TextWriter.Null;
         Memory = new PhysicalMemory(_options.MemorySize);
-        Cpu = new Cpu(Memory) { Diagnostic = _diag.WriteLine };
-        if (_options.CpuFeatures.Count != 0 && !Cpu.Features.TryApply(string.Join(',', _options.CpuFeatures), out string? featureError))
+        var cpus = new Cpu[_options.Cpus];
+        for (int i = 0; i < cpus.Length; i++)
         {
-            Memory.Dispose();
-            throw new ArgumentException($"--cpu: {featureError}", nameof(options));
+            var cpu = new Cpu(Memory) { Diagnostic = _diag.WriteLine, IsBsp = i == 0 };
+            if (_options.CpuFeatures.Count != 0 && !cpu.Features.TryApply(string.Join(',', _options.CpuFeatures), out string? featureError))
+            {
+                Memory.Dispose();
+                throw new ArgumentException($"--cpu: {featureError}", nameof(options));
+            }
+
+            if (i != 0)
+            {
+                // Application processors: APIC without the BSP flag, parked until INIT + Startup IPI.
+                cpu.ApicBase &= ~Cpu.ApicBaseBsp;
+                cpu.WaitingForSipi = true;
+            }
+
+            cpu.YieldOnPause = cpus.Length > 1;
+            cpus[i] = cpu;
+        }
+
+        Cpus = cpus;
+        _current = cpus[0];
+        Platform = new PcPlatform(Memory, cpus);
+        var events = Platform.Events;
+        events.Clock = () => _current.Cycles;
+        events.EarliestChanged = deadline =>
+        {
+            if (deadline < _current.NextEventCycle)
+            {
+                _current.NextEventCycle = deadline;
+                _current.ExitRequest = 1;
+            }
+        };
+        foreach (var cpu in cpus)
+        {
+            cpu.OnTimerEvent = c =>
+            {
+                events.RunDue(c.Cycles);
+                c.NextEventCycle = events.NextDeadline;
+            };
         }
 
         Console = new ConsoleSink(_options.ConsoleOutput ?? Stream.Null);
@@ -108,14 +147,23 @@ public sealed class Machine : IDisposable
         io.Register(BochsShutdown.Port, 1, new BochsShutdown(status => RequestStop(status, StopReason.Shutdown)));
         io.Register(FwCfg.PortBase, 2, FwCfg);
         TestDev.Attach(io, Memory.Mmio);
+        TestDev.IrqChanged = Platform.Isa.SetIrq;
+        Com1.IrqChanged = level => Platform.Isa.SetIrq(Uart16550.Com1Irq, level);
         if (_options.TraceIo)
         {
             io.Trace = _diag.WriteLine;
         }
     }
 
+    /// <summary>The vCPUs; index = APIC ID; 0 is the bootstrap processor.</summary>
+    public IReadOnlyList<Cpu> Cpus { get; }
+
+    /// <summary>The bootstrap processor (vCPU 0), which the loaders start.</summary>
+    public Cpu Cpu => Cpus[0];
+
+    public PcPlatform Platform { get; }
+
     public PhysicalMemory Memory { get; }
-    public Cpu Cpu { get; }
     public ConsoleSink Console { get; }
     public Uart16550 Com1 { get; }
     public DebugConsole DebugConsole { get; }
@@ -141,46 +189,87 @@ public sealed class Machine : IDisposable
             _stopReason = reason;
         }
 
-        Cpu.StopRequested = true;
-        Cpu.ExitRequest = 1;
+        foreach (var cpu in Cpus)
+        {
+            cpu.StopRequested = true;
+            cpu.ExitRequest = 1;
+        }
     }
+
+    /// <summary>
+    /// Cycles per scheduling round when there is more than one vCPU: each vCPU in turn runs until its
+    /// cycle counter reaches the round's horizon (or it halts, waits for SIPI or spins on PAUSE, which
+    /// idles it to the horizon). The order and horizons are fixed, so runs are deterministic.
+    /// </summary>
+    public const ulong SmpQuantum = 20_000;
 
     public RunResult Run(RunLimits? limits = null)
     {
         limits ??= new RunLimits();
         var clock = Stopwatch.StartNew();
+        bool smp = Cpus.Count > 1;
+        ulong quantum = smp ? SmpQuantum : SliceCycles;
         try
         {
             while (true)
             {
-                ulong slice = _options.Trace ? 1 : SliceInstructions;
-                ulong target = Cpu.Instructions + Math.Min(slice, limits.MaxInstructions - Math.Min(limits.MaxInstructions, Cpu.Instructions));
-                if (_options.Trace)
+                ulong horizon = Math.Min(Cpu.Cycles + quantum, limits.MaxCycles);
+                bool progress = false;
+                for (int i = 0; i < Cpus.Count; i++)
                 {
-                    _diag.WriteLine($"trace: rip 0x{Cpu.Rip:X}");
+                    var cpu = Cpus[i];
+                    _current = cpu;
+                    if (smp && cpu.Cycles >= horizon)
+                    {
+                        continue;
+                    }
+
+                    ulong instrTarget = TotalInstructions + Math.Min(_options.Trace ? 1 : SliceInstructions, limits.MaxInstructions - Math.Min(limits.MaxInstructions, TotalInstructions));
+                    ulong cpuInstrTarget = cpu.Instructions + (instrTarget - TotalInstructions);
+                    if (_options.Trace)
+                    {
+                        _diag.WriteLine(smp ? $"trace: cpu {i} rip 0x{cpu.Rip:X}" : $"trace: rip 0x{cpu.Rip:X}");
+                    }
+
+                    cpu.NextEventCycle = Platform.Events.NextDeadline;
+                    ulong before = cpu.Instructions;
+                    var exit = cpu.Run(cpuInstrTarget, smp ? horizon : Math.Min(cpu.Cycles + SliceCycles, limits.MaxCycles));
+                    progress |= cpu.Instructions != before;
+                    switch (exit)
+                    {
+                        case RunExit.Stopped:
+                            return new RunResult(ExitStatus ?? 0, ExitStatus == null ? StopReason.Stopped : _stopReason, cpu.Rip, null);
+                        case RunExit.TripleFault:
+                            return NoProgress(cpu, StopReason.TripleFault, "triple fault (shutdown)");
+                        case RunExit.HaltedForever when !smp:
+                            return NoProgress(cpu, StopReason.Halted, "halted with interrupts disabled");
+                        case RunExit.Halted when !smp:
+                            return NoProgress(cpu, StopReason.Halted, "halted with no interrupt source pending");
+                        case RunExit.Halted or RunExit.HaltedForever or RunExit.WaitingForSipi or RunExit.Yielded:
+                            // Idle (or spinning) until the end of the round.
+                            cpu.Cycles = Math.Max(cpu.Cycles, horizon);
+                            break;
+                    }
                 }
 
-                ulong cycleTarget = Cpu.Cycles + Math.Min(SliceCycles, limits.MaxCycles - Math.Min(limits.MaxCycles, Cpu.Cycles));
-                var exit = Cpu.Run(target, cycleTarget);
-                switch (exit)
+                if (Cpu.Cycles >= limits.MaxCycles)
                 {
-                    case RunExit.Stopped:
-                        return new RunResult(ExitStatus ?? 0, ExitStatus == null ? StopReason.Stopped : _stopReason, Cpu.Rip, null);
-                    case RunExit.TripleFault:
-                        return NoProgress(StopReason.TripleFault, "triple fault (shutdown)");
-                    case RunExit.HaltedForever:
-                        return NoProgress(StopReason.Halted, "halted with interrupts disabled");
-                    case RunExit.Halted:
-                        return NoProgress(StopReason.Halted, "halted with no interrupt source pending");
-                    case RunExit.CycleLimit when Cpu.Cycles >= limits.MaxCycles:
-                        return NoProgress(StopReason.CycleLimit, $"cycle limit {limits.MaxCycles} reached");
-                    case RunExit.InstructionLimit when Cpu.Instructions >= limits.MaxInstructions:
-                        return NoProgress(StopReason.InstructionLimit, $"instruction limit {limits.MaxInstructions} reached");
+                    return NoProgress(Cpu, StopReason.CycleLimit, $"cycle limit {limits.MaxCycles} reached");
+                }
+
+                if (TotalInstructions >= limits.MaxInstructions)
+                {
+                    return NoProgress(Cpu, StopReason.InstructionLimit, $"instruction limit {limits.MaxInstructions} reached");
+                }
+
+                if (smp && !progress && Platform.Events.NextDeadline == ulong.MaxValue && AllIdleForever())
+                {
+                    return NoProgress(Cpu, StopReason.Halted, "every vCPU halted with nothing pending");
                 }
 
                 if (limits.Timeout is { } timeout && clock.Elapsed >= timeout)
                 {
-                    return NoProgress(StopReason.Timeout, $"timeout after {timeout.TotalSeconds:0.###} s");
+                    return NoProgress(Cpu, StopReason.Timeout, $"timeout after {timeout.TotalSeconds:0.###} s");
                 }
             }
         }
@@ -190,28 +279,85 @@ public sealed class Machine : IDisposable
         }
     }
 
-    private RunResult NoProgress(StopReason reason, string what) =>
-        new(ExitNoProgress, reason, Cpu.Rip, $"emu: {what} at RIP 0x{Cpu.Rip:X}");
+    /// <summary>Guest instructions retired by all vCPUs.</summary>
+    public ulong TotalInstructions
+    {
+        get
+        {
+            ulong n = 0;
+            foreach (var cpu in Cpus)
+            {
+                n += cpu.Instructions;
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>No vCPU can run again without an event: all halted or waiting for SIPI, nothing latched.</summary>
+    private bool AllIdleForever()
+    {
+        foreach (var cpu in Cpus)
+        {
+            bool idle = cpu.WaitingForSipi || (cpu.Halted && !cpu.NmiPending && cpu.Interrupts is not { HasPendingInterrupt: true });
+            if (!idle)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private RunResult NoProgress(Cpu cpu, StopReason reason, string what) =>
+        new(ExitNoProgress, reason, cpu.Rip, Cpus.Count > 1
+            ? $"emu: {what} at RIP 0x{cpu.Rip:X} (vCPU {cpu.Apic?.ApicId ?? 0})"
+            : $"emu: {what} at RIP 0x{cpu.Rip:X}");
 
     /// <summary>Counters in a fixed order, for <c>--stats</c>: CPU, buses, then L0's MMU (mmu.*) when present.</summary>
     public IReadOnlyList<(string Name, ulong Value)> Stats()
     {
+        ulong Sum(Func<Cpu, ulong> f)
+        {
+            ulong n = 0;
+            foreach (var cpu in Cpus)
+            {
+                n += f(cpu);
+            }
+
+            return n;
+        }
+
+        // cpu.* sum over vCPUs (cpu.cycles is the BSP's clock); vcpu.N.* per vCPU.
         var stats = new List<(string, ulong)>
         {
-            ("cpu.instructions", Cpu.Instructions),
+            ("cpu.instructions", TotalInstructions),
             ("cpu.cycles", Cpu.Cycles),
-            ("cpu.decode_cache.misses", Cpu.DecodeCacheMisses),
-            ("cpu.decode_cache.hits", Cpu.DecodeCacheHits),
-            ("cpu.decode_cache.invalidations", Cpu.DecodeCacheInvalidations),
-            ("cpu.tlb.misses", Cpu.TlbMisses),
-            ("cpu.page_walks", Cpu.PageWalks),
-            ("cpu.exceptions", Cpu.ExceptionsDelivered),
-            ("cpu.interrupts", Cpu.InterruptsDelivered),
+            ("cpu.decode_cache.misses", Sum(c => c.DecodeCacheMisses)),
+            ("cpu.decode_cache.hits", Sum(c => c.DecodeCacheHits)),
+            ("cpu.decode_cache.invalidations", Sum(c => c.DecodeCacheInvalidations)),
+            ("cpu.tlb.misses", Sum(c => c.TlbMisses)),
+            ("cpu.page_walks", Sum(c => c.PageWalks)),
+            ("cpu.exceptions", Sum(c => c.ExceptionsDelivered)),
+            ("cpu.interrupts", Sum(c => c.InterruptsDelivered)),
             ("cpu.unimplemented_codes", (ulong)Cpu.UnimplementedSeen.Count),
             ("io.unhandled", Memory.Io.UnhandledAccesses),
             ("mmio.accesses", Memory.MmioAccesses),
             ("console.bytes", Console.BytesWritten),
+            ("apic.bus_messages", Platform.ApicBus.Messages),
         };
+        for (int i = 0; i < Cpus.Count; i++)
+        {
+            var c = Cpus[i];
+            stats.Add(($"vcpu.{i}.instructions", c.Instructions));
+            stats.Add(($"vcpu.{i}.cycles", c.Cycles));
+            stats.Add(($"vcpu.{i}.interrupts", c.InterruptsDelivered));
+            stats.Add(($"vcpu.{i}.nmis", c.NmisDelivered));
+            stats.Add(($"vcpu.{i}.inits", c.InitsReceived));
+            stats.Add(($"vcpu.{i}.startups", c.StartupsReceived));
+            stats.Add(($"vcpu.{i}.halted", c.Halted || c.WaitingForSipi ? 1UL : 0UL));
+        }
+
         if (Memory.Mmu is { } mmu)
         {
             stats.AddRange(mmu.Stats.Counters(mmu.TablesInUse));

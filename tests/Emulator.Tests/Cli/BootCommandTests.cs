@@ -59,12 +59,12 @@ public class BootCommandTests
     }
 
     [Test]
-    public void SmpAboveOneIsAUsageError()
+    public void SmpOutOfRangeIsAUsageError()
     {
-        var r = Emu("boot", "--smp", "2");
+        var r = Emu("boot", "--smp", "65");
         Assert.That(r.Status, Is.EqualTo(2));
         Assert.That(r.ErrLines, Has.Length.EqualTo(1));
-        Assert.That(r.Err, Does.Contain("not yet supported"));
+        Assert.That(r.Err, Does.Contain("between 1 and 64"));
     }
 
     [Test]

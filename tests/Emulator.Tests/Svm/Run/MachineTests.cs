@@ -262,8 +262,11 @@ public class MachineTests
     }
 
     [Test]
-    public void SmpIsRefusedForNow() =>
-        Assert.Throws<ArgumentOutOfRangeException>(() => new Machine(new MachineOptions { MemorySize = 16 << 20, Cpus = 2 }));
+    public void SmpOutOfRangeIsRefused()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Machine(new MachineOptions { MemorySize = 16 << 20, Cpus = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Machine(new MachineOptions { MemorySize = 16 << 20, Cpus = 65 }));
+    }
 
     [Test]
     public void UnknownCpuFeatureIsRefused() =>
