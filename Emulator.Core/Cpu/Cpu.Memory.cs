@@ -312,7 +312,11 @@ public sealed unsafe partial class Cpu
     }
 
     /// <summary>Reads 1, 2, 4 or 8 bytes, zero-extended.</summary>
-    public bool ReadMem(int seg, ulong off, int size, out ulong v)
+    public bool ReadMem(int seg, ulong off, int size, out ulong v) => ReadMemInline(seg, off, size, out v);
+
+    /// <summary><see cref="ReadMem"/> inlined, for handlers specialised on the operand size (the size folds away).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool ReadMemInline(int seg, ulong off, int size, out ulong v)
     {
         if (Linear(seg, off, size, Access.Read, out ulong lin))
         {
@@ -337,7 +341,11 @@ public sealed unsafe partial class Cpu
     }
 
     /// <summary>Read half of a read-modify-write: checks write permission first, as the hardware does.</summary>
-    public bool ReadMemForWrite(int seg, ulong off, int size, out ulong v)
+    public bool ReadMemForWrite(int seg, ulong off, int size, out ulong v) => ReadMemForWriteInline(seg, off, size, out v);
+
+    /// <summary><see cref="ReadMemForWrite"/> inlined, for handlers specialised on the operand size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool ReadMemForWriteInline(int seg, ulong off, int size, out ulong v)
     {
         if (Linear(seg, off, size, Access.Write, out ulong lin))
         {
@@ -364,7 +372,11 @@ public sealed unsafe partial class Cpu
     // ---- Writes ----
 
     /// <summary>Writes 1, 2, 4 or 8 bytes.</summary>
-    public bool WriteMem(int seg, ulong off, int size, ulong v)
+    public bool WriteMem(int seg, ulong off, int size, ulong v) => WriteMemInline(seg, off, size, v);
+
+    /// <summary><see cref="WriteMem"/> inlined, for handlers specialised on the operand size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool WriteMemInline(int seg, ulong off, int size, ulong v)
     {
         if (Linear(seg, off, size, Access.Write, out ulong lin))
         {
