@@ -294,9 +294,13 @@ public sealed unsafe partial class Cpu
         ulong ipMask = IpMask;
         ExitRequest = 0;
         ref DecodedOp op = ref Blocks.Op(start);
+        // RIP stays in a register across the block: a handler that returns Continue has not moved NextRip
+        // (a control transfer returns EndBlock), so the next RIP is the one computed here.
+        ulong rip = Rip;
         for (int i = 0; i < count; i++)
         {
-            NextRip = (Rip + op.Length) & ipMask;
+            ulong next = (rip + op.Length) & ipMask;
+            NextRip = next;
             int st = op.Handler(this, ref op);
             if (st != ExecStatus.Continue)
             {
@@ -318,7 +322,8 @@ public sealed unsafe partial class Cpu
                 return true;
             }
 
-            Rip = NextRip;
+            rip = next;
+            Rip = next;
             Cycles += op.Cycles;
             Instructions++;
             if (ExitRequest != 0)
