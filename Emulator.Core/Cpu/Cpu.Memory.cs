@@ -311,6 +311,28 @@ public sealed unsafe partial class Cpu
         return false;
     }
 
+    /// <summary>
+    /// <see cref="ReadMem"/> for handlers specialised on the operand size (inlined, so the size folds away).
+    /// In 64-bit mode a TLB hit needs no other check: segmentation only adds the FS/GS base, and a TLB tag is
+    /// always a canonical page (<see cref="FillTlb"/>), so a hit also passes the canonical check. Everything
+    /// else takes the full path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool ReadMemInline(int seg, ulong off, int size, out ulong v)
+    {
+        if (Mode == CpuMode.Long64)
+        {
+            byte* p = TlbLookup(Access.Read, seg >= SegReg.FS ? off + Seg[seg].Base : off, size);
+            if (p != null)
+            {
+                v = Load(p, size);
+                return true;
+            }
+        }
+
+        return ReadMem(seg, off, size, out v);
+    }
+
     /// <summary>Reads 1, 2, 4 or 8 bytes, zero-extended.</summary>
     public bool ReadMem(int seg, ulong off, int size, out ulong v)
     {
@@ -334,6 +356,28 @@ public sealed unsafe partial class Cpu
 
         v = 0;
         return false;
+    }
+
+    /// <summary>
+    /// <see cref="ReadMemForWrite"/> for handlers specialised on the operand size (inlined, so the size folds away).
+    /// In 64-bit mode a TLB hit needs no other check: segmentation only adds the FS/GS base, and a TLB tag is
+    /// always a canonical page (<see cref="FillTlb"/>), so a hit also passes the canonical check. Everything
+    /// else takes the full path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool ReadMemForWriteInline(int seg, ulong off, int size, out ulong v)
+    {
+        if (Mode == CpuMode.Long64)
+        {
+            byte* p = TlbLookup(Access.Write, seg >= SegReg.FS ? off + Seg[seg].Base : off, size);
+            if (p != null)
+            {
+                v = Load(p, size);
+                return true;
+            }
+        }
+
+        return ReadMemForWrite(seg, off, size, out v);
     }
 
     /// <summary>Read half of a read-modify-write: checks write permission first, as the hardware does.</summary>
@@ -387,6 +431,39 @@ public sealed unsafe partial class Cpu
 
         return false;
     }
+
+    /// <summary><see cref="WriteMem"/> for handlers specialised on the operand size (see <see cref="ReadMemInline"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool WriteMemInline(int seg, ulong off, int size, ulong v)
+    {
+        if (Mode == CpuMode.Long64)
+        {
+            byte* p = TlbLookup(Access.Write, seg >= SegReg.FS ? off + Seg[seg].Base : off, size);
+            if (p != null)
+            {
+                switch (size)
+                {
+                    case 1: *p = (byte)v; break;
+                    case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
+                    case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
+                    default: Unsafe.WriteUnaligned(p, v); break;
+                }
+
+                return true;
+            }
+        }
+
+        return WriteMem(seg, off, size, v);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Load(byte* p, int size) => size switch
+    {
+        1 => *p,
+        2 => Unsafe.ReadUnaligned<ushort>(p),
+        4 => Unsafe.ReadUnaligned<uint>(p),
+        _ => Unsafe.ReadUnaligned<ulong>(p),
+    };
 
     public bool Write8(int seg, ulong off, byte v) => WriteMem(seg, off, 1, v);
 
@@ -530,6 +607,12 @@ public sealed unsafe partial class Cpu
     {
         TlbMisses++;
         Cycles += Costs.TlbMiss;
+        if ((ulong)((long)lin >> 47) + 1 > 1)
+        {
+            // Tags are canonical pages only: the 64-bit fast paths (ReadMemInline …) rely on it.
+            return;
+        }
+
         int i = (bank << TlbBits) | ((int)(lin >> 12) & (TlbEntries - 1));
         _tlbTag[i] = lin & ~0xFFFUL;
         _tlbAdd[i] = (long)page - (long)(lin & ~0xFFFUL);
@@ -555,7 +638,7 @@ public sealed unsafe partial class Cpu
         int ss = StackSize;
         ulong sp = Gpr[Reg.RSP] - (ulong)size;
         ulong off = ss == 8 ? sp : ss == 4 ? (uint)sp : (ushort)sp;
-        if (!WriteMem(SegReg.SS, off, size, v))
+        if (!WriteMemInline(SegReg.SS, off, size, v))
         {
             return false;
         }
@@ -569,7 +652,7 @@ public sealed unsafe partial class Cpu
         int ss = StackSize;
         ulong sp = Gpr[Reg.RSP];
         ulong off = ss == 8 ? sp : ss == 4 ? (uint)sp : (ushort)sp;
-        if (!ReadMem(SegReg.SS, off, size, out v))
+        if (!ReadMemInline(SegReg.SS, off, size, out v))
         {
             return false;
         }
@@ -584,7 +667,7 @@ public sealed unsafe partial class Cpu
         int ss = StackSize;
         ulong sp = Gpr[Reg.RSP] + offset;
         ulong off = ss == 8 ? sp : ss == 4 ? (uint)sp : (ushort)sp;
-        return ReadMem(SegReg.SS, off, size, out v);
+        return ReadMemInline(SegReg.SS, off, size, out v);
     }
 
     /// <summary>Writes rSP at the stack width: a 16-bit stack changes only SP.</summary>

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Emulator.Core.Decode;
 using Iced.Intel;
 
@@ -165,7 +166,7 @@ public sealed unsafe partial class Cpu
             ulong budget = maxInstructions - Instructions;
             int limit = InterruptShadow ? 1 : budget < BlockCache.MaxBlockOps ? (int)budget : BlockCache.MaxBlockOps;
             InterruptShadow = false;
-            StepBlock(limit);
+            RunBlocks(limit, maxInstructions, maxCycles, eventsAtStart);
             if (YieldRequested)
             {
                 YieldRequested = false;
@@ -174,42 +175,80 @@ public sealed unsafe partial class Cpu
         }
     }
 
+    /// <summary>One entry of the RIP → block cache: the block's ops, valid while the epoch it was filled in lasts.</summary>
+    private struct RipCacheEntry
+    {
+        public ulong Rip;
+        public ulong Epoch;
+        public int Start;
+        public int Count;
+    }
+
     // RIP → block cache: a hit skips segmentation, the code TLB and the block hash. An entry is valid
     // only in the epoch it was filled in; the epoch moves on whenever anything it depends on may have
     // changed (TLB flush or INVLPG, mode or CS change, decoded code dropped).
     private const int RipCacheBits = 10;
-    private readonly ulong[] _ripCacheTag = new ulong[1 << RipCacheBits];
-    private readonly ulong[] _ripCacheEpoch = new ulong[1 << RipCacheBits];
-    private readonly int[] _ripCacheBlock = new int[1 << RipCacheBits];
+    private readonly RipCacheEntry[] _ripCache = new RipCacheEntry[1 << RipCacheBits];
     private ulong _codeEpoch = 1;
+    private ulong _ripCacheHits;
 
     /// <summary>Invalidates the RIP → block cache.</summary>
     internal void BumpCodeEpoch() => _codeEpoch++;
 
-    /// <summary>Looks up (or decodes) the block at RIP and runs up to <paramref name="limit"/> of its ops.</summary>
-    private void StepBlock(int limit)
+    /// <summary>
+    /// Runs the block at RIP (up to <paramref name="limit"/> ops), then keeps running the following blocks
+    /// for as long as the checks at the top of <see cref="Run"/> would all pass: that loop would only look
+    /// up the next block, so doing it here changes nothing but the cost of getting there. Anything
+    /// unusual (limits, events, pending NMI or interrupt, halts, faults, exit requests) returns to it.
+    /// </summary>
+    private void RunBlocks(int limit, ulong maxInstructions, ulong maxCycles, ulong eventsAtStart)
     {
-        int slot = (int)(Rip ^ (Rip >> RipCacheBits)) & ((1 << RipCacheBits) - 1);
-        int block;
-        if (_ripCacheTag[slot] == Rip && _ripCacheEpoch[slot] == _codeEpoch)
+        while (true)
         {
-            block = _ripCacheBlock[slot];
-            Blocks.Hits++;
-        }
-        else
-        {
-            block = FindBlock();
-            if (block <= 0)
+            ulong rip = Rip;
+            // SAFETY: the slot is masked to the table size.
+            ref RipCacheEntry entry = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ripCache), (int)(rip ^ (rip >> RipCacheBits)) & ((1 << RipCacheBits) - 1));
+            int start, count;
+            if (entry.Rip == rip && entry.Epoch == _codeEpoch)
+            {
+                start = entry.Start;
+                count = entry.Count;
+                _ripCacheHits++;
+            }
+            else
+            {
+                int block = FindBlock();
+                if (block <= 0)
+                {
+                    return;
+                }
+
+                start = Blocks.Start(block);
+                count = Blocks.Count(block);
+                entry.Rip = rip;
+                entry.Epoch = _codeEpoch;
+                entry.Start = start;
+                entry.Count = count;
+            }
+
+            if (!RunOps(start, count < limit ? count : limit))
             {
                 return;
             }
 
-            _ripCacheTag[slot] = Rip;
-            _ripCacheEpoch[slot] = _codeEpoch;
-            _ripCacheBlock[slot] = block;
-        }
+            // The checks of Run's loop, in the form "nothing to do there": any of them failing goes back.
+            if (YieldRequested || StopRequested || Shutdown || WaitingForSipi || Halted || InterruptShadow || NmiPending
+                || Instructions >= maxInstructions || ExceptionsDelivered - eventsAtStart >= maxInstructions
+                || Cycles >= maxCycles || Cycles >= NextEventCycle
+                || (Phys.Mmu is { } mmu && mmu.Tdp.TlbFlushGeneration != _npfFlushGeneration)
+                || ((FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true }))
+            {
+                return;
+            }
 
-        RunBlock(block, limit);
+            ulong budget = maxInstructions - Instructions;
+            limit = budget < BlockCache.MaxBlockOps ? (int)budget : BlockCache.MaxBlockOps;
+        }
     }
 
     /// <summary>Slow lookup: CS segmentation, code TLB, block hash (decoding on a miss). 0: handled otherwise.</summary>
@@ -246,37 +285,57 @@ public sealed unsafe partial class Cpu
         return block;
     }
 
-    private void RunBlock(int block, int limit)
+    /// <summary>
+    /// Runs <paramref name="count"/> ops from pool index <paramref name="start"/>. True when all of them retired
+    /// (the last may have ended the block by a control transfer) and nobody asked the loop to look around.
+    /// </summary>
+    private bool RunOps(int start, int count)
     {
-        int start = Blocks.Start(block);
-        int count = Blocks.Count(block);
-        if (count > limit)
-        {
-            count = limit;
-        }
-
         ulong ipMask = IpMask;
         ExitRequest = 0;
+        ref DecodedOp op = ref Blocks.Op(start);
+        // RIP stays in a register across the block: a handler that returns Continue has not moved NextRip
+        // (a control transfer returns EndBlock), so the next RIP is the one computed here.
+        ulong rip = Rip;
         for (int i = 0; i < count; i++)
         {
-            ref DecodedOp op = ref Blocks.Op(start + i);
-            NextRip = (Rip + op.Length) & ipMask;
+            ulong next = (rip + op.Length) & ipMask;
+            NextRip = next;
             int st = op.Handler(this, ref op);
             if (st != ExecStatus.Continue)
             {
-                Finish(st, ref op);
-                return;
+                if (st != ExecStatus.EndBlock)
+                {
+                    Finish(st, ref op);
+                    return false;
+                }
+
+                Rip = NextRip;
+                Cycles += op.Cycles;
+                Instructions++;
+                if (ExitRequest != 0)
+                {
+                    ExitRequest = 0;
+                    return false;
+                }
+
+                return true;
             }
 
-            Rip = NextRip;
+            rip = next;
+            Rip = next;
             Cycles += op.Cycles;
             Instructions++;
             if (ExitRequest != 0)
             {
                 ExitRequest = 0;
-                return;
+                return false;
             }
+
+            op = ref Unsafe.Add(ref op, 1);
         }
+
+        return true;
     }
 
     /// <summary>Code TLB: host pointer to the page of linear <paramref name="lin"/> (null: not RAM or a fault).</summary>

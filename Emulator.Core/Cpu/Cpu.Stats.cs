@@ -5,7 +5,7 @@ public sealed partial class Cpu
 {
     public ulong DecodeCacheMisses => Blocks.Misses;
 
-    public ulong DecodeCacheHits => Blocks.Hits;
+    public ulong DecodeCacheHits => Blocks.Hits + _ripCacheHits;
 
     public ulong DecodeCacheInvalidations => Blocks.Invalidations;
 }

@@ -114,6 +114,17 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref ulong R(int index) => ref Gpr[index];
 
+    /// <summary>
+    /// Register by number 0–15 without the range check, for handlers the decoder specialised on plain
+    /// GPR operands (<see cref="Exec.Exec"/> form selectors only pick those for numbers below 16).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ref ulong GprUnchecked(int index)
+    {
+        // SAFETY: callers pass register numbers below 16 (checked when the handler was selected), and GprFile holds 16.
+        return ref Unsafe.Add(ref Unsafe.As<GprFile, ulong>(ref Gpr), index);
+    }
+
     /// <summary>Reads an 8-bit register; 16–19 are AH, CH, DH, BH.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte Get8(int r) => r < 16 ? (byte)Gpr[r] : (byte)(Gpr[r - 16] >> 8);

@@ -128,6 +128,7 @@ public static unsafe class OpBuilder
         }
 
         op.OpSize = (byte)(opSize == 0 ? DefaultOperandSize(ins) : opSize);
+        op.Handler = table.Select(ref op);
     }
 
     /// <summary>Address size from the code size and a 0x67 prefix.</summary>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
+using Emulator.Core.Exec.Forms;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
@@ -22,19 +23,19 @@ public static unsafe partial class Exec
         {
             switch (code.Mnemonic())
             {
-                case Mnemonic.Add: t.Add(code, &Binary<AddOp>); break;
-                case Mnemonic.Adc: t.Add(code, &Binary<AdcOp>); break;
-                case Mnemonic.Sub: t.Add(code, &Binary<SubOp>); break;
-                case Mnemonic.Sbb: t.Add(code, &Binary<SbbOp>); break;
-                case Mnemonic.And: t.Add(code, &Binary<AndOp>); break;
-                case Mnemonic.Or: t.Add(code, &Binary<OrOp>); break;
-                case Mnemonic.Xor: t.Add(code, &Binary<XorOp>); break;
-                case Mnemonic.Cmp: t.Add(code, &Binary<CmpOp>); break;
-                case Mnemonic.Test: t.Add(code, &Binary<TestOp>); break;
-                case Mnemonic.Inc: t.Add(code, &Unary<IncOp>); break;
-                case Mnemonic.Dec: t.Add(code, &Unary<DecOp>); break;
-                case Mnemonic.Neg: t.Add(code, &Unary<NegOp>); break;
-                case Mnemonic.Not: t.Add(code, &Unary<NotOp>); break;
+                case Mnemonic.Add: t.Add(code, &Binary<AddOp>); t.AddForms(code, &PickBinary<AddOp>); break;
+                case Mnemonic.Adc: t.Add(code, &Binary<AdcOp>); t.AddForms(code, &PickBinary<AdcOp>); break;
+                case Mnemonic.Sub: t.Add(code, &Binary<SubOp>); t.AddForms(code, &PickBinary<SubOp>); break;
+                case Mnemonic.Sbb: t.Add(code, &Binary<SbbOp>); t.AddForms(code, &PickBinary<SbbOp>); break;
+                case Mnemonic.And: t.Add(code, &Binary<AndOp>); t.AddForms(code, &PickBinary<AndOp>); break;
+                case Mnemonic.Or: t.Add(code, &Binary<OrOp>); t.AddForms(code, &PickBinary<OrOp>); break;
+                case Mnemonic.Xor: t.Add(code, &Binary<XorOp>); t.AddForms(code, &PickBinary<XorOp>); break;
+                case Mnemonic.Cmp: t.Add(code, &Binary<CmpOp>); t.AddForms(code, &PickBinary<CmpOp>); break;
+                case Mnemonic.Test: t.Add(code, &Binary<TestOp>); t.AddForms(code, &PickBinary<TestOp>); break;
+                case Mnemonic.Inc: t.Add(code, &Unary<IncOp>); t.AddForms(code, &PickUnary<IncOp>); break;
+                case Mnemonic.Dec: t.Add(code, &Unary<DecOp>); t.AddForms(code, &PickUnary<DecOp>); break;
+                case Mnemonic.Neg: t.Add(code, &Unary<NegOp>); t.AddForms(code, &PickUnary<NegOp>); break;
+                case Mnemonic.Not: t.Add(code, &Unary<NotOp>); t.AddForms(code, &PickUnary<NotOp>); break;
             }
         }
 
@@ -163,6 +164,215 @@ public static unsafe partial class Exec
         }
 
         return c.WriteMem(op.Seg, ea, size, T.Apply(c, size, dst)) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    // ---- Forms: Binary and Unary specialised per operand kinds, size and addressing (same semantics, fewer tests) ----
+
+    /// <summary>Form selector for the two-operand ALU codes; high-byte registers (AH…BH) keep the general handler.</summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickBinary<T>(ref DecodedOp op)
+        where T : struct, IBinaryOp
+    {
+        int size = op.OpSize;
+        if (op.R0 < 16)
+        {
+            if (op.R1 < 16)
+            {
+                return ByWidth(size, &AluRR<T, Dw8>, &AluRR<T, Dw16>, &AluRR<T, Dw32>, &AluRR<T, Dw64>);
+            }
+
+            if (op.R1 == Reg.NoReg && op.MemOp == Reg.NoReg)
+            {
+                return ByWidth(size, &AluRI<T, Dw8>, &AluRI<T, Dw16>, &AluRI<T, Dw32>, &AluRI<T, Dw64>);
+            }
+
+            if (op.R1 == Reg.NoReg && op.MemOp == 1)
+            {
+                return size switch
+                {
+                    1 => ByAddressing(ref op, &AluRM<T, Dw8, AddrBase64>, &AluRM<T, Dw8, AddrBaseIndex64>, &AluRM<T, Dw8, AddrRip64>, &AluRM<T, Dw8, AddrAny>),
+                    2 => ByAddressing(ref op, &AluRM<T, Dw16, AddrBase64>, &AluRM<T, Dw16, AddrBaseIndex64>, &AluRM<T, Dw16, AddrRip64>, &AluRM<T, Dw16, AddrAny>),
+                    4 => ByAddressing(ref op, &AluRM<T, Dw32, AddrBase64>, &AluRM<T, Dw32, AddrBaseIndex64>, &AluRM<T, Dw32, AddrRip64>, &AluRM<T, Dw32, AddrAny>),
+                    8 => ByAddressing(ref op, &AluRM<T, Dw64, AddrBase64>, &AluRM<T, Dw64, AddrBaseIndex64>, &AluRM<T, Dw64, AddrRip64>, &AluRM<T, Dw64, AddrAny>),
+                    _ => null,
+                };
+            }
+
+            return null;
+        }
+
+        if (op.R0 != Reg.NoReg || op.MemOp != 0)
+        {
+            return null;
+        }
+
+        if (op.R1 < 16)
+        {
+            return size switch
+            {
+                1 => ByAddressing(ref op, &AluMR<T, Dw8, AddrBase64>, &AluMR<T, Dw8, AddrBaseIndex64>, &AluMR<T, Dw8, AddrRip64>, &AluMR<T, Dw8, AddrAny>),
+                2 => ByAddressing(ref op, &AluMR<T, Dw16, AddrBase64>, &AluMR<T, Dw16, AddrBaseIndex64>, &AluMR<T, Dw16, AddrRip64>, &AluMR<T, Dw16, AddrAny>),
+                4 => ByAddressing(ref op, &AluMR<T, Dw32, AddrBase64>, &AluMR<T, Dw32, AddrBaseIndex64>, &AluMR<T, Dw32, AddrRip64>, &AluMR<T, Dw32, AddrAny>),
+                8 => ByAddressing(ref op, &AluMR<T, Dw64, AddrBase64>, &AluMR<T, Dw64, AddrBaseIndex64>, &AluMR<T, Dw64, AddrRip64>, &AluMR<T, Dw64, AddrAny>),
+                _ => null,
+            };
+        }
+
+        if (op.R1 == Reg.NoReg)
+        {
+            return size switch
+            {
+                1 => ByAddressing(ref op, &AluMI<T, Dw8, AddrBase64>, &AluMI<T, Dw8, AddrBaseIndex64>, &AluMI<T, Dw8, AddrRip64>, &AluMI<T, Dw8, AddrAny>),
+                2 => ByAddressing(ref op, &AluMI<T, Dw16, AddrBase64>, &AluMI<T, Dw16, AddrBaseIndex64>, &AluMI<T, Dw16, AddrRip64>, &AluMI<T, Dw16, AddrAny>),
+                4 => ByAddressing(ref op, &AluMI<T, Dw32, AddrBase64>, &AluMI<T, Dw32, AddrBaseIndex64>, &AluMI<T, Dw32, AddrRip64>, &AluMI<T, Dw32, AddrAny>),
+                8 => ByAddressing(ref op, &AluMI<T, Dw64, AddrBase64>, &AluMI<T, Dw64, AddrBaseIndex64>, &AluMI<T, Dw64, AddrRip64>, &AluMI<T, Dw64, AddrAny>),
+                _ => null,
+            };
+        }
+
+        return null;
+    }
+
+    /// <summary>Form selector for INC/DEC/NEG/NOT.</summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickUnary<T>(ref DecodedOp op)
+        where T : struct, IUnaryOp
+    {
+        if (op.R0 < 16)
+        {
+            return ByWidth(op.OpSize, &UnaryR<T, Dw8>, &UnaryR<T, Dw16>, &UnaryR<T, Dw32>, &UnaryR<T, Dw64>);
+        }
+
+        if (op.MemOp != 0)
+        {
+            return null;
+        }
+
+        return op.OpSize switch
+        {
+            1 => ByAddressing(ref op, &UnaryM<T, Dw8, AddrBase64>, &UnaryM<T, Dw8, AddrBaseIndex64>, &UnaryM<T, Dw8, AddrRip64>, &UnaryM<T, Dw8, AddrAny>),
+            2 => ByAddressing(ref op, &UnaryM<T, Dw16, AddrBase64>, &UnaryM<T, Dw16, AddrBaseIndex64>, &UnaryM<T, Dw16, AddrRip64>, &UnaryM<T, Dw16, AddrAny>),
+            4 => ByAddressing(ref op, &UnaryM<T, Dw32, AddrBase64>, &UnaryM<T, Dw32, AddrBaseIndex64>, &UnaryM<T, Dw32, AddrRip64>, &UnaryM<T, Dw32, AddrAny>),
+            8 => ByAddressing(ref op, &UnaryM<T, Dw64, AddrBase64>, &UnaryM<T, Dw64, AddrBaseIndex64>, &UnaryM<T, Dw64, AddrRip64>, &UnaryM<T, Dw64, AddrAny>),
+            _ => null,
+        };
+    }
+
+    /// <summary><see cref="Binary{T}"/>, register ← register.</summary>
+    internal static int AluRR<T, TW>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
+    {
+        ulong src = Narrow<TW>(c.GprUnchecked(op.R1));
+        ref ulong dst = ref c.GprUnchecked(op.R0);
+        ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), src);
+        if (T.Writes)
+        {
+            Store<TW>(ref dst, r);
+        }
+
+        return ExecStatus.Continue;
+    }
+
+    /// <summary><see cref="Binary{T}"/>, register ← immediate.</summary>
+    internal static int AluRI<T, TW>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
+    {
+        ref ulong dst = ref c.GprUnchecked(op.R0);
+        ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), Narrow<TW>(op.Imm));
+        if (T.Writes)
+        {
+            Store<TW>(ref dst, r);
+        }
+
+        return ExecStatus.Continue;
+    }
+
+    /// <summary><see cref="Binary{T}"/>, register ← memory.</summary>
+    internal static int AluRM<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
+        where TA : struct, IAddressing
+    {
+        ChargeMemoryForm(c);
+        if (!c.ReadMemInline(op.Seg, TA.Ea(c, ref op), TW.Bytes, out ulong src))
+        {
+            return ExecStatus.Fault;
+        }
+
+        ref ulong dst = ref c.GprUnchecked(op.R0);
+        ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), src);
+        if (T.Writes)
+        {
+            Store<TW>(ref dst, r);
+        }
+
+        return ExecStatus.Continue;
+    }
+
+    /// <summary><see cref="Binary{T}"/>, memory ← register.</summary>
+    internal static int AluMR<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
+        where TA : struct, IAddressing
+        => AluMemory<T, TW>(c, ref op, TA.Ea(c, ref op), Narrow<TW>(c.GprUnchecked(op.R1)));
+
+    /// <summary><see cref="Binary{T}"/>, memory ← immediate.</summary>
+    internal static int AluMI<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
+        where TA : struct, IAddressing
+        => AluMemory<T, TW>(c, ref op, TA.Ea(c, ref op), Narrow<TW>(op.Imm));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int AluMemory<T, TW>(Cpu.Cpu c, ref DecodedOp op, ulong ea, ulong src)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
+    {
+        ChargeMemoryForm(c);
+        if (!T.Writes)
+        {
+            if (!c.ReadMemInline(op.Seg, ea, TW.Bytes, out ulong d))
+            {
+                return ExecStatus.Fault;
+            }
+
+            T.Apply(c, TW.Bytes, d, src);
+            return ExecStatus.Continue;
+        }
+
+        // As in Binary: the write-checked read means the write below cannot fault after the flags changed.
+        if (!c.ReadMemForWriteInline(op.Seg, ea, TW.Bytes, out ulong dst))
+        {
+            return ExecStatus.Fault;
+        }
+
+        return c.WriteMemInline(op.Seg, ea, TW.Bytes, T.Apply(c, TW.Bytes, dst, src)) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    /// <summary><see cref="Unary{T}"/> on a register.</summary>
+    internal static int UnaryR<T, TW>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IUnaryOp
+        where TW : struct, IDataWidth
+    {
+        ref ulong dst = ref c.GprUnchecked(op.R0);
+        Store<TW>(ref dst, T.Apply(c, TW.Bytes, Narrow<TW>(dst)));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary><see cref="Unary{T}"/> on memory.</summary>
+    internal static int UnaryM<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IUnaryOp
+        where TW : struct, IDataWidth
+        where TA : struct, IAddressing
+    {
+        ChargeMemoryForm(c);
+        ulong ea = TA.Ea(c, ref op);
+        if (!c.ReadMemForWriteInline(op.Seg, ea, TW.Bytes, out ulong dst))
+        {
+            return ExecStatus.Fault;
+        }
+
+        return c.WriteMemInline(op.Seg, ea, TW.Bytes, T.Apply(c, TW.Bytes, dst)) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
     internal struct AddOp : IBinaryOp

@@ -28,6 +28,7 @@ public static unsafe partial class Exec
         foreach (Code code in mov)
         {
             t.Add(code, &Mov, CostClass.Simple);
+            t.AddForms(code, &PickMov);
         }
 
         t.Add(Code.Movzx_r16_rm8, &Movzx<Dw8>, CostClass.Simple);
@@ -69,6 +70,9 @@ public static unsafe partial class Exec
         t.Add(Code.Lea_r16_m, &Lea, CostClass.Simple);
         t.Add(Code.Lea_r32_m, &Lea, CostClass.Simple);
         t.Add(Code.Lea_r64_m, &Lea, CostClass.Simple);
+        t.AddForms(Code.Lea_r16_m, &PickLea);
+        t.AddForms(Code.Lea_r32_m, &PickLea);
+        t.AddForms(Code.Lea_r64_m, &PickLea);
 
         t.Add(Code.Cbw, &SignExtendAccumulator<Dw16>, CostClass.Simple);
         t.Add(Code.Cwde, &SignExtendAccumulator<Dw32>, CostClass.Simple);
@@ -289,6 +293,133 @@ public static unsafe partial class Exec
     public static int Lea(Cpu.Cpu c, ref DecodedOp op)
     {
         c.SetReg(op.R0, op.OpSize, c.Ea(ref op));
+        return ExecStatus.Continue;
+    }
+
+    // ---- Forms: MOV and LEA specialised per operand kinds, size and addressing ----
+
+    /// <summary>Form selector for MOV (every MOV code here moves between GPRs, memory and immediates).</summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickMov(ref DecodedOp op)
+    {
+        int size = op.OpSize;
+        if (op.R0 < 16)
+        {
+            if (op.R1 < 16)
+            {
+                return ByWidth(size, &MovRR<Dw8>, &MovRR<Dw16>, &MovRR<Dw32>, &MovRR<Dw64>);
+            }
+
+            if (op.R1 == Reg.NoReg && op.MemOp == Reg.NoReg)
+            {
+                return ByWidth(size, &MovRI<Dw8>, &MovRI<Dw16>, &MovRI<Dw32>, &MovRI<Dw64>);
+            }
+
+            if (op.R1 == Reg.NoReg && op.MemOp == 1)
+            {
+                return size switch
+                {
+                    1 => ByAddressing(ref op, &MovRM<Dw8, AddrBase64>, &MovRM<Dw8, AddrBaseIndex64>, &MovRM<Dw8, AddrRip64>, &MovRM<Dw8, AddrAny>),
+                    2 => ByAddressing(ref op, &MovRM<Dw16, AddrBase64>, &MovRM<Dw16, AddrBaseIndex64>, &MovRM<Dw16, AddrRip64>, &MovRM<Dw16, AddrAny>),
+                    4 => ByAddressing(ref op, &MovRM<Dw32, AddrBase64>, &MovRM<Dw32, AddrBaseIndex64>, &MovRM<Dw32, AddrRip64>, &MovRM<Dw32, AddrAny>),
+                    8 => ByAddressing(ref op, &MovRM<Dw64, AddrBase64>, &MovRM<Dw64, AddrBaseIndex64>, &MovRM<Dw64, AddrRip64>, &MovRM<Dw64, AddrAny>),
+                    _ => null,
+                };
+            }
+
+            return null;
+        }
+
+        if (op.R0 != Reg.NoReg || op.MemOp != 0)
+        {
+            return null;
+        }
+
+        if (op.R1 < 16)
+        {
+            return size switch
+            {
+                1 => ByAddressing(ref op, &MovMR<Dw8, AddrBase64>, &MovMR<Dw8, AddrBaseIndex64>, &MovMR<Dw8, AddrRip64>, &MovMR<Dw8, AddrAny>),
+                2 => ByAddressing(ref op, &MovMR<Dw16, AddrBase64>, &MovMR<Dw16, AddrBaseIndex64>, &MovMR<Dw16, AddrRip64>, &MovMR<Dw16, AddrAny>),
+                4 => ByAddressing(ref op, &MovMR<Dw32, AddrBase64>, &MovMR<Dw32, AddrBaseIndex64>, &MovMR<Dw32, AddrRip64>, &MovMR<Dw32, AddrAny>),
+                8 => ByAddressing(ref op, &MovMR<Dw64, AddrBase64>, &MovMR<Dw64, AddrBaseIndex64>, &MovMR<Dw64, AddrRip64>, &MovMR<Dw64, AddrAny>),
+                _ => null,
+            };
+        }
+
+        if (op.R1 == Reg.NoReg)
+        {
+            return size switch
+            {
+                1 => ByAddressing(ref op, &MovMI<Dw8, AddrBase64>, &MovMI<Dw8, AddrBaseIndex64>, &MovMI<Dw8, AddrRip64>, &MovMI<Dw8, AddrAny>),
+                2 => ByAddressing(ref op, &MovMI<Dw16, AddrBase64>, &MovMI<Dw16, AddrBaseIndex64>, &MovMI<Dw16, AddrRip64>, &MovMI<Dw16, AddrAny>),
+                4 => ByAddressing(ref op, &MovMI<Dw32, AddrBase64>, &MovMI<Dw32, AddrBaseIndex64>, &MovMI<Dw32, AddrRip64>, &MovMI<Dw32, AddrAny>),
+                8 => ByAddressing(ref op, &MovMI<Dw64, AddrBase64>, &MovMI<Dw64, AddrBaseIndex64>, &MovMI<Dw64, AddrRip64>, &MovMI<Dw64, AddrAny>),
+                _ => null,
+            };
+        }
+
+        return null;
+    }
+
+    internal static int MovRR<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        Store<TW>(ref c.GprUnchecked(op.R0), c.GprUnchecked(op.R1));
+        return ExecStatus.Continue;
+    }
+
+    internal static int MovRI<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+    {
+        Store<TW>(ref c.GprUnchecked(op.R0), op.Imm);
+        return ExecStatus.Continue;
+    }
+
+    internal static int MovRM<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+        where TA : struct, IAddressing
+    {
+        if (!c.ReadMemInline(op.Seg, TA.Ea(c, ref op), TW.Bytes, out ulong v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        Store<TW>(ref c.GprUnchecked(op.R0), v);
+        return ExecStatus.Continue;
+    }
+
+    internal static int MovMR<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+        where TA : struct, IAddressing
+        => c.WriteMemInline(op.Seg, TA.Ea(c, ref op), TW.Bytes, c.GprUnchecked(op.R1)) ? ExecStatus.Continue : ExecStatus.Fault;
+
+    internal static int MovMI<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+        where TA : struct, IAddressing
+        => c.WriteMemInline(op.Seg, TA.Ea(c, ref op), TW.Bytes, op.Imm) ? ExecStatus.Continue : ExecStatus.Fault;
+
+    /// <summary>Form selector for LEA: the addressing kind of the source; the operand size of the destination.</summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickLea(ref DecodedOp op)
+    {
+        if (op.R0 >= 16)
+        {
+            return null;
+        }
+
+        return op.OpSize switch
+        {
+            2 => ByAddressing(ref op, &LeaR<Dw16, AddrBase64>, &LeaR<Dw16, AddrBaseIndex64>, &LeaR<Dw16, AddrRip64>, &LeaR<Dw16, AddrAny>),
+            4 => ByAddressing(ref op, &LeaR<Dw32, AddrBase64>, &LeaR<Dw32, AddrBaseIndex64>, &LeaR<Dw32, AddrRip64>, &LeaR<Dw32, AddrAny>),
+            8 => ByAddressing(ref op, &LeaR<Dw64, AddrBase64>, &LeaR<Dw64, AddrBaseIndex64>, &LeaR<Dw64, AddrRip64>, &LeaR<Dw64, AddrAny>),
+            _ => null,
+        };
+    }
+
+    internal static int LeaR<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+        where TA : struct, IAddressing
+    {
+        Store<TW>(ref c.GprUnchecked(op.R0), TA.Ea(c, ref op));
         return ExecStatus.Continue;
     }
 

@@ -60,3 +60,38 @@ public readonly struct LoopAlways : ICondition { public static bool Holds(Emulat
 public readonly struct LoopWhileZero : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => c.GetZF(); }
 
 public readonly struct LoopWhileNotZero : ICondition { public static bool Holds(Emulator.Core.Cpu.Cpu c) => !c.GetZF(); }
+
+/// <summary>
+/// How a memory operand's effective address is formed, known at JIT time: the decoder picks the
+/// narrowest kind that fits the operand (<see cref="Exec.AddressingOf"/>), so the common 64-bit forms
+/// skip the tests of the general <see cref="Emulator.Core.Cpu.Cpu.Ea"/>.
+/// </summary>
+public interface IAddressing
+{
+    static abstract ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op);
+}
+
+/// <summary>64-bit address size, [base + disp].</summary>
+public readonly struct AddrBase64 : IAddressing
+{
+    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => c.GprUnchecked(op.Base) + (ulong)op.Disp;
+}
+
+/// <summary>64-bit address size, [base + index·scale + disp].</summary>
+public readonly struct AddrBaseIndex64 : IAddressing
+{
+    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) =>
+        c.GprUnchecked(op.Base) + (c.GprUnchecked(op.Index) << op.Scale) + (ulong)op.Disp;
+}
+
+/// <summary>64-bit address size, [rip + disp] (disp relative to the next instruction).</summary>
+public readonly struct AddrRip64 : IAddressing
+{
+    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => c.NextRip + (ulong)op.Disp;
+}
+
+/// <summary>Any other form (16/32-bit address size, no base, moffs): the general computation.</summary>
+public readonly struct AddrAny : IAddressing
+{
+    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => c.Ea(ref op);
+}
