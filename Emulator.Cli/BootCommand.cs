@@ -2,6 +2,7 @@ using System.CommandLine;
 using Emulator.Cli.Guests;
 using Emulator.Core.Cpu;
 using Emulator.Core.Loaders;
+using Emulator.Mmu.Fault;
 using Emulator.Svm.Run;
 
 namespace Emulator.Cli;
@@ -28,11 +29,17 @@ internal static class BootCommand
         var mode = new Option<string>("--mode") { Description = "flat images: processor mode at entry", DefaultValueFactory = _ => "long" };
         mode.AcceptOnlyFromAmong("real", "protected", "long");
         var cpu = new Option<string?>("--cpu") { Description = "CPU features to turn on (+name) or off (-name), comma-separated", HelpName = "FEATURES" };
+        // Validated in the action rather than with AcceptOnlyFromAmong, so a bad value is one usage line.
+        var apicvToggle = new Option<string?>("--apicv-toggle")
+        {
+            Description = "how L0 hides the APIC-access page while APICv is inhibited: zap its SPTE (KVM 5.15) or delete and re-add the private memslot [default: zap]",
+            HelpName = "zap|memslot",
+        };
         var limits = new RunOptions();
 
         var cmd = new Command("boot", "boot an image and stream the guest console to stdout")
         {
-            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu,
+            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu, apicvToggle,
         };
         limits.AddTo(cmd);
         cmd.SetAction(pr =>
@@ -58,6 +65,11 @@ internal static class BootCommand
             if (features.Count != 0 && !new CpuFeatures().TryApply(string.Join(',', features), out string? unknown))
             {
                 return Usage(console, $"--cpu {pr.GetValue(cpu)}: {unknown}");
+            }
+
+            if (!TryParseApicvToggle(pr.GetValue(apicvToggle), out ApicvToggle toggle))
+            {
+                return Usage(console, $"--apicv-toggle {pr.GetValue(apicvToggle)}: expected zap or memslot");
             }
 
             string[] modulePaths = pr.GetValue(module) ?? [];
@@ -104,7 +116,7 @@ internal static class BootCommand
                 CommandLine = pr.GetValue(append) ?? "",
                 Modules = modules,
             };
-            return Run(console, pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, limits, pr, machine =>
+            return Run(console, pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, limits, pr, toggle, machine =>
             {
                 if (bytes == null)
                 {
@@ -120,9 +132,9 @@ internal static class BootCommand
     }
 
     /// <summary>Builds the machine, installs the guest, runs it and reports; shared with <c>bench</c>.</summary>
-    internal static int Run(CliConsole console, ulong memory, int cpus, List<string> features, RunOptions run, ParseResult pr, Action<Machine> install, string? imagePath)
+    internal static int Run(CliConsole console, ulong memory, int cpus, List<string> features, RunOptions run, ParseResult pr, ApicvToggle toggle, Action<Machine> install, string? imagePath)
     {
-        if (!TryCreate(console, memory, cpus, features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error))
+        if (!TryCreate(console, memory, cpus, features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error, toggle))
         {
             return error;
         }
@@ -153,7 +165,23 @@ internal static class BootCommand
         }
     }
 
-    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error)
+    /// <summary>The <c>--apicv-toggle</c> value: zap (default when absent) or memslot, case-insensitive.</summary>
+    internal static bool TryParseApicvToggle(string? text, out ApicvToggle toggle)
+    {
+        toggle = ApicvToggle.Zap;
+        switch (text?.ToLowerInvariant())
+        {
+            case null or "zap":
+                return true;
+            case "memslot":
+                toggle = ApicvToggle.Memslot;
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error, ApicvToggle toggle = ApicvToggle.Zap)
     {
         machine = null!;
         error = 0;
@@ -174,6 +202,7 @@ internal static class BootCommand
                 TraceIo = traceIo,
                 Trace = trace,
                 CpuFeatures = features,
+                ApicvToggle = toggle,
             });
             return true;
         }

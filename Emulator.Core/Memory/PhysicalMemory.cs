@@ -34,7 +34,10 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// <summary>Count of accesses that went to the MMIO bus (device emulation).</summary>
     public ulong MmioAccesses;
 
-    public PhysicalMemory(ulong ramSize, bool nestedPaging = true)
+    /// <param name="ramSize">Guest RAM in bytes.</param>
+    /// <param name="nestedPaging">Translate through L0's MMU (TDP faults); false: plain physical memory.</param>
+    /// <param name="apicvToggle">How L0's MMU removes the APIC-access page when APICv is inhibited.</param>
+    public PhysicalMemory(ulong ramSize, bool nestedPaging = true, ApicvToggle apicvToggle = ApicvToggle.Zap)
     {
         if (ramSize < (1 << 20) || (ramSize & 0xFFF) != 0)
         {
@@ -49,7 +52,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
         _codePages = new byte[ramSize >> 12];
         if (nestedPaging)
         {
-            Mmu = new MmuContext(ramSize, tableCapacity: (int)Math.Min(1 << 20, (ramSize >> 20) + 4096));
+            Mmu = new MmuContext(ramSize, apicvToggle, tableCapacity: (int)Math.Min(1 << 20, (ramSize >> 20) + 4096));
             CreateMemslots(Mmu.Memslots);
         }
     }

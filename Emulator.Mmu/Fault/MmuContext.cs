@@ -35,14 +35,18 @@ public sealed class MmuContext : IDisposable
     public MmuContext(ulong hostMemorySize, ApicvToggle toggle = ApicvToggle.Zap, int tableCapacity = 1 << 18, Memory.HostMemoryArena? host = null)
     {
         Host = host;
-        Memslots = new MemslotTable(hostMemorySize);
+        Memslots = new MemslotTable(hostMemorySize, Lock);
         _arena = new TableArena(tableCapacity);
-        Tdp = new TdpMmu(_arena, Stats);
+        Tdp = new TdpMmu(_arena, Stats, Lock);
         Toggle = toggle;
         Memslots.SlotInvalidated = slot => Tdp.ZapRange(slot.BaseGfn, slot.EndGfn);
         Memslots.DirtyLoggingEnabled = slot => Tdp.WriteProtectRange(slot.BaseGfn, slot.EndGfn);
+        Memslots.DirtyPagesHarvested = (start, end) => Tdp.WriteProtectRange(start, end);
         Memslots.MmioGenerationWrapped = () => Tdp.ZapAllMmio();
     }
+
+    /// <summary>KVM's mmu_lock: TDP faults take the shared side; everything that removes or protects SPTEs the exclusive side.</summary>
+    public MmuLock Lock { get; } = new();
 
     public MemslotTable Memslots { get; }
     public TdpMmu Tdp { get; }
@@ -55,8 +59,12 @@ public sealed class MmuContext : IDisposable
 
     internal TableArena Arena => _arena;
 
+    // KVM's apicv_update_lock: serialises inhibit transitions (the zap itself takes the MMU lock).
+    private readonly Lock _apicvUpdateLock = new();
+    private ulong _apicvInhibitReasons;
+
     /// <summary>VM-wide APICv inhibit reasons (bit per reason); APICv is active when this is 0.</summary>
-    public ulong ApicvInhibitReasons { get; private set; }
+    public ulong ApicvInhibitReasons => Volatile.Read(ref _apicvInhibitReasons);
 
     public bool ApicvInhibited => ApicvInhibitReasons != 0;
 
@@ -80,8 +88,17 @@ public sealed class MmuContext : IDisposable
     /// </summary>
     public void SetApicvInhibit(int reason, bool set)
     {
+        lock (_apicvUpdateLock)
+        {
+            SetApicvInhibitLocked(reason, set);
+        }
+    }
+
+    private void SetApicvInhibitLocked(int reason, bool set)
+    {
         bool wasInhibited = ApicvInhibited;
-        ApicvInhibitReasons = set ? ApicvInhibitReasons | (1UL << reason) : ApicvInhibitReasons & ~(1UL << reason);
+        ulong reasons = ApicvInhibitReasons;
+        Volatile.Write(ref _apicvInhibitReasons, set ? reasons | (1UL << reason) : reasons & ~(1UL << reason));
         bool nowInhibited = ApicvInhibited;
         if (wasInhibited == nowInhibited)
         {
@@ -113,12 +130,27 @@ public sealed class MmuContext : IDisposable
         }
     }
 
-    /// <summary>Handles one nested-paging fault of L1 (TDP). The result is also in pf.Result.</summary>
+    /// <summary>
+    /// Handles one nested-paging fault of L1 (TDP) under the shared side of <see cref="Lock"/>, so vCPUs
+    /// fault concurrently. The result is also in pf.Result. Statistics are plain counters: exact on one
+    /// thread, approximate when several vCPUs fault at once (an interlocked add per fault would cost more
+    /// than the rest of the fast path).
+    /// </summary>
     public RetPf Handle(ref PageFault pf)
     {
         Stats.Faults++;
         pf.Gfn = pf.Gpa >> 12;
-        RetPf r = HandleCore(ref pf);
+        RetPf r;
+        Lock.EnterRead();
+        try
+        {
+            r = HandleCore(ref pf);
+        }
+        finally
+        {
+            Lock.ExitRead();
+        }
+
         pf.Result = r;
         Stats.Count(r);
         return r;
@@ -261,7 +293,7 @@ public sealed class MmuContext : IDisposable
             spte &= ~MmuWritable; // the fast path must not make a tracked page writable again
         }
         RetPf r = Tdp.Map(pf.Gfn & ~mask, level, spte);
-        if (writable && slot.LogsDirty)
+        if (writable && slot.LogsDirty && r != RetPf.Retry)
         {
             // As KVM: a writable SPTE in a dirty-logged slot marks the page dirty when it is created.
             slot.MarkDirty(pf.Gfn);
@@ -308,6 +340,7 @@ public sealed class MmuContext : IDisposable
     /// <summary>Starts write-tracking <paramref name="gfn"/>: its TDP mapping becomes 4 KiB and read-only.</summary>
     public bool TrackWrite(ulong gfn)
     {
+        using var exclusive = Lock.Write();
         int n = _writeTracked.Get(gfn);
         if (!_writeTracked.Set(gfn, n + 1))
         {
@@ -330,6 +363,7 @@ public sealed class MmuContext : IDisposable
 
     public void UntrackWrite(ulong gfn)
     {
+        using var exclusive = Lock.Write();
         int n = _writeTracked.Get(gfn);
         if (n <= 0)
         {

@@ -17,7 +17,16 @@ public sealed class MemslotTable
     private MemslotSet _current = MemslotSet.Empty;
     private readonly ulong _hostSize;
 
-    public MemslotTable(ulong hostSize) => _hostSize = hostSize;
+    /// <param name="hostSize">Size of host memory; slots must lie inside it.</param>
+    /// <param name="mmuLock">The MMU lock: updates and harvests take its exclusive side, so no fault runs
+    /// between publishing a set and zapping or write-protecting what it changed.</param>
+    public MemslotTable(ulong hostSize, Fault.MmuLock? mmuLock = null)
+    {
+        _hostSize = hostSize;
+        Lock = mmuLock ?? new Fault.MmuLock();
+    }
+
+    public Fault.MmuLock Lock { get; }
 
     /// <summary>The published snapshot (lock-free read).</summary>
     public MemslotSet Current => Volatile.Read(ref _current);
@@ -27,6 +36,9 @@ public sealed class MemslotTable
 
     /// <summary>Called after dirty logging was turned on for a slot: write-protect its SPTEs.</summary>
     public Action<Memslot>? DirtyLoggingEnabled { get; set; }
+
+    /// <summary>Called by a harvest for each 64-page group [start, end) that had dirty pages: write-protect them.</summary>
+    public Action<ulong, ulong>? DirtyPagesHarvested { get; set; }
 
     /// <summary>Called when the MMIO generation wrapped to 0: every MMIO SPTE must go.</summary>
     public Action? MmioGenerationWrapped { get; set; }
@@ -56,6 +68,7 @@ public sealed class MemslotTable
         }
 
         lock (_updateLock)
+        using (Lock.Write())
         {
             var cur = _current;
             if (cur.ById(id) != null)
@@ -73,6 +86,7 @@ public sealed class MemslotTable
     public void Delete(int id)
     {
         lock (_updateLock)
+        using (Lock.Write())
         {
             var cur = _current;
             var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
@@ -91,6 +105,7 @@ public sealed class MemslotTable
         }
 
         lock (_updateLock)
+        using (Lock.Write())
         {
             var cur = _current;
             var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
@@ -113,6 +128,7 @@ public sealed class MemslotTable
         }
 
         lock (_updateLock)
+        using (Lock.Write())
         {
             var cur = _current;
             var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
@@ -134,21 +150,30 @@ public sealed class MemslotTable
         }
     }
 
-    /// <summary>Returns and clears the dirty bitmap of a slot (KVM_GET_DIRTY_LOG without manual protect).</summary>
+    /// <summary>
+    /// Returns and clears the dirty bitmap of a slot and write-protects the harvested pages, so their next
+    /// write faults and is logged again (KVM_GET_DIRTY_LOG without manual protect). Runs under the
+    /// exclusive MMU lock: no fault is between making an SPTE writable and logging it, so every writable
+    /// SPTE of the slot has its bit in the bitmap when a harvest starts, and a page written after the
+    /// harvest returns is in the next one.
+    /// </summary>
     public ulong[] HarvestDirty(int id)
     {
         var slot = Current.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
         var bitmap = slot.DirtyBitmap ?? throw new MemslotException($"memslot {id} does not log dirty pages");
         var copy = new ulong[bitmap.Length];
-        for (int i = 0; i < bitmap.Length; i++)
+        using (Lock.Write())
         {
-            copy[i] = Interlocked.Exchange(ref bitmap[i], 0);
-        }
-
-        if (Array.Exists(copy, w => w != 0))
-        {
-            // Harvested pages must fault again on their next write: write-protect the slot anew.
-            DirtyLoggingEnabled?.Invoke(slot);
+            for (int i = 0; i < bitmap.Length; i++)
+            {
+                ulong mask = Interlocked.Exchange(ref bitmap[i], 0);
+                copy[i] = mask;
+                if (mask != 0)
+                {
+                    ulong start = slot.BaseGfn + ((ulong)i * 64);
+                    DirtyPagesHarvested?.Invoke(start, Math.Min(start + 64, slot.EndGfn));
+                }
+            }
         }
 
         return copy;

@@ -45,6 +45,7 @@ public sealed class ShadowNptMmu
     /// <summary>Loads (or keeps) the shadow root for nCR3; a different nCR3 drops the old shadow.</summary>
     public bool Load(ulong nestedCr3, bool l1Nxe)
     {
+        using var exclusive = _ctx.Lock.Write();
         ulong rootGpa = nestedCr3 & 0x000F_FFFF_FFFF_F000UL;
         if (Root != 0 && rootGpa == NestedCr3 && l1Nxe == L1Nxe)
         {
@@ -60,6 +61,7 @@ public sealed class ShadowNptMmu
 
     public void Unload()
     {
+        using var exclusive = _ctx.Lock.Write();
         if (Root != 0)
         {
             Free(Root);
@@ -84,7 +86,14 @@ public sealed class ShadowNptMmu
     public RetPf Handle(ref PageFault pf)
     {
         _ctx.Stats.Faults++;
-        RetPf r = HandleCore(ref pf);
+        RetPf r;
+        using (_ctx.Lock.Write())
+        {
+            // The shadow MMU takes the MMU lock exclusively, as KVM's shadow (non-TDP) MMU does: building
+            // shadow pages also write-tracks L1's table gfns and zaps their TDP mappings.
+            r = HandleCore(ref pf);
+        }
+
         pf.Result = r;
         _ctx.Stats.Count(r);
         return r;
@@ -302,6 +311,7 @@ public sealed class ShadowNptMmu
     /// <summary>L1 wrote to a page holding tables we shadow: drop every shadow table built from it.</summary>
     public void ZapGfn(ulong gfn)
     {
+        using var exclusive = _ctx.Lock.Write();
         int t = _byGfn.Get(gfn);
         while (t != 0)
         {

@@ -7,6 +7,13 @@ namespace Emulator.Mmu.Spte;
 /// SPTE tables: 512 × ulong pages in one native, lazily committed arena, addressed by table index
 /// (0 is "no table"). Metadata (level, gfn base, parent link, present count) lives in parallel arrays
 /// sized once at construction, so allocating, freeing and walking never touch the managed heap.
+///
+/// Thread safety: faults on several vCPUs allocate tables concurrently (under the MMU lock's shared
+/// side), so the free list and counters sit behind a small lock; a table is allocated once per 512
+/// faults at most, so that lock is off the per-fault cost. A table unlinked while faults may still be
+/// walking it goes on a deferred list (<see cref="FreeDeferred"/>) and is recycled only by
+/// <see cref="ReclaimDeferred"/> under the exclusive side, when no fault can hold a reference (the role
+/// RCU plays for KVM's TDP MMU).
 /// </summary>
 public sealed unsafe class TableArena : IDisposable
 {
@@ -15,8 +22,11 @@ public sealed unsafe class TableArena : IDisposable
     private readonly HostMemoryArena _memory;
     private readonly ulong* _base;
     private readonly int[] _nextFree;
+    private readonly Lock _allocLock = new();
     private int _freeHead;
+    private int _deferredHead;
     private int _highWater = 1;
+    private int _inUse;
 
     public readonly byte[] Level;
     public readonly ulong[] BaseGfn;
@@ -26,7 +36,7 @@ public sealed unsafe class TableArena : IDisposable
     public readonly uint[] Role;
 
     public int Capacity { get; }
-    public int InUse { get; private set; }
+    public int InUse => Volatile.Read(ref _inUse);
 
     public TableArena(int capacity = 1 << 18)
     {
@@ -68,23 +78,35 @@ public sealed unsafe class TableArena : IDisposable
         }
     }
 
-    /// <summary>Allocates a zeroed table; returns 0 when the arena is exhausted.</summary>
+    /// <summary>Allocates a zeroed table; returns 0 when the arena is exhausted. Safe from several threads.</summary>
     public int Allocate(int level, ulong baseGfn, int parent, int parentIndex, uint role = 0)
     {
         int t;
-        if (_freeHead != 0)
+        bool reused;
+        lock (_allocLock)
         {
-            t = _freeHead;
-            _freeHead = _nextFree[t];
+            if (_freeHead != 0)
+            {
+                t = _freeHead;
+                _freeHead = _nextFree[t];
+                reused = true;
+            }
+            else if (_highWater < Capacity)
+            {
+                t = _highWater++;
+                reused = false;
+            }
+            else
+            {
+                return 0;
+            }
+
+            _inUse++;
+        }
+
+        if (reused)
+        {
             Table(t).Clear();
-        }
-        else if (_highWater < Capacity)
-        {
-            t = _highWater++;
-        }
-        else
-        {
-            return 0;
         }
 
         Level[t] = (byte)level;
@@ -93,16 +115,76 @@ public sealed unsafe class TableArena : IDisposable
         ParentIndex[t] = (short)parentIndex;
         PresentCount[t] = 0;
         Role[t] = role;
-        InUse++;
         return t;
     }
 
+    /// <summary>Returns a table that no walker can reach (never published, or unlinked under the exclusive lock).</summary>
     public void Free(int t)
     {
         Level[t] = 0;
-        _nextFree[t] = _freeHead;
-        _freeHead = t;
-        InUse--;
+        lock (_allocLock)
+        {
+            _nextFree[t] = _freeHead;
+            _freeHead = t;
+            _inUse--;
+        }
+    }
+
+    /// <summary>
+    /// Parks a table (and, at reclaim time, everything below it) that was unlinked under the shared lock:
+    /// concurrent faults may still be walking it or linking children into it.
+    /// </summary>
+    public void FreeDeferred(int t)
+    {
+        lock (_allocLock)
+        {
+            _nextFree[t] = _deferredHead;
+            _deferredHead = t;
+        }
+    }
+
+    /// <summary>Recycles the deferred tables and their subtrees. Call only under the exclusive MMU lock.</summary>
+    public int ReclaimDeferred()
+    {
+        if (Volatile.Read(ref _deferredHead) == 0)
+        {
+            return 0;
+        }
+
+        int t;
+        lock (_allocLock)
+        {
+            t = _deferredHead;
+            _deferredHead = 0;
+        }
+
+        int n = 0;
+        while (t != 0)
+        {
+            int next = _nextFree[t];
+            n += FreeSubtree(t);
+            t = next;
+        }
+
+        return n;
+    }
+
+    private int FreeSubtree(int t)
+    {
+        int n = 1;
+        int level = Level[t];
+        Span<ulong> table = Table(t);
+        for (int i = 0; i < EntriesPerTable; i++)
+        {
+            ulong e = table[i];
+            if (Spte.IsShadowPresent(e) && !Spte.IsLeaf(e, level))
+            {
+                n += FreeSubtree(Spte.ChildTable(e));
+            }
+        }
+
+        Free(t);
+        return n;
     }
 
     public void Dispose() => _memory.Dispose();

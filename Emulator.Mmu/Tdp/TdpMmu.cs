@@ -8,6 +8,13 @@ namespace Emulator.Mmu.Tdp;
 /// <summary>
 /// L1's nested page tables (TDP MMU): a 4-level NPT built on demand in the <see cref="TableArena"/>.
 /// Levels: 4 = root (512 GiB per entry), 3 = 1 GiB, 2 = 2 MiB, 1 = 4 KiB.
+///
+/// Concurrency as KVM's TDP MMU: <see cref="Map"/> runs under the shared side of <see cref="MmuLock"/>
+/// and publishes every entry with a compare-exchange (a lost race returns Retry and the vCPU refaults);
+/// zaps and write-protection take the exclusive side. <see cref="Lookup"/> is the hardware walk and takes
+/// no lock: it is safe against concurrent faults and write-protection (tables are only added), while a
+/// zap frees tables, so the machine keeps vCPUs out of the walk while it zaps (as KVM's remote TLB flush
+/// with RCU-deferred freeing does).
 /// </summary>
 public sealed class TdpMmu
 {
@@ -15,18 +22,28 @@ public sealed class TdpMmu
 
     private readonly TableArena _arena;
     private readonly MmuStats _stats;
+    private ulong _tlbFlushGeneration;
 
-    public TdpMmu(TableArena arena, MmuStats stats)
+    public TdpMmu(TableArena arena, MmuStats stats, MmuLock? mmuLock = null)
     {
         _arena = arena;
         _stats = stats;
+        Lock = mmuLock ?? new MmuLock();
         Root = arena.Allocate(RootLevel, 0, 0, 0);
     }
 
     public int Root { get; }
 
+    public MmuLock Lock { get; }
+
     /// <summary>Bumped on every remote-TLB-flush request; a CPU whose copy differs flushes its TLB.</summary>
-    public ulong TlbFlushGeneration { get; private set; }
+    public ulong TlbFlushGeneration => Volatile.Read(ref _tlbFlushGeneration);
+
+    private void RequestTlbFlush()
+    {
+        Interlocked.Increment(ref _tlbFlushGeneration);
+        Interlocked.Increment(ref _stats.TlbFlushRequests);
+    }
 
     public TableArena Arena => _arena;
 
@@ -61,7 +78,9 @@ public sealed class TdpMmu
 
     /// <summary>
     /// Installs <paramref name="spte"/> for <paramref name="gfn"/> at <paramref name="level"/>, building
-    /// intermediate tables and splitting a huge leaf that is in the way.
+    /// intermediate tables and splitting a huge leaf that is in the way. The caller holds the MMU lock
+    /// (either side); every store is a compare-exchange against the value read, and losing a race to
+    /// another vCPU returns Retry (KVM's tdp_mmu_set_spte_atomic).
     /// </summary>
     public RetPf Map(ulong gfn, int level, ulong spte)
     {
@@ -70,23 +89,16 @@ public sealed class TdpMmu
         {
             int i = IndexAt(gfn, l);
             ref ulong e = ref _arena.Entry(t, i);
-            if (e == Frozen)
+            ulong old = Volatile.Read(ref e);
+            if (old == Frozen)
             {
                 return RetPf.Retry;
             }
 
-            if (IsShadowPresent(e) && !IsLeaf(e, l))
+            if (IsShadowPresent(old) && !IsLeaf(old, l))
             {
-                t = ChildTable(e);
+                t = ChildTable(old);
                 continue;
-            }
-
-            if (IsShadowPresent(e))
-            {
-                // A huge leaf covers this gfn but a smaller mapping is wanted: drop it (KVM zaps, then links).
-                _stats.SptesZapped++;
-                TlbFlushGeneration++;
-                _stats.TlbFlushRequests++;
             }
 
             ulong childBase = (gfn >> (9 * (l - 1))) << (9 * (l - 1));
@@ -96,44 +108,69 @@ public sealed class TdpMmu
                 return RetPf.Retry;
             }
 
-            e = MakeNonLeaf(child);
+            if (Interlocked.CompareExchange(ref e, MakeNonLeaf(child), old) != old)
+            {
+                _arena.Free(child); // never published
+                return RetPf.Retry;
+            }
+
+            if (IsShadowPresent(old))
+            {
+                // A huge leaf covered this gfn but a smaller mapping is wanted: it is replaced by an
+                // empty table (KVM zaps, then links), and the stale translation must leave the TLBs.
+                Interlocked.Increment(ref _stats.SptesZapped);
+                RequestTlbFlush();
+            }
+
             t = child;
         }
 
         ref ulong target = ref _arena.Entry(t, IndexAt(gfn, level));
-        ulong old = target;
-        if (old == spte)
+        ulong prev = Volatile.Read(ref target);
+        if (prev == spte)
         {
             return RetPf.Spurious;
         }
 
-        if (IsShadowPresent(old) && !IsLeaf(old, level))
+        if (prev == Frozen || Interlocked.CompareExchange(ref target, spte, prev) != prev)
         {
-            // Mapping a huge page over an existing table: free the subtree first.
-            _stats.SptesZapped += ZapTable(ChildTable(old), level - 1, 0, ulong.MaxValue);
-            _arena.Free(ChildTable(old));
+            return RetPf.Retry;
         }
 
-        if (IsShadowPresent(old))
+        if (IsShadowPresent(prev) && !IsLeaf(prev, level))
         {
-            TlbFlushGeneration++;
-            _stats.TlbFlushRequests++;
+            // A huge page now covers what a table mapped: other vCPUs may still be walking the old
+            // subtree, so under the shared lock it is only parked; the exclusive side recycles it.
+            if (Lock.IsWriteHeld)
+            {
+                _stats.SptesZapped += ZapTable(ChildTable(prev), level - 1, 0, ulong.MaxValue);
+                _arena.Free(ChildTable(prev));
+            }
+            else
+            {
+                _arena.FreeDeferred(ChildTable(prev));
+            }
         }
 
-        target = spte;
+        if (IsShadowPresent(prev))
+        {
+            RequestTlbFlush();
+        }
+
         return RetPf.Fixed;
     }
 
     /// <summary>Zaps every SPTE (leaf or MMIO) that maps a gfn in [start, end); returns how many were cleared.</summary>
     public ulong ZapRange(ulong startGfn, ulong endGfn)
     {
+        using var exclusive = Lock.Write();
+        _arena.ReclaimDeferred();
         _stats.ZapCalls++;
         ulong n = ZapTable(Root, RootLevel, startGfn, endGfn);
         _stats.SptesZapped += n;
         if (n != 0)
         {
-            TlbFlushGeneration++;
-            _stats.TlbFlushRequests++;
+            RequestTlbFlush();
         }
 
         return n;
@@ -191,7 +228,11 @@ public sealed class TdpMmu
     }
 
     /// <summary>Zaps every MMIO SPTE (the MMIO generation wrapped).</summary>
-    public ulong ZapAllMmio() => ZapMmio(Root, RootLevel);
+    public ulong ZapAllMmio()
+    {
+        using var exclusive = Lock.Write();
+        return ZapMmio(Root, RootLevel);
+    }
 
     private ulong ZapMmio(int t, int level)
     {
@@ -218,11 +259,12 @@ public sealed class TdpMmu
     /// <summary>Clears W on every leaf in [start, end), keeping host/MMU-writable so the fast path can restore it.</summary>
     public ulong WriteProtectRange(ulong startGfn, ulong endGfn)
     {
+        using var exclusive = Lock.Write();
+        _arena.ReclaimDeferred();
         ulong n = WriteProtect(Root, RootLevel, startGfn, endGfn);
         if (n != 0)
         {
-            TlbFlushGeneration++;
-            _stats.TlbFlushRequests++;
+            RequestTlbFlush();
         }
 
         return n;

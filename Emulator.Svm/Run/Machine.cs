@@ -32,6 +32,9 @@ public sealed class MachineOptions
 
     /// <summary>CPU feature switches (<c>--cpu</c>), e.g. "-avic", "+svm", applied to <see cref="Cpu.Features"/>.</summary>
     public IReadOnlyList<string> CpuFeatures { get; init; } = [];
+
+    /// <summary>How L0 removes the APIC-access page when APICv is inhibited (<c>--apicv-toggle zap|memslot</c>).</summary>
+    public Emulator.Mmu.Fault.ApicvToggle ApicvToggle { get; init; } = Emulator.Mmu.Fault.ApicvToggle.Zap;
 }
 
 /// <summary>Limits of one run; counts are totals since the machine was built.</summary>
@@ -91,7 +94,7 @@ public sealed class Machine : IDisposable
         }
 
         _diag = _options.Diagnostics ?? TextWriter.Null;
-        Memory = new PhysicalMemory(_options.MemorySize);
+        Memory = new PhysicalMemory(_options.MemorySize, apicvToggle: _options.ApicvToggle);
         var cpus = new Cpu[_options.Cpus];
         for (int i = 0; i < cpus.Length; i++)
         {
