@@ -1,4 +1,5 @@
 using Emulator.Core.Devices.Apic;
+using Emulator.Core.Devices.Legacy;
 using Emulator.Core.Memory;
 using Emulator.Core.Timing;
 
@@ -11,7 +12,8 @@ namespace Emulator.Core.Devices;
 /// </summary>
 public sealed class PcPlatform
 {
-    public PcPlatform(PhysicalMemory memory, IReadOnlyList<Cpu.Cpu> cpus)
+    /// <param name="rtcEpoch">Time the RTC shows at cycle 0 (default <see cref="Rtc.DefaultEpoch"/>).</param>
+    public PcPlatform(PhysicalMemory memory, IReadOnlyList<Cpu.Cpu> cpus, DateTime? rtcEpoch = null)
     {
         Memory = memory;
         Events = new EventQueue();
@@ -25,6 +27,25 @@ public sealed class PcPlatform
         Apics = apics;
         Isa = new IsaIrqRouter(null, null);
         memory.Mmio.Register(LocalApic.DefaultBase, LocalApic.PageSize, new ApicPage(memory));
+
+        Pic = new Pic8259();
+        Pic.Attach(memory.Io);
+        IoApic = new IoApic(ApicBus);
+        memory.Mmio.Register(IoApic.DefaultBase, IoApic.Size, IoApic);
+        Isa.Pic = Pic;
+        Isa.IoApic = IoApic;
+        if (apics.Length != 0)
+        {
+            // The PIC's INTR reaches the BSP's LINT0 (ExtINT); the APs see only the I/O APIC.
+            apics[0].ExtInt = Pic;
+        }
+
+        Pit = new Pit8254(Events, level => Isa.SetIrq(0, level));
+        Pit.Attach(memory.Io);
+        Rtc = new Rtc(Events, level => Isa.SetIrq(Rtc.Irq, level), rtcEpoch);
+        Rtc.StoreMachineConfiguration(memory.LowRamEnd, memory.HighRamEnd == 0 ? 0 : memory.HighRamEnd - PhysicalMemory.HighRamBase, cpus.Count);
+        Rtc.Attach(memory.Io);
+        FirmwareHandoff(memory.Io);
     }
 
     public PhysicalMemory Memory { get; }
@@ -37,6 +58,74 @@ public sealed class PcPlatform
 
     /// <summary>ISA IRQ lines 0–15 (and GSIs above, to the I/O APIC).</summary>
     public IsaIrqRouter Isa { get; }
+
+    public Pic8259 Pic { get; }
+
+    public Pit8254 Pit { get; }
+
+    public Rtc Rtc { get; }
+
+    public IoApic IoApic { get; }
+
+    /// <summary>The interrupt-controller and timer counters (irq.*) for <c>--stats</c>.</summary>
+    public IEnumerable<(string Name, ulong Value)> IrqCounters()
+    {
+        foreach (var c in Pic.Counters())
+        {
+            yield return c;
+        }
+
+        foreach (var c in Pit.Counters())
+        {
+            yield return c;
+        }
+
+        foreach (var c in Rtc.Counters())
+        {
+            yield return c;
+        }
+
+        foreach (var c in IoApic.Counters())
+        {
+            yield return c;
+        }
+    }
+
+    /// <summary>
+    /// The state QEMU's firmware (SeaBIOS) leaves the legacy devices in when it starts a <c>-kernel</c> guest,
+    /// reproduced by the same port writes: the PICs initialized with vectors 0x08 and 0x70 (ICW1 0x11, ICW3
+    /// 4/2, ICW4 8086 mode), every IRQ masked except the cascade, the timer (0), keyboard (1), RTC (8) and
+    /// mouse (12); PIT channel 0 in mode 2 with count 0 (18.2 Hz); RTC status A 0x26 and B 24-hour BCD, with C
+    /// and D read. The PICs are initialized last so that the edge the PIT's control word makes is not left
+    /// pending (the firmware would have serviced it long before the kernel runs). A guest that enables
+    /// interrupts without reprogramming the PIC sees what it would under QEMU: vector 8 at 18.2 Hz.
+    /// </summary>
+    private static void FirmwareHandoff(IoBus io)
+    {
+        io.Out((ushort)(Pit8254.BasePort + 3), 1, 0x34);
+        io.Out(Pit8254.BasePort, 1, 0x00);
+        io.Out(Pit8254.BasePort, 1, 0x00);
+
+        io.Out(Rtc.BasePort, 1, Rtc.StatusA);
+        io.Out((ushort)(Rtc.BasePort + 1), 1, 0x26);
+        io.Out(Rtc.BasePort, 1, Rtc.StatusB);
+        io.Out((ushort)(Rtc.BasePort + 1), 1, Rtc.B24Hour);
+        io.Out(Rtc.BasePort, 1, Rtc.StatusC);
+        io.In((ushort)(Rtc.BasePort + 1), 1);
+        io.Out(Rtc.BasePort, 1, Rtc.StatusD);
+        io.In((ushort)(Rtc.BasePort + 1), 1);
+
+        io.Out(Pic8259.MasterBase, 1, 0x11);
+        io.Out(Pic8259.SlaveBase, 1, 0x11);
+        io.Out((ushort)(Pic8259.MasterBase + 1), 1, 0x08);
+        io.Out((ushort)(Pic8259.SlaveBase + 1), 1, 0x70);
+        io.Out((ushort)(Pic8259.MasterBase + 1), 1, 0x04);
+        io.Out((ushort)(Pic8259.SlaveBase + 1), 1, 0x02);
+        io.Out((ushort)(Pic8259.MasterBase + 1), 1, 0x01);
+        io.Out((ushort)(Pic8259.SlaveBase + 1), 1, 0x01);
+        io.Out((ushort)(Pic8259.MasterBase + 1), 1, 0xF8);
+        io.Out((ushort)(Pic8259.SlaveBase + 1), 1, 0xEE);
+    }
 
     /// <summary>
     /// The xAPIC page: one guest-physical page, but every vCPU sees its own APIC there, so the access is

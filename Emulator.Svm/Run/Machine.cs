@@ -366,6 +366,7 @@ public sealed class Machine : IDisposable
             stats.AddRange(mmu.Stats.Counters(mmu.TablesInUse));
         }
 
+        stats.AddRange(Platform.IrqCounters());
         return stats;
     }
 
