@@ -10,6 +10,9 @@ public static class Msr
     public const uint X2ApicFirst = 0x800, X2ApicLast = 0x8FF;
 
     public const uint MtrrCap = 0xFE;
+
+    /// <summary>IA32_TSC_DEADLINE: the APIC timer's TSC-deadline mode (forwarded to the local APIC).</summary>
+    public const uint TscDeadline = 0x6E0;
     public const uint SysenterCs = 0x174, SysenterEsp = 0x175, SysenterEip = 0x176;
     public const uint McgCap = 0x179, McgStatus = 0x17A;
     public const uint MtrrPhysBase0 = 0x200, MtrrPhysMask7 = 0x20F;
@@ -91,6 +94,7 @@ public sealed partial class Cpu
         {
             case Msr.Tsc: v = Cycles + TscOffset; return true;
             case Msr.ApicBase: v = ApicBase; return true;
+            case Msr.TscDeadline when Apic != null && Features.Has(CpuFeature.TscDeadline): return Apic.ReadMsr(msr, out v);
             case Msr.MtrrCap: v = MtrrCapValue; return true;
             case Msr.SysenterCs: v = SysenterCs; return true;
             case Msr.SysenterEsp: v = SysenterEsp; return true;
@@ -143,6 +147,8 @@ public sealed partial class Cpu
                 return true;
             case Msr.ApicBase:
                 return WriteApicBase(v);
+            case Msr.TscDeadline when Apic != null && Features.Has(CpuFeature.TscDeadline):
+                return Apic.WriteMsr(msr, v);
             case Msr.SysenterCs: SysenterCs = v; return true;
             case Msr.SysenterEsp: SysenterEsp = v; return true;
             case Msr.SysenterEip: SysenterEip = v; return true;

@@ -7,7 +7,7 @@ public enum CpuFeature
     Fpu, Vme, De, Pse, Tsc, Msr, Pae, Mce, Cx8, Apic, Sep, Mtrr, Pge, Mca, Cmov, Pat, Pse36, Clfsh, Mmx, Fxsr, Sse, Sse2,
 
     // CPUID 1 ECX
-    Sse3, Pcid, Cx16, X2Apic, Popcnt, Hypervisor,
+    Sse3, Pcid, Cx16, X2Apic, TscDeadline, Popcnt, Hypervisor,
 
     // CPUID 7.0 EBX / ECX
     FsGsBase, Smep, Smap, Umip, Rdpid,
@@ -74,9 +74,10 @@ public sealed class CpuFeatures
         new(CpuFeature.Sse3, "sse3", L1, 0, CpuidReg.Ecx, 0, false, false),
         new(CpuFeature.Pcid, "pcid", L1, 0, CpuidReg.Ecx, 17, true, true),
         new(CpuFeature.Cx16, "cx16", L1, 0, CpuidReg.Ecx, 13, true, true),
-        // x2APIC: off until the local-APIC model (platform issue) implements the x2APIC MSRs; PLATFORM.md
-        // says CPUID reports nothing that is not implemented.
-        new(CpuFeature.X2Apic, "x2apic", L1, 0, CpuidReg.Ecx, 21, false, false),
+        // x2APIC: the local APIC implements the x2APIC MSRs 0x800–0x8FF and the EXTD transitions.
+        new(CpuFeature.X2Apic, "x2apic", L1, 0, CpuidReg.Ecx, 21, true, true),
+        // TSC-deadline timer mode (LVT timer mode 2, IA32_TSC_DEADLINE), emulated by the APIC as KVM does on AMD.
+        new(CpuFeature.TscDeadline, "tsc-deadline", L1, 0, CpuidReg.Ecx, 24, true, true),
         new(CpuFeature.Popcnt, "popcnt", L1, 0, CpuidReg.Ecx, 23, false, false),
         new(CpuFeature.Hypervisor, "hypervisor", L1, 0, CpuidReg.Ecx, 31, false, true),
 

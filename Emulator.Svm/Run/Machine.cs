@@ -349,6 +349,23 @@ public sealed class Machine : IDisposable
             ("console.bytes", Console.BytesWritten),
             ("apic.bus_messages", Platform.ApicBus.Messages),
         };
+        ulong accepted = 0, ipis = 0, timerFires = 0, eois = 0, spurious = 0, smis = 0;
+        foreach (var apic in Platform.Apics)
+        {
+            accepted += apic.InterruptsAccepted;
+            ipis += apic.IpisSent;
+            timerFires += apic.TimerFires;
+            eois += apic.Eois;
+            spurious += apic.SpuriousInterrupts;
+            smis += apic.SmisReceived;
+        }
+
+        stats.Add(("apic.interrupts_accepted", accepted));
+        stats.Add(("apic.ipis_sent", ipis));
+        stats.Add(("apic.timer_fires", timerFires));
+        stats.Add(("apic.eois", eois));
+        stats.Add(("apic.spurious", spurious));
+        stats.Add(("apic.smis", smis));
         for (int i = 0; i < Cpus.Count; i++)
         {
             var c = Cpus[i];

@@ -338,7 +338,6 @@ public class SysRegTests
     [TestCase(Msr.MtrrFix16K80000, 0x0600_0000_0000_0003UL, TestName = "FixedMtrrBadType")]
     [TestCase(Msr.ApicBase, 0xFEE0_0001UL, TestName = "ApicBaseReserved")]
     [TestCase(Msr.ApicBase, 0x1_0000_FEE0_0000UL, TestName = "ApicBaseAboveMaxPhys")]
-    [TestCase(Msr.ApicBase, 0xFEE0_0C00UL, TestName = "ApicBaseExtdWithoutX2Apic")]
     [TestCase(Msr.TscAux, 1UL << 32, TestName = "TscAuxHighBits")]
     [TestCase(Msr.Sfmask, 1UL << 32, TestName = "SfmaskHighBits")]
     [TestCase(Msr.VmHsavePa, 0x12_3008UL, TestName = "HsaveUnaligned")]
@@ -350,6 +349,16 @@ public class SysRegTests
         Assert.That(Wrmsr(c, msr, value), Is.EqualTo(ExecStatus.Fault));
         Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
         Assert.That(c.PendingError, Is.EqualTo(0));
+    }
+
+    [Test]
+    public void ApicBaseExtdWithoutX2ApicFaults()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(c.Features.TryApply("-x2apic", out _), Is.True);
+        Assert.That(Wrmsr(c, Msr.ApicBase, 0xFEE0_0C00UL), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
     }
 
     [TestCase(0x0000_0000u)]

@@ -1,0 +1,200 @@
+using System.Text;
+using Emulator.Core.Loaders;
+using Emulator.Svm.Run;
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Emulator.Tests.Core.Devices.Apic;
+
+/// <summary>
+/// Building blocks for APIC guest programs: a 64-bit image at <see cref="Code"/> entered in long mode by the
+/// flat loader, an IDT the guest fills itself, the 0xE9 console, isa-debug-exit, and a real-mode AP trampoline
+/// that switches an application processor to long mode on the boot GDT and page tables and jumps to a label
+/// of the image.
+/// </summary>
+internal static class ApicGuest
+{
+    public const ulong Code = 0x100000;
+    public const ulong Data = 0x200000;
+    public const ulong Idt = 0x10000;
+    public const ulong IdtrAt = 0x11000;
+    public const uint XapicBase = 0xFEE0_0000;
+
+    /// <summary>Startup-IPI vector of the trampoline: real mode CS = 0x0800, code at 0x8000.</summary>
+    public const byte SipiVector = 0x08;
+    public const ulong Trampoline = (ulong)SipiVector << 12;
+    private const ulong TrampolineGdtr = Trampoline + 0x100, TrampolineJump = Trampoline + 0x110;
+
+    /// <summary>AP stacks: vCPU n's stack top is <c>ApStacks + n·0x1000</c> (below the loader's page tables).</summary>
+    public const ulong ApStacks = 0x21000;
+
+    /// <summary>Assembles a 64-bit image at <see cref="Code"/>; <paramref name="labelRip"/> resolves labels afterwards.</summary>
+    public static byte[] Assemble(Action<Assembler> body, out Func<Label, ulong> labelRip)
+    {
+        var a = new Assembler(64);
+        body(a);
+        using var ms = new MemoryStream();
+        var result = a.Assemble(new StreamCodeWriter(ms), Code, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        labelRip = l => result.GetLabelRIP(l);
+        return ms.ToArray();
+    }
+
+    /// <summary>A machine with <paramref name="cpus"/> vCPUs running <paramref name="image"/> (and the AP trampoline to <paramref name="apEntry"/>).</summary>
+    public static Machine Boot(byte[] image, int cpus, Stream console, ulong apEntry = 0)
+    {
+        var m = new Machine(new MachineOptions { MemorySize = 64 << 20, Cpus = cpus, ConsoleOutput = console });
+        m.Load(image, new BootOptions { Format = ImageFormat.Flat, LoadAddress = Code, Mode = EntryMode.Long });
+        if (apEntry != 0)
+        {
+            InstallTrampoline(m, apEntry);
+        }
+
+        return m;
+    }
+
+    /// <summary>
+    /// The AP trampoline at vector·0x1000 (real mode, CS base = 0x8000): load the boot GDT, enable PAE with the
+    /// boot page tables, set EFER.LME, turn on paging and protection in one CR0 write, and far-jump through
+    /// a 16:32 pointer to the 64-bit code selector.
+    /// </summary>
+    private static void InstallTrampoline(Machine m, ulong apEntry)
+    {
+        var a = new Assembler(16);
+        a.cli();
+        a.mov(ax, cs);
+        a.mov(ds, ax);
+        a.db(0x66, 0x0F, 0x01, 0x16, 0x00, 0x01); // o32 lgdt [0x100]
+        a.mov(eax, cr4);
+        a.or(eax, 0x20); // PAE
+        a.mov(cr4, eax);
+        a.mov(eax, 0x70000); // the loader's PML4
+        a.mov(cr3, eax);
+        a.mov(ecx, 0xC000_0080);
+        a.rdmsr();
+        a.or(eax, 0x100); // EFER.LME
+        a.wrmsr();
+        a.mov(eax, cr0);
+        a.or(eax, unchecked((int)0x8000_0001)); // PG | PE
+        a.mov(cr0, eax);
+        a.db(0x66, 0xFF, 0x2E, 0x10, 0x01); // o32 jmp far [0x110]
+        using var ms = new MemoryStream();
+        a.Assemble(new StreamCodeWriter(ms), 0);
+        Assert.That(m.Memory.TryLoad(Trampoline, ms.ToArray()), Is.True);
+
+        var gdtr = new byte[6];
+        BitConverter.TryWriteBytes(gdtr.AsSpan(0), (ushort)0x1F);
+        BitConverter.TryWriteBytes(gdtr.AsSpan(2), (uint)BootState.GdtBase);
+        Assert.That(m.Memory.TryLoad(TrampolineGdtr, gdtr), Is.True);
+        var jump = new byte[6];
+        BitConverter.TryWriteBytes(jump.AsSpan(0), (uint)apEntry);
+        BitConverter.TryWriteBytes(jump.AsSpan(4), BootState.Code64Selector);
+        Assert.That(m.Memory.TryLoad(TrampolineJump, jump), Is.True);
+    }
+
+    /// <summary>Writes the 64-bit interrupt gate for <paramref name="vector"/> → <paramref name="handler"/> (clobbers RAX, RDI).</summary>
+    public static void SetGate(Assembler a, int vector, Label handler)
+    {
+        a.lea(rax, __[handler]);
+        a.mov(rdi, Idt + ((ulong)vector * 16));
+        a.mov(__word_ptr[rdi], ax);
+        a.mov(__word_ptr[rdi + 2], BootState.Code64Selector);
+        a.mov(__word_ptr[rdi + 4], 0x8E00); // present, DPL 0, 64-bit interrupt gate
+        a.shr(rax, 16);
+        a.mov(__word_ptr[rdi + 6], ax);
+        a.shr(rax, 16);
+        a.mov(__dword_ptr[rdi + 8], eax);
+        a.mov(__dword_ptr[rdi + 12], 0);
+    }
+
+    /// <summary>LIDT of the 256-entry IDT at <see cref="Idt"/> (clobbers nothing but flags).</summary>
+    public static void LoadIdt(Assembler a)
+    {
+        a.mov(__word_ptr[IdtrAt], 0xFFF);
+        a.mov(__qword_ptr[IdtrAt + 2], (int)Idt);
+        a.lidt(__[IdtrAt]);
+    }
+
+    /// <summary>Loads RDX:RAX = TSC as one value in RAX (clobbers RDX).</summary>
+    public static void Rdtsc64(Assembler a)
+    {
+        a.rdtsc();
+        a.shl(rdx, 32);
+        a.or(rax, rdx);
+    }
+
+    /// <summary>xAPIC register store through RBX = APIC base.</summary>
+    public static void ApicWrite(Assembler a, int reg, uint value) => a.mov(__dword_ptr[rbx + reg], unchecked((int)value));
+
+    /// <summary>WRMSR of a constant (clobbers RAX, RCX, RDX).</summary>
+    public static void Wrmsr(Assembler a, uint msr, ulong value)
+    {
+        a.mov(ecx, msr);
+        a.mov(eax, (uint)value);
+        a.mov(edx, (uint)(value >> 32));
+        a.wrmsr();
+    }
+
+    /// <summary>Ends the run through isa-debug-exit with status (<paramref name="code"/> &lt;&lt; 1) | 1.</summary>
+    public static void Exit(Assembler a, int code)
+    {
+        a.mov(edx, 0xF4);
+        a.mov(eax, code);
+        a.@out(dx, eax);
+        a.hlt();
+    }
+
+    /// <summary>Prints one character on the 0xE9 console (clobbers RAX, RDX).</summary>
+    public static void PutChar(Assembler a, char c)
+    {
+        a.mov(edx, 0xE9);
+        a.mov(al, (byte)c);
+        a.@out(dx, al);
+    }
+
+    /// <summary>Emits a subroutine that prints EAX as eight hex digits on the 0xE9 console (preserves registers).</summary>
+    public static void EmitPrintHex(Assembler a, Label entry)
+    {
+        var next = a.CreateLabel();
+        var digit = a.CreateLabel();
+        a.Label(ref entry);
+        a.push(rax);
+        a.push(rbx);
+        a.push(rcx);
+        a.push(rdx);
+        a.mov(ebx, eax);
+        a.mov(ecx, 8);
+        a.Label(ref next);
+        a.rol(ebx, 4);
+        a.mov(eax, ebx);
+        a.and(eax, 0xF);
+        a.cmp(eax, 10);
+        a.jb(digit);
+        a.add(eax, 'A' - '0' - 10);
+        a.Label(ref digit);
+        a.add(eax, '0');
+        a.mov(edx, 0xE9);
+        a.@out(dx, al);
+        a.dec(ecx);
+        a.jnz(next);
+        a.pop(rdx);
+        a.pop(rcx);
+        a.pop(rbx);
+        a.pop(rax);
+        a.ret();
+    }
+
+    public static string Text(MemoryStream console) => Encoding.ASCII.GetString(console.ToArray());
+
+    public static ulong Stat(Machine m, string name)
+    {
+        foreach (var (n, v) in m.Stats())
+        {
+            if (n == name)
+            {
+                return v;
+            }
+        }
+
+        throw new KeyNotFoundException(name);
+    }
+}
