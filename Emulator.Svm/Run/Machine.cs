@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Emulator.Core.Cpu;
 using Emulator.Core.Devices;
+using Emulator.Core.Devices.Acpi;
 using Emulator.Core.Loaders;
 using Emulator.Core.Memory;
 
@@ -152,6 +153,12 @@ public sealed class Machine : IDisposable
         TestDev.Attach(io, Memory.Mmio);
         TestDev.IrqChanged = Platform.Isa.SetIrq;
         Com1.IrqChanged = level => Platform.Isa.SetIrq(Uart16550.Com1Irq, level);
+
+        // ACPI tables in the BIOS area, the ACPI PM block (SCI on ISA IRQ 9), the PCI host bridge. Soft-off
+        // and a 0xCF9 reset end the run with status 0, as QEMU with --no-reboot does.
+        AcpiTables.Build(cpus.Length).Install(Memory);
+        io.Register(PmTimer.PortBase, PmTimer.Size, new PmTimer(events, Platform.Isa, () => RequestStop(0, StopReason.Shutdown)));
+        io.Register(PciHost.PortBase, PciHost.Size, new PciHost(Memory.RamSize, () => RequestStop(0, StopReason.Shutdown)));
         if (_options.TraceIo)
         {
             io.Trace = _diag.WriteLine;

@@ -15,7 +15,10 @@ public class FwCfgTests
         new(0x100000, 0x3FF00000, MemoryType.Ram),
     ];
 
-    private readonly FwCfg _fw = new(1UL << 30, 1, 1, Map);
+    private FwCfg _fw = null!;
+
+    [SetUp]
+    public void SetUp() => _fw = new FwCfg(1UL << 30, 1, 1, Map);
 
     private byte[] Read(ushort key, int length)
     {
@@ -63,10 +66,73 @@ public class FwCfgTests
     }
 
     [Test]
-    public void WideDataReadsReturnConsecutiveBytes()
+    public void WideDataReadsTakeOneByteAndTheUndecodedPortsAfterIt()
     {
         _fw.Out(FwCfg.Selector, 2, 0x0000);
-        Assert.That(_fw.In(FwCfg.DataPort, 4), Is.EqualTo(BinaryPrimitives.ReadUInt32LittleEndian("QEMU"u8)));
+        Assert.That(_fw.In(FwCfg.DataPort, 4), Is.EqualTo(0xFFFF_FF00 | 'Q'));
+        Assert.That(_fw.In(FwCfg.DataPort, 2), Is.EqualTo(0xFF00 | 'E'));
+        Assert.That(_fw.In(FwCfg.DataPort, 1), Is.EqualTo((uint)'M'), "only one byte was consumed per read");
+    }
+
+    [Test]
+    public void TheSelectorPortReadsDataBytesButRefusesWiderReads()
+    {
+        _fw.Out(FwCfg.Selector, 2, 0x0000);
+        Assert.That(_fw.In(FwCfg.Selector, 2), Is.Zero);
+        Assert.That(_fw.In(FwCfg.Selector, 4), Is.Zero);
+        Assert.That(_fw.In(FwCfg.Selector, 1), Is.EqualTo((uint)'Q'), "refused reads consume nothing");
+    }
+
+    [Test]
+    public void OnlyAWordWriteToTheSelectorSelects()
+    {
+        _fw.Out(FwCfg.Selector, 2, FwCfg.KeyNbCpus);
+        _fw.Out(FwCfg.Selector, 1, FwCfg.KeySignature);
+        _fw.Out(FwCfg.Selector, 4, FwCfg.KeySignature);
+        _fw.Out(FwCfg.DataPort, 2, FwCfg.KeySignature);
+        Assert.That(_fw.CurrentKey, Is.EqualTo(FwCfg.KeyNbCpus));
+        Assert.That(_fw.In(FwCfg.DataPort, 1), Is.EqualTo(1));
+    }
+
+    [Test]
+    public void TheSignatureIsSelectedAtReset()
+    {
+        var fw = new FwCfg(1UL << 30, 1, 1, Map);
+        Assert.That(new[] { fw.In(FwCfg.DataPort, 1), fw.In(FwCfg.DataPort, 1) }, Is.EqualTo(new uint[] { 'Q', 'E' }));
+    }
+
+    [Test]
+    public void TheWriteChannelBitSelectsTheSameItem() =>
+        Assert.That(BinaryPrimitives.ReadUInt16LittleEndian(Read(FwCfg.KeyWriteChannel | FwCfg.KeyNbCpus, 2)), Is.EqualTo(1));
+
+    [Test]
+    public void Irq0OverrideIsReported() =>
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(Read(FwCfg.KeyIrq0Override, 4)), Is.EqualTo(1));
+
+    [Test]
+    public void DataPortWritesChangeNothing()
+    {
+        _fw.Out(FwCfg.Selector, 2, 0x0000);
+        _fw.Out(FwCfg.DataPort, 1, 'X');
+        Assert.That(Encoding.ASCII.GetString(Read(0x0000, 4)), Is.EqualTo("QEMU"));
+    }
+
+    [Test]
+    public void TheDirectoryIsSortedByNameAndKeysFollowTheOrder()
+    {
+        ushort z = _fw.AddFile("zz/last", [9]);
+        ushort a = _fw.AddFile("aa/first", [7, 7]);
+        Assert.That(a, Is.EqualTo(FwCfg.FirstFileKey));
+        Assert.That(_fw.KeyOf("aa/first"), Is.EqualTo(FwCfg.FirstFileKey));
+        Assert.That(_fw.KeyOf("etc/e820"), Is.EqualTo(FwCfg.FirstFileKey + 1));
+        Assert.That(_fw.KeyOf("zz/last"), Is.EqualTo(FwCfg.FirstFileKey + 2), $"moved from 0x{z:X}");
+        var dir = Read(FwCfg.KeyFileDir, 4 + (3 * 64));
+        var names = Enumerable.Range(0, 3).Select(i => Encoding.ASCII.GetString(dir, 4 + (64 * i) + 8, 56).TrimEnd('\0')).ToArray();
+        var keys = Enumerable.Range(0, 3).Select(i => BinaryPrimitives.ReadUInt16BigEndian(dir.AsSpan(4 + (64 * i) + 4))).ToArray();
+        Assert.That(names, Is.EqualTo(new[] { "aa/first", "etc/e820", "zz/last" }));
+        Assert.That(keys, Is.EqualTo(new ushort[] { 0x20, 0x21, 0x22 }));
+        Assert.That(Read(0x22, 2), Is.EqualTo(new byte[] { 9, 0 }));
+        Assert.Throws<ArgumentException>(() => _fw.AddFile("aa/first", []));
     }
 
     [Test]
