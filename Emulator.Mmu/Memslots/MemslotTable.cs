@@ -68,33 +68,33 @@ public sealed class MemslotTable
         }
 
         lock (_updateLock)
-        using (Lock.Write())
-        {
-            var cur = _current;
-            if (cur.ById(id) != null)
+            using (Lock.Write())
             {
-                throw new MemslotException($"memslot {id} already exists");
-            }
+                var cur = _current;
+                if (cur.ById(id) != null)
+                {
+                    throw new MemslotException($"memslot {id} already exists");
+                }
 
-            var slot = new Memslot(id, gpa >> 12, size >> 12, hostOffset, flags);
-            CheckOverlap(cur, slot, ignoreId: -1);
-            Install(With(cur, slot, removeId: -1));
-            return slot;
-        }
+                var slot = new Memslot(id, gpa >> 12, size >> 12, hostOffset, flags);
+                CheckOverlap(cur, slot, ignoreId: -1);
+                Install(With(cur, slot, removeId: -1));
+                return slot;
+            }
     }
 
     public void Delete(int id)
     {
         lock (_updateLock)
-        using (Lock.Write())
-        {
-            var cur = _current;
-            var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
-            var invalid = old.AsInvalid();
-            Install(With(cur, invalid, removeId: id));
-            SlotInvalidated?.Invoke(invalid);
-            Install(With(_current, null, removeId: id));
-        }
+            using (Lock.Write())
+            {
+                var cur = _current;
+                var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
+                var invalid = old.AsInvalid();
+                Install(With(cur, invalid, removeId: id));
+                SlotInvalidated?.Invoke(invalid);
+                Install(With(_current, null, removeId: id));
+            }
     }
 
     public Memslot Move(int id, ulong newGpa)
@@ -105,18 +105,18 @@ public sealed class MemslotTable
         }
 
         lock (_updateLock)
-        using (Lock.Write())
-        {
-            var cur = _current;
-            var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
-            var moved = old.MovedTo(newGpa >> 12);
-            CheckOverlap(cur, moved, ignoreId: id);
-            var invalid = old.AsInvalid();
-            Install(With(cur, invalid, removeId: id));
-            SlotInvalidated?.Invoke(invalid);
-            Install(With(_current, moved, removeId: id));
-            return moved;
-        }
+            using (Lock.Write())
+            {
+                var cur = _current;
+                var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
+                var moved = old.MovedTo(newGpa >> 12);
+                CheckOverlap(cur, moved, ignoreId: id);
+                var invalid = old.AsInvalid();
+                Install(With(cur, invalid, removeId: id));
+                SlotInvalidated?.Invoke(invalid);
+                Install(With(_current, moved, removeId: id));
+                return moved;
+            }
     }
 
     /// <summary>Flags-only change (dirty logging, read-only). Turning dirty logging on write-protects the slot.</summary>
@@ -128,26 +128,26 @@ public sealed class MemslotTable
         }
 
         lock (_updateLock)
-        using (Lock.Write())
-        {
-            var cur = _current;
-            var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
-            var updated = old.WithFlags(flags);
-            bool readOnlyChanged = ((old.Flags ^ flags) & MemslotFlags.ReadOnly) != 0;
-            if (readOnlyChanged)
+            using (Lock.Write())
             {
-                // KVM refuses to toggle READONLY on a live slot; delete and re-create instead.
-                throw new MemslotException($"memslot {id}: READONLY cannot change on an existing slot");
-            }
+                var cur = _current;
+                var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
+                var updated = old.WithFlags(flags);
+                bool readOnlyChanged = ((old.Flags ^ flags) & MemslotFlags.ReadOnly) != 0;
+                if (readOnlyChanged)
+                {
+                    // KVM refuses to toggle READONLY on a live slot; delete and re-create instead.
+                    throw new MemslotException($"memslot {id}: READONLY cannot change on an existing slot");
+                }
 
-            Install(With(cur, updated, removeId: id));
-            if (!old.LogsDirty && updated.LogsDirty)
-            {
-                DirtyLoggingEnabled?.Invoke(updated);
-            }
+                Install(With(cur, updated, removeId: id));
+                if (!old.LogsDirty && updated.LogsDirty)
+                {
+                    DirtyLoggingEnabled?.Invoke(updated);
+                }
 
-            return updated;
-        }
+                return updated;
+            }
     }
 
     /// <summary>

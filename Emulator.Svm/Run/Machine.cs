@@ -272,7 +272,7 @@ public sealed class Machine : IDisposable
                     return NoProgress(Cpu, StopReason.InstructionLimit, $"instruction limit {limits.MaxInstructions} reached");
                 }
 
-                if (smp && !progress && Platform.Events.NextDeadline == ulong.MaxValue && AllIdleForever())
+                if (smp && !progress && AllIdleForever(Platform.Events.NextDeadline == ulong.MaxValue))
                 {
                     return NoProgress(Cpu, StopReason.Halted, "every vCPU halted with nothing pending");
                 }
@@ -304,12 +304,18 @@ public sealed class Machine : IDisposable
         }
     }
 
-    /// <summary>No vCPU can run again without an event: all halted or waiting for SIPI, nothing latched.</summary>
-    private bool AllIdleForever()
+    /// <summary>
+    /// No vCPU can run again: each waits for SIPI or is halted with nothing latched, and either no timer
+    /// event is queued or every halted vCPU has interrupts disabled. The second case ignores a device NMI
+    /// that could still wake a <c>cli; hlt</c> vCPU, as the one-vCPU machine does (RunExit.HaltedForever):
+    /// test kernels use <c>cli; hlt</c> to stop, while the PIT keeps queuing events.
+    /// </summary>
+    private bool AllIdleForever(bool noEvents)
     {
         foreach (var cpu in Cpus)
         {
-            bool idle = cpu.WaitingForSipi || (cpu.Halted && !cpu.NmiPending && cpu.Interrupts is not { HasPendingInterrupt: true });
+            bool idle = cpu.WaitingForSipi || (cpu.Halted && !cpu.NmiPending
+                && (noEvents ? cpu.Interrupts is not { HasPendingInterrupt: true } : (cpu.FlagsBits & Rflags.IF) == 0));
             if (!idle)
             {
                 return false;
