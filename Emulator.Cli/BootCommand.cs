@@ -2,6 +2,7 @@ using System.CommandLine;
 using Emulator.Cli.Guests;
 using Emulator.Core.Cpu;
 using Emulator.Core.Loaders;
+using Emulator.Core.Timing;
 using Emulator.Mmu.Fault;
 using Emulator.Svm.Run;
 
@@ -35,11 +36,16 @@ internal static class BootCommand
             Description = "how L0 hides the APIC-access page while APICv is inhibited: zap its SPTE (KVM 5.15) or delete and re-add the private memslot [default: zap]",
             HelpName = "zap|memslot",
         };
+        var costTable = new Option<string?>("--cost-table")
+        {
+            Description = "cycle costs to use instead of the defaults: 'name cycles' lines as 'emu costs' prints them",
+            HelpName = "FILE",
+        };
         var limits = new RunOptions();
 
         var cmd = new Command("boot", "boot an image and stream the guest console to stdout")
         {
-            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu, apicvToggle,
+            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu, apicvToggle, costTable,
         };
         limits.AddTo(cmd);
         cmd.SetAction(pr =>
@@ -70,6 +76,22 @@ internal static class BootCommand
             if (!TryParseApicvToggle(pr.GetValue(apicvToggle), out ApicvToggle toggle))
             {
                 return Usage(console, $"--apicv-toggle {pr.GetValue(apicvToggle)}: expected zap or memslot");
+            }
+
+            CostTable? costs = null;
+            if (pr.GetValue(costTable) is { } costPath)
+            {
+                if (EmuCli.ReadFile(console, costPath) is not { } costBytes)
+                {
+                    return ExitCodes.Usage;
+                }
+
+                if (!CostTable.TryParse(System.Text.Encoding.UTF8.GetString(costBytes), out var parsed, out string? costError))
+                {
+                    return Usage(console, $"--cost-table {costPath}: {costError}");
+                }
+
+                costs = parsed;
             }
 
             string[] modulePaths = pr.GetValue(module) ?? [];
@@ -116,7 +138,7 @@ internal static class BootCommand
                 CommandLine = pr.GetValue(append) ?? "",
                 Modules = modules,
             };
-            return Run(console, pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, limits, pr, toggle, machine =>
+            return Run(console, pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, limits, pr, toggle, costs, machine =>
             {
                 if (bytes == null)
                 {
@@ -132,9 +154,9 @@ internal static class BootCommand
     }
 
     /// <summary>Builds the machine, installs the guest, runs it and reports; shared with <c>bench</c>.</summary>
-    internal static int Run(CliConsole console, ulong memory, int cpus, List<string> features, RunOptions run, ParseResult pr, ApicvToggle toggle, Action<Machine> install, string? imagePath)
+    internal static int Run(CliConsole console, ulong memory, int cpus, List<string> features, RunOptions run, ParseResult pr, ApicvToggle toggle, CostTable? costs, Action<Machine> install, string? imagePath)
     {
-        if (!TryCreate(console, memory, cpus, features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error, toggle))
+        if (!TryCreate(console, memory, cpus, features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error, toggle, costs))
         {
             return error;
         }
@@ -181,7 +203,7 @@ internal static class BootCommand
         }
     }
 
-    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error, ApicvToggle toggle = ApicvToggle.Zap)
+    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error, ApicvToggle toggle = ApicvToggle.Zap, CostTable? costs = null)
     {
         machine = null!;
         error = 0;
@@ -203,6 +225,7 @@ internal static class BootCommand
                 Trace = trace,
                 CpuFeatures = features,
                 ApicvToggle = toggle,
+                Costs = costs,
             });
             return true;
         }

@@ -17,6 +17,7 @@ public static class EmuCli
         {
             BootCommand.Create(console),
             BenchCommand.Create(console),
+            CostsCommand(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -60,6 +61,18 @@ public static class EmuCli
     };
 
     /// <summary>Reads a file named on the command line; on failure writes one line and returns null.</summary>
+    /// <summary><c>emu costs</c>: the default cycle costs in the <c>--cost-table</c> file format, a template to edit.</summary>
+    private static Command CostsCommand(CliConsole console)
+    {
+        var cmd = new Command("costs", "print the default cycle-cost table in the format --cost-table reads");
+        cmd.SetAction(_ =>
+        {
+            console.Output.Write(Emulator.Core.Timing.CostTable.Default.Format());
+            return ExitCodes.Success;
+        });
+        return cmd;
+    }
+
     internal static byte[]? ReadFile(CliConsole console, string path)
     {
         try

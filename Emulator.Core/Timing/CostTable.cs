@@ -24,6 +24,7 @@ public enum CostClass : byte
 /// </summary>
 public sealed class CostTable
 {
+    /// <summary>The defaults, shared by every CPU built without a table: never modify it (use <see cref="TryParse"/>).</summary>
     public static CostTable Default { get; } = new();
 
     private readonly ushort[] _classCycles =
@@ -72,4 +73,139 @@ public sealed class CostTable
 
     /// <summary>A full hypervisor exit and return (about 2,500 cycles).</summary>
     public ulong HypervisorExit { get; set; } = 2500;
+
+    /// <summary>Names of the cost classes in a cost-table file, in <see cref="CostClass"/> order.</summary>
+    private static readonly string[] ClassNames =
+        ["simple", "memory", "branch", "multiply", "divide", "string", "stack", "system", "serializing", "io", "x87", "sse"];
+
+    /// <summary>Names of the extras in a cost-table file, in the order <see cref="GetExtra"/> and <see cref="SetExtra"/> number them.</summary>
+    private static readonly string[] ExtraNames =
+        ["tlb_miss", "page_walk_level", "mmio_access", "event_delivery", "decode_miss", "vmexit_round_trip", "fault_handling", "instruction_emulation", "hypervisor_exit"];
+
+    private ulong GetExtra(int i) => i switch
+    {
+        0 => TlbMiss,
+        1 => PageWalkLevel,
+        2 => MmioAccess,
+        3 => EventDelivery,
+        4 => DecodeMiss,
+        5 => VmexitRoundTrip,
+        6 => FaultHandling,
+        7 => InstructionEmulation,
+        _ => HypervisorExit,
+    };
+
+    private void SetExtra(int i, ulong v)
+    {
+        switch (i)
+        {
+            case 0: TlbMiss = v; break;
+            case 1: PageWalkLevel = v; break;
+            case 2: MmioAccess = v; break;
+            case 3: EventDelivery = v; break;
+            case 4: DecodeMiss = v; break;
+            case 5: VmexitRoundTrip = v; break;
+            case 6: FaultHandling = v; break;
+            case 7: InstructionEmulation = v; break;
+            default: HypervisorExit = v; break;
+        }
+    }
+
+    /// <summary>
+    /// The table in the cost-table file format (<c>emu costs</c>, read back by <see cref="TryParse"/>):
+    /// one <c>name cycles</c> line per entry, classes as <c>class.NAME</c> (base cycles of every instruction
+    /// in the class), then the named extras.
+    /// </summary>
+    public string Format()
+    {
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < ClassNames.Length; i++)
+        {
+            sb.Append("class.").Append(ClassNames[i]).Append(' ').Append(_classCycles[i]).Append('\n');
+        }
+
+        for (int i = 0; i < ExtraNames.Length; i++)
+        {
+            sb.Append(ExtraNames[i]).Append(' ').Append(GetExtra(i)).Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// Reads a cost-table file (<c>--cost-table FILE</c>): lines <c>name cycles</c>, with <c>#</c> comments and
+    /// blank lines; entries not named keep their defaults. Cycles are decimal or 0x-hex; class costs fit 16 bits.
+    /// An unknown or repeated name or a bad number is refused with the line number.
+    /// </summary>
+    public static bool TryParse(string text, out CostTable table, out string? error)
+    {
+        table = new CostTable();
+        error = null;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        string[] lines = text.Split('\n');
+        for (int n = 0; n < lines.Length; n++)
+        {
+            string line = lines[n];
+            int hash = line.IndexOf('#');
+            if (hash >= 0)
+            {
+                line = line[..hash];
+            }
+
+            string[] fields = line.Split([' ', '\t', '\r'], StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length == 0)
+            {
+                continue;
+            }
+
+            string where = $"line {n + 1}";
+            if (fields.Length != 2)
+            {
+                error = $"{where}: expected 'name cycles'";
+                return false;
+            }
+
+            string name = fields[0];
+            if (!TryParseCycles(fields[1], out ulong cycles))
+            {
+                error = $"{where}: '{fields[1]}' is not a number of cycles";
+                return false;
+            }
+
+            if (!seen.Add(name))
+            {
+                error = $"{where}: '{name}' is given twice";
+                return false;
+            }
+
+            int cls = name.StartsWith("class.", StringComparison.Ordinal) ? Array.IndexOf(ClassNames, name[6..]) : -1;
+            int extra = Array.IndexOf(ExtraNames, name);
+            if (cls >= 0)
+            {
+                if (cycles > ushort.MaxValue)
+                {
+                    error = $"{where}: {name} {cycles} is more than {ushort.MaxValue} cycles";
+                    return false;
+                }
+
+                table._classCycles[cls] = (ushort)cycles;
+            }
+            else if (extra >= 0)
+            {
+                table.SetExtra(extra, cycles);
+            }
+            else
+            {
+                error = $"{where}: unknown cost '{name}' (known: class.{string.Join(", class.", ClassNames)}, {string.Join(", ", ExtraNames)})";
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool TryParseCycles(string text, out ulong cycles) =>
+        text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+            ? ulong.TryParse(text.AsSpan(2), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out cycles)
+            : ulong.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out cycles);
 }

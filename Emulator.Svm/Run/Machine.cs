@@ -4,6 +4,7 @@ using Emulator.Core.Devices;
 using Emulator.Core.Devices.Acpi;
 using Emulator.Core.Loaders;
 using Emulator.Core.Memory;
+using Emulator.Core.Timing;
 
 namespace Emulator.Svm.Run;
 
@@ -36,6 +37,9 @@ public sealed class MachineOptions
 
     /// <summary>How L0 removes the APIC-access page when APICv is inhibited (<c>--apicv-toggle zap|memslot</c>).</summary>
     public Emulator.Mmu.Fault.ApicvToggle ApicvToggle { get; init; } = Emulator.Mmu.Fault.ApicvToggle.Zap;
+
+    /// <summary>The cycle model's costs (<c>--cost-table FILE</c>); null uses <see cref="CostTable.Default"/>.</summary>
+    public CostTable? Costs { get; init; }
 }
 
 /// <summary>Limits of one run; counts are totals since the machine was built.</summary>
@@ -99,7 +103,7 @@ public sealed class Machine : IDisposable
         var cpus = new Cpu[_options.Cpus];
         for (int i = 0; i < cpus.Length; i++)
         {
-            var cpu = new Cpu(Memory) { Diagnostic = _diag.WriteLine, IsBsp = i == 0 };
+            var cpu = new Cpu(Memory, _options.Costs) { Diagnostic = _diag.WriteLine, IsBsp = i == 0 };
             if (_options.CpuFeatures.Count != 0 && !cpu.Features.TryApply(string.Join(',', _options.CpuFeatures), out string? featureError))
             {
                 Memory.Dispose();
