@@ -59,7 +59,7 @@ public sealed class MmuContext : IDisposable
 
     internal TableArena Arena => _arena;
 
-    // KVM's apicv_update_lock: serialises inhibit transitions (the zap itself takes the MMU lock).
+    // KVM's apicv_update_lock, for the memslot design: its delete/re-create must follow the transitions in order.
     private readonly Lock _apicvUpdateLock = new();
     private ulong _apicvInhibitReasons;
 
@@ -88,26 +88,21 @@ public sealed class MmuContext : IDisposable
     /// </summary>
     public void SetApicvInhibit(int reason, bool set)
     {
-        lock (_apicvUpdateLock)
-        {
-            SetApicvInhibitLocked(reason, set);
-        }
-    }
-
-    private void SetApicvInhibitLocked(int reason, bool set)
-    {
-        bool wasInhibited = ApicvInhibited;
-        ulong reasons = ApicvInhibitReasons;
-        Volatile.Write(ref _apicvInhibitReasons, set ? reasons | (1UL << reason) : reasons & ~(1UL << reason));
-        bool nowInhibited = ApicvInhibited;
-        if (wasInhibited == nowInhibited)
-        {
-            return;
-        }
-
         if (Toggle == ApicvToggle.Zap)
         {
-            if (nowInhibited)
+            // The reasons word changes with one compare-exchange; only the active → inhibited transition
+            // needs the MMU lock, for its zap. A fault that read "active" either installs the SPTE before
+            // the zap (which waits for it and removes it) or starts after and reads "inhibited". Two
+            // racing transitions at worst zap an SPTE that is not there.
+            ulong bit = 1UL << reason, old, now;
+            do
+            {
+                old = Volatile.Read(ref _apicvInhibitReasons);
+                now = set ? old | bit : old & ~bit;
+            }
+            while (now != old && Interlocked.CompareExchange(ref _apicvInhibitReasons, now, old) != old);
+
+            if (old == 0 && now != 0)
             {
                 Tdp.ZapRange(ApicAccessGfn, ApicAccessGfn + 1);
             }
@@ -115,18 +110,25 @@ public sealed class MmuContext : IDisposable
             return;
         }
 
-        if (ApicAccessHostOffset == ulong.MaxValue)
+        lock (_apicvUpdateLock)
         {
-            return;
-        }
+            bool wasInhibited = ApicvInhibited;
+            ulong reasons = ApicvInhibitReasons;
+            Volatile.Write(ref _apicvInhibitReasons, set ? reasons | (1UL << reason) : reasons & ~(1UL << reason));
+            bool nowInhibited = ApicvInhibited;
+            if (wasInhibited == nowInhibited || ApicAccessHostOffset == ulong.MaxValue)
+            {
+                return;
+            }
 
-        if (nowInhibited)
-        {
-            Memslots.Delete(Memslot.ApicAccessPrivate);
-        }
-        else
-        {
-            Memslots.Create(Memslot.ApicAccessPrivate, ApicAccessGpa, 0x1000, ApicAccessHostOffset);
+            if (nowInhibited)
+            {
+                Memslots.Delete(Memslot.ApicAccessPrivate);
+            }
+            else
+            {
+                Memslots.Create(Memslot.ApicAccessPrivate, ApicAccessGpa, 0x1000, ApicAccessHostOffset);
+            }
         }
     }
 
@@ -141,14 +143,24 @@ public sealed class MmuContext : IDisposable
         Stats.Faults++;
         pf.Gfn = pf.Gpa >> 12;
         RetPf r;
-        Lock.EnterRead();
-        try
+        if (!pf.IsRsvd && pf.Gfn == ApicAccessGfn && ApicvInhibited
+            && ResolveSlot(ref pf, Memslots.Current, out _) == RetPf.Emulate)
         {
-            r = HandleCore(ref pf);
+            // As KVM, kvm_faultin_pfn decides "emulate the inhibited APIC page" before taking mmu_lock:
+            // nothing is installed, so a decision on a snapshot that is about to change is harmless.
+            r = RetPf.Emulate;
         }
-        finally
+        else
         {
-            Lock.ExitRead();
+            Lock.EnterRead();
+            try
+            {
+                r = HandleCore(ref pf);
+            }
+            finally
+            {
+                Lock.ExitRead();
+            }
         }
 
         pf.Result = r;

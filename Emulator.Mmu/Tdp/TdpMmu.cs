@@ -42,7 +42,7 @@ public sealed class TdpMmu
     private void RequestTlbFlush()
     {
         Interlocked.Increment(ref _tlbFlushGeneration);
-        Interlocked.Increment(ref _stats.TlbFlushRequests);
+        _stats.TlbFlushRequests++; // statistics are plain counters (see MmuContext.Handle)
     }
 
     public TableArena Arena => _arena;
