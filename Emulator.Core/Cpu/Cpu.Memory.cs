@@ -312,93 +312,61 @@ public sealed unsafe partial class Cpu
     }
 
     /// <summary>
-    /// <see cref="ReadMem"/> for handlers specialised on the operand size (inlined, so the size folds away).
-    /// In 64-bit mode a TLB hit needs no other check: segmentation only adds the FS/GS base, and a TLB tag is
-    /// always a canonical page (<see cref="FillTlb"/>), so a hit also passes the canonical check. Everything
-    /// else takes the full path.
+    /// The 64-bit fast path of the <c>…Inline</c> accessors (handlers specialised on the operand size, so the
+    /// size folds away): in 64-bit mode a TLB hit needs no other check, because segmentation only adds the
+    /// FS/GS base and a TLB tag is always a canonical page (<see cref="FillTlb"/>), so a hit also passes the
+    /// canonical check. Null sends the caller down the full path.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private byte* Fast64(int access, int seg, ulong off, int size) =>
+        Mode == CpuMode.Long64 ? TlbLookup(access, seg >= SegReg.FS ? off + Seg[seg].Base : off, size) : null;
+
+    /// <summary><see cref="ReadMem"/>, inlined for handlers specialised on the operand size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool ReadMemInline(int seg, ulong off, int size, out ulong v)
     {
-        if (Mode == CpuMode.Long64)
+        byte* p = Fast64(Access.Read, seg, off, size);
+        if (p != null)
         {
-            byte* p = TlbLookup(Access.Read, seg >= SegReg.FS ? off + Seg[seg].Base : off, size);
-            if (p != null)
-            {
-                v = Load(p, size);
-                return true;
-            }
+            v = Load(p, size);
+            return true;
         }
 
         return ReadMem(seg, off, size, out v);
     }
 
     /// <summary>Reads 1, 2, 4 or 8 bytes, zero-extended.</summary>
-    public bool ReadMem(int seg, ulong off, int size, out ulong v)
-    {
-        if (Linear(seg, off, size, Access.Read, out ulong lin))
-        {
-            byte* p = TlbLookup(Access.Read, lin, size);
-            if (p != null)
-            {
-                v = size switch
-                {
-                    1 => *p,
-                    2 => Unsafe.ReadUnaligned<ushort>(p),
-                    4 => Unsafe.ReadUnaligned<uint>(p),
-                    _ => Unsafe.ReadUnaligned<ulong>(p),
-                };
-                return true;
-            }
+    public bool ReadMem(int seg, ulong off, int size, out ulong v) => ReadChecked(seg, off, size, Access.Read, out v);
 
-            return ReadLinearSlow(lin, size, Access.Read, out v);
-        }
-
-        v = 0;
-        return false;
-    }
-
-    /// <summary>
-    /// <see cref="ReadMemForWrite"/> for handlers specialised on the operand size (inlined, so the size folds away).
-    /// In 64-bit mode a TLB hit needs no other check: segmentation only adds the FS/GS base, and a TLB tag is
-    /// always a canonical page (<see cref="FillTlb"/>), so a hit also passes the canonical check. Everything
-    /// else takes the full path.
-    /// </summary>
+    /// <summary><see cref="ReadMemForWrite"/>, inlined for handlers specialised on the operand size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool ReadMemForWriteInline(int seg, ulong off, int size, out ulong v)
     {
-        if (Mode == CpuMode.Long64)
+        byte* p = Fast64(Access.Write, seg, off, size);
+        if (p != null)
         {
-            byte* p = TlbLookup(Access.Write, seg >= SegReg.FS ? off + Seg[seg].Base : off, size);
-            if (p != null)
-            {
-                v = Load(p, size);
-                return true;
-            }
+            v = Load(p, size);
+            return true;
         }
 
         return ReadMemForWrite(seg, off, size, out v);
     }
 
     /// <summary>Read half of a read-modify-write: checks write permission first, as the hardware does.</summary>
-    public bool ReadMemForWrite(int seg, ulong off, int size, out ulong v)
+    public bool ReadMemForWrite(int seg, ulong off, int size, out ulong v) => ReadChecked(seg, off, size, Access.Write, out v);
+
+    private bool ReadChecked(int seg, ulong off, int size, int access, out ulong v)
     {
-        if (Linear(seg, off, size, Access.Write, out ulong lin))
+        if (Linear(seg, off, size, access, out ulong lin))
         {
-            byte* p = TlbLookup(Access.Write, lin, size);
+            byte* p = TlbLookup(access, lin, size);
             if (p != null)
             {
-                v = size switch
-                {
-                    1 => *p,
-                    2 => Unsafe.ReadUnaligned<ushort>(p),
-                    4 => Unsafe.ReadUnaligned<uint>(p),
-                    _ => Unsafe.ReadUnaligned<ulong>(p),
-                };
+                v = Load(p, size);
                 return true;
             }
 
-            return ReadLinearSlow(lin, size, Access.Write, out v);
+            return ReadLinearSlow(lin, size, access, out v);
         }
 
         v = 0;
@@ -415,14 +383,7 @@ public sealed unsafe partial class Cpu
             byte* p = TlbLookup(Access.Write, lin, size);
             if (p != null)
             {
-                switch (size)
-                {
-                    case 1: *p = (byte)v; break;
-                    case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
-                    case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
-                    default: Unsafe.WriteUnaligned(p, v); break;
-                }
-
+                Store(p, size, v);
                 return true;
             }
 
@@ -432,25 +393,15 @@ public sealed unsafe partial class Cpu
         return false;
     }
 
-    /// <summary><see cref="WriteMem"/> for handlers specialised on the operand size (see <see cref="ReadMemInline"/>).</summary>
+    /// <summary><see cref="WriteMem"/>, inlined for handlers specialised on the operand size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool WriteMemInline(int seg, ulong off, int size, ulong v)
     {
-        if (Mode == CpuMode.Long64)
+        byte* p = Fast64(Access.Write, seg, off, size);
+        if (p != null)
         {
-            byte* p = TlbLookup(Access.Write, seg >= SegReg.FS ? off + Seg[seg].Base : off, size);
-            if (p != null)
-            {
-                switch (size)
-                {
-                    case 1: *p = (byte)v; break;
-                    case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
-                    case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
-                    default: Unsafe.WriteUnaligned(p, v); break;
-                }
-
-                return true;
-            }
+            Store(p, size, v);
+            return true;
         }
 
         return WriteMem(seg, off, size, v);
@@ -464,6 +415,18 @@ public sealed unsafe partial class Cpu
         4 => Unsafe.ReadUnaligned<uint>(p),
         _ => Unsafe.ReadUnaligned<ulong>(p),
     };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(byte* p, int size, ulong v)
+    {
+        switch (size)
+        {
+            case 1: *p = (byte)v; break;
+            case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
+            case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
+            default: Unsafe.WriteUnaligned(p, v); break;
+        }
+    }
 
     public bool Write8(int seg, ulong off, byte v) => WriteMem(seg, off, 1, v);
 
@@ -531,14 +494,7 @@ public sealed unsafe partial class Cpu
                 FillTlb(access, lin, page);
             }
 
-            byte* p = page + (lin & 0xFFF);
-            v = size switch
-            {
-                1 => *p,
-                2 => Unsafe.ReadUnaligned<ushort>(p),
-                4 => Unsafe.ReadUnaligned<uint>(p),
-                _ => Unsafe.ReadUnaligned<ulong>(p),
-            };
+            v = Load(page + (lin & 0xFFF), size);
             return true;
         }
 
@@ -591,15 +547,7 @@ public sealed unsafe partial class Cpu
             FillTlb(Access.Write, lin, page);
         }
 
-        byte* p = page + (gpa & 0xFFF);
-        switch (size)
-        {
-            case 1: *p = (byte)v; break;
-            case 2: Unsafe.WriteUnaligned(p, (ushort)v); break;
-            case 4: Unsafe.WriteUnaligned(p, (uint)v); break;
-            default: Unsafe.WriteUnaligned(p, v); break;
-        }
-
+        Store(page + (gpa & 0xFFF), size, v);
         return true;
     }
 
@@ -609,7 +557,7 @@ public sealed unsafe partial class Cpu
         Cycles += Costs.TlbMiss;
         if ((ulong)((long)lin >> 47) + 1 > 1)
         {
-            // Tags are canonical pages only: the 64-bit fast paths (ReadMemInline …) rely on it.
+            // Tags are canonical pages only: the 64-bit fast path (Fast64) relies on it.
             return;
         }
 
