@@ -49,16 +49,23 @@ internal static class BenchCommand
             }
         });
         var json = new Option<bool>("--json") { Description = "print {\"benchmarks\":[{\"name\", \"faultsPerSecond\", \"nsPerFault\", \"allocatedBytesPerFault\"}, ...]}" };
-        var faults = new Command("faults", "fault throughput of the MMU engine: faults/s and allocations per fault") { names, seconds, json };
+        var guestMemory = EmuCli.SizeOption("--guest-memory", "guest-physical size that tdp-4k and tdp-2m fault over (K/M/G suffix; a bare number is MiB) [default: 4G]");
+        var faults = new Command("faults", "fault throughput of the MMU engine: faults/s and allocations per fault") { names, seconds, json, guestMemory };
         faults.SetAction(pr =>
         {
             string[] selected = pr.GetValue(names) is { Length: > 0 } n ? n : FaultWorkload.Names;
             var inv = CultureInfo.InvariantCulture;
             bool asJson = pr.GetValue(json);
+            ulong bytes = pr.GetValue(guestMemory) ?? (4UL << 30);
+            if (bytes < (2UL << 20) || (bytes & ((2UL << 20) - 1)) != 0 || bytes > (1UL << 40))
+            {
+                return BootCommand.Usage(console, $"--guest-memory: {bytes} bytes is not a whole number of 2 MiB pages between 2 MiB and 1 TiB");
+            }
+
             var rows = new List<string>();
             foreach (string name in selected)
             {
-                var r = FaultWorkload.Measure(name, pr.GetValue(seconds) ?? 0.5);
+                var r = FaultWorkload.Measure(name, pr.GetValue(seconds) ?? 0.5, bytes);
                 if (asJson)
                 {
                     rows.Add(string.Create(inv, $"{{\"name\": \"{r.Name}\", \"faultsPerSecond\": {r.FaultsPerSecond:0}, \"nsPerFault\": {r.NsPerFault:0.0}, \"allocatedBytesPerFault\": {r.AllocatedBytesPerFault:0.###}, \"faults\": {r.Faults}, \"seconds\": {r.Seconds:0.######}}}"));

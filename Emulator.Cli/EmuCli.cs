@@ -60,7 +60,6 @@ public static class EmuCli
         },
     };
 
-    /// <summary>Reads a file named on the command line; on failure writes one line and returns null.</summary>
     /// <summary><c>emu costs</c>: the default cycle costs in the <c>--cost-table</c> file format, a template to edit.</summary>
     private static Command CostsCommand(CliConsole console)
     {
@@ -73,6 +72,7 @@ public static class EmuCli
         return cmd;
     }
 
+    /// <summary>Reads a file named on the command line; on failure writes one line and returns null.</summary>
     internal static byte[]? ReadFile(CliConsole console, string path)
     {
         try

@@ -29,4 +29,44 @@ public class BenchCommandTests
     [Test]
     public void ZeroInstructionsIsAUsageError() =>
         Assert.That(Emu("bench", "cpu", "--instructions", "0").Status, Is.EqualTo(2));
+
+    [Test]
+    public void FaultBenchJsonNamesEveryWorkloadWithItsRates()
+    {
+        var r = Emu("bench", "faults", "--json", "--seconds", "0.001", "--guest-memory", "64M");
+        Assert.That(r.Status, Is.Zero, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        var names = new List<string>();
+        foreach (var b in doc.RootElement.GetProperty("benchmarks").EnumerateArray())
+        {
+            names.Add(b.GetProperty("name").GetString()!);
+            Assert.That(b.GetProperty("faultsPerSecond").GetDouble(), Is.GreaterThan(0));
+            Assert.That(b.GetProperty("nsPerFault").GetDouble(), Is.GreaterThan(0));
+            Assert.That(b.GetProperty("allocatedBytesPerFault").GetDouble(), Is.GreaterThanOrEqualTo(0));
+        }
+
+        Assert.That(names, Is.EqualTo(new[] { "tdp-4k", "tdp-2m", "mmio", "apic-emulate", "shadow-4k", "toggle-zap", "toggle-memslot" }));
+    }
+
+    [Test]
+    public void FaultBenchFaultsOverTheGuestMemorySize()
+    {
+        // One tdp-4k pass faults every 4 KiB page of the slot once.
+        var r = Emu("bench", "faults", "tdp-4k", "--json", "--seconds", "0.001", "--guest-memory", "8M");
+        Assert.That(r.Status, Is.Zero, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        ulong faults = doc.RootElement.GetProperty("benchmarks")[0].GetProperty("faults").GetUInt64();
+        Assert.That(faults % 2048, Is.Zero);
+        Assert.That(faults, Is.GreaterThan(0));
+    }
+
+    [TestCase("3M")]
+    [TestCase("1K")]
+    public void AGuestMemoryThatIsNotWhole2MiBPagesIsAUsageError(string size)
+    {
+        var r = Emu("bench", "faults", "tdp-4k", "--guest-memory", size);
+        Assert.That(r.Status, Is.EqualTo(2));
+        Assert.That(r.ErrLines, Has.Length.EqualTo(1), r.Err);
+        Assert.That(r.Err, Does.StartWith("emu: --guest-memory"));
+    }
 }
