@@ -9,15 +9,41 @@ namespace Emulator.Mmu.Shadow;
 
 /// <summary>
 /// L2's nested page tables: a shadow of L1's NPT (rooted at vmcb12's nCR3) combined with L0's memslots.
-/// Shadow tables mirror L1's tables one to one (an indirect table shadows the L1 table at its gfn, with
-/// role = level); below an L1 huge leaf that the host cannot map as huge, direct tables split it.
+///
+/// L1's NPT has the format of L1's own paging mode at VMRUN (APM vol. 2 §15.25): legacy 2-level 32-bit
+/// (4 KiB pages, 4 MiB with CR4.PSE), PAE or 4-level long mode. The shadow, which is what the hardware
+/// walks for L2, is always in the 4-level SPTE format, so (as KVM's shadow MMU does for 32-bit and PAE
+/// guests) one L1 table may be spread over several shadow tables and one shadow table may stand for part
+/// of an L1 table:
+/// - Long mode: shadow table at level l shadows the L1 table read at level l (the root shadows the PML4).
+/// - PAE: the level-4 root and the level-3 tables shadow the PDPT (the four PDPTEs; a level-3 shadow
+///   entry i follows PDPTE i &amp; 3), levels 2 and 1 the PDs and PTs.
+/// - Legacy: the root and level 3 shadow the 1024-entry PD as a whole; a level-2 shadow table covers one
+///   quarter of it (quadrant = address bits 31:30, two 2 MiB shadow entries per 4 MiB PDE), a level-1
+///   shadow table one half of a 1024-entry PT (quadrant = address bit 21). A 4 MiB leaf is mapped by
+///   2 MiB shadow leaves, or split into 4 KiB when the host cannot map 2 MiB.
+/// Shadow tables are keyed by (gfn, role) with role = level, direct, format, quadrant and L1's EFER.NXE.
+/// Below an L1 huge leaf that the host cannot map as huge, direct tables split it.
+///
+/// Legacy and PAE formats translate only address bits 31:0: higher L2 GPA bits are ignored by the walk
+/// (as KVM's walker and QEMU's nested walk do), while the shadow is still built at the full L2 GPA.
+///
+/// PAE: in nested paging the four PDPTEs are not held in PDPTE registers but read from nCR3's memory on
+/// each walk, and checked for reserved bits there (a RSVD #NPF). KVM on AMD reads them from memory too
+/// (its get_pdptr for nested NPT reads L1 memory at nCR3); unlike KVM, which re-reads them only when it
+/// rebuilds its PAE root, the PDPT page is write-tracked here like every other L1 table page, so a PDPTE
+/// write drops the shadow built from it at once.
+///
 /// Every L1 table gfn that a shadow was built from is write-tracked: L1's writes to it are emulated and
 /// drop the shadow tables built from it (<see cref="ZapGfn"/>).
-/// This slice shadows 4-level long-mode L1 NPTs (L1 running in long mode).
 /// </summary>
 public sealed class ShadowNptMmu
 {
+    // Role bits (KVM's kvm_mmu_page_role, the parts that matter here).
     private const uint RoleDirect = 0x10;
+    private const uint RoleNx = 0x20;
+    private const int RoleModeShift = 6;
+    private const int RoleQuadrantShift = 8;
 
     private readonly MmuContext _ctx;
     private readonly TableArena _arena;
@@ -38,26 +64,55 @@ public sealed class ShadowNptMmu
     /// <summary>L1's EFER.NXE: whether NX in L1's nested entries is honoured.</summary>
     public bool L1Nxe { get; private set; }
 
+    /// <summary>Format of L1's nested page tables (L1's paging mode at VMRUN).</summary>
+    public PagingMode Mode { get; private set; } = PagingMode.LongMode4;
+
     public int Root { get; private set; }
 
     public ulong ShadowTables { get; private set; }
 
-    /// <summary>Loads (or keeps) the shadow root for nCR3; a different nCR3 drops the old shadow.</summary>
-    public bool Load(ulong nestedCr3, bool l1Nxe)
+    /// <summary>Loads (or keeps) the shadow root for a 4-level long-mode L1 NPT at nCR3.</summary>
+    public bool Load(ulong nestedCr3, bool l1Nxe) => Load(nestedCr3, PagingMode.LongMode4, l1Nxe);
+
+    /// <summary>
+    /// Loads (or keeps) the shadow root for L1's NPT at nCR3 in format <paramref name="mode"/> (from L1's
+    /// CR4 and EFER: <see cref="PagingModes.FromControlRegisters"/>). A different nCR3, format or NXE drops
+    /// the whole old shadow: no table built for one format is reused for another.
+    /// </summary>
+    public bool Load(ulong nestedCr3, PagingMode mode, bool l1Nxe)
     {
         using var exclusive = _ctx.Lock.Write();
-        ulong rootGpa = nestedCr3 & 0x000F_FFFF_FFFF_F000UL;
-        if (Root != 0 && rootGpa == NestedCr3 && l1Nxe == L1Nxe)
+        ulong rootGpa = PagingModes.RootAddress(mode, nestedCr3);
+        if (Root != 0 && rootGpa == NestedCr3 && mode == Mode && l1Nxe == L1Nxe)
         {
             return true;
         }
 
         Unload();
         NestedCr3 = rootGpa;
+        Mode = mode;
         L1Nxe = l1Nxe;
-        Root = Allocate(TdpMmu.RootLevel, rootGpa >> 12, direct: false, parent: 0, parentIndex: 0);
+        Root = mode switch
+        {
+            PagingMode.LongMode4 => AllocateRoot<LongMode4>(),
+            PagingMode.Pae => AllocateRoot<Pae>(),
+            PagingMode.Legacy32Pse => AllocateRoot<Legacy32Pse>(),
+            _ => AllocateRoot<Legacy32>(),
+        };
         return Root != 0;
     }
+
+    private int AllocateRoot<TFormat>()
+        where TFormat : struct, IPagingFormat
+    {
+        const int level = TdpMmu.RootLevel;
+        return Allocate(level, NestedCr3 >> 12, Role<TFormat>(level, direct: false, TFormat.ShadowQuadrant(0, NestedCr3, level)), parent: 0, parentIndex: 0);
+    }
+
+    /// <summary>The role of a shadow table of this root's format and NXE.</summary>
+    private uint Role<TFormat>(int level, bool direct, uint quadrant)
+        where TFormat : struct, IPagingFormat
+        => (uint)level | (direct ? RoleDirect : 0) | (L1Nxe ? RoleNx : 0) | ((uint)TFormat.Mode << RoleModeShift) | (quadrant << RoleQuadrantShift);
 
     public void Unload()
     {
@@ -91,7 +146,14 @@ public sealed class ShadowNptMmu
         {
             // The shadow MMU takes the MMU lock exclusively, as KVM's shadow (non-TDP) MMU does: building
             // shadow pages also write-tracks L1's table gfns and zaps their TDP mappings.
-            r = HandleCore(ref pf);
+            // One switch per fault picks the code specialized for L1's table format.
+            r = Mode switch
+            {
+                PagingMode.LongMode4 => HandleCore<LongMode4>(ref pf),
+                PagingMode.Pae => HandleCore<Pae>(ref pf),
+                PagingMode.Legacy32Pse => HandleCore<Legacy32Pse>(ref pf),
+                _ => HandleCore<Legacy32>(ref pf),
+            };
         }
 
         pf.Result = r;
@@ -99,7 +161,8 @@ public sealed class ShadowNptMmu
         return r;
     }
 
-    private RetPf HandleCore(ref PageFault pf)
+    private RetPf HandleCore<TFormat>(ref PageFault pf)
+        where TFormat : struct, IPagingFormat
     {
         pf.IsGuestMode = true;
         if (Root == 0 || _ctx.Host == null)
@@ -129,7 +192,7 @@ public sealed class ShadowNptMmu
         ulong access = (pf.ErrorCode & (PfErr.Write | PfErr.Fetch)) | PfErr.User;
         var reader = new MemslotTableReader(slots, _ctx.Host);
         WalkResult w = default;
-        if (!GuestWalker<LongMode4, MemslotTableReader>.Walk(ref reader, NestedCr3, pf.Gpa, access, L1Nxe, ref w))
+        if (!GuestWalker<TFormat, MemslotTableReader>.Walk(ref reader, NestedCr3, pf.Gpa, access, L1Nxe, ref w))
         {
             ulong which = (pf.ErrorCode & PfErr.GuestPage) != 0 ? PfErr.GuestPage : PfErr.GuestFinal;
             pf.ExitInfo1 = w.ErrorCode | PfErr.User | which;
@@ -152,7 +215,7 @@ public sealed class ShadowNptMmu
         if (slot == null)
         {
             // No memory behind the L1 GPA (or a private slot): an MMIO SPTE, then emulate against L1's GPA.
-            RetPf m = Install(l2Gfn, 1, MakeMmio(l1Gfn, MmioAccessMask, slots.Generation), ref w);
+            RetPf m = Install<TFormat>(l2Gfn, 1, MakeMmio(l1Gfn, MmioAccessMask, slots.Generation), ref w);
             if (m == RetPf.Retry)
             {
                 return m;
@@ -186,7 +249,7 @@ public sealed class ShadowNptMmu
             spte |= NoExecute;
         }
 
-        RetPf r = Install(l2Gfn & ~(pages - 1), level, spte, ref w);
+        RetPf r = Install<TFormat>(l2Gfn & ~(pages - 1), level, spte, ref w);
         pf.Level = level;
         pf.Pfn = pfn;
         pf.Spte = spte;
@@ -194,20 +257,35 @@ public sealed class ShadowNptMmu
     }
 
     /// <summary>Builds the shadow path for an L2 gfn down to <paramref name="level"/> and writes the leaf.</summary>
-    private RetPf Install(ulong l2Gfn, int level, ulong spte, ref WalkResult w)
+    private RetPf Install<TFormat>(ulong l2Gfn, int level, ulong spte, ref WalkResult w)
+        where TFormat : struct, IPagingFormat
     {
         int t = Root;
         for (int l = TdpMmu.RootLevel; l > level; l--)
         {
             int c = l - 1;
             bool direct = c < w.Level;
-            ulong expected = direct ? (l2Gfn >> (9 * c)) << (9 * c) : w.Path[c] >> 12;
+            ulong expected;
+            uint role;
+            if (direct)
+            {
+                expected = (l2Gfn >> (9 * c)) << (9 * c);
+                role = Role<TFormat>(c, direct: true, quadrant: 0);
+            }
+            else
+            {
+                // Shadow levels above the format's root level stand for its root table (PAE PDPT, legacy PD).
+                ulong table = w.Path[Math.Min(c, TFormat.RootLevel)];
+                expected = table >> 12;
+                role = Role<TFormat>(c, direct: false, TFormat.ShadowQuadrant(l2Gfn << 12, table, c));
+            }
+
             int i = Index(l2Gfn, l);
             ref ulong e = ref _arena.Entry(t, i);
             if (IsShadowPresent(e) && !IsLeaf(e, l))
             {
                 int child = ChildTable(e);
-                if (_arena.BaseGfn[child] == expected && ((_arena.Role[child] & RoleDirect) != 0) == direct)
+                if (_arena.BaseGfn[child] == expected && _arena.Role[child] == role)
                 {
                     t = child;
                     continue;
@@ -223,7 +301,7 @@ public sealed class ShadowNptMmu
                 _ctx.Stats.SptesZapped++;
             }
 
-            int next = Allocate(c, expected, direct, t, i);
+            int next = Allocate(c, expected, role, t, i);
             if (next == 0)
             {
                 return RetPf.Retry;
@@ -248,16 +326,16 @@ public sealed class ShadowNptMmu
         return RetPf.Fixed;
     }
 
-    private int Allocate(int level, ulong gfn, bool direct, int parent, int parentIndex)
+    private int Allocate(int level, ulong gfn, uint role, int parent, int parentIndex)
     {
-        int t = _arena.Allocate(level, gfn, parent, parentIndex, (uint)level | (direct ? RoleDirect : 0));
+        int t = _arena.Allocate(level, gfn, parent, parentIndex, role);
         if (t == 0)
         {
             return 0;
         }
 
         ShadowTables++;
-        if (!direct)
+        if ((role & RoleDirect) == 0)
         {
             _nextForGfn[t] = _byGfn.Get(gfn);
             _byGfn.Set(gfn, t);
@@ -308,38 +386,48 @@ public sealed class ShadowNptMmu
         _arena.Free(t);
     }
 
-    /// <summary>L1 wrote to a page holding tables we shadow: drop every shadow table built from it.</summary>
+    /// <summary>
+    /// L1 wrote to a page holding tables we shadow: drop every shadow table built from it (for a legacy
+    /// table, the shadows of all its quadrants; for a PAE PDPT page, the level-3 tables built from it).
+    /// </summary>
     public void ZapGfn(ulong gfn)
     {
         using var exclusive = _ctx.Lock.Write();
-        int t = _byGfn.Get(gfn);
-        while (t != 0)
+        while (true)
         {
-            int next = _nextForGfn[t];
+            int t = _byGfn.Get(gfn);
             if (t == Root)
             {
-                // The root stays (it is nCR3); its entries are rebuilt on the next faults.
-                Span<ulong> table = _arena.Table(t);
-                for (int i = 0; i < 512; i++)
-                {
-                    ulong e = table[i];
-                    if (IsShadowPresent(e) && !IsLeaf(e, TdpMmu.RootLevel))
-                    {
-                        Free(ChildTable(e));
-                    }
-
-                    table[i] = 0;
-                }
+                t = _nextForGfn[t];
             }
-            else
+
+            if (t == 0)
             {
-                int parent = _arena.Parent[t];
-                _arena.Entry(parent, _arena.ParentIndex[t]) = 0;
-                Free(t);
+                break;
+            }
+
+            // Free unlinks t and its subtree from their gfn chains, so the next round starts at the head.
+            _arena.Entry(_arena.Parent[t], _arena.ParentIndex[t]) = 0;
+            Free(t);
+            _ctx.Stats.ZapCalls++;
+        }
+
+        if (Root != 0 && _arena.BaseGfn[Root] == gfn)
+        {
+            // The root stays (it is nCR3); its entries are rebuilt on the next faults.
+            Span<ulong> table = _arena.Table(Root);
+            for (int i = 0; i < 512; i++)
+            {
+                ulong e = table[i];
+                if (IsShadowPresent(e) && !IsLeaf(e, TdpMmu.RootLevel))
+                {
+                    Free(ChildTable(e));
+                }
+
+                table[i] = 0;
             }
 
             _ctx.Stats.ZapCalls++;
-            t = next != 0 && _arena.Level[next] != 0 ? next : 0;
         }
     }
 }

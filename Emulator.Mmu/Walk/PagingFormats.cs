@@ -3,11 +3,54 @@ using System.Runtime.CompilerServices;
 namespace Emulator.Mmu.Walk;
 
 /// <summary>
+/// The paging mode of the tables being walked. For L1's nested page tables this is L1's own paging mode
+/// at VMRUN: the nested walk uses the host's format, taken from its CR4.PAE, CR4.PSE and EFER.LMA
+/// (AMD64 APM vol. 2 §15.25, "Nested Paging").
+/// </summary>
+public enum PagingMode : byte
+{
+    /// <summary>2-level 32-bit tables with CR4.PSE = 0: PDE.PS is ignored, 4 KiB pages only (APM vol. 2 §5.2).</summary>
+    Legacy32,
+    /// <summary>2-level 32-bit tables with CR4.PSE = 1: 4 MiB pages, with PSE-36 (§5.2).</summary>
+    Legacy32Pse,
+    /// <summary>PAE: 4-entry PDPT, 512-entry PD and PT, 2 MiB pages (§5.2, PAE paging).</summary>
+    Pae,
+    /// <summary>4-level long mode (§5.3).</summary>
+    LongMode4,
+}
+
+public static class PagingModes
+{
+    private const ulong Cr4Pse = 1UL << 4, Cr4Pae = 1UL << 5, EferLma = 1UL << 10;
+
+    /// <summary>The format of the tables that CR3 (or nCR3) roots, from the owner's CR4 and EFER.</summary>
+    public static PagingMode FromControlRegisters(ulong cr4, ulong efer) =>
+        (efer & EferLma) != 0 ? PagingMode.LongMode4
+        : (cr4 & Cr4Pae) != 0 ? PagingMode.Pae
+        : (cr4 & Cr4Pse) != 0 ? PagingMode.Legacy32Pse
+        : PagingMode.Legacy32;
+
+    /// <summary>
+    /// The root table address that a CR3 value names in <paramref name="mode"/> (the CR3 formats of APM vol. 2
+    /// §5.2 and §5.3): bits 51:12 in long mode; in legacy modes CR3 is 32 bits, bits 31:5 (the 32-byte aligned PDPT)
+    /// with PAE and bits 31:12 without.
+    /// </summary>
+    public static ulong RootAddress(PagingMode mode, ulong cr3) => mode switch
+    {
+        PagingMode.LongMode4 => cr3 & 0x000F_FFFF_FFFF_F000UL,
+        PagingMode.Pae => cr3 & 0xFFFF_FFE0UL,
+        _ => cr3 & 0xFFFF_F000UL,
+    };
+}
+
+/// <summary>
 /// An x86 page-table format, as static members so the walker is specialized per format (no virtual
 /// calls): 4-level long mode, PAE and legacy 32-bit (APM vol. 2 §5.2–5.3).
 /// </summary>
 public interface IPagingFormat
 {
+    static abstract PagingMode Mode { get; }
+
     static abstract int RootLevel { get; }
 
     /// <summary>Entry size in bytes (4 or 8).</summary>
@@ -28,8 +71,16 @@ public interface IPagingFormat
     /// <summary>Reserved bits set in <paramref name="entry"/> (non-zero means a RSVD fault).</summary>
     static abstract ulong Reserved(ulong entry, int level, bool leaf, bool nxe);
 
-    /// <summary>True when the level has R/W, U/S and NX bits (PAE PDPTEs have none).</summary>
+    /// <summary>True when the level has R/W, U/S, A and NX bits (PAE PDPTEs have none).</summary>
     static abstract bool HasPermissions(int level);
+
+    /// <summary>
+    /// Which slice of the guest table a 512-entry, 8-byte shadow table at <paramref name="shadowLevel"/>
+    /// covers, for <paramref name="address"/> (KVM's role.quadrant): a 1024-entry legacy table spans what
+    /// several shadow tables span. <paramref name="table"/> is the guest table's address; a PAE PDPT is only
+    /// 32-byte aligned, so its slot within the page tells PDPTs sharing a page apart.
+    /// </summary>
+    static abstract uint ShadowQuadrant(ulong address, ulong table, int shadowLevel);
 }
 
 /// <summary>4-level long-mode tables with 2 MiB and 1 GiB pages and 48-bit physical addresses.</summary>
@@ -38,6 +89,7 @@ public readonly struct LongMode4 : IPagingFormat
     private const ulong AddrMask = 0x000F_FFFF_FFFF_F000UL;
     private const ulong PhysMask = ((1UL << 48) - 1) & ~0xFFFUL;
 
+    public static PagingMode Mode => PagingMode.LongMode4;
     public static int RootLevel => 4;
     public static int EntryBytes => 8;
 
@@ -52,6 +104,7 @@ public readonly struct LongMode4 : IPagingFormat
 
     public static ulong Reserved(ulong entry, int level, bool leaf, bool nxe)
     {
+        // Bits 62:52 are available to software in long mode; only 51:MAXPHYADDR are reserved (§5.3, §5.4).
         ulong r = entry & AddrMask & ~PhysMask;
         if (!nxe)
         {
@@ -72,14 +125,22 @@ public readonly struct LongMode4 : IPagingFormat
     }
 
     public static bool HasPermissions(int level) => true;
+
+    public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => 0;
 }
 
-/// <summary>PAE tables: a 4-entry PDPT (no permission bits), then 512-entry PD and PT; 2 MiB pages.</summary>
+/// <summary>
+/// PAE tables: a 4-entry PDPT (no permission or accessed bits), then 512-entry PD and PT; 2 MiB pages.
+/// Only address bits 31:0 are translated.
+/// </summary>
 public readonly struct Pae : IPagingFormat
 {
     private const ulong AddrMask = 0x000F_FFFF_FFFF_F000UL;
-    private const ulong PhysMask = ((1UL << 48) - 1) & ~0xFFFUL;
 
+    /// <summary>Bits 62:MAXPHYADDR of a legacy-mode PAE entry are reserved, unlike long mode's available 62:52 (§5.2, §5.4).</summary>
+    private const ulong HighReserved = 0x7FFF_FFFF_FFFF_FFFFUL & ~((1UL << 48) - 1);
+
+    public static PagingMode Mode => PagingMode.Pae;
     public static int RootLevel => 3;
     public static int EntryBytes => 8;
 
@@ -95,10 +156,11 @@ public readonly struct Pae : IPagingFormat
 
     public static ulong Reserved(ulong entry, int level, bool leaf, bool nxe)
     {
-        ulong r = entry & AddrMask & ~PhysMask;
+        ulong r = entry & HighReserved;
         if (level == 3)
         {
-            return r | (entry & 0x1E6) | (entry & (1UL << 63)); // PDPTE: bits 1,2,5..8 and NX reserved
+            // PDPTE: bits 2:1, 8:5 and 63 are reserved too (§5.2, PAE PDPE format).
+            return r | (entry & 0x1E6) | (entry & (1UL << 63));
         }
 
         if (!nxe)
@@ -115,19 +177,50 @@ public readonly struct Pae : IPagingFormat
     }
 
     public static bool HasPermissions(int level) => level != 3;
+
+    // The PDPT's 32-byte slot in its page names it (levels 3 and above); PDs and PTs are whole pages.
+    public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => shadowLevel >= 3 ? (uint)((table & 0xFE0) >> 5) : 0;
 }
 
-/// <summary>Legacy 2-level 32-bit tables with 4 MiB pages (PSE; PSE-36 bits 20:13 give PA bits 39:32).</summary>
+/// <summary>Legacy 2-level 32-bit tables with CR4.PSE = 0: PDE.PS is ignored. Only address bits 31:0 are translated.</summary>
 public readonly struct Legacy32 : IPagingFormat
 {
+    public static PagingMode Mode => PagingMode.Legacy32;
     public static int RootLevel => 2;
     public static int EntryBytes => 4;
 
-    public static ulong EntryOffset(ulong address, int level) => level == 2 ? ((address >> 22) & 1023) * 4 : ((address >> 12) & 1023) * 4;
+    public static ulong EntryOffset(ulong address, int level) => Legacy32Tables.EntryOffset(address, level);
+
+    public static bool IsLeaf(ulong entry, int level) => level == 1;
+
+    public static ulong PageBytes(int level) => Legacy32Tables.PageBytes(level);
+
+    public static ulong Frame(ulong entry, int level, bool leaf) => entry & 0xFFFFF000;
+
+    // No reserved bits in 32-bit PDEs and PTEs, and no NX bit (§5.2).
+    public static ulong Reserved(ulong entry, int level, bool leaf, bool nxe) => 0;
+
+    public static bool HasPermissions(int level) => true;
+
+    public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => Legacy32Tables.ShadowQuadrant(address, shadowLevel);
+}
+
+/// <summary>
+/// Legacy 2-level 32-bit tables with CR4.PSE = 1: a PDE with PS maps 4 MiB. PSE-36 (AMD's 40-bit form) is
+/// assumed present, as on every AMD64 processor and as KVM assumes: PDE bits 20:13 are PA bits 39:32, and
+/// bit 21 is reserved (§5.2).
+/// </summary>
+public readonly struct Legacy32Pse : IPagingFormat
+{
+    public static PagingMode Mode => PagingMode.Legacy32Pse;
+    public static int RootLevel => 2;
+    public static int EntryBytes => 4;
+
+    public static ulong EntryOffset(ulong address, int level) => Legacy32Tables.EntryOffset(address, level);
 
     public static bool IsLeaf(ulong entry, int level) => level == 1 || (entry & 0x80) != 0;
 
-    public static ulong PageBytes(int level) => level == 2 ? 1UL << 22 : 1UL << 12;
+    public static ulong PageBytes(int level) => Legacy32Tables.PageBytes(level);
 
     public static ulong Frame(ulong entry, int level, bool leaf) => leaf && level == 2
         ? (entry & 0xFFC00000) | (((entry >> 13) & 0xFF) << 32)
@@ -136,4 +229,25 @@ public readonly struct Legacy32 : IPagingFormat
     public static ulong Reserved(ulong entry, int level, bool leaf, bool nxe) => leaf && level == 2 ? entry & (1UL << 21) : 0;
 
     public static bool HasPermissions(int level) => true;
+
+    public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => Legacy32Tables.ShadowQuadrant(address, shadowLevel);
+}
+
+/// <summary>What the two legacy 32-bit formats share: 1024-entry tables of 4-byte entries.</summary>
+internal static class Legacy32Tables
+{
+    public static ulong EntryOffset(ulong address, int level) => level == 2 ? ((address >> 22) & 1023) * 4 : ((address >> 12) & 1023) * 4;
+
+    public static ulong PageBytes(int level) => level == 2 ? 1UL << 22 : 1UL << 12;
+
+    /// <summary>
+    /// A 1024-entry PD spans 4 GiB, four level-2 shadow tables of 1 GiB: quadrant = address bits 31:30.
+    /// A 1024-entry PT spans 4 MiB, two level-1 shadow tables of 2 MiB: quadrant = address bit 21.
+    /// </summary>
+    public static uint ShadowQuadrant(ulong address, int shadowLevel) => shadowLevel switch
+    {
+        2 => (uint)(address >> 30) & 3,
+        1 => (uint)(address >> 21) & 1,
+        _ => 0,
+    };
 }
