@@ -50,7 +50,12 @@ internal static class BenchCommand
         });
         var json = new Option<bool>("--json") { Description = "print {\"benchmarks\":[{\"name\", \"faultsPerSecond\", \"nsPerFault\", \"allocatedBytesPerFault\"}, ...]}" };
         var guestMemory = EmuCli.SizeOption("--guest-memory", "guest-physical size that tdp-4k and tdp-2m fault over (K/M/G suffix; a bare number is MiB) [default: 4G]");
-        var faults = new Command("faults", "fault throughput of the MMU engine: faults/s and allocations per fault") { names, seconds, json, guestMemory };
+        var mmuLock = new Option<string?>("--mmu-lock")
+        {
+            Description = "none: the MMU as emu's machine builds it (one host thread, no lock); rwlock: KVM's read/write mmu_lock on every fault and zap [default: none]",
+            HelpName = "none|rwlock",
+        };
+        var faults = new Command("faults", "fault throughput of the MMU engine: faults/s and allocations per fault") { names, seconds, json, guestMemory, mmuLock };
         faults.SetAction(pr =>
         {
             string[] selected = pr.GetValue(names) is { Length: > 0 } n ? n : FaultWorkload.Names;
@@ -62,13 +67,21 @@ internal static class BenchCommand
                 return BootCommand.Usage(console, $"--guest-memory: {bytes} bytes is not a whole number of 2 MiB pages between 2 MiB and 1 TiB");
             }
 
+            bool locked;
+            switch (pr.GetValue(mmuLock)?.ToLowerInvariant())
+            {
+                case null or "none": locked = false; break;
+                case "rwlock": locked = true; break;
+                default: return BootCommand.Usage(console, $"--mmu-lock {pr.GetValue(mmuLock)}: expected none or rwlock");
+            }
+
             var rows = new List<string>();
             foreach (string name in selected)
             {
-                var r = FaultWorkload.Measure(name, pr.GetValue(seconds) ?? 0.5, bytes);
+                var r = FaultWorkload.Measure(name, pr.GetValue(seconds) ?? 0.5, bytes, locked);
                 if (asJson)
                 {
-                    rows.Add(string.Create(inv, $"{{\"name\": \"{r.Name}\", \"faultsPerSecond\": {r.FaultsPerSecond:0}, \"nsPerFault\": {r.NsPerFault:0.0}, \"allocatedBytesPerFault\": {r.AllocatedBytesPerFault:0.###}, \"faults\": {r.Faults}, \"seconds\": {r.Seconds:0.######}}}"));
+                    rows.Add(string.Create(inv, $"{{\"name\": \"{r.Name}\", \"faultsPerSecond\": {r.FaultsPerSecond:0}, \"nsPerFault\": {r.NsPerFault:0.0}, \"allocatedBytesPerFault\": {r.AllocatedBytesPerFault:0.###}, \"faults\": {r.Faults}, \"seconds\": {r.Seconds:0.######}, \"mmuLock\": \"{(locked ? "rwlock" : "none")}\"}}"));
                 }
                 else
                 {

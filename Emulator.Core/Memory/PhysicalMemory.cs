@@ -52,7 +52,8 @@ public sealed unsafe class PhysicalMemory : IDisposable
         _codePages = new byte[ramSize >> 12];
         if (nestedPaging)
         {
-            Mmu = new MmuContext(ramSize, apicvToggle, tableCapacity: (int)Math.Min(1 << 20, (ramSize >> 20) + 4096));
+            // Every vCPU of the machine runs on one host thread (the deterministic scheduler): no MMU lock.
+            Mmu = new MmuContext(ramSize, apicvToggle, tableCapacity: (int)Math.Min(1 << 20, (ramSize >> 20) + 4096), concurrentFaults: false);
             CreateMemslots(Mmu.Memslots);
         }
     }

@@ -45,24 +45,32 @@ public sealed unsafe class FaultWorkload : IDisposable
 
     public static readonly string[] Names = ["tdp-4k", "tdp-2m", "mmio", "apic-emulate", "shadow-4k", "toggle-zap", "toggle-memslot"];
 
-    public static FaultWorkload Create(string name, ulong guestBytes = 4UL << 30) => name switch
+    /// <summary>
+    /// Builds workload <paramref name="name"/>. <paramref name="mmuLock"/> false builds the MMU as emu's
+    /// machine does (every vCPU on one host thread, MMU lock disabled); true takes KVM's read/write
+    /// mmu_lock on every fault and zap, as a VM with a host thread per vCPU must.
+    /// </summary>
+    public static FaultWorkload Create(string name, ulong guestBytes = 4UL << 30, bool mmuLock = false)
     {
-        "tdp-4k" => Tdp4K(guestBytes),
-        "tdp-2m" => Tdp2M(guestBytes),
-        "mmio" => Mmio(),
-        "apic-emulate" => ApicEmulate(),
-        "shadow-4k" => Shadow4K(),
-        "toggle-zap" => Toggle(ApicvToggle.Zap),
-        "toggle-memslot" => Toggle(ApicvToggle.Memslot),
-        _ => throw new ArgumentException($"unknown fault benchmark '{name}'", nameof(name)),
-    };
+        return name switch
+        {
+            "tdp-4k" => Tdp4K(guestBytes, mmuLock),
+            "tdp-2m" => Tdp2M(guestBytes, mmuLock),
+            "mmio" => Mmio(mmuLock),
+            "apic-emulate" => ApicEmulate(mmuLock),
+            "shadow-4k" => Shadow4K(mmuLock),
+            "toggle-zap" => Toggle(ApicvToggle.Zap, mmuLock),
+            "toggle-memslot" => Toggle(ApicvToggle.Memslot, mmuLock),
+            _ => throw new ArgumentException($"unknown fault benchmark '{name}'", nameof(name)),
+        };
+    }
 
     private static int TablesFor(ulong bytes) => (int)Math.Max(4096, (bytes >> 21) + (bytes >> 30) + 64);
 
     /// <summary>4 KiB TDP faults over the whole slot (host offset misaligned by one page, so no huge pages).</summary>
-    private static FaultWorkload Tdp4K(ulong bytes)
+    private static FaultWorkload Tdp4K(ulong bytes, bool mmuLock)
     {
-        var mmu = new MmuContext(bytes + 0x1000, tableCapacity: TablesFor(bytes));
+        var mmu = new MmuContext(bytes + 0x1000, tableCapacity: TablesFor(bytes), concurrentFaults: mmuLock);
         mmu.Memslots.Create(0, 0, bytes, 0x1000);
         return new FaultWorkload("tdp-4k", mmu, null, null, w =>
         {
@@ -79,9 +87,9 @@ public sealed unsafe class FaultWorkload : IDisposable
     }
 
     /// <summary>2 MiB TDP faults: one per aligned 2 MiB of the slot, repeated 16 times.</summary>
-    private static FaultWorkload Tdp2M(ulong bytes)
+    private static FaultWorkload Tdp2M(ulong bytes, bool mmuLock)
     {
-        var mmu = new MmuContext(bytes, tableCapacity: TablesFor(bytes));
+        var mmu = new MmuContext(bytes, tableCapacity: TablesFor(bytes), concurrentFaults: mmuLock);
         mmu.Memslots.Create(0, 0, bytes, 0);
         return new FaultWorkload("tdp-2m", mmu, null, null, w =>
         {
@@ -104,11 +112,11 @@ public sealed unsafe class FaultWorkload : IDisposable
     }
 
     /// <summary>Faults on gfns with no memslot: each installs an MMIO SPTE and asks for emulation.</summary>
-    private static FaultWorkload Mmio()
+    private static FaultWorkload Mmio(bool mmuLock)
     {
         const ulong pages = 1 << 18;
         const ulong baseGfn = 0x100000; // 4 GiB, above the 1 GiB slot
-        var mmu = new MmuContext(1UL << 30, tableCapacity: TablesFor(pages << 12));
+        var mmu = new MmuContext(1UL << 30, tableCapacity: TablesFor(pages << 12), concurrentFaults: mmuLock);
         mmu.Memslots.Create(0, 0, 1UL << 30, 0);
         return new FaultWorkload("mmio", mmu, null, null, w =>
         {
@@ -124,9 +132,9 @@ public sealed unsafe class FaultWorkload : IDisposable
     }
 
     /// <summary>APICv inhibited: every access to the APIC page faults and is emulated (nothing cached).</summary>
-    private static FaultWorkload ApicEmulate()
+    private static FaultWorkload ApicEmulate(bool mmuLock)
     {
-        var mmu = new MmuContext(1UL << 30, tableCapacity: 4096);
+        var mmu = new MmuContext(1UL << 30, tableCapacity: 4096, concurrentFaults: mmuLock);
         mmu.Memslots.Create(0, 0, (1UL << 30) - 0x1000, 0);
         mmu.CreateApicAccessSlot((1UL << 30) - 0x1000);
         mmu.SetApicvInhibit(InhibitReason, true);
@@ -144,13 +152,13 @@ public sealed unsafe class FaultWorkload : IDisposable
     }
 
     /// <summary>L2 faults through a 4 KiB L1 NPT mapping 256 MiB of L2 memory.</summary>
-    private static FaultWorkload Shadow4K()
+    private static FaultWorkload Shadow4K(bool mmuLock)
     {
         const ulong l2Bytes = 256UL << 20;
         const ulong hostBytes = 1UL << 30;
         const ulong nptBase = 0x1000000; // L1 GPA of L1's nested tables
         var host = new HostMemoryArena(hostBytes);
-        var mmu = new MmuContext(hostBytes, tableCapacity: 8192, host: host);
+        var mmu = new MmuContext(hostBytes, tableCapacity: 8192, host: host, concurrentFaults: mmuLock);
         mmu.Memslots.Create(0, 0, hostBytes, 0);
         var shadow = new ShadowNptMmu(mmu);
 
@@ -187,9 +195,9 @@ public sealed unsafe class FaultWorkload : IDisposable
     }
 
     /// <summary>Inhibit, access (emulated), uninhibit, access (mapped): four faults per cycle plus the toggle cost.</summary>
-    private static FaultWorkload Toggle(ApicvToggle mode)
+    private static FaultWorkload Toggle(ApicvToggle mode, bool mmuLock)
     {
-        var mmu = new MmuContext(1UL << 30, mode, tableCapacity: 4096);
+        var mmu = new MmuContext(1UL << 30, mode, tableCapacity: 4096, concurrentFaults: mmuLock);
         mmu.Memslots.Create(0, 0, (1UL << 30) - 0x1000, 0);
         mmu.CreateApicAccessSlot((1UL << 30) - 0x1000);
         string name = mode == ApicvToggle.Zap ? "toggle-zap" : "toggle-memslot";
@@ -211,9 +219,9 @@ public sealed unsafe class FaultWorkload : IDisposable
     }
 
     /// <summary>Measures one workload: a warm-up run, then runs until at least <paramref name="minSeconds"/>.</summary>
-    public static FaultBenchResult Measure(string name, double minSeconds = 0.5, ulong guestBytes = 4UL << 30)
+    public static FaultBenchResult Measure(string name, double minSeconds = 0.5, ulong guestBytes = 4UL << 30, bool mmuLock = false)
     {
-        using var w = Create(name, guestBytes);
+        using var w = Create(name, guestBytes, mmuLock);
         w.Run();
         ulong faults = 0;
         long alloc0 = GC.GetAllocatedBytesForCurrentThread();

@@ -32,9 +32,14 @@ public sealed class MmuContext : IDisposable
     private readonly GfnMap _writeTracked = new(1 << 16);
     private readonly GfnMap _noLargePage = new(1 << 16);
 
-    public MmuContext(ulong hostMemorySize, ApicvToggle toggle = ApicvToggle.Zap, int tableCapacity = 1 << 18, Memory.HostMemoryArena? host = null)
+    /// <param name="concurrentFaults">
+    /// False when every fault, zap and memslot update comes from one host thread (emu's machine): the MMU
+    /// lock is then built disabled (<see cref="MmuLock"/>).
+    /// </param>
+    public MmuContext(ulong hostMemorySize, ApicvToggle toggle = ApicvToggle.Zap, int tableCapacity = 1 << 18, Memory.HostMemoryArena? host = null, bool concurrentFaults = true)
     {
         Host = host;
+        Lock = new MmuLock(concurrentFaults);
         Memslots = new MemslotTable(hostMemorySize, Lock);
         _arena = new TableArena(tableCapacity);
         Tdp = new TdpMmu(_arena, Stats, Lock);
@@ -46,7 +51,7 @@ public sealed class MmuContext : IDisposable
     }
 
     /// <summary>KVM's mmu_lock: TDP faults take the shared side; everything that removes or protects SPTEs the exclusive side.</summary>
-    public MmuLock Lock { get; } = new();
+    public MmuLock Lock { get; }
 
     public MemslotTable Memslots { get; }
     public TdpMmu Tdp { get; }
@@ -94,11 +99,17 @@ public sealed class MmuContext : IDisposable
             // needs the MMU lock, for its zap. A fault that read "active" either installs the SPTE before
             // the zap (which waits for it and removes it) or starts after and reads "inhibited". Two
             // racing transitions at worst zap an SPTE that is not there.
+            // With the lock disabled (one host thread) nothing races the update: a plain store.
             ulong bit = 1UL << reason, old, now;
             do
             {
                 old = Volatile.Read(ref _apicvInhibitReasons);
                 now = set ? old | bit : old & ~bit;
+                if (!Lock.Enabled)
+                {
+                    _apicvInhibitReasons = now;
+                    break;
+                }
             }
             while (now != old && Interlocked.CompareExchange(ref _apicvInhibitReasons, now, old) != old);
 
@@ -255,7 +266,7 @@ public sealed class MmuContext : IDisposable
         }
 
         ulong fixedSpte = spte | Writable | Dirty;
-        if (Interlocked.CompareExchange(ref entry, fixedSpte, spte) != spte)
+        if (!Tdp.TrySetSpte(ref entry, spte, fixedSpte))
         {
             return RetPf.Retry;
         }

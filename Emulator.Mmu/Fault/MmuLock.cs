@@ -14,11 +14,21 @@ namespace Emulator.Mmu.Fault;
 /// Rules: the write side is re-entrant on its owner thread, and the owner may also take the read side
 /// (a fault issued from inside a memslot-update callback); a thread holding only the read side must not
 /// ask for the write side (that would wait for itself).
+///
+/// A VM whose vCPUs all run on one host thread (emu's deterministic scheduler) has nothing to exclude:
+/// built with <c>enabled: false</c>, every operation returns at once and the caller counts as the
+/// writer, so zaps free tables immediately. The interlocked operations it saves are most of the cost of a
+/// fault on some hosts (see README, <c>emu bench faults --mmu-lock</c>).
 /// </summary>
-public sealed class MmuLock
+public sealed class MmuLock(bool enabled = true)
 {
     private const int WriterBit = 1 << 30;
     private const int ReaderMask = WriterBit - 1;
+
+    private readonly bool _disabled = !enabled;
+
+    /// <summary>False for a lock built for a single host thread: it excludes nothing.</summary>
+    public bool Enabled => !_disabled;
 
     // Readers count in the low bits; WriterBit is set while a writer holds or waits for the lock.
     private int _state;
@@ -29,6 +39,11 @@ public sealed class MmuLock
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void EnterRead()
     {
+        if (_disabled)
+        {
+            return;
+        }
+
         if ((Interlocked.Increment(ref _state) & WriterBit) != 0)
         {
             EnterReadContended();
@@ -58,11 +73,22 @@ public sealed class MmuLock
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void ExitRead() => Interlocked.Decrement(ref _state);
+    public void ExitRead()
+    {
+        if (!_disabled)
+        {
+            Interlocked.Decrement(ref _state);
+        }
+    }
 
     /// <summary>Enters the exclusive side; waits until every reader has left.</summary>
     public void EnterWrite()
     {
+        if (_disabled)
+        {
+            return;
+        }
+
         int me = Environment.CurrentManagedThreadId;
         if (_owner == me)
         {
@@ -93,7 +119,7 @@ public sealed class MmuLock
 
     public void ExitWrite()
     {
-        if (--_depth != 0)
+        if (_disabled || --_depth != 0)
         {
             return;
         }
@@ -103,7 +129,7 @@ public sealed class MmuLock
     }
 
     /// <summary>True when the calling thread holds the exclusive side.</summary>
-    public bool IsWriteHeld => Volatile.Read(ref _owner) == Environment.CurrentManagedThreadId;
+    public bool IsWriteHeld => _disabled || Volatile.Read(ref _owner) == Environment.CurrentManagedThreadId;
 
     /// <summary>The exclusive side for a <c>using</c> block (a ref struct: nothing is allocated).</summary>
     public WriteScope Write()

@@ -29,7 +29,28 @@ public sealed class TdpMmu
         _arena = arena;
         _stats = stats;
         Lock = mmuLock ?? new MmuLock();
+        _atomic = Lock.Enabled;
         Root = arena.Allocate(RootLevel, 0, 0, 0);
+    }
+
+    // False when the MMU lock is disabled (one host thread): SPTE updates need no compare-exchange.
+    private readonly bool _atomic;
+
+    /// <summary>
+    /// KVM's tdp_mmu_set_spte_atomic: replaces <paramref name="old"/> by <paramref name="value"/> unless
+    /// another vCPU changed the entry first (false: the caller retries). With the lock disabled nothing
+    /// else can change it, and a plain store does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TrySetSpte(ref ulong entry, ulong old, ulong value)
+    {
+        if (!_atomic)
+        {
+            entry = value;
+            return true;
+        }
+
+        return Interlocked.CompareExchange(ref entry, value, old) == old;
     }
 
     public int Root { get; }
@@ -41,7 +62,15 @@ public sealed class TdpMmu
 
     private void RequestTlbFlush()
     {
-        Interlocked.Increment(ref _tlbFlushGeneration);
+        if (_atomic)
+        {
+            Interlocked.Increment(ref _tlbFlushGeneration);
+        }
+        else
+        {
+            Volatile.Write(ref _tlbFlushGeneration, _tlbFlushGeneration + 1);
+        }
+
         _stats.TlbFlushRequests++; // statistics are plain counters (see MmuContext.Handle)
     }
 
@@ -108,7 +137,7 @@ public sealed class TdpMmu
                 return RetPf.Retry;
             }
 
-            if (Interlocked.CompareExchange(ref e, MakeNonLeaf(child), old) != old)
+            if (!TrySetSpte(ref e, old, MakeNonLeaf(child)))
             {
                 _arena.Free(child); // never published
                 return RetPf.Retry;
@@ -118,7 +147,7 @@ public sealed class TdpMmu
             {
                 // A huge leaf covered this gfn but a smaller mapping is wanted: it is replaced by an
                 // empty table (KVM zaps, then links), and the stale translation must leave the TLBs.
-                Interlocked.Increment(ref _stats.SptesZapped);
+                _stats.SptesZapped++;
                 RequestTlbFlush();
             }
 
@@ -132,7 +161,7 @@ public sealed class TdpMmu
             return RetPf.Spurious;
         }
 
-        if (prev == Frozen || Interlocked.CompareExchange(ref target, spte, prev) != prev)
+        if (prev == Frozen || !TrySetSpte(ref target, prev, spte))
         {
             return RetPf.Retry;
         }
@@ -170,7 +199,9 @@ public sealed class TdpMmu
         _stats.SptesZapped += n;
         if (n != 0)
         {
-            RequestTlbFlush();
+            // Exclusive: no fault can request a flush meanwhile, so no interlocked add is needed.
+            Volatile.Write(ref _tlbFlushGeneration, _tlbFlushGeneration + 1);
+            _stats.TlbFlushRequests++;
         }
 
         return n;
@@ -182,7 +213,7 @@ public sealed class TdpMmu
         ulong span = PagesAt(level);
         ulong tableBase = _arena.BaseGfn[t];
         Span<ulong> table = _arena.Table(t);
-        (int first, int last) = IndexRange(tableBase, span, start, end);
+        (int first, int last) = IndexRange(tableBase, level, start, end);
         for (int i = first; i <= last; i++)
         {
             ulong e = table[i];
@@ -214,17 +245,19 @@ public sealed class TdpMmu
         return n;
     }
 
-    /// <summary>Indices of the entries of a table (covering <paramref name="span"/> pages each) that overlap [start, end).</summary>
-    private static (int First, int Last) IndexRange(ulong tableBase, ulong span, ulong start, ulong end)
+    /// <summary>Indices of the entries of a table at <paramref name="level"/> that overlap [start, end).</summary>
+    private static (int First, int Last) IndexRange(ulong tableBase, int level, ulong start, ulong end)
     {
-        ulong tableEnd = tableBase + (span * 512);
+        // Entries span 512^(level-1) pages: shifts, not 64-bit divisions (a zap of one SPTE walks four levels).
+        int shift = 9 * (level - 1);
+        ulong tableEnd = tableBase + (512UL << shift);
         if (end <= tableBase || start >= tableEnd || end <= start)
         {
             return (0, -1);
         }
 
         ulong lo = Math.Max(start, tableBase), hi = Math.Min(end, tableEnd) - 1;
-        return ((int)((lo - tableBase) / span), (int)((hi - tableBase) / span));
+        return ((int)((lo - tableBase) >> shift), (int)((hi - tableBase) >> shift));
     }
 
     /// <summary>Zaps every MMIO SPTE (the MMIO generation wrapped).</summary>
@@ -276,7 +309,7 @@ public sealed class TdpMmu
         ulong span = PagesAt(level);
         ulong tableBase = _arena.BaseGfn[t];
         Span<ulong> table = _arena.Table(t);
-        (int first, int last) = IndexRange(tableBase, span, start, end);
+        (int first, int last) = IndexRange(tableBase, level, start, end);
         for (int i = first; i <= last; i++)
         {
             ulong e = table[i];

@@ -14,8 +14,12 @@ public class MmuFaultBenchmarks
 
     public static IEnumerable<string> WorkloadNames => FaultWorkload.Names;
 
+    /// <summary>False: the MMU as emu's machine builds it (one host thread, no lock); true: KVM's read/write mmu_lock.</summary>
+    [Params(false, true)]
+    public bool MmuLock { get; set; }
+
     [GlobalSetup]
-    public void Setup() => _workload = FaultWorkload.Create(Workload, 1UL << 30);
+    public void Setup() => _workload = FaultWorkload.Create(Workload, 1UL << 30, MmuLock);
 
     [GlobalCleanup]
     public void Cleanup() => _workload.Dispose();

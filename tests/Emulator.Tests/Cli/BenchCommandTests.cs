@@ -69,4 +69,37 @@ public class BenchCommandTests
         Assert.That(r.ErrLines, Has.Length.EqualTo(1), r.Err);
         Assert.That(r.Err, Does.StartWith("emu: --guest-memory"));
     }
+
+    [TestCase(null, "none")]
+    [TestCase("none", "none")]
+    [TestCase("rwlock", "rwlock")]
+    public void FaultBenchNamesTheMmuLockItMeasured(string? option, string expected)
+    {
+        string[] args = option == null
+            ? ["bench", "faults", "toggle-zap", "--json", "--seconds", "0.001"]
+            : ["bench", "faults", "toggle-zap", "--json", "--seconds", "0.001", "--mmu-lock", option];
+        var r = Emu(args);
+        Assert.That(r.Status, Is.Zero, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        Assert.That(doc.RootElement.GetProperty("benchmarks")[0].GetProperty("mmuLock").GetString(), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void AnUnknownMmuLockIsAUsageError()
+    {
+        var r = Emu("bench", "faults", "tdp-4k", "--mmu-lock", "spin");
+        Assert.That(r.Status, Is.EqualTo(2));
+        Assert.That(r.ErrLines, Has.Length.EqualTo(1), r.Err);
+        Assert.That(r.Err, Does.Contain("expected none or rwlock"));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void TheWorkloadsMmuLockFollowsTheOption(bool locked)
+    {
+        using var w = Emulator.Mmu.Bench.FaultWorkload.Create("toggle-zap", mmuLock: locked);
+        Assert.That(w.Mmu.Lock.Enabled, Is.EqualTo(locked));
+        Assert.That(w.Run(), Is.GreaterThan(0UL));
+        Assert.That(w.Mmu.Stats.ZapCalls, Is.GreaterThan(0UL), "each inhibit zapped the APIC-access SPTE");
+    }
 }

@@ -51,6 +51,14 @@ public class MachineTests
     }
 
     [Test]
+    public void TheMachinesMmuRunsWithoutALockBecauseEveryVcpuSharesOneHostThread()
+    {
+        using var m = new Machine(new MachineOptions { MemorySize = 16 << 20, Cpus = 2 });
+        Assert.That(m.Memory.Mmu!.Lock.Enabled, Is.False);
+        Assert.That(m.Memory.Mmu.Lock.IsWriteHeld, Is.True, "the only thread counts as the writer");
+    }
+
+    [Test]
     public void BochsShutdownPortStopsWithStatusZero()
     {
         using var m = NewMachine();
