@@ -43,6 +43,14 @@ public sealed class PcPlatform
             apic.ExtInt = Pic;
         }
 
+        Pic.IntrRaised = () =>
+        {
+            foreach (var apic in apics)
+            {
+                apic.Cpu.ExitRequest = 1;
+            }
+        };
+
         Pit = new Pit8254(Events, level => Isa.SetIrq(0, level));
         Pit.Attach(memory.Io);
         Rtc = new Rtc(Events, level => Isa.SetIrq(Rtc.Irq, level), rtcEpoch);
