@@ -288,4 +288,57 @@ public sealed class ApicGuestTests
         Assert.That(Q(m, Before), Is.EqualTo(2UL), "IRET ended NMI blocking");
         Assert.That(Stat(m, "vcpu.0.nmis"), Is.EqualTo(2UL));
     }
+    /// <summary>
+    /// IA32_APIC_BASE transitions from a guest: the invalid ones (x2APIC → xAPIC, EXTD without EN, disabled →
+    /// x2APIC) and an x2APIC MSR read in xAPIC mode raise #GP, whose handler counts and skips the 2-byte
+    /// RDMSR/WRMSR; the valid path x2APIC → disabled → xAPIC ends with the xAPIC page back.
+    /// </summary>
+    internal static byte[] ApicBaseTransitionsGuest() => Assemble(
+        a =>
+        {
+            var gp = a.CreateLabel();
+            SetGate(a, 13, gp);
+            LoadIdt(a);
+
+            void WriteBase(uint low)
+            {
+                a.mov(ecx, 0x1B);
+                a.mov(eax, low);
+                a.xor(edx, edx);
+                a.wrmsr();
+            }
+
+            WriteBase(0xFEE0_0000 | 0x100 | 0xC00); // xAPIC → x2APIC
+            WriteBase(0xFEE0_0000 | 0x100 | 0x800); // x2APIC → xAPIC: #GP
+            WriteBase(0xFEE0_0000 | 0x100 | 0x400); // EXTD without EN: #GP
+            WriteBase(0xFEE0_0000 | 0x100); // x2APIC → disabled
+            WriteBase(0xFEE0_0000 | 0x100 | 0xC00); // disabled → x2APIC: #GP
+            WriteBase(0xFEE0_0000 | 0x100 | 0x800); // disabled → xAPIC
+            a.mov(ecx, 0x802);
+            a.rdmsr(); // x2APIC ID in xAPIC mode: #GP
+            a.mov(ecx, 0x1B);
+            a.rdmsr();
+            a.mov(__qword_ptr[Data + After], rax);
+            a.mov(ebx, XapicBase);
+            a.mov(eax, __dword_ptr[rbx + ApicReg.Version]);
+            a.mov(__qword_ptr[Data + Before], rax);
+            Exit(a, 0);
+
+            a.Label(ref gp);
+            a.inc(__qword_ptr[Data + Count]);
+            a.add(__qword_ptr[rsp + 8], 2); // past the RDMSR/WRMSR
+            a.add(rsp, 8); // the error code
+            a.iretq();
+        },
+        out _);
+
+    [Test]
+    public void InvalidApicBaseTransitionsRaiseGpInTheGuest()
+    {
+        using var m = Run(ApicBaseTransitionsGuest());
+        Assert.That(Q(m, Count), Is.EqualTo(4UL), "three invalid transitions and one x2APIC MSR in xAPIC mode");
+        Assert.That(Q(m, After), Is.EqualTo(0xFEE0_0900UL), "xAPIC, enabled, BSP");
+        Assert.That(Q(m, Before), Is.EqualTo((ulong)LocalApic.VersionValue), "the xAPIC page is back");
+        Assert.That(Stat(m, "cpu.exceptions"), Is.EqualTo(4UL));
+    }
 }
