@@ -115,6 +115,8 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     /// <summary>SVR bit 8: the APIC software enable.</summary>
     public bool SoftwareEnabled => (_svr & SvrEnable) != 0;
 
+    public bool TakesFixedInterrupts => HardwareEnabled && SoftwareEnabled;
+
     // Counters (summed over vCPUs as apic.* in the machine's --stats).
     public ulong InterruptsAccepted;
     public ulong IpisSent;

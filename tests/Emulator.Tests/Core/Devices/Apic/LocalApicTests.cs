@@ -584,4 +584,22 @@ public sealed class LocalApicTests
         Assert.That(_r[1].HighestRequested, Is.EqualTo(-1));
         Assert.That(_r.Cpus[1].NmiPending, Is.False);
     }
+    [Test]
+    public void LowestPrioritySkipsSoftwareDisabledApicsAndArbitratesShorthands()
+    {
+        // APIC 0 is software-disabled with the lowest TPR: it would drop the interrupt, so it does not compete.
+        for (int i = 1; i < 4; i++)
+        {
+            _r.Enable(i);
+            _r.Write(i, ApicReg.Tpr, i == 3 ? 0x10u : 0x30u);
+        }
+
+        _r.SendIcr(1, 0x0174, 0xFF); // lowest priority, physical broadcast
+        Assert.That(_r.Irr(3, 0x74), Is.True);
+        Assert.That(_r.Irr(0, 0x74) || _r.Irr(1, 0x74) || _r.Irr(2, 0x74), Is.False);
+
+        _r.SendIcr(3, 0xC_0175); // lowest priority, all excluding self: one of APICs 1 and 2 (0 is disabled)
+        Assert.That(_r.Irr(1, 0x75), Is.True, "tie between 1 and 2: the lower ID");
+        Assert.That(_r.Irr(2, 0x75) || _r.Irr(3, 0x75) || _r.Irr(0, 0x75), Is.False, "one target only");
+    }
 }
