@@ -588,13 +588,17 @@ public sealed class LocalApicTests
     public void LowestPrioritySkipsSoftwareDisabledApicsAndArbitratesShorthands()
     {
         // APIC 0 is software-disabled with the lowest TPR: it would drop the interrupt, so it does not compete.
-        for (int i = 1; i < 4; i++)
+        for (int i = 0; i < 4; i++)
         {
-            _r.Enable(i);
-            _r.Write(i, ApicReg.Tpr, i == 3 ? 0x10u : 0x30u);
+            _r.Write(i, ApicReg.Ldr, 0x01u << 24);
+            if (i != 0)
+            {
+                _r.Enable(i);
+                _r.Write(i, ApicReg.Tpr, i == 3 ? 0x10u : 0x30u);
+            }
         }
 
-        _r.SendIcr(1, 0x0174, 0xFF); // lowest priority, physical broadcast
+        _r.SendIcr(1, 0x0974, 0x01); // lowest priority, logical: all four match
         Assert.That(_r.Irr(3, 0x74), Is.True);
         Assert.That(_r.Irr(0, 0x74) || _r.Irr(1, 0x74) || _r.Irr(2, 0x74), Is.False);
 
