@@ -8,8 +8,9 @@ namespace Emulator.Tests.Core.Devices.Apic;
 
 /// <summary>
 /// Two vCPUs: the AP sits in <c>sti; hlt</c> and every fixed IPI from the BSP wakes it exactly once; the BSP waits
-/// for each acknowledgement in a tight polling loop without PAUSE, which the scheduler does not detect, and
-/// which still progresses because the AP runs in the same round (see ISSUE4-CHECKS.md, spin-wait detection).
+/// for each acknowledgement in a tight polling loop without PAUSE. The scheduler does not detect such loops (as
+/// AMD's pause filter and KVM's pause-loop exiting see only PAUSE): the spinner runs to the end of its slice,
+/// and sees the AP's store in the next round, exactly as it would had it yielded early.
 /// </summary>
 public sealed class SmpWakeTests
 {
