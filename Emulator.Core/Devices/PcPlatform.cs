@@ -34,11 +34,22 @@ public sealed class PcPlatform
         memory.Mmio.Register(IoApic.DefaultBase, IoApic.Size, IoApic);
         Isa.Pic = Pic;
         Isa.IoApic = IoApic;
-        if (apics.Length != 0)
+        // The PIC's INTR is offered to every local APIC, as QEMU's pc machine does (pic_irq_request): an APIC
+        // takes it while hardware-disabled or with LINT0 unmasked in ExtINT mode (only the BSP's comes out of
+        // reset that way), or once after an ExtINT message (ICR or I/O APIC). The first vCPU to run the INTA
+        // cycle gets the vector; the round order makes that deterministic.
+        foreach (var apic in apics)
         {
-            // The PIC's INTR reaches the BSP's LINT0 (ExtINT); the APs see only the I/O APIC.
-            apics[0].ExtInt = Pic;
+            apic.ExtInt = Pic;
         }
+
+        Pic.IntrRaised = () =>
+        {
+            foreach (var apic in apics)
+            {
+                apic.Cpu.ExitRequest = 1;
+            }
+        };
 
         Pit = new Pit8254(Events, level => Isa.SetIrq(0, level));
         Pit.Attach(memory.Io);

@@ -49,6 +49,9 @@ public interface IApicTarget
     /// <summary>Arbitration priority for lowest-priority delivery (lower wins).</summary>
     int ArbitrationPriority { get; }
 
+    /// <summary>Hardware- and software-enabled: fixed and lowest-priority interrupts are taken, not dropped.</summary>
+    bool TakesFixedInterrupts { get; }
+
     /// <summary>Takes a message addressed to this APIC.</summary>
     void Accept(in ApicMessage message);
 }
@@ -102,16 +105,21 @@ public sealed class ApicBus
         return m.Destination == broadcast || m.Destination == t.ApicId;
     }
 
-    /// <summary>Delivers a message; lowest-priority picks one target (lowest arbitration priority, then lowest index).</summary>
+    /// <summary>
+    /// Delivers a message. Lowest priority picks one of the addressed APICs, whatever the destination form
+    /// (shorthands included, as KVM does): the lowest arbitration priority (APM vol. 2 §16.6.3; Intel SDM vol. 3
+    /// §10.6.2.4), ties to the lowest bus index (the APIC ID order), and only among APICs that take fixed
+    /// interrupts, so a software-disabled APIC cannot win and drop the interrupt (KVM skips those too).
+    /// </summary>
     public void Deliver(in ApicMessage m)
     {
         Messages++;
-        if (m.Mode == ApicDeliveryMode.LowestPriority && m.Shorthand is ApicShorthand.None)
+        if (m.Mode == ApicDeliveryMode.LowestPriority)
         {
             IApicTarget? best = null;
             foreach (var t in _targets)
             {
-                if (IsAddressed(t, m) && (best == null || t.ArbitrationPriority < best.ArbitrationPriority))
+                if (t.TakesFixedInterrupts && IsAddressed(t, m) && (best == null || t.ArbitrationPriority < best.ArbitrationPriority))
                 {
                     best = t;
                 }

@@ -2,7 +2,9 @@ namespace Emulator.Core.Devices.Apic;
 
 /// <summary>
 /// The I/O APIC at 0xFEC00000 as QEMU's pc machine presents it: version 0x20 (82093AA register layout plus
-/// the EOI register at offset 0x40), 24 pins, ID 0. IOREGSEL (offset 0x00) selects a register that IOWIN
+/// the EOI register at offset 0x40), 24 pins, ID 0. That is QEMU's own I/O APIC (TCG, or KVM with a split
+/// irqchip); KVM's in-kernel one reads version 0x11 and has no EOI register. Since the local APICs do not report
+/// EOI-broadcast suppression, a guest never needs the EOI register: the broadcast clears remote IRR either way. IOREGSEL (offset 0x00) selects a register that IOWIN
 /// (offset 0x10) reads or writes. Each pin's redirection entry turns its input into an interrupt message on
 /// the APIC bus: edge-triggered pins send on a rising edge when unmasked (edges on masked pins are lost, as
 /// in QEMU); level-triggered pins send while asserted and remote IRR is clear, set remote IRR, and send again

@@ -24,8 +24,9 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     /// <summary>
     /// Version register: version 0x14 (an integrated APIC, the value KVM reports), max LVT entry 5 in bits
     /// 23:16 for the six LVTs modelled (timer, thermal, performance, LINT0, LINT1, error). Bit 24 (directed
-    /// EOI / EOI-broadcast suppression) is clear: like KVM with its in-kernel I/O APIC, every EOI of a
-    /// level-triggered vector is broadcast.
+    /// EOI / EOI-broadcast suppression) is clear, so SVR bit 12 is not writable and every EOI of a
+    /// level-triggered vector is broadcast: QEMU's own APIC never reports it, and KVM reports it only when the
+    /// I/O APIC is not in the kernel (a split irqchip, which QEMU's pc machine does not use by default).
     /// </summary>
     public const uint VersionValue = 0x0005_0014;
 
@@ -114,6 +115,8 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
 
     /// <summary>SVR bit 8: the APIC software enable.</summary>
     public bool SoftwareEnabled => (_svr & SvrEnable) != 0;
+
+    public bool TakesFixedInterrupts => HardwareEnabled && SoftwareEnabled;
 
     // Counters (summed over vCPUs as apic.* in the machine's --stats).
     public ulong InterruptsAccepted;
@@ -307,6 +310,8 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
                 Cpu.StartUp(message.Vector);
                 break;
             case ApicDeliveryMode.ExtInt:
+                // The vector comes from one INTA cycle of the 8259 (Intel SDM vol. 3 §10.11.2, delivery mode
+                // 111b), whatever LINT0 says; with nothing pending there it answers IR7 (spurious).
                 _extIntRequested = true;
                 Cpu.ExitRequest = 1;
                 break;

@@ -42,6 +42,26 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
 
     public bool ExtIntPending => _master.Resolve(isMaster: true) >= 0;
 
+    /// <summary>
+    /// Called when the master's INTR output rises, so the vCPUs look at it at their next instruction boundary
+    /// (a port write that raises an IRQ is followed by the interrupt, not by the rest of the code block).
+    /// </summary>
+    public Action? IntrRaised { get; set; }
+
+    private bool _intr;
+
+    /// <summary>Tracks INTR after any change of requests, masks or in-service state; signals a rising edge.</summary>
+    private void UpdateIntr()
+    {
+        bool intr = ExtIntPending;
+        if (intr && !_intr)
+        {
+            IntrRaised?.Invoke();
+        }
+
+        _intr = intr;
+    }
+
     public void Attach(IoBus io)
     {
         io.Register(MasterBase, 2, MasterPorts);
@@ -66,6 +86,8 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
             _slave.SetInput(line - 8, level);
             UpdateCascade();
         }
+
+        UpdateIntr();
     }
 
     /// <summary>
@@ -107,6 +129,7 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
 
         _master.Acknowledge(irq);
         UpdateCascade();
+        UpdateIntr();
         return vector;
     }
 
@@ -409,6 +432,7 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
         }
 
         UpdateCascade();
+        UpdateIntr();
     }
 
     private byte ReadByte(Chip chip, int offset)
@@ -430,6 +454,7 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
 
             chip.Acknowledge(irq);
             UpdateCascade();
+            UpdateIntr();
             return (byte)(0x80 | irq);
         }
 
@@ -494,6 +519,7 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
             }
 
             pic.UpdateCascade();
+            pic.UpdateIntr();
         }
     }
 }

@@ -17,9 +17,9 @@ public class AcpiGuestTests
     private const ulong CodeBase = 0x100000, Buffer = 0x200000;
     private const ulong MemorySize = 64 << 20;
 
-    private static Machine NewMachine(int cpus = 1) => new(new MachineOptions { MemorySize = MemorySize, Cpus = cpus });
+    internal static Machine NewMachine(int cpus = 1, Stream? console = null) => new(new MachineOptions { MemorySize = MemorySize, Cpus = cpus, ConsoleOutput = console });
 
-    private static RunResult Run(Machine m, Action<Assembler> body, ulong startCycles = 0)
+    internal static RunResult Run(Machine m, Action<Assembler> body, ulong startCycles = 0)
     {
         var a = new Assembler(64);
         body(a);
@@ -49,7 +49,7 @@ public class AcpiGuestTests
     /// checking each table's checksum, finds the MADT, checks the XSDT lists the same MADT, and counts the
     /// enabled Processor Local APIC entries. Exit status through isa-debug-exit: errors &lt;&lt; 8 | count.
     /// </summary>
-    private static void AcpiWalker(Assembler a)
+    internal static void AcpiWalker(Assembler a)
     {
         var sum = a.CreateLabel();
         var scan = a.CreateLabel();
@@ -195,49 +195,58 @@ public class AcpiGuestTests
         Assert.That(r.ExitStatus, Is.EqualTo((cpus << 1) | 1));
     }
 
+    /// <summary>The first cycle of the PM timer loop guest: 64 ticks before the 24-bit counter wraps.</summary>
+    internal static readonly ulong PmTimerLoopStart = GuestClock.ToCycles(0xFF_FFC0, PmTimer.Frequency);
+
+    /// <summary>
+    /// Reads the PM timer 20,000 times: R13 counts steps that went backwards or jumped, R14 wraps, RBX/R8 the
+    /// last and first counts, R10/R11 the TSC at both ends.
+    /// </summary>
+    internal static void PmTimerLoop(Assembler a)
+    {
+        const int Iterations = 20_000;
+        var loop = a.CreateLabel();
+        var noWrap = a.CreateLabel();
+        var ok = a.CreateLabel();
+        a.xor(r13d, r13d); // steps that went backwards (or jumped)
+        a.xor(r14d, r14d); // wraps seen
+        a.mov(r12d, Iterations);
+        a.rdtsc();
+        a.shl(rdx, 32);
+        a.or(rax, rdx);
+        a.mov(r10, rax); // TSC at the start
+        a.mov(edx, 0x608);
+        a.@in(eax, dx);
+        a.mov(r8d, eax); // first count
+        a.mov(ebx, eax);
+        a.Label(ref loop);
+        a.@in(eax, dx);
+        a.mov(ecx, eax);
+        a.sub(ecx, ebx);
+        a.and(ecx, 0xFF_FFFF); // step modulo 2^24
+        a.cmp(ecx, 0x1000);
+        a.jbe(ok);
+        a.inc(r13d);
+        a.Label(ref ok);
+        a.cmp(eax, ebx);
+        a.jae(noWrap);
+        a.inc(r14d);
+        a.Label(ref noWrap);
+        a.mov(ebx, eax);
+        a.dec(r12d);
+        a.jnz(loop);
+        a.rdtsc();
+        a.shl(rdx, 32);
+        a.or(rax, rdx);
+        a.mov(r11, rax); // TSC at the end
+        a.hlt();
+    }
+
     [Test]
     public void GuestSeesThePmTimerMonotonicAcrossTheWrapAtItsRate()
     {
         using var m = NewMachine();
-        const int Iterations = 20_000;
-        Run(m, a =>
-        {
-            var loop = a.CreateLabel();
-            var noWrap = a.CreateLabel();
-            var ok = a.CreateLabel();
-            a.xor(r13d, r13d); // steps that went backwards (or jumped)
-            a.xor(r14d, r14d); // wraps seen
-            a.mov(r12d, Iterations);
-            a.rdtsc();
-            a.shl(rdx, 32);
-            a.or(rax, rdx);
-            a.mov(r10, rax); // TSC at the start
-            a.mov(edx, 0x608);
-            a.@in(eax, dx);
-            a.mov(r8d, eax); // first count
-            a.mov(ebx, eax);
-            a.Label(ref loop);
-            a.@in(eax, dx);
-            a.mov(ecx, eax);
-            a.sub(ecx, ebx);
-            a.and(ecx, 0xFF_FFFF); // step modulo 2^24
-            a.cmp(ecx, 0x1000);
-            a.jbe(ok);
-            a.inc(r13d);
-            a.Label(ref ok);
-            a.cmp(eax, ebx);
-            a.jae(noWrap);
-            a.inc(r14d);
-            a.Label(ref noWrap);
-            a.mov(ebx, eax);
-            a.dec(r12d);
-            a.jnz(loop);
-            a.rdtsc();
-            a.shl(rdx, 32);
-            a.or(rax, rdx);
-            a.mov(r11, rax); // TSC at the end
-            a.hlt();
-        }, startCycles: GuestClock.ToCycles(0xFF_FFC0, PmTimer.Frequency)); // 64 ticks before the wrap
+        Run(m, PmTimerLoop, PmTimerLoopStart);
 
         var g = m.Cpu.Gpr;
         ulong ticks = (g[Reg.RBX] - g[Reg.R8]) & PmTimer.TimerMask;

@@ -109,28 +109,30 @@ public sealed class ApicGuestTests
         return m;
     }
 
+    internal static byte[] OneShotGuest() => Guest(
+        0x40,
+        a =>
+        {
+            ApicWrite(a, ApicReg.TimerDivide, 0x2); // ÷8
+            ApicWrite(a, ApicReg.LvtTimer, 0x40);
+            StampInto(a, Start);
+            ApicWrite(a, ApicReg.TimerInitial, 10_000);
+            WaitForCount(a, 1);
+            // Idle a while: a one-shot timer does not fire again.
+            a.mov(ecx, 20_000);
+            var spin = a.CreateLabel();
+            a.Label(ref spin);
+            a.dec(ecx);
+            a.jnz(spin);
+            a.mov(eax, __dword_ptr[rbx + ApicReg.TimerCurrent]);
+            a.mov(__qword_ptr[Data + After], rax);
+        },
+        a => StampInto(a, Stamps));
+
     [Test]
     public void OneShotTimerFiresOnceAfterInitialCountTimesDivide()
     {
-        using var m = Run(Guest(
-            0x40,
-            a =>
-            {
-                ApicWrite(a, ApicReg.TimerDivide, 0x2); // ÷8
-                ApicWrite(a, ApicReg.LvtTimer, 0x40);
-                StampInto(a, Start);
-                ApicWrite(a, ApicReg.TimerInitial, 10_000);
-                WaitForCount(a, 1);
-                // Idle a while: a one-shot timer does not fire again.
-                a.mov(ecx, 20_000);
-                var spin = a.CreateLabel();
-                a.Label(ref spin);
-                a.dec(ecx);
-                a.jnz(spin);
-                a.mov(eax, __dword_ptr[rbx + ApicReg.TimerCurrent]);
-                a.mov(__qword_ptr[Data + After], rax);
-            },
-            a => StampInto(a, Stamps)));
+        using var m = Run(OneShotGuest());
         ulong elapsed = Q(m, Stamps) - Q(m, Start);
         Assert.That(elapsed, Is.GreaterThanOrEqualTo(80_000UL));
         Assert.That(elapsed, Is.LessThan(80_000UL + 10_000), "fires at the deadline (plus the MMIO write and delivery)");
@@ -140,28 +142,32 @@ public sealed class ApicGuestTests
         Assert.That(Stat(m, "apic.eois"), Is.EqualTo(1UL));
     }
 
+    private const int PeriodicIntervals = 6;
+
+    internal static byte[] PeriodicGuest() => Guest(
+        0x41,
+        a =>
+        {
+            ApicWrite(a, ApicReg.TimerDivide, 0x1); // ÷4
+            ApicWrite(a, ApicReg.LvtTimer, 0x2_0041); // periodic
+            ApicWrite(a, ApicReg.TimerInitial, 12_345);
+            WaitForCount(a, PeriodicIntervals + 1);
+            ApicWrite(a, ApicReg.LvtTimer, 0x1_0041);
+            ApicWrite(a, ApicReg.TimerInitial, 0);
+        },
+        a =>
+        {
+            Rdtsc64(a);
+            a.mov(rcx, __qword_ptr[Data + Count]);
+            a.mov(__qword_ptr[rcx * 8 + (long)(Data + Stamps)], rax);
+        },
+        warmUp: true);
+
     [Test]
     public void PeriodicTimerIntervalsAreExactlyInitialCountTimesDivide()
     {
-        const int n = 6;
-        using var m = Run(Guest(
-            0x41,
-            a =>
-            {
-                ApicWrite(a, ApicReg.TimerDivide, 0x1); // ÷4
-                ApicWrite(a, ApicReg.LvtTimer, 0x2_0041); // periodic
-                ApicWrite(a, ApicReg.TimerInitial, 12_345);
-                WaitForCount(a, n + 1);
-                ApicWrite(a, ApicReg.LvtTimer, 0x1_0041);
-                ApicWrite(a, ApicReg.TimerInitial, 0);
-            },
-            a =>
-            {
-                Rdtsc64(a);
-                a.mov(rcx, __qword_ptr[Data + Count]);
-                a.mov(__qword_ptr[rcx * 8 + (long)(Data + Stamps)], rax);
-            },
-            warmUp: true));
+        const int n = PeriodicIntervals;
+        using var m = Run(PeriodicGuest());
         Assert.That(Q(m, Count), Is.EqualTo((ulong)n + 1));
         for (int i = 2; i <= n; i++)
         {
@@ -170,28 +176,30 @@ public sealed class ApicGuestTests
         }
     }
 
+    internal static byte[] TscDeadlineGuest() => Guest(
+        0x42,
+        a =>
+        {
+            ApicWrite(a, ApicReg.LvtTimer, 0x4_0042); // TSC-deadline
+            Rdtsc64(a);
+            a.add(rax, 30_000);
+            a.mov(__qword_ptr[Data + Start], rax);
+            a.mov(rdx, rax);
+            a.shr(rdx, 32);
+            a.mov(ecx, 0x6E0);
+            a.wrmsr();
+            WaitForCount(a, 2);
+            a.mov(ecx, 0x6E0);
+            a.rdmsr();
+            a.mov(__qword_ptr[Data + MsrAfter], rax);
+        },
+        a => StampInto(a, Stamps),
+        warmUp: true);
+
     [Test]
     public void TscDeadlineTimerFiresWhenTheTscReachesTheDeadline()
     {
-        using var m = Run(Guest(
-            0x42,
-            a =>
-            {
-                ApicWrite(a, ApicReg.LvtTimer, 0x4_0042); // TSC-deadline
-                Rdtsc64(a);
-                a.add(rax, 30_000);
-                a.mov(__qword_ptr[Data + Start], rax);
-                a.mov(rdx, rax);
-                a.shr(rdx, 32);
-                a.mov(ecx, 0x6E0);
-                a.wrmsr();
-                WaitForCount(a, 2);
-                a.mov(ecx, 0x6E0);
-                a.rdmsr();
-                a.mov(__qword_ptr[Data + MsrAfter], rax);
-            },
-            a => StampInto(a, Stamps),
-            warmUp: true));
+        using var m = Run(TscDeadlineGuest());
         ulong deadline = Q(m, Start);
         Assert.That(Q(m, Stamps), Is.GreaterThanOrEqualTo(deadline));
         Assert.That(Q(m, Stamps), Is.LessThan(deadline + 300), "delivered at the deadline (plus the delivery cost)");
@@ -287,5 +295,58 @@ public sealed class ApicGuestTests
         Assert.That(Q(m, After), Is.EqualTo(1UL));
         Assert.That(Q(m, Before), Is.EqualTo(2UL), "IRET ended NMI blocking");
         Assert.That(Stat(m, "vcpu.0.nmis"), Is.EqualTo(2UL));
+    }
+    /// <summary>
+    /// IA32_APIC_BASE transitions from a guest: the invalid ones (x2APIC → xAPIC, EXTD without EN, disabled →
+    /// x2APIC) and an x2APIC MSR read in xAPIC mode raise #GP, whose handler counts and skips the 2-byte
+    /// RDMSR/WRMSR; the valid path x2APIC → disabled → xAPIC ends with the xAPIC page back.
+    /// </summary>
+    internal static byte[] ApicBaseTransitionsGuest() => Assemble(
+        a =>
+        {
+            var gp = a.CreateLabel();
+            SetGate(a, 13, gp);
+            LoadIdt(a);
+
+            void WriteBase(uint low)
+            {
+                a.mov(ecx, 0x1B);
+                a.mov(eax, low);
+                a.xor(edx, edx);
+                a.wrmsr();
+            }
+
+            WriteBase(0xFEE0_0000 | 0x100 | 0xC00); // xAPIC → x2APIC
+            WriteBase(0xFEE0_0000 | 0x100 | 0x800); // x2APIC → xAPIC: #GP
+            WriteBase(0xFEE0_0000 | 0x100 | 0x400); // EXTD without EN: #GP
+            WriteBase(0xFEE0_0000 | 0x100); // x2APIC → disabled
+            WriteBase(0xFEE0_0000 | 0x100 | 0xC00); // disabled → x2APIC: #GP
+            WriteBase(0xFEE0_0000 | 0x100 | 0x800); // disabled → xAPIC
+            a.mov(ecx, 0x802);
+            a.rdmsr(); // x2APIC ID in xAPIC mode: #GP
+            a.mov(ecx, 0x1B);
+            a.rdmsr();
+            a.mov(__qword_ptr[Data + After], rax);
+            a.mov(ebx, XapicBase);
+            a.mov(eax, __dword_ptr[rbx + ApicReg.Version]);
+            a.mov(__qword_ptr[Data + Before], rax);
+            Exit(a, 0);
+
+            a.Label(ref gp);
+            a.inc(__qword_ptr[Data + Count]);
+            a.add(__qword_ptr[rsp + 8], 2); // past the RDMSR/WRMSR
+            a.add(rsp, 8); // the error code
+            a.iretq();
+        },
+        out _);
+
+    [Test]
+    public void InvalidApicBaseTransitionsRaiseGpInTheGuest()
+    {
+        using var m = Run(ApicBaseTransitionsGuest());
+        Assert.That(Q(m, Count), Is.EqualTo(4UL), "three invalid transitions and one x2APIC MSR in xAPIC mode");
+        Assert.That(Q(m, After), Is.EqualTo(0xFEE0_0900UL), "xAPIC, enabled, BSP");
+        Assert.That(Q(m, Before), Is.EqualTo((ulong)LocalApic.VersionValue), "the xAPIC page is back");
+        Assert.That(Stat(m, "cpu.exceptions"), Is.EqualTo(4UL));
     }
 }

@@ -442,4 +442,168 @@ public sealed class LocalApicTests
         Assert.That(_r[2].Acknowledge(), Is.EqualTo(0x23));
         Assert.That(_r[2].HasPendingInterrupt, Is.False);
     }
+    [Test]
+    public void DirectedEoiIsNotReportedSoSvrBit12IsIgnoredAndLevelEoisAreBroadcast()
+    {
+        // QEMU's pc machine reports no EOI-broadcast suppression (TCG: APIC version 0x14; KVM: only with a
+        // split irqchip), so SVR bit 12 is not writable and every level-triggered EOI reaches the I/O APIC.
+        Assert.That(_r.Read(1, ApicReg.Version) & (1u << 24), Is.Zero, "version bit 24 clear");
+        _r.Write(1, ApicReg.Svr, 0x11FF);
+        Assert.That(_r.Read(1, ApicReg.Svr), Is.EqualTo(0x1FFu));
+        _r.Platform.ApicBus.Deliver(new ApicMessage(0x71, ApicDeliveryMode.Fixed, false, 1, LevelTriggered: true));
+        Assert.That(_r[1].Acknowledge(), Is.EqualTo(0x71));
+        _r.Write(1, ApicReg.Eoi, 0);
+        Assert.That(_r.EoiBroadcasts, Is.EqualTo(new byte[] { 0x71 }));
+    }
+
+    [Test]
+    public void TimerLvtWithAnIllegalVectorSetsReceiveIllegalVector()
+    {
+        // An illegal vector generated locally from the LVT is dropped and logged as a receive error (Intel SDM
+        // vol. 3 §10.5.3, ESR bit 6); the error LVT then raises its own interrupt.
+        _r.Enable(0);
+        _r.Write(0, ApicReg.LvtError, 0xE3);
+        _r.Write(0, ApicReg.LvtTimer, 0x07);
+        _r.Write(0, ApicReg.TimerInitial, 10);
+        _r.Advance(1_000);
+        Assert.That(_r[0].TimerFires, Is.EqualTo(1UL));
+        Assert.That(_r.Irr(0, 0x07), Is.False, "no IRR bit below 16");
+        Assert.That(_r.Irr(0, 0xE3), Is.True, "error interrupt");
+        _r.Write(0, ApicReg.Esr, 0);
+        Assert.That(_r.Read(0, ApicReg.Esr), Is.EqualTo(LocalApic.EsrReceiveIllegalVector));
+    }
+
+    [Test]
+    public void IllegalLowestPriorityVectorIsASendError()
+    {
+        _r.Enable(0);
+        _r.Enable(1);
+        _r.SendIcr(0, 0x0109, 1); // lowest priority, vector 9
+        Assert.That(_r[1].HighestRequested, Is.EqualTo(-1));
+        _r.Write(0, ApicReg.Esr, 0);
+        Assert.That(_r.Read(0, ApicReg.Esr), Is.EqualTo(LocalApic.EsrSendIllegalVector));
+    }
+
+    [Test]
+    public void LowestPriorityTieGoesToTheLowestApicAndAPendingHigherClassLoses()
+    {
+        for (int i = 0; i < 4; i++)
+        {
+            _r.Enable(i);
+            _r.Write(i, ApicReg.Ldr, 0x01u << 24);
+        }
+
+        _r.SendIcr(3, 0x0972, 0x01);
+        Assert.That(_r.Irr(0, 0x72), Is.True, "equal arbitration priorities: the lowest APIC ID wins");
+        Assert.That(_r.Irr(1, 0x72) || _r.Irr(2, 0x72) || _r.Irr(3, 0x72), Is.False, "delivered once");
+
+        // APIC 0 now has class 7 requested: its arbitration priority is 0x70, the others' 0.
+        Assert.That(_r.Read(0, ApicReg.Apr), Is.EqualTo(0x70u));
+        _r.SendIcr(3, 0x0973, 0x01);
+        Assert.That(_r.Irr(1, 0x73) && !_r.Irr(0, 0x73), Is.True);
+    }
+
+    [Test]
+    public void LogicalBroadcastReachesEveryApicInBothModels()
+    {
+        for (int i = 0; i < 4; i++)
+        {
+            _r.Enable(i);
+            _r.Write(i, ApicReg.Ldr, (0x10u | (1u << i)) << 24);
+            if (i >= 2)
+            {
+                _r.Write(i, ApicReg.Dfr, 0x0FFF_FFFF); // cluster model on APICs 2 and 3
+            }
+        }
+
+        _r.SendIcr(0, 0x0858, 0xFF);
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.That(_r.Irr(i, 0x58), Is.True, $"APIC {i}");
+        }
+
+        // Destination 0x12: the flat APICs 0 (LDR 0x11) and 1 (0x12) share a bit with it; in the cluster model it
+        // names cluster 1, member bit 1, which neither APIC 2 (0x14) nor APIC 3 (0x18) holds.
+        _r.SendIcr(0, 0x0859, 0x12);
+        Assert.That(_r.Irr(0, 0x59) && _r.Irr(1, 0x59), Is.True, "flat: any common bit");
+        Assert.That(_r.Irr(2, 0x59) || _r.Irr(3, 0x59), Is.False, "cluster 1: no member bit 1");
+    }
+
+    [Test]
+    public void ExtIntMessageToAnApTakesThePicsVector()
+    {
+        // The firmware handoff leaves the master PIC at vector 8 with IRQ 1 open. The AP's LINT0 is masked, so the
+        // PIC's INTR does not reach it until an ExtINT message makes it run one INTA cycle (Intel SDM vol. 3
+        // §10.11.2 delivery mode 111b: the vector comes from the 8259's INTA).
+        _r.Platform.Isa.SetIrq(1, true);
+        Assert.That(_r[1].HasPendingInterrupt, Is.False, "AP LINT0 masked");
+        _r.Enable(0);
+        _r.SendIcr(0, 0x0700, 1);
+        Assert.That(_r[1].HasPendingInterrupt, Is.True);
+        Assert.That(_r[1].Acknowledge(), Is.EqualTo(0x09));
+        Assert.That(_r[0].HasPendingInterrupt, Is.False, "the AP's INTA took the request from the BSP's LINT0 too");
+        Assert.That(_r.Platform.Pic.Acknowledges, Is.EqualTo(1UL));
+    }
+
+    [Test]
+    public void ApWithLint0InExtIntModeReceivesThePicsInterrupts()
+    {
+        // As on QEMU's pc machine, the PIC's INTR reaches every APIC whose LINT0 is unmasked in ExtINT mode.
+        _r.Enable(2);
+        _r.Write(2, ApicReg.LvtLint0, 0x700);
+        _r.Write(0, ApicReg.LvtLint0, 0x1_0700); // BSP: masked
+        _r.Platform.Isa.SetIrq(1, true);
+        Assert.That(_r[0].HasPendingInterrupt || _r[1].HasPendingInterrupt, Is.False);
+        Assert.That(_r[2].HasPendingInterrupt, Is.True);
+        Assert.That(_r[2].Acknowledge(), Is.EqualTo(0x09));
+    }
+
+    [Test]
+    public void ExtIntMessageWithNothingPendingGetsThePicsSpuriousIrq7()
+    {
+        _r.Enable(0);
+        _r.Write(0, ApicReg.LvtLint0, 0x1_0700);
+        _r.SendIcr(0, 0x4_0700); // ExtINT to self
+        Assert.That(_r[0].HasPendingInterrupt, Is.True);
+        Assert.That(_r[0].Acknowledge(), Is.EqualTo(0x0F), "master IR7 at vector base 8, no in-service bit");
+        Assert.That(_r.Platform.Pic.SpuriousInterrupts, Is.EqualTo(1UL));
+        Assert.That(_r[0].HasPendingInterrupt, Is.False, "one INTA per message");
+    }
+
+    [Test]
+    public void SmiIsCountedAndOtherwiseIgnored()
+    {
+        // No SMM in this model (QEMU would enter SeaBIOS's SMM handler and resume): the SMI changes nothing but
+        // the apic.smis counter, whatever the vector field holds.
+        _r.Enable(0);
+        _r.Enable(1);
+        _r.SendIcr(0, 0x0233, 1);
+        _r.SendIcr(0, 0x8_0200); // all including self
+        Assert.That(_r[1].SmisReceived, Is.EqualTo(2UL));
+        Assert.That(_r[0].SmisReceived, Is.EqualTo(1UL));
+        Assert.That(_r[1].HighestRequested, Is.EqualTo(-1));
+        Assert.That(_r.Cpus[1].NmiPending, Is.False);
+    }
+    [Test]
+    public void LowestPrioritySkipsSoftwareDisabledApicsAndArbitratesShorthands()
+    {
+        // APIC 0 is software-disabled with the lowest TPR: it would drop the interrupt, so it does not compete.
+        for (int i = 0; i < 4; i++)
+        {
+            _r.Write(i, ApicReg.Ldr, 0x01u << 24);
+            if (i != 0)
+            {
+                _r.Enable(i);
+                _r.Write(i, ApicReg.Tpr, i == 3 ? 0x10u : 0x30u);
+            }
+        }
+
+        _r.SendIcr(1, 0x0974, 0x01); // lowest priority, logical: all four match
+        Assert.That(_r.Irr(3, 0x74), Is.True);
+        Assert.That(_r.Irr(0, 0x74) || _r.Irr(1, 0x74) || _r.Irr(2, 0x74), Is.False);
+
+        _r.SendIcr(3, 0xC_0175); // lowest priority, all excluding self: one of APICs 1 and 2 (0 is disabled)
+        Assert.That(_r.Irr(1, 0x75), Is.True, "tie between 1 and 2: the lower ID");
+        Assert.That(_r.Irr(2, 0x75) || _r.Irr(3, 0x75) || _r.Irr(0, 0x75), Is.False, "one target only");
+    }
 }

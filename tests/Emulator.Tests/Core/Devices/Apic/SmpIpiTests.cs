@@ -20,7 +20,7 @@ public sealed class SmpIpiTests
     private const int Token = 0x00, Hops = 0x08, Done = 0x10, Errors = 0x18, Ready = 0x40, Counters = 0x100;
 
     /// <summary>The ring guest for <paramref name="cpus"/> vCPUs, through x2APIC MSRs or the xAPIC page.</summary>
-    private static byte[] RingGuest(int cpus, bool x2, int hops, out ulong apEntry)
+    internal static byte[] RingGuest(int cpus, bool x2, int hops, out ulong apEntry)
     {
         Label apLabel = default;
         var image = Assemble(

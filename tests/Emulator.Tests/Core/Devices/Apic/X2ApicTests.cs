@@ -240,4 +240,29 @@ public sealed class X2ApicTests
         Assert.That(Rd(2, 0x808), Is.EqualTo(0UL));
         Assert.That(Rd(2, 0x80F), Is.EqualTo(0xFFUL));
     }
+    [Test]
+    public void LogicalIdsAboveFifteenFallInTheNextCluster()
+    {
+        // x2APIC logical ID (Intel SDM vol. 3 §10.12.10.2): cluster = ID[19:4] in bits 31:16, member bit
+        // 1 << ID[3:0]; read-only.
+        using var r = new ApicRig(18);
+        for (int i = 0; i < 18; i++)
+        {
+            Assert.That(r.EnterX2Apic(i), Is.True);
+            Assert.That(r.Cpus[i].WriteMsr(0x80F, 0x1FF), Is.True);
+        }
+
+        Assert.That(r.Cpus[17].ReadMsr(0x80D, out ulong ldr17), Is.True);
+        Assert.That(ldr17, Is.EqualTo((1UL << 16) | (1UL << 1)));
+        Assert.That(r.Cpus[16].ReadMsr(0x80D, out ulong ldr16), Is.True);
+        Assert.That(ldr16, Is.EqualTo((1UL << 16) | 1));
+        Assert.That(r.Cpus[17].WriteMsr(0x80D, 5), Is.False, "LDR is read-only");
+
+        // Cluster 1, members 0 and 1: APICs 16 and 17, and not APICs 0 and 1 of cluster 0.
+        Assert.That(r.Cpus[0].WriteMsr(0x830, (0x0001_0003UL << 32) | 0x800 | 0x66), Is.True);
+        Assert.That(r[16].HighestRequested, Is.EqualTo(0x66));
+        Assert.That(r[17].HighestRequested, Is.EqualTo(0x66));
+        Assert.That(r[0].HighestRequested, Is.EqualTo(-1));
+        Assert.That(r[1].HighestRequested, Is.EqualTo(-1));
+    }
 }

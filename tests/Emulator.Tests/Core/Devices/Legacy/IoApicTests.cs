@@ -202,6 +202,8 @@ public class IoApicTests
 
         public int ArbitrationPriority => 0;
 
+        public bool TakesFixedInterrupts => true;
+
         /// <summary>Flat model: logical ID bit = 1 &lt;&lt; APIC ID.</summary>
         public bool MatchesLogical(uint destination) => (destination & (1u << (int)id)) != 0;
 

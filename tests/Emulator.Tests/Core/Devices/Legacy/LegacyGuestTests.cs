@@ -26,7 +26,7 @@ public class LegacyGuestTests
 
     private static BootOptions Flat64 => new() { Format = ImageFormat.Flat, LoadAddress = CodeBase, Mode = EntryMode.Long };
 
-    private static Machine NewMachine() => new(new MachineOptions { MemorySize = 64 << 20 });
+    private static Machine NewMachine(Stream? console = null) => new(new MachineOptions { MemorySize = 64 << 20, ConsoleOutput = console });
 
     /// <summary>Loads the main program, the handler of <paramref name="vector"/> and an IDT sending every other vector to a failing exit.</summary>
     private static void Load(Machine m, Action<Assembler> main, int vector, Action<Assembler> isr)
@@ -126,9 +126,9 @@ public class LegacyGuestTests
     private const int PitDivisor = 1193;
     private const int PitInterrupts = 10;
 
-    private static Machine RunPitGuest()
+    internal static Machine RunPitGuest(Stream? console = null)
     {
-        var m = NewMachine();
+        var m = NewMachine(console);
         Load(m, a =>
         {
             InitPic(a, 0xFE, 0xFF);
@@ -195,10 +195,10 @@ public class LegacyGuestTests
         }
     }
 
-    [Test]
-    public void RtcShowsTheEpochAdvancedByGuestSeconds()
+    /// <summary>Reads the clock in BCD, waits for two update-ended interrupts, reads it again in binary.</summary>
+    internal static Machine RunRtcClockGuest(Stream? console = null)
     {
-        using var m = NewMachine();
+        var m = NewMachine(console);
         Load(m, a =>
         {
             ReadClock(a, Results);
@@ -221,6 +221,13 @@ public class LegacyGuestTests
         });
         var r = m.Run(new RunLimits { MaxCycles = 10_000_000_000 });
         Assert.That((r.Reason, r.ExitStatus), Is.EqualTo((StopReason.DebugExit, 1)), r.Message);
+        return m;
+    }
+
+    [Test]
+    public void RtcShowsTheEpochAdvancedByGuestSeconds()
+    {
+        using var m = RunRtcClockGuest();
 
         var bytes = new byte[16];
         for (int i = 0; i < 16; i++)
@@ -234,11 +241,13 @@ public class LegacyGuestTests
         Assert.That(m.Cpu.Cycles, Is.InRange(2 * GuestClock.CyclesPerSecond, (2 * GuestClock.CyclesPerSecond) + 1_000_000));
     }
 
-    [Test]
-    public void RtcPeriodicInterruptAt1024Hz()
+    private const int RtcPeriodicInterrupts = 8;
+
+    /// <summary>Takes <see cref="RtcPeriodicInterrupts"/> periodic interrupts at 1024 Hz through the slave PIC.</summary>
+    internal static Machine RunRtcPeriodicGuest(Stream? console = null)
     {
-        const int count = 8;
-        using var m = NewMachine();
+        const int count = RtcPeriodicInterrupts;
+        var m = NewMachine(console);
         Load(m, a =>
         {
             InitPic(a, 0xFB, 0xFE);
@@ -259,6 +268,14 @@ public class LegacyGuestTests
         });
         var r = m.Run(new RunLimits { MaxCycles = 1_000_000_000 });
         Assert.That((r.Reason, r.ExitStatus), Is.EqualTo((StopReason.DebugExit, 1)), r.Message);
+        return m;
+    }
+
+    [Test]
+    public void RtcPeriodicInterruptAt1024Hz()
+    {
+        const int count = RtcPeriodicInterrupts;
+        using var m = RunRtcPeriodicGuest();
         var stamps = Stamps(m, count);
         for (int i = 2; i < count; i++) // from the second: the first handler entry runs cold
         {

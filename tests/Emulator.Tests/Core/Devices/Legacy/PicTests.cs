@@ -314,4 +314,24 @@ public class PicTests
         _io.Out(0xA0, 2, 0xC30B); // OCW3 (read ISR) to 0xA0, IMR 0xC3 to 0xA1
         Assert.That(In(0xA1), Is.EqualTo(0xC3));
     }
+    [Test]
+    public void IntrRaisedSignalsEachRisingEdgeOfTheMastersOutput()
+    {
+        int raised = 0;
+        _pic.IntrRaised = () => raised++;
+        Init();
+        Out(0x21, 0x02); // IRQ 1 masked
+        _pic.SetIrq(1, true);
+        Assert.That(raised, Is.Zero, "masked: INTR stays low");
+        Out(0x21, 0x00);
+        Assert.That(raised, Is.EqualTo(1), "unmasking raises INTR");
+        _pic.SetIrq(3, true);
+        Assert.That(raised, Is.EqualTo(1), "already high");
+        Assert.That(_pic.AcknowledgeExtInt(), Is.EqualTo(0x21));
+        Assert.That(raised, Is.EqualTo(1), "IRQ 3 is below the in-service IRQ 1: INTR low");
+        Out(0x20, 0x20);
+        Assert.That(raised, Is.EqualTo(2), "the EOI lets IRQ 3 through");
+        Pulse(12);
+        Assert.That(raised, Is.EqualTo(2), "still high for IRQ 3");
+    }
 }
