@@ -170,6 +170,14 @@ public sealed unsafe partial class Cpu
             if (YieldRequested)
             {
                 YieldRequested = false;
+                if (NextEventCycle < maxCycles)
+                {
+                    // A spinner idles only to the next timer event of its turn, not to the turn's end, so
+                    // its own timer interrupts arrive on time; it then spins (and yields) again.
+                    Cycles = Math.Max(Cycles, NextEventCycle);
+                    continue;
+                }
+
                 return RunExit.Yielded;
             }
         }
