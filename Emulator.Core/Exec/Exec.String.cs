@@ -96,257 +96,216 @@ public static unsafe partial class Exec
         }
     }
 
+    /// <summary>One string instruction's element operation, for <see cref="RunString{TOp, TW}"/>.</summary>
+    private interface IStringOp
+    {
+        static abstract bool UsesSi { get; }
+
+        static abstract bool UsesDi { get; }
+
+        /// <summary>CMPS and SCAS: REPE/REPNE also stop on ZF.</summary>
+        static abstract bool Compares { get; }
+
+        /// <summary>
+        /// One element at the current rSI/rDI (the driver advances them): false after a fault, with nothing
+        /// changed. <paramref name="equal"/> tells a compare whether its operands were equal.
+        /// </summary>
+        static abstract bool Element(Cpu.Cpu c, ref DecodedOp op, int size, int asz, out bool equal);
+    }
+
+    /// <summary>
+    /// The one driver of MOVS, STOS, LODS, CMPS and SCAS: a single element, or a REP run of at most
+    /// <see cref="RepChunk"/> iterations in which rSI/rDI advance and rCX counts down after each element
+    /// (REPE/REPNE compares also stop on ZF), so a fault leaves the remaining work in the registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int RunString<TOp, TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TOp : struct, IStringOp
+        where TW : struct, IDataWidth
+    {
+        int size = TW.Bytes, asz = op.AddrSize;
+        ulong step = StringStep(c, size);
+        if (op.Rep == 0)
+        {
+            if (!TOp.Element(c, ref op, size, asz, out _))
+            {
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndexes<TOp>(c, step, asz);
+            return ExecStatus.Continue;
+        }
+
+        ulong count = c.GetReg(Reg.RCX, asz);
+        if (count == 0)
+        {
+            RepZeroCount(c, asz, TOp.UsesSi, TOp.UsesDi);
+            return ExecStatus.Continue;
+        }
+
+        bool whileEqual = op.Rep == 1;
+        int done = 0;
+        while (count != 0)
+        {
+            if (done == RepChunk)
+            {
+                return StringEnd(c, ref op, done, true);
+            }
+
+            if (!TOp.Element(c, ref op, size, asz, out bool equal))
+            {
+                StringEnd(c, ref op, done, false);
+                return ExecStatus.Fault;
+            }
+
+            AdvanceIndexes<TOp>(c, step, asz);
+            c.SetReg(Reg.RCX, asz, --count);
+            done++;
+            if (TOp.Compares && equal != whileEqual)
+            {
+                break;
+            }
+        }
+
+        return StringEnd(c, ref op, done, false);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AdvanceIndexes<TOp>(Cpu.Cpu c, ulong step, int asz)
+        where TOp : struct, IStringOp
+    {
+        if (TOp.UsesSi)
+        {
+            AdvanceIndex(c, Reg.RSI, step, asz);
+        }
+
+        if (TOp.UsesDi)
+        {
+            AdvanceIndex(c, Reg.RDI, step, asz);
+        }
+    }
+
+    /// <summary>MOVS: [seg:rSI] → [ES:rDI].</summary>
     public static int Movs<TW>(Cpu.Cpu c, ref DecodedOp op)
-        where TW : struct, IDataWidth
-    {
-        int size = TW.Bytes, asz = op.AddrSize;
-        ulong step = StringStep(c, size);
-        if (op.Rep == 0)
-        {
-            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v) || !c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v))
-            {
-                return ExecStatus.Fault;
-            }
+        where TW : struct, IDataWidth => RunString<MovsOp, TW>(c, ref op);
 
-            AdvanceIndex(c, Reg.RSI, step, asz);
-            AdvanceIndex(c, Reg.RDI, step, asz);
-            return ExecStatus.Continue;
-        }
-
-        ulong count = c.GetReg(Reg.RCX, asz);
-        if (count == 0)
-        {
-            RepZeroCount(c, asz, true, true);
-            return ExecStatus.Continue;
-        }
-
-        int done = 0;
-        while (count != 0)
-        {
-            if (done == RepChunk)
-            {
-                return StringEnd(c, ref op, done, true);
-            }
-
-            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v) || !c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v))
-            {
-                StringEnd(c, ref op, done, false);
-                return ExecStatus.Fault;
-            }
-
-            AdvanceIndex(c, Reg.RSI, step, asz);
-            AdvanceIndex(c, Reg.RDI, step, asz);
-            c.SetReg(Reg.RCX, asz, --count);
-            done++;
-        }
-
-        return StringEnd(c, ref op, done, false);
-    }
-
+    /// <summary>STOS: rAX → [ES:rDI].</summary>
     public static int Stos<TW>(Cpu.Cpu c, ref DecodedOp op)
-        where TW : struct, IDataWidth
-    {
-        int size = TW.Bytes, asz = op.AddrSize;
-        ulong step = StringStep(c, size);
-        ulong v = c.GetReg(Reg.RAX, size);
-        if (op.Rep == 0)
-        {
-            if (!c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v))
-            {
-                return ExecStatus.Fault;
-            }
+        where TW : struct, IDataWidth => RunString<StosOp, TW>(c, ref op);
 
-            AdvanceIndex(c, Reg.RDI, step, asz);
-            return ExecStatus.Continue;
-        }
-
-        ulong count = c.GetReg(Reg.RCX, asz);
-        if (count == 0)
-        {
-            RepZeroCount(c, asz, false, true);
-            return ExecStatus.Continue;
-        }
-
-        int done = 0;
-        while (count != 0)
-        {
-            if (done == RepChunk)
-            {
-                return StringEnd(c, ref op, done, true);
-            }
-
-            if (!c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v))
-            {
-                StringEnd(c, ref op, done, false);
-                return ExecStatus.Fault;
-            }
-
-            AdvanceIndex(c, Reg.RDI, step, asz);
-            c.SetReg(Reg.RCX, asz, --count);
-            done++;
-        }
-
-        return StringEnd(c, ref op, done, false);
-    }
-
+    /// <summary>LODS: [seg:rSI] → rAX.</summary>
     public static int Lods<TW>(Cpu.Cpu c, ref DecodedOp op)
-        where TW : struct, IDataWidth
-    {
-        int size = TW.Bytes, asz = op.AddrSize;
-        ulong step = StringStep(c, size);
-        if (op.Rep == 0)
-        {
-            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v))
-            {
-                return ExecStatus.Fault;
-            }
-
-            c.SetReg(Reg.RAX, size, v);
-            AdvanceIndex(c, Reg.RSI, step, asz);
-            return ExecStatus.Continue;
-        }
-
-        ulong count = c.GetReg(Reg.RCX, asz);
-        if (count == 0)
-        {
-            RepZeroCount(c, asz, true, false);
-            return ExecStatus.Continue;
-        }
-
-        int done = 0;
-        while (count != 0)
-        {
-            if (done == RepChunk)
-            {
-                return StringEnd(c, ref op, done, true);
-            }
-
-            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v))
-            {
-                StringEnd(c, ref op, done, false);
-                return ExecStatus.Fault;
-            }
-
-            c.SetReg(Reg.RAX, size, v);
-            AdvanceIndex(c, Reg.RSI, step, asz);
-            c.SetReg(Reg.RCX, asz, --count);
-            done++;
-        }
-
-        return StringEnd(c, ref op, done, false);
-    }
+        where TW : struct, IDataWidth => RunString<LodsOp, TW>(c, ref op);
 
     /// <summary>
     /// CMPS: flags of [seg:rSI] − [ES:rDI]. REPE continues while equal (ZF = 1), REPNE while not;
     /// either stops when rCX reaches zero.
     /// </summary>
     public static int Cmps<TW>(Cpu.Cpu c, ref DecodedOp op)
-        where TW : struct, IDataWidth
-    {
-        int size = TW.Bytes, asz = op.AddrSize;
-        ulong step = StringStep(c, size);
-        ulong mask = Cpu.Cpu.SizeMask(size);
-        if (op.Rep == 0)
-        {
-            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong s) || !c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
-            {
-                return ExecStatus.Fault;
-            }
-
-            AdvanceIndex(c, Reg.RSI, step, asz);
-            AdvanceIndex(c, Reg.RDI, step, asz);
-            c.SetFlagsSub(size, s, d, (s - d) & mask);
-            return ExecStatus.Continue;
-        }
-
-        bool whileEqual = op.Rep == 1;
-        ulong count = c.GetReg(Reg.RCX, asz);
-        if (count == 0)
-        {
-            RepZeroCount(c, asz, true, true);
-            return ExecStatus.Continue;
-        }
-
-        int done = 0;
-        while (count != 0)
-        {
-            if (done == RepChunk)
-            {
-                return StringEnd(c, ref op, done, true);
-            }
-
-            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong s) || !c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
-            {
-                StringEnd(c, ref op, done, false);
-                return ExecStatus.Fault;
-            }
-
-            AdvanceIndex(c, Reg.RSI, step, asz);
-            AdvanceIndex(c, Reg.RDI, step, asz);
-            c.SetReg(Reg.RCX, asz, --count);
-            c.SetFlagsSub(size, s, d, (s - d) & mask);
-            done++;
-            if ((s == d) != whileEqual)
-            {
-                break;
-            }
-        }
-
-        return StringEnd(c, ref op, done, false);
-    }
+        where TW : struct, IDataWidth => RunString<CmpsOp, TW>(c, ref op);
 
     /// <summary>SCAS: flags of rAX − [ES:rDI]; REPE/REPNE as for CMPS.</summary>
     public static int Scas<TW>(Cpu.Cpu c, ref DecodedOp op)
-        where TW : struct, IDataWidth
+        where TW : struct, IDataWidth => RunString<ScasOp, TW>(c, ref op);
+
+    private readonly struct MovsOp : IStringOp
     {
-        int size = TW.Bytes, asz = op.AddrSize;
-        ulong step = StringStep(c, size);
-        ulong mask = Cpu.Cpu.SizeMask(size);
-        ulong a = c.GetReg(Reg.RAX, size);
-        if (op.Rep == 0)
+        public static bool UsesSi => true;
+
+        public static bool UsesDi => true;
+
+        public static bool Compares => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool Element(Cpu.Cpu c, ref DecodedOp op, int size, int asz, out bool equal)
         {
+            equal = false;
+            return c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v) && c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, v);
+        }
+    }
+
+    private readonly struct StosOp : IStringOp
+    {
+        public static bool UsesSi => false;
+
+        public static bool UsesDi => true;
+
+        public static bool Compares => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool Element(Cpu.Cpu c, ref DecodedOp op, int size, int asz, out bool equal)
+        {
+            equal = false;
+            return c.WriteMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, c.GetReg(Reg.RAX, size));
+        }
+    }
+
+    private readonly struct LodsOp : IStringOp
+    {
+        public static bool UsesSi => true;
+
+        public static bool UsesDi => false;
+
+        public static bool Compares => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool Element(Cpu.Cpu c, ref DecodedOp op, int size, int asz, out bool equal)
+        {
+            equal = false;
+            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong v))
+            {
+                return false;
+            }
+
+            c.SetReg(Reg.RAX, size, v);
+            return true;
+        }
+    }
+
+    private readonly struct CmpsOp : IStringOp
+    {
+        public static bool UsesSi => true;
+
+        public static bool UsesDi => true;
+
+        public static bool Compares => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool Element(Cpu.Cpu c, ref DecodedOp op, int size, int asz, out bool equal)
+        {
+            equal = false;
+            if (!c.ReadMem(op.Seg, c.GetReg(Reg.RSI, asz), size, out ulong s) || !c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
+            {
+                return false;
+            }
+
+            c.SetFlagsSub(size, s, d, (s - d) & Cpu.Cpu.SizeMask(size));
+            equal = s == d;
+            return true;
+        }
+    }
+
+    private readonly struct ScasOp : IStringOp
+    {
+        public static bool UsesSi => false;
+
+        public static bool UsesDi => true;
+
+        public static bool Compares => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool Element(Cpu.Cpu c, ref DecodedOp op, int size, int asz, out bool equal)
+        {
+            equal = false;
             if (!c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
             {
-                return ExecStatus.Fault;
+                return false;
             }
 
-            AdvanceIndex(c, Reg.RDI, step, asz);
-            c.SetFlagsSub(size, a, d, (a - d) & mask);
-            return ExecStatus.Continue;
+            ulong a = c.GetReg(Reg.RAX, size);
+            c.SetFlagsSub(size, a, d, (a - d) & Cpu.Cpu.SizeMask(size));
+            equal = a == d;
+            return true;
         }
-
-        bool whileEqual = op.Rep == 1;
-        ulong count = c.GetReg(Reg.RCX, asz);
-        if (count == 0)
-        {
-            RepZeroCount(c, asz, false, true);
-            return ExecStatus.Continue;
-        }
-
-        int done = 0;
-        while (count != 0)
-        {
-            if (done == RepChunk)
-            {
-                return StringEnd(c, ref op, done, true);
-            }
-
-            if (!c.ReadMem(SegReg.ES, c.GetReg(Reg.RDI, asz), size, out ulong d))
-            {
-                StringEnd(c, ref op, done, false);
-                return ExecStatus.Fault;
-            }
-
-            AdvanceIndex(c, Reg.RDI, step, asz);
-            c.SetReg(Reg.RCX, asz, --count);
-            c.SetFlagsSub(size, a, d, (a - d) & mask);
-            done++;
-            if ((a == d) != whileEqual)
-            {
-                break;
-            }
-        }
-
-        return StringEnd(c, ref op, done, false);
     }
 }

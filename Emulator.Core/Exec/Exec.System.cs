@@ -139,28 +139,6 @@ public static unsafe partial class Exec
         return c.StopRequested ? ExecStatus.EndBlock : ExecStatus.Continue;
     }
 
-    /// <summary>Value of a string-address register at the address size.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong AddrReg(Cpu.Cpu c, int reg, int addrSize) => addrSize switch
-    {
-        8 => c.Gpr[reg],
-        4 => (uint)c.Gpr[reg],
-        _ => (ushort)c.Gpr[reg],
-    };
-
-    /// <summary>Writes a string-address register at the address size (16-bit: upper bits kept; 32-bit: zero-extended).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void SetAddrReg(Cpu.Cpu c, int reg, int addrSize, ulong v)
-    {
-        ref ulong r = ref c.Gpr[reg];
-        r = addrSize switch
-        {
-            8 => v,
-            4 => (uint)v,
-            _ => (r & ~0xFFFFUL) | (ushort)v,
-        };
-    }
-
     /// <summary>INS: port DX → ES:rDI (no segment override), rDI ± size; with REP, rCX times.</summary>
     public static int Ins(Cpu.Cpu c, ref DecodedOp op)
     {
@@ -169,7 +147,7 @@ public static unsafe partial class Exec
         ushort port = (ushort)c.Gpr[Reg.RDX];
         long step = (c.FlagsBits & Rflags.DF) != 0 ? -size : size;
         bool rep = op.Rep != 0;
-        ulong count = rep ? AddrReg(c, Reg.RCX, asz) : 1;
+        ulong count = rep ? c.GetReg(Reg.RCX, asz) : 1;
         if (count == 0)
         {
             return ExecStatus.Continue;
@@ -182,7 +160,7 @@ public static unsafe partial class Exec
 
         for (int i = 0; i < IoStringChunk; i++)
         {
-            ulong di = AddrReg(c, Reg.RDI, asz);
+            ulong di = c.GetReg(Reg.RDI, asz);
             // Probe the destination for write access first, so a fault does not swallow a port read.
             if (!c.ReadMemForWrite(SegReg.ES, di, size, out _))
             {
@@ -195,14 +173,14 @@ public static unsafe partial class Exec
                 return ExecStatus.Fault;
             }
 
-            SetAddrReg(c, Reg.RDI, asz, di + (ulong)step);
+            c.SetReg(Reg.RDI, asz, di + (ulong)step);
             if (!rep)
             {
                 return ExecStatus.Continue;
             }
 
             count--;
-            SetAddrReg(c, Reg.RCX, asz, count);
+            c.SetReg(Reg.RCX, asz, count);
             if (count == 0)
             {
                 return ExecStatus.EndBlock;
@@ -229,7 +207,7 @@ public static unsafe partial class Exec
         ushort port = (ushort)c.Gpr[Reg.RDX];
         long step = (c.FlagsBits & Rflags.DF) != 0 ? -size : size;
         bool rep = op.Rep != 0;
-        ulong count = rep ? AddrReg(c, Reg.RCX, asz) : 1;
+        ulong count = rep ? c.GetReg(Reg.RCX, asz) : 1;
         if (count == 0)
         {
             return ExecStatus.Continue;
@@ -242,21 +220,21 @@ public static unsafe partial class Exec
 
         for (int i = 0; i < IoStringChunk; i++)
         {
-            ulong si = AddrReg(c, Reg.RSI, asz);
+            ulong si = c.GetReg(Reg.RSI, asz);
             if (!c.ReadMem(op.Seg, si, size, out ulong v))
             {
                 return ExecStatus.Fault;
             }
 
             c.Phys.Io.Out(port, size, (uint)v);
-            SetAddrReg(c, Reg.RSI, asz, si + (ulong)step);
+            c.SetReg(Reg.RSI, asz, si + (ulong)step);
             if (!rep)
             {
                 return c.StopRequested ? ExecStatus.EndBlock : ExecStatus.Continue;
             }
 
             count--;
-            SetAddrReg(c, Reg.RCX, asz, count);
+            c.SetReg(Reg.RCX, asz, count);
             if (count == 0 || c.StopRequested)
             {
                 break;
