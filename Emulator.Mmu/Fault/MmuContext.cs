@@ -64,8 +64,6 @@ public sealed class MmuContext : IDisposable
 
     internal TableArena Arena => _arena;
 
-    // KVM's apicv_update_lock, for the memslot design: its delete/re-create must follow the transitions in order.
-    private readonly Lock _apicvUpdateLock = new();
     private ulong _apicvInhibitReasons;
 
     /// <summary>VM-wide APICv inhibit reasons (bit per reason); APICv is active when this is 0.</summary>
@@ -93,25 +91,29 @@ public sealed class MmuContext : IDisposable
     /// </summary>
     public void SetApicvInhibit(int reason, bool set)
     {
+        ulong bit = 1UL << reason;
         if (Toggle == ApicvToggle.Zap)
         {
             // The reasons word changes with one compare-exchange; only the active → inhibited transition
             // needs the MMU lock, for its zap. A fault that read "active" either installs the SPTE before
             // the zap (which waits for it and removes it) or starts after and reads "inhibited". Two
-            // racing transitions at worst zap an SPTE that is not there.
-            // With the lock disabled (one host thread) nothing races the update: a plain store.
-            ulong bit = 1UL << reason, old, now;
-            do
+            // racing transitions at worst zap an SPTE that is not there. With the lock disabled (one host
+            // thread) nothing races the update, and a plain store does.
+            ulong old, now;
+            if (!Lock.Enabled)
             {
-                old = Volatile.Read(ref _apicvInhibitReasons);
-                now = set ? old | bit : old & ~bit;
-                if (!Lock.Enabled)
-                {
-                    _apicvInhibitReasons = now;
-                    break;
-                }
+                old = _apicvInhibitReasons;
+                now = _apicvInhibitReasons = set ? old | bit : old & ~bit;
             }
-            while (now != old && Interlocked.CompareExchange(ref _apicvInhibitReasons, now, old) != old);
+            else
+            {
+                do
+                {
+                    old = Volatile.Read(ref _apicvInhibitReasons);
+                    now = set ? old | bit : old & ~bit;
+                }
+                while (now != old && Interlocked.CompareExchange(ref _apicvInhibitReasons, now, old) != old);
+            }
 
             if (old == 0 && now != 0)
             {
@@ -121,18 +123,19 @@ public sealed class MmuContext : IDisposable
             return;
         }
 
-        lock (_apicvUpdateLock)
+        // The memslot design's delete and re-create must follow the transitions in order: the MMU lock's
+        // exclusive side (which the memslot update takes again) serialises them, as KVM's apicv_update_lock.
+        using (Lock.Write())
         {
-            bool wasInhibited = ApicvInhibited;
-            ulong reasons = ApicvInhibitReasons;
-            Volatile.Write(ref _apicvInhibitReasons, set ? reasons | (1UL << reason) : reasons & ~(1UL << reason));
-            bool nowInhibited = ApicvInhibited;
-            if (wasInhibited == nowInhibited || ApicAccessHostOffset == ulong.MaxValue)
+            ulong old = _apicvInhibitReasons;
+            ulong now = set ? old | bit : old & ~bit;
+            Volatile.Write(ref _apicvInhibitReasons, now);
+            if ((old == 0) == (now == 0) || ApicAccessHostOffset == ulong.MaxValue)
             {
                 return;
             }
 
-            if (nowInhibited)
+            if (now != 0)
             {
                 Memslots.Delete(Memslot.ApicAccessPrivate);
             }

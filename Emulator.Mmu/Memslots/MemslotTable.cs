@@ -13,13 +13,12 @@ public sealed class MemslotTable
     /// <summary>Low 19 bits of the generation are stamped into MMIO SPTEs.</summary>
     public const ulong MmioGenerationMask = (1UL << 19) - 1;
 
-    private readonly object _updateLock = new();
     private MemslotSet _current = MemslotSet.Empty;
     private readonly ulong _hostSize;
 
     /// <param name="hostSize">Size of host memory; slots must lie inside it.</param>
     /// <param name="mmuLock">The MMU lock: updates and harvests take its exclusive side, so no fault runs
-    /// between publishing a set and zapping or write-protecting what it changed.</param>
+    /// between publishing a set and zapping or write-protecting what it changed, and updates are serialised.</param>
     public MemslotTable(ulong hostSize, Fault.MmuLock? mmuLock = null)
     {
         _hostSize = hostSize;
@@ -67,34 +66,32 @@ public sealed class MemslotTable
             throw new MemslotException($"memslot {id}: INVALID is an internal flag");
         }
 
-        lock (_updateLock)
-            using (Lock.Write())
+        using (Lock.Write())
+        {
+            var cur = _current;
+            if (cur.ById(id) != null)
             {
-                var cur = _current;
-                if (cur.ById(id) != null)
-                {
-                    throw new MemslotException($"memslot {id} already exists");
-                }
-
-                var slot = new Memslot(id, gpa >> 12, size >> 12, hostOffset, flags);
-                CheckOverlap(cur, slot, ignoreId: -1);
-                Install(With(cur, slot, removeId: -1));
-                return slot;
+                throw new MemslotException($"memslot {id} already exists");
             }
+
+            var slot = new Memslot(id, gpa >> 12, size >> 12, hostOffset, flags);
+            CheckOverlap(cur, slot, ignoreId: -1);
+            Install(With(cur, slot, removeId: -1));
+            return slot;
+        }
     }
 
     public void Delete(int id)
     {
-        lock (_updateLock)
-            using (Lock.Write())
-            {
-                var cur = _current;
-                var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
-                var invalid = old.AsInvalid();
-                Install(With(cur, invalid, removeId: id));
-                SlotInvalidated?.Invoke(invalid);
-                Install(With(_current, null, removeId: id));
-            }
+        using (Lock.Write())
+        {
+            var cur = _current;
+            var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
+            var invalid = old.AsInvalid();
+            Install(With(cur, invalid, removeId: id));
+            SlotInvalidated?.Invoke(invalid);
+            Install(With(_current, null, removeId: id));
+        }
     }
 
     public Memslot Move(int id, ulong newGpa)
@@ -104,19 +101,18 @@ public sealed class MemslotTable
             throw new MemslotException($"memslot {id}: address must be 4 KiB aligned");
         }
 
-        lock (_updateLock)
-            using (Lock.Write())
-            {
-                var cur = _current;
-                var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
-                var moved = old.MovedTo(newGpa >> 12);
-                CheckOverlap(cur, moved, ignoreId: id);
-                var invalid = old.AsInvalid();
-                Install(With(cur, invalid, removeId: id));
-                SlotInvalidated?.Invoke(invalid);
-                Install(With(_current, moved, removeId: id));
-                return moved;
-            }
+        using (Lock.Write())
+        {
+            var cur = _current;
+            var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
+            var moved = old.MovedTo(newGpa >> 12);
+            CheckOverlap(cur, moved, ignoreId: id);
+            var invalid = old.AsInvalid();
+            Install(With(cur, invalid, removeId: id));
+            SlotInvalidated?.Invoke(invalid);
+            Install(With(_current, moved, removeId: id));
+            return moved;
+        }
     }
 
     /// <summary>Flags-only change (dirty logging, read-only). Turning dirty logging on write-protects the slot.</summary>
@@ -127,27 +123,26 @@ public sealed class MemslotTable
             throw new MemslotException($"memslot {id}: INVALID is an internal flag");
         }
 
-        lock (_updateLock)
-            using (Lock.Write())
+        using (Lock.Write())
+        {
+            var cur = _current;
+            var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
+            var updated = old.WithFlags(flags);
+            bool readOnlyChanged = ((old.Flags ^ flags) & MemslotFlags.ReadOnly) != 0;
+            if (readOnlyChanged)
             {
-                var cur = _current;
-                var old = cur.ById(id) ?? throw new MemslotException($"memslot {id} does not exist");
-                var updated = old.WithFlags(flags);
-                bool readOnlyChanged = ((old.Flags ^ flags) & MemslotFlags.ReadOnly) != 0;
-                if (readOnlyChanged)
-                {
-                    // KVM refuses to toggle READONLY on a live slot; delete and re-create instead.
-                    throw new MemslotException($"memslot {id}: READONLY cannot change on an existing slot");
-                }
-
-                Install(With(cur, updated, removeId: id));
-                if (!old.LogsDirty && updated.LogsDirty)
-                {
-                    DirtyLoggingEnabled?.Invoke(updated);
-                }
-
-                return updated;
+                // KVM refuses to toggle READONLY on a live slot; delete and re-create instead.
+                throw new MemslotException($"memslot {id}: READONLY cannot change on an existing slot");
             }
+
+            Install(With(cur, updated, removeId: id));
+            if (!old.LogsDirty && updated.LogsDirty)
+            {
+                DirtyLoggingEnabled?.Invoke(updated);
+            }
+
+            return updated;
+        }
     }
 
     /// <summary>

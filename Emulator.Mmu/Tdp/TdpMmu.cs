@@ -62,13 +62,14 @@ public sealed class TdpMmu
 
     private void RequestTlbFlush()
     {
-        if (_atomic)
+        if (Lock.IsWriteHeld)
         {
-            Interlocked.Increment(ref _tlbFlushGeneration);
+            // Exclusive (or one host thread): no fault can request a flush meanwhile.
+            Volatile.Write(ref _tlbFlushGeneration, _tlbFlushGeneration + 1);
         }
         else
         {
-            Volatile.Write(ref _tlbFlushGeneration, _tlbFlushGeneration + 1);
+            Interlocked.Increment(ref _tlbFlushGeneration);
         }
 
         _stats.TlbFlushRequests++; // statistics are plain counters (see MmuContext.Handle)
@@ -199,9 +200,7 @@ public sealed class TdpMmu
         _stats.SptesZapped += n;
         if (n != 0)
         {
-            // Exclusive: no fault can request a flush meanwhile, so no interlocked add is needed.
-            Volatile.Write(ref _tlbFlushGeneration, _tlbFlushGeneration + 1);
-            _stats.TlbFlushRequests++;
+            RequestTlbFlush();
         }
 
         return n;
