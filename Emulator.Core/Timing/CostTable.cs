@@ -74,9 +74,9 @@ public sealed class CostTable
     /// <summary>A full hypervisor exit and return (about 2,500 cycles).</summary>
     public ulong HypervisorExit { get; set; } = 2500;
 
-    /// <summary>Names of the cost classes in a cost-table file, in <see cref="CostClass"/> order.</summary>
-    private static readonly string[] ClassNames =
-        ["simple", "memory", "branch", "multiply", "divide", "string", "stack", "system", "serializing", "io", "x87", "sse"];
+    /// <summary>Names of the cost classes in a cost-table file: the <see cref="CostClass"/> names in lower case, in order.</summary>
+    private static readonly string[] ClassNames = Array.ConvertAll(
+        Enum.GetNames<CostClass>()[..(int)CostClass.Count], n => n.ToLowerInvariant());
 
     /// <summary>Names of the extras in a cost-table file, in the order <see cref="GetExtra"/> and <see cref="SetExtra"/> number them.</summary>
     private static readonly string[] ExtraNames =

@@ -238,8 +238,8 @@ public sealed class Machine : IDisposable
                         continue;
                     }
 
-                    ulong instrTarget = TotalInstructions + Math.Min(_options.Trace ? 1 : SliceInstructions, limits.MaxInstructions - Math.Min(limits.MaxInstructions, TotalInstructions));
-                    ulong cpuInstrTarget = cpu.Instructions + (instrTarget - TotalInstructions);
+                    ulong left = limits.MaxInstructions - Math.Min(limits.MaxInstructions, TotalInstructions);
+                    ulong cpuInstrTarget = cpu.Instructions + Math.Min(_options.Trace ? 1 : SliceInstructions, left);
                     if (_options.Trace)
                     {
                         _diag.WriteLine(smp ? $"trace: cpu {i} rip 0x{cpu.Rip:X}" : $"trace: rip 0x{cpu.Rip:X}");
@@ -294,18 +294,17 @@ public sealed class Machine : IDisposable
     }
 
     /// <summary>Guest instructions retired by all vCPUs.</summary>
-    public ulong TotalInstructions
-    {
-        get
-        {
-            ulong n = 0;
-            foreach (var cpu in Cpus)
-            {
-                n += cpu.Instructions;
-            }
+    public ulong TotalInstructions => Sum(Cpus, c => c.Instructions);
 
-            return n;
+    private static ulong Sum<T>(IReadOnlyList<T> items, Func<T, ulong> value)
+    {
+        ulong n = 0;
+        for (int i = 0; i < items.Count; i++)
+        {
+            n += value(items[i]);
         }
+
+        return n;
     }
 
     /// <summary>
@@ -337,52 +336,30 @@ public sealed class Machine : IDisposable
     /// <summary>Counters in a fixed order, for <c>--stats</c>: CPU, buses, then L0's MMU (mmu.*) when present.</summary>
     public IReadOnlyList<(string Name, ulong Value)> Stats()
     {
-        ulong Sum(Func<Cpu, ulong> f)
-        {
-            ulong n = 0;
-            foreach (var cpu in Cpus)
-            {
-                n += f(cpu);
-            }
-
-            return n;
-        }
-
         // cpu.* sum over vCPUs (cpu.cycles is the BSP's clock); vcpu.N.* per vCPU.
         var stats = new List<(string, ulong)>
         {
             ("cpu.instructions", TotalInstructions),
             ("cpu.cycles", Cpu.Cycles),
-            ("cpu.decode_cache.misses", Sum(c => c.DecodeCacheMisses)),
-            ("cpu.decode_cache.hits", Sum(c => c.DecodeCacheHits)),
-            ("cpu.decode_cache.invalidations", Sum(c => c.DecodeCacheInvalidations)),
-            ("cpu.tlb.misses", Sum(c => c.TlbMisses)),
-            ("cpu.page_walks", Sum(c => c.PageWalks)),
-            ("cpu.exceptions", Sum(c => c.ExceptionsDelivered)),
-            ("cpu.interrupts", Sum(c => c.InterruptsDelivered)),
+            ("cpu.decode_cache.misses", Sum(Cpus, c => c.DecodeCacheMisses)),
+            ("cpu.decode_cache.hits", Sum(Cpus, c => c.DecodeCacheHits)),
+            ("cpu.decode_cache.invalidations", Sum(Cpus, c => c.DecodeCacheInvalidations)),
+            ("cpu.tlb.misses", Sum(Cpus, c => c.TlbMisses)),
+            ("cpu.page_walks", Sum(Cpus, c => c.PageWalks)),
+            ("cpu.exceptions", Sum(Cpus, c => c.ExceptionsDelivered)),
+            ("cpu.interrupts", Sum(Cpus, c => c.InterruptsDelivered)),
             ("cpu.unimplemented_codes", (ulong)Cpu.UnimplementedSeen.Count),
             ("io.unhandled", Memory.Io.UnhandledAccesses),
             ("mmio.accesses", Memory.MmioAccesses),
             ("console.bytes", Console.BytesWritten),
             ("apic.bus_messages", Platform.ApicBus.Messages),
+            ("apic.interrupts_accepted", Sum(Platform.Apics, a => a.InterruptsAccepted)),
+            ("apic.ipis_sent", Sum(Platform.Apics, a => a.IpisSent)),
+            ("apic.timer_fires", Sum(Platform.Apics, a => a.TimerFires)),
+            ("apic.eois", Sum(Platform.Apics, a => a.Eois)),
+            ("apic.spurious", Sum(Platform.Apics, a => a.SpuriousInterrupts)),
+            ("apic.smis", Sum(Platform.Apics, a => a.SmisReceived)),
         };
-        ulong accepted = 0, ipis = 0, timerFires = 0, eois = 0, spurious = 0, smis = 0;
-        foreach (var apic in Platform.Apics)
-        {
-            accepted += apic.InterruptsAccepted;
-            ipis += apic.IpisSent;
-            timerFires += apic.TimerFires;
-            eois += apic.Eois;
-            spurious += apic.SpuriousInterrupts;
-            smis += apic.SmisReceived;
-        }
-
-        stats.Add(("apic.interrupts_accepted", accepted));
-        stats.Add(("apic.ipis_sent", ipis));
-        stats.Add(("apic.timer_fires", timerFires));
-        stats.Add(("apic.eois", eois));
-        stats.Add(("apic.spurious", spurious));
-        stats.Add(("apic.smis", smis));
         for (int i = 0; i < Cpus.Count; i++)
         {
             var c = Cpus[i];
