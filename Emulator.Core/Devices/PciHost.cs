@@ -18,7 +18,7 @@ namespace Emulator.Core.Devices;
 /// </list>
 /// Widths and alignments follow <see cref="PortPieces"/>.
 /// </summary>
-public sealed class PciHost : IPortDevice
+public sealed class PciHost : IPortDevice, IPieceDevice
 {
     public const ushort PortBase = 0xCF8;
     public const int Size = 8;
@@ -82,78 +82,65 @@ public sealed class PciHost : IPortDevice
     /// <summary>The host bridge's configuration byte at <paramref name="offset"/> (for inspection).</summary>
     public byte ConfigByte(int offset) => _config[offset & 0xFF];
 
-    public uint In(ushort offset, int size)
-    {
-        uint value = 0;
-        for (int done = 0; done < size;)
-        {
-            int port = offset + done;
-            int n;
-            uint part;
-            if (port == ResetControlOffset)
-            {
-                // A one-byte register accessed a byte at a time: every byte of a wider read is the register.
-                n = PortPieces.Size(0, size - done, 4);
-                part = _resetControl * 0x01010101u;
-            }
-            else if (port < DataOffset)
-            {
-                n = PortPieces.Size(port - AddressOffset, size - done, 4);
-                part = _address;
-            }
-            else if (port < Size)
-            {
-                n = PortPieces.Size(port - DataOffset, size - done, 4);
-                part = ReadData(port - DataOffset, n);
-            }
-            else
-            {
-                n = 1;
-                part = 0xFF;
-            }
+    public uint In(ushort offset, int size) => PortPieces.Read(this, offset, size);
 
-            value |= (part & PortPieces.Mask(n)) << (8 * done);
-            done += n;
+    public void Out(ushort offset, int size, uint value) => PortPieces.Write(this, offset, size, value);
+
+    uint IPieceDevice.ReadPiece(int port, int remaining, out int n)
+    {
+        if (port == ResetControlOffset)
+        {
+            // A one-byte register accessed a byte at a time: every byte of a wider read is the register.
+            n = PortPieces.Size(0, remaining, 4);
+            return _resetControl * 0x01010101u;
         }
 
-        return value;
+        if (port < DataOffset)
+        {
+            n = PortPieces.Size(port - AddressOffset, remaining, 4);
+            return _address;
+        }
+
+        if (port < Size)
+        {
+            n = PortPieces.Size(port - DataOffset, remaining, 4);
+            return ReadData(port - DataOffset, n);
+        }
+
+        n = 1;
+        return 0xFF;
     }
 
-    public void Out(ushort offset, int size, uint value)
+    int IPieceDevice.WritePiece(int port, int remaining, uint part)
     {
-        for (int done = 0; done < size;)
+        int n;
+        if (port == ResetControlOffset)
         {
-            int port = offset + done;
-            uint part = value >> (8 * done);
-            int n;
-            if (port == ResetControlOffset)
+            n = PortPieces.Size(0, remaining, 4);
+            for (int i = 0; i < n; i++)
             {
-                n = PortPieces.Size(0, size - done, 4);
-                for (int i = 0; i < n; i++)
-                {
-                    WriteResetControl((byte)(part >> (8 * i)));
-                }
+                WriteResetControl((byte)(part >> (8 * i)));
             }
-            else if (port < DataOffset)
-            {
-                n = PortPieces.Size(port - AddressOffset, size - done, 4);
-                if (port == AddressOffset && n == 4)
-                {
-                    _address = part;
-                }
-            }
-            else if (port < Size)
-            {
-                n = PortPieces.Size(port - DataOffset, size - done, 4);
-                WriteData(port - DataOffset, n, part);
-            }
-            else
-            {
-                n = 1;
-            }
-
-            done += n;
         }
+        else if (port < DataOffset)
+        {
+            n = PortPieces.Size(port - AddressOffset, remaining, 4);
+            if (port == AddressOffset && n == 4)
+            {
+                _address = part;
+            }
+        }
+        else if (port < Size)
+        {
+            n = PortPieces.Size(port - DataOffset, remaining, 4);
+            WriteData(port - DataOffset, n, part);
+        }
+        else
+        {
+            n = 1;
+        }
+
+        return n;
     }
 
     /// <summary>

@@ -23,7 +23,7 @@ namespace Emulator.Core.Devices.Acpi;
 /// any of its bytes returns the low bits of the count (QEMU does not shift by the byte lane).
 /// </para>
 /// </summary>
-public sealed class PmTimer : IPortDevice
+public sealed class PmTimer : IPortDevice, IPieceDevice
 {
     public const ushort PortBase = 0x600;
     public const int Size = 0x40;
@@ -105,85 +105,72 @@ public sealed class PmTimer : IPortDevice
     /// <summary>Level of the SCI output.</summary>
     public bool SciAsserted => _sciLevel;
 
-    public uint In(ushort offset, int size)
-    {
-        uint value = 0;
-        for (int done = 0; done < size;)
-        {
-            int port = offset + done;
-            int n;
-            uint part;
-            if (port < Pm1EventLength)
-            {
-                n = PortPieces.Size(port, size - done, 2);
-                part = port switch
-                {
-                    Pm1StatusOffset => Status,
-                    Pm1EnableOffset => _enable,
-                    _ => 0, // the high byte on its own: QEMU's register reads 0 at odd offsets
-                };
-            }
-            else if (port < Pm1ControlOffset + Pm1ControlLength)
-            {
-                n = PortPieces.Size(port - Pm1ControlOffset, size - done, 2);
-                part = (uint)_control >> (8 * (port - Pm1ControlOffset));
-            }
-            else if (port >= TimerOffset && port < TimerOffset + TimerLength)
-            {
-                n = PortPieces.Size(port - TimerOffset, size - done, 4);
-                part = Count;
-            }
-            else
-            {
-                n = 1;
-                part = 0xFF;
-            }
+    public uint In(ushort offset, int size) => PortPieces.Read(this, offset, size);
 
-            value |= (part & PortPieces.Mask(n)) << (8 * done);
-            done += n;
+    public void Out(ushort offset, int size, uint value) => PortPieces.Write(this, offset, size, value);
+
+    uint IPieceDevice.ReadPiece(int port, int remaining, out int n)
+    {
+        if (port < Pm1EventLength)
+        {
+            n = PortPieces.Size(port, remaining, 2);
+            return port switch
+            {
+                Pm1StatusOffset => Status,
+                Pm1EnableOffset => _enable,
+                _ => 0, // the high byte on its own: QEMU's register reads 0 at odd offsets
+            };
         }
 
-        return value;
+        if (port < Pm1ControlOffset + Pm1ControlLength)
+        {
+            n = PortPieces.Size(port - Pm1ControlOffset, remaining, 2);
+            return (uint)_control >> (8 * (port - Pm1ControlOffset));
+        }
+
+        if (port >= TimerOffset && port < TimerOffset + TimerLength)
+        {
+            n = PortPieces.Size(port - TimerOffset, remaining, 4);
+            return Count;
+        }
+
+        n = 1;
+        return 0xFF;
     }
 
-    public void Out(ushort offset, int size, uint value)
+    int IPieceDevice.WritePiece(int port, int remaining, uint part)
     {
-        for (int done = 0; done < size;)
+        int n;
+        if (port < Pm1EventLength)
         {
-            int port = offset + done;
-            uint part = value >> (8 * done);
-            int n;
-            if (port < Pm1EventLength)
+            n = PortPieces.Size(port, remaining, 2);
+            ushort v = (ushort)(part & PortPieces.Mask(n));
+            if (port == Pm1StatusOffset)
             {
-                n = PortPieces.Size(port, size - done, 2);
-                ushort v = (ushort)(part & PortPieces.Mask(n));
-                if (port == Pm1StatusOffset)
-                {
-                    WriteStatus(v);
-                }
-                else if (port == Pm1EnableOffset)
-                {
-                    _enable = v;
-                    UpdateSci();
-                }
+                WriteStatus(v);
             }
-            else if (port < Pm1ControlOffset + Pm1ControlLength)
+            else if (port == Pm1EnableOffset)
             {
-                n = PortPieces.Size(port - Pm1ControlOffset, size - done, 2);
-                uint v = part & PortPieces.Mask(n);
-                WriteControl(port == Pm1ControlOffset ? (ushort)v : (ushort)((v << 8) | (_control & 0xFFu)));
+                _enable = v;
+                UpdateSci();
             }
-            else if (port >= TimerOffset && port < TimerOffset + TimerLength)
-            {
-                n = PortPieces.Size(port - TimerOffset, size - done, 4); // read-only
-            }
-            else
-            {
-                n = 1;
-            }
-
-            done += n;
         }
+        else if (port < Pm1ControlOffset + Pm1ControlLength)
+        {
+            n = PortPieces.Size(port - Pm1ControlOffset, remaining, 2);
+            uint v = part & PortPieces.Mask(n);
+            WriteControl(port == Pm1ControlOffset ? (ushort)v : (ushort)((v << 8) | (_control & 0xFFu)));
+        }
+        else if (port >= TimerOffset && port < TimerOffset + TimerLength)
+        {
+            n = PortPieces.Size(port - TimerOffset, remaining, 4); // read-only
+        }
+        else
+        {
+            n = 1;
+        }
+
+        return n;
     }
 
     /// <summary>Write-one-to-clear; clearing TMR_STS arms the next overflow (the next change of bit 23).</summary>
