@@ -15,6 +15,10 @@ public static class Msr
     public const uint TscDeadline = 0x6E0;
     public const uint SysenterCs = 0x174, SysenterEsp = 0x175, SysenterEip = 0x176;
     public const uint McgCap = 0x179, McgStatus = 0x17A;
+    public const uint MiscEnable = 0x1A0;
+
+    /// <summary>AMD legacy performance counters PerfEvtSel0–3 (0xC0010000–3) and PerfCtr0–3 (0xC0010004–7).</summary>
+    public const uint K7PerfFirst = 0xC001_0000, K7PerfLast = 0xC001_0007;
     public const uint MtrrPhysBase0 = 0x200, MtrrPhysMask7 = 0x20F;
     public const uint MtrrFix64K = 0x250, MtrrFix16K80000 = 0x258, MtrrFix16KA0000 = 0x259;
     public const uint MtrrFix4KC0000 = 0x268, MtrrFix4KF8000 = 0x26F;
@@ -55,6 +59,14 @@ public sealed partial class Cpu
     public readonly ulong[] MtrrVariable = new ulong[VariableMtrrCount * 2];
     public readonly ulong[] MtrrFixed = new ulong[11];
     public ulong Hwcr;
+
+    /// <summary>
+    /// IA32_MISC_ENABLE: KVM emulates it for every vendor and resets it to "BTS unavailable | PEBS unavailable"
+    /// (bits 11 and 12), which a guest may not change; EMON (bit 7) ignores writes.
+    /// </summary>
+    public ulong MiscEnable = MiscEnableBtsUnavailable | MiscEnablePebsUnavailable;
+
+    public const ulong MiscEnableEmon = 1 << 7, MiscEnableBtsUnavailable = 1 << 11, MiscEnablePebsUnavailable = 1 << 12;
     public ulong VmCr;
     public ulong VmHsavePa;
 
@@ -101,6 +113,10 @@ public sealed partial class Cpu
             case Msr.SysenterEip: v = SysenterEip; return true;
             case Msr.McgCap: return true;
             case Msr.McgStatus: return true;
+            case Msr.MiscEnable: v = MiscEnable; return true;
+
+            // No virtual PMU: as KVM without one, the legacy counters read 0 and ignore writes.
+            case >= Msr.K7PerfFirst and <= Msr.K7PerfLast: return true;
             case Msr.Pat: v = Pat; return true;
             case Msr.MtrrDefType: v = MtrrDefType; return true;
             case Msr.Efer: v = Efer; return true;
@@ -197,6 +213,15 @@ public sealed partial class Cpu
                 TscAux = v;
                 return true;
             case Msr.Hwcr: Hwcr = v; return true;
+            case Msr.MiscEnable:
+                if (((v ^ MiscEnable) & (MiscEnableBtsUnavailable | MiscEnablePebsUnavailable)) != 0)
+                {
+                    return false;
+                }
+
+                MiscEnable = (v & ~MiscEnableEmon) | (MiscEnable & MiscEnableEmon);
+                return true;
+            case >= Msr.K7PerfFirst and <= Msr.K7PerfLast: return true;
             case Msr.VmCr when Features.Has(CpuFeature.Svm):
                 // DPD, R_INIT, DIS_A20M, LOCK, SVMDIS (APM vol. 2 §15.30.1).
                 if ((v & ~0x1FUL) != 0)

@@ -21,7 +21,48 @@ public static unsafe partial class Exec
         t.Add(Code.Sfence, &Nop, CostClass.Memory);
         t.Add(Code.Mfence, &Nop, CostClass.Memory);
         t.Add(Code.Hlt, &Hlt, CostClass.System);
+
+        // 0F 0D and 0F 18–0F 1F are hint NOPs on a CPU that gives them no other meaning (APM vol. 3
+        // "NOP": "reserved for future hints"): prefetches, CLDEMOTE, and CET's ENDBR32/ENDBR64/RDSSP, which
+        // a CPU without CET executes as NOPs. Compilers emit ENDBR64 at every function entry (-fcf-protection),
+        // so this is on the path of every such guest. None of them touches memory or faults.
+        foreach (Code code in HintNops)
+        {
+            t.Add(code, &Nop);
+        }
+
+        // UD0/UD1/UD2 are defined to raise #UD; they are implemented, not gaps.
+        t.Add(Code.Ud0, &Ud);
+        t.Add(Code.Ud0_r16_rm16, &Ud);
+        t.Add(Code.Ud0_r32_rm32, &Ud);
+        t.Add(Code.Ud0_r64_rm64, &Ud);
+        t.Add(Code.Ud1_r16_rm16, &Ud);
+        t.Add(Code.Ud1_r32_rm32, &Ud);
+        t.Add(Code.Ud1_r64_rm64, &Ud);
+        t.Add(Code.Ud2, &Ud);
     }
+
+    /// <summary>The Iced codes of the hint-NOP opcode space (0F 0D, 0F 18–0F 1F) as a CPU without CET decodes it.</summary>
+    internal static ReadOnlySpan<Code> HintNops =>
+    [
+        Code.Reservednop_rm16_r16_0F0D, Code.Reservednop_rm32_r32_0F0D, Code.Reservednop_rm64_r64_0F0D,
+        Code.Reservednop_rm16_r16_0F18, Code.Reservednop_rm32_r32_0F18, Code.Reservednop_rm64_r64_0F18,
+        Code.Reservednop_rm16_r16_0F19, Code.Reservednop_rm32_r32_0F19, Code.Reservednop_rm64_r64_0F19,
+        Code.Reservednop_rm16_r16_0F1A, Code.Reservednop_rm32_r32_0F1A, Code.Reservednop_rm64_r64_0F1A,
+        Code.Reservednop_rm16_r16_0F1B, Code.Reservednop_rm32_r32_0F1B, Code.Reservednop_rm64_r64_0F1B,
+        Code.Reservednop_rm16_r16_0F1C, Code.Reservednop_rm32_r32_0F1C, Code.Reservednop_rm64_r64_0F1C,
+        Code.Reservednop_rm16_r16_0F1D, Code.Reservednop_rm32_r32_0F1D, Code.Reservednop_rm64_r64_0F1D,
+        Code.Reservednop_rm16_r16_0F1E, Code.Reservednop_rm32_r32_0F1E, Code.Reservednop_rm64_r64_0F1E,
+        Code.Reservednop_rm16_r16_0F1F, Code.Reservednop_rm32_r32_0F1F, Code.Reservednop_rm64_r64_0F1F,
+        Code.Prefetch_m8, Code.Prefetchw_m8, Code.Prefetchwt1_m8,
+        Code.Prefetchnta_m8, Code.Prefetcht0_m8, Code.Prefetcht1_m8, Code.Prefetcht2_m8,
+        Code.Prefetchreserved3_m8, Code.Prefetchreserved4_m8, Code.Prefetchreserved5_m8,
+        Code.Prefetchreserved6_m8, Code.Prefetchreserved7_m8, Code.Prefetchit0_m8, Code.Prefetchit1_m8,
+        Code.Cldemote_m8, Code.Endbr32, Code.Endbr64, Code.Rdsspd_r32, Code.Rdsspq_r64,
+    ];
+
+    /// <summary>UD0, UD1, UD2: #UD by definition (APM vol. 3 "UD0, UD1, UD2").</summary>
+    public static int Ud(Cpu.Cpu c, ref DecodedOp op) => c.RaiseUD();
 
     /// <summary>HLT: privileged (#GP(0) unless CPL 0); stops until an interrupt (APM vol. 3 "HLT").</summary>
     public static int Hlt(Cpu.Cpu c, ref DecodedOp op) => c.Cpl != 0 ? c.RaiseGP(0) : ExecStatus.Halt;

@@ -313,6 +313,10 @@ public class SysRegTests
     [TestCase(Msr.ApicBase, 0xFEE0_0800UL, 0xFEE0_0900UL)]
     [TestCase(Msr.VmHsavePa, 0x12_3000UL, 0x12_3000UL)]
     [TestCase(Msr.VmCr, 0x8UL, 0x8UL)]
+    [TestCase(Msr.K7PerfFirst, 0x43_0076UL, 0UL, TestName = "K7PerfEvtSelWritesDropped")]
+    [TestCase(Msr.K7PerfLast, 0x1234UL, 0UL, TestName = "K7PerfCtrWritesDropped")]
+    [TestCase(Msr.MiscEnable, 0x1801UL, 0x1801UL, TestName = "MiscEnableKeepsWritableBits")]
+    [TestCase(Msr.MiscEnable, 0x1880UL, 0x1800UL, TestName = "MiscEnableEmonIgnored")]
     public void MsrRoundTrip(uint msr, ulong write, ulong read)
     {
         using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
@@ -342,6 +346,8 @@ public class SysRegTests
     [TestCase(Msr.Sfmask, 1UL << 32, TestName = "SfmaskHighBits")]
     [TestCase(Msr.VmHsavePa, 0x12_3008UL, TestName = "HsaveUnaligned")]
     [TestCase(Msr.McgStatus, 1UL, TestName = "McgStatusNonZero")]
+    [TestCase(Msr.MiscEnable, 0x1000UL, TestName = "MiscEnableBtsUnavailableReadOnly")]
+    [TestCase(Msr.MiscEnable, 0x800UL, TestName = "MiscEnablePebsUnavailableReadOnly")]
     public void WrmsrFaults(uint msr, ulong value)
     {
         using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
@@ -384,6 +390,7 @@ public class SysRegTests
         Assert.That(Rdmsr(c, Msr.MtrrCap) & 0xFF, Is.EqualTo(8), "variable MTRR count");
         Assert.That(Rdmsr(c, Msr.McgCap), Is.EqualTo(0));
         Assert.That(Rdmsr(c, Msr.McgStatus), Is.EqualTo(0));
+        Assert.That(Rdmsr(c, Msr.MiscEnable), Is.EqualTo(0x1800UL), "BTS and PEBS unavailable, as KVM resets it");
     }
 
     [Test]
