@@ -37,6 +37,7 @@ public static unsafe partial class Exec
         RegisterX87(t);
         RegisterSse(t);
         RegisterMisc(t);
+        RegisterHypercall(t);
         return t;
     }
 

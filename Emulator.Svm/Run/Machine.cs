@@ -5,6 +5,7 @@ using Emulator.Core.Devices.Acpi;
 using Emulator.Core.Loaders;
 using Emulator.Core.Memory;
 using Emulator.Core.Timing;
+using Emulator.Svm.Exits;
 
 namespace Emulator.Svm.Run;
 
@@ -124,6 +125,14 @@ public sealed class Machine : IDisposable
         Cpus = cpus;
         _current = cpus[0];
         Platform = new PcPlatform(Memory, cpus);
+        Hypercalls = new Hypercalls(Platform.Apics);
+        foreach (var cpu in cpus)
+        {
+            // L1 runs under L0, which intercepts VMMCALL and #UD (for VMCALL) on every vCPU.
+            cpu.VmmcallExit = Hypercalls.Vmmcall;
+            cpu.VmcallUdExit = Hypercalls.VmcallUd;
+        }
+
         var events = Platform.Events;
         events.Clock = () => _current.Cycles;
         events.EarliestChanged = deadline =>
@@ -176,6 +185,9 @@ public sealed class Machine : IDisposable
     public Cpu Cpu => Cpus[0];
 
     public PcPlatform Platform { get; }
+
+    /// <summary>L0's hypercall exits (VMMCALL, and VMCALL through the #UD intercept).</summary>
+    public Hypercalls Hypercalls { get; }
 
     public PhysicalMemory Memory { get; }
     public ConsoleSink Console { get; }
@@ -359,6 +371,8 @@ public sealed class Machine : IDisposable
             ("apic.eois", Sum(Platform.Apics, a => a.Eois)),
             ("apic.spurious", Sum(Platform.Apics, a => a.SpuriousInterrupts)),
             ("apic.smis", Sum(Platform.Apics, a => a.SmisReceived)),
+            ("l0.hypercalls", Hypercalls.Count),
+            ("l0.hypercalls_patched", Hypercalls.Patched),
         };
         for (int i = 0; i < Cpus.Count; i++)
         {
