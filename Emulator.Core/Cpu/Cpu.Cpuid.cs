@@ -13,7 +13,7 @@ public sealed partial class Cpu
     /// <summary>Initial local APIC id, reported in CPUID 1 EBX[31:24] (set by the machine for APs).</summary>
     public byte ApicId;
 
-    public const uint MaxStandardLeaf = 7;
+    public const uint MaxStandardLeaf = 0xB;
     public const uint MaxExtendedLeaf = 0x8000_000A;
 
     /// <summary>Family 0x19 = base 0xF + extended 0xA; model 0x01, stepping 1 (EPYC 7003 "Milan").</summary>
@@ -49,6 +49,12 @@ public sealed partial class Cpu
                 ebx = (8u << 8) | (1u << 16) | ((uint)ApicId << 24);
                 ecx = f.Bits(1, 0, CpuidReg.Ecx);
                 edx = f.Bits(1, 0, CpuidReg.Edx);
+                if ((ApicBase & ApicBaseEnable) == 0)
+                {
+                    // EDX.APIC reports the APIC's global enable (IA32_APIC_BASE.EN), as hardware and KVM do.
+                    edx &= ~(1u << 9);
+                }
+
                 break;
             case 7:
                 if (subleaf == 0)
@@ -58,6 +64,9 @@ public sealed partial class Cpu
                     ecx = f.Bits(7, 0, CpuidReg.Ecx);
                 }
 
+                break;
+            case 0xB when f.Has(CpuFeature.X2Apic):
+                X2ApicTopology(subleaf, out eax, out ebx, out ecx, out edx);
                 break;
             case 0x8000_0000:
                 eax = MaxExtendedLeaf;
@@ -95,6 +104,21 @@ public sealed partial class Cpu
 
                 break;
         }
+    }
+
+    /// <summary>
+    /// Leaf 0xB, extended topology (AMD64 APM vol. 3 appendix E, CPUID Fn0000_000B): every vCPU is the only thread of the only core
+    /// of its own package (as leaf 1 reports), so the SMT level (subleaf 0) and the core level (subleaf 1) each
+    /// hold one logical processor and shift the x2APIC ID by 0 bits; higher subleaves are invalid (type 0). EDX
+    /// is always the x2APIC ID.
+    /// </summary>
+    private void X2ApicTopology(uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
+    {
+        const uint smtLevel = 1, coreLevel = 2;
+        eax = 0;
+        ebx = subleaf <= 1 ? 1u : 0u;
+        ecx = (subleaf & 0xFF) | (subleaf switch { 0 => smtLevel, 1 => coreLevel, _ => 0u } << 8);
+        edx = ApicId;
     }
 
     private static uint BrandDword(int at)
