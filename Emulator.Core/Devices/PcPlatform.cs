@@ -26,7 +26,8 @@ public sealed class PcPlatform
 
         Apics = apics;
         Isa = new IsaIrqRouter(null, null);
-        memory.Mmio.Register(LocalApic.DefaultBase, LocalApic.PageSize, new ApicPage(memory));
+        // No MMIO-bus window for the local APICs: each vCPU reaches its own APIC's page, wherever IA32_APIC_BASE
+        // puts it, ahead of the bus (PhysicalMemory.EmulatedRead).
 
         Pic = new Pic8259();
         Pic.Attach(memory.Io);
@@ -136,17 +137,5 @@ public sealed class PcPlatform
         io.Out((ushort)(Pic8259.SlaveBase + 1), 1, 0x01);
         io.Out((ushort)(Pic8259.MasterBase + 1), 1, 0xF8);
         io.Out((ushort)(Pic8259.SlaveBase + 1), 1, 0xEE);
-    }
-
-    /// <summary>
-    /// The xAPIC page: one guest-physical page, but every vCPU sees its own APIC there, so the access is
-    /// routed to the APIC of the vCPU that is running.
-    /// </summary>
-    private sealed class ApicPage(PhysicalMemory memory) : IMmioDevice
-    {
-        public ulong Read(ulong offset, int size) =>
-            memory.Running?.Apic is { } apic ? apic.ReadMmio(offset, size) : ulong.MaxValue;
-
-        public void Write(ulong offset, int size, ulong value) => memory.Running?.Apic?.WriteMmio(offset, size, value);
     }
 }

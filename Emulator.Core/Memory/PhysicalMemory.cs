@@ -245,6 +245,14 @@ public sealed unsafe class PhysicalMemory : IDisposable
     public ulong EmulatedRead(ulong gpa, int size)
     {
         ChargeEmulation();
+        // The running vCPU's local APIC claims its own page first, wherever IA32_APIC_BASE put it (as KVM matches
+        // each vCPU's APIC range before the MMIO bus).
+        if (Running?.Apic is { } apic && apic.TryReadMmio(gpa, size, out ulong v))
+        {
+            MmioAccesses++;
+            return v;
+        }
+
         if (Mmio.TryFind(gpa, out var dev, out ulong doff))
         {
             MmioAccesses++;
@@ -257,7 +265,11 @@ public sealed unsafe class PhysicalMemory : IDisposable
     public void EmulatedWrite(ulong gpa, int size, ulong value)
     {
         ChargeEmulation();
-        if (Mmio.TryFind(gpa, out var dev, out ulong doff))
+        if (Running?.Apic is { } apic && apic.TryWriteMmio(gpa, size, value))
+        {
+            MmioAccesses++;
+        }
+        else if (Mmio.TryFind(gpa, out var dev, out ulong doff))
         {
             MmioAccesses++;
             dev.Write(doff, size, value);

@@ -2,9 +2,11 @@ using System.Diagnostics;
 using Emulator.Core.Cpu;
 using Emulator.Core.Devices;
 using Emulator.Core.Devices.Acpi;
+using Emulator.Core.Devices.Apic;
 using Emulator.Core.Loaders;
 using Emulator.Core.Memory;
 using Emulator.Core.Timing;
+using Emulator.Svm.Avic;
 using Emulator.Svm.Exits;
 
 namespace Emulator.Svm.Run;
@@ -131,6 +133,13 @@ public sealed class Machine : IDisposable
             // L1 runs under L0, which intercepts VMMCALL and #UD (for VMCALL) on every vCPU.
             cpu.VmmcallExit = Hypercalls.Vmmcall;
             cpu.VmcallUdExit = Hypercalls.VmcallUd;
+        }
+
+        foreach (var apic in Platform.Apics)
+        {
+            // KVM inhibits APICv the first time the guest renumbers or moves an APIC.
+            apic.LayoutChanged = (_, change) => Memory.Mmu?.SetApicvInhibit(
+                change == ApicLayoutChange.IdModified ? ApicvInhibit.ApicIdModified : ApicvInhibit.ApicBaseModified, true);
         }
 
         var events = Platform.Events;

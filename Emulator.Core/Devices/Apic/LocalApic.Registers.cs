@@ -28,6 +28,36 @@ public sealed partial class LocalApic
     /// <summary>x2APIC ICR bits that #GP when set (bits 31:20, 17:16, 13), as KVM checks; bit 12 is ignored.</summary>
     private const ulong X2IcrReserved = 0xFFF0_0000UL | 0x3_0000UL | 0x2000UL;
 
+    /// <summary>
+    /// An access of the vCPU that owns this APIC to guest-physical <paramref name="gpa"/>: true, with the register
+    /// value, when it falls in the APIC's page (even while the APIC is disabled, which reads as all ones).
+    /// </summary>
+    public bool TryReadMmio(ulong gpa, int size, out ulong value)
+    {
+        ulong offset = gpa - MmioBase;
+        if (offset >= PageSize)
+        {
+            value = 0;
+            return false;
+        }
+
+        value = ReadMmio(offset, size);
+        return true;
+    }
+
+    /// <summary>A write of the owning vCPU; true when it falls in the APIC's page (and was taken or dropped there).</summary>
+    public bool TryWriteMmio(ulong gpa, int size, ulong value)
+    {
+        ulong offset = gpa - MmioBase;
+        if (offset >= PageSize)
+        {
+            return false;
+        }
+
+        WriteMmio(offset, size, value);
+        return true;
+    }
+
     /// <summary>xAPIC register read at <paramref name="offset"/> in the APIC page.</summary>
     /// <remarks>
     /// As KVM: while the APIC is hardware-disabled or in x2APIC mode the page reads as all ones and ignores
@@ -216,6 +246,11 @@ public sealed partial class LocalApic
                 }
 
                 _xapicId = (byte)(v >> 24);
+                if (_xapicId != InitialApicId)
+                {
+                    LayoutChanged?.Invoke(this, ApicLayoutChange.IdModified);
+                }
+
                 return true;
             case ApicReg.Tpr:
                 if (x2 && (v & ~0xFFu) != 0)

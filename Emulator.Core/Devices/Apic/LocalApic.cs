@@ -13,8 +13,9 @@ namespace Emulator.Core.Devices.Apic;
 /// followed (noted where it applies).
 /// </summary>
 /// <remarks>
-/// IA32_APIC_BASE relocation is not modelled: the page stays at <see cref="DefaultBase"/> whatever base the
-/// guest writes (the platform maps it there once for every vCPU).
+/// The xAPIC page sits wherever the vCPU's IA32_APIC_BASE puts it (<see cref="MmioBase"/>): each vCPU's accesses
+/// are matched against its own APIC's page before any other MMIO device (<see cref="TryReadMmio"/>), as KVM does,
+/// so a relocated page leaves the old address to the rest of the address space.
 /// </remarks>
 public sealed partial class LocalApic : IInterruptController, IApicTarget
 {
@@ -117,6 +118,16 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     public bool SoftwareEnabled => (_svr & SvrEnable) != 0;
 
     public bool TakesFixedInterrupts => HardwareEnabled && SoftwareEnabled;
+
+    /// <summary>Guest-physical address of the xAPIC page: IA32_APIC_BASE bits 51:12.</summary>
+    public ulong MmioBase => Cpu.ApicBase & ~(PageSize - 1);
+
+    /// <summary>
+    /// Called when the guest first leaves the APIC's reset layout: an xAPIC ID other than the initial one, or the
+    /// page enabled away from <see cref="DefaultBase"/>. The hypervisor's APIC virtualization assumes that layout
+    /// (KVM inhibits APICv on these changes).
+    /// </summary>
+    public Action<LocalApic, ApicLayoutChange>? LayoutChanged { get; set; }
 
     // Counters (summed over vCPUs as apic.* in the machine's --stats).
     public ulong InterruptsAccepted;
@@ -518,6 +529,11 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
             _xapicId = (byte)InitialApicId;
         }
 
+        if (newEn && (value & ~(PageSize - 1)) != DefaultBase)
+        {
+            LayoutChanged?.Invoke(this, ApicLayoutChange.BaseModified);
+        }
+
         // A change of mode or enable can make the PIC's INTR (or an IRR vector) deliverable or not.
         Cpu.ExitRequest = 1;
         return true;
@@ -579,4 +595,14 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
 
         return -1;
     }
+}
+
+/// <summary>How the guest moved its local APIC away from the reset layout (see <see cref="LocalApic.LayoutChanged"/>).</summary>
+public enum ApicLayoutChange
+{
+    /// <summary>The xAPIC ID was written with a value other than the initial APIC ID.</summary>
+    IdModified,
+
+    /// <summary>IA32_APIC_BASE enabled the APIC at a page other than 0xFEE00000.</summary>
+    BaseModified,
 }
