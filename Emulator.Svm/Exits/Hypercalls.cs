@@ -179,12 +179,17 @@ public sealed class Hypercalls
         return count;
     }
 
-    /// <summary>One delivery; 1 when the APIC took it (a fixed interrupt needs an enabled APIC), as KVM counts.</summary>
+    /// <summary>
+    /// One delivery; 1 when the APIC took it, as KVM counts: a fixed interrupt needs an enabled APIC, and a
+    /// level-triggered de-assert of a fixed interrupt or INIT carries nothing.
+    /// </summary>
     private static int Deliver(LocalApic apic, in ApicMessage message)
     {
+        bool deassert = message.LevelTriggered && !message.Assert;
         switch (message.Mode)
         {
-            case ApicDeliveryMode.Fixed or ApicDeliveryMode.LowestPriority when !apic.TakesFixedInterrupts:
+            case ApicDeliveryMode.Fixed or ApicDeliveryMode.LowestPriority when deassert || !apic.TakesFixedInterrupts:
+            case ApicDeliveryMode.Init when deassert:
             case ApicDeliveryMode.ExtInt:
                 return 0;
             case (ApicDeliveryMode)3:

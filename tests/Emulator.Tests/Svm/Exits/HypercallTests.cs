@@ -199,6 +199,11 @@ public sealed class HypercallTests
         Assert.That(m.Platform.Apics[1].HighestRequested, Is.EqualTo(-1));
         // A bit beyond the highest APIC ID in the VM is not looked at.
         Assert.That(SendIpi(m, 0b100, 0, 0, IpiVector), Is.Zero);
+        // A level-triggered de-assert carries no interrupt.
+        Assert.That(SendIpi(m, 0b1, 0, 0, 0x8000 | IpiVector), Is.Zero);
+        // NMI is taken by any enabled APIC, software-enabled or not.
+        Assert.That(SendIpi(m, 0b11, 0, 0, 0x400), Is.EqualTo(2UL));
+        Assert.That(m.Cpus[1].NmiPending, Is.True);
     }
 
     [Test]
