@@ -44,6 +44,7 @@ public sealed partial class Cpu
             if (f.Has(CpuFeature.Umip)) v |= Cr4Bits.UMIP;
             if (f.Has(CpuFeature.FsGsBase)) v |= Cr4Bits.FSGSBASE;
             if (f.Has(CpuFeature.Pcid)) v |= Cr4Bits.PCIDE;
+            if (f.Has(CpuFeature.Xsave)) v |= Cr4Bits.OSXSAVE;
             if (f.Has(CpuFeature.Smep)) v |= Cr4Bits.SMEP;
             if (f.Has(CpuFeature.Smap)) v |= Cr4Bits.SMAP;
             return v;
