@@ -97,7 +97,9 @@ public sealed class CpuFeatures
         new(CpuFeature.Clwb, "clwb", L7, 0, CpuidReg.Ebx, 24, true, true),
         // UMIP: SGDT/SIDT/SLDT/SMSW/STR fault above CPL 0 when CR4.UMIP is set.
         new(CpuFeature.Umip, "umip", L7, 0, CpuidReg.Ecx, 2, true, true),
-        new(CpuFeature.La57, "la57", L7, 0, CpuidReg.Ecx, 16, false, false),
+        // LA57: 5-level paging (CR4.LA57) in the guest walk and 57-bit canonical checks. Zen 4 has it, the
+        // Zen 3 model emu presents does not, so it is off unless asked for (--cpu +la57).
+        new(CpuFeature.La57, "la57", L7, 0, CpuidReg.Ecx, 16, false, true),
         new(CpuFeature.Rdpid, "rdpid", L7, 0, CpuidReg.Ecx, 22, true, true),
 
         // XSAVE extensions: XSAVEOPT (saves like XSAVE: the init and modified optimisations are optional),

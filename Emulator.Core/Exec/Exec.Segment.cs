@@ -313,7 +313,7 @@ public static unsafe partial class Exec
     {
         if (c.LongModeActive && cs.Long)
         {
-            return (ulong)((long)offset >> 47) + 1 <= 1;
+            return c.IsCanonicalNow(offset);
         }
 
         return offset <= cs.Limit;

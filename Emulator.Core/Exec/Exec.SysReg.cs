@@ -372,7 +372,7 @@ public static unsafe partial class Exec
 
         if (type == 0)
         {
-            if (!Cpu.Cpu.IsCanonical(linear))
+            if (!c.IsCanonical(linear))
             {
                 return c.RaiseGP(0);
             }
@@ -429,7 +429,7 @@ public static unsafe partial class Exec
         }
 
         ulong v = c.GetReg(op.R0, op.OpSize);
-        if (!Cpu.Cpu.IsCanonical(v))
+        if (!c.IsCanonical(v))
         {
             return c.RaiseGP(0);
         }

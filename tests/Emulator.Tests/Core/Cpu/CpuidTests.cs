@@ -98,6 +98,9 @@ public sealed class CpuidTests
         uint eax = Reg(0x8000_0008, CpuidReg.Eax);
         Assert.That(eax & 0xFF, Is.EqualTo(48), "physical address bits");
         Assert.That((eax >> 8) & 0xFF, Is.EqualTo(48), "linear address bits");
+        Assert.That(_c.Features.TryApply("+la57", out _), Is.True);
+        Assert.That((Reg(0x8000_0008, CpuidReg.Eax) >> 8) & 0xFF, Is.EqualTo(57), "linear address bits with 5-level paging");
+        Assert.That((Reg(7, CpuidReg.Ecx) >> 16) & 1, Is.EqualTo(1));
     }
 
     [Test]
@@ -252,7 +255,7 @@ public sealed class CpuidTests
 
     [TestCase("-nosuchthing")]
     [TestCase("+sse3")]
-    [TestCase("-pdpe1gb,+la57")]
+    [TestCase("-pdpe1gb,+vme")]
     [TestCase("+svm")]
     public void CpuOptionRejectsUnknownOrUnimplemented(string spec)
     {
