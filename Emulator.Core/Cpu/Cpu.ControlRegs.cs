@@ -42,8 +42,10 @@ public sealed partial class Cpu
             if (f.Has(CpuFeature.Fxsr)) v |= Cr4Bits.OSFXSR;
             if (f.Has(CpuFeature.Sse)) v |= Cr4Bits.OSXMMEXCPT;
             if (f.Has(CpuFeature.Umip)) v |= Cr4Bits.UMIP;
+            if (f.Has(CpuFeature.La57)) v |= Cr4Bits.LA57;
             if (f.Has(CpuFeature.FsGsBase)) v |= Cr4Bits.FSGSBASE;
             if (f.Has(CpuFeature.Pcid)) v |= Cr4Bits.PCIDE;
+            if (f.Has(CpuFeature.Xsave)) v |= Cr4Bits.OSXSAVE;
             if (f.Has(CpuFeature.Smep)) v |= Cr4Bits.SMEP;
             if (f.Has(CpuFeature.Smap)) v |= Cr4Bits.SMAP;
             return v;
@@ -168,7 +170,10 @@ public sealed partial class Cpu
         return true;
     }
 
-    /// <summary>MOV CR4 (APM vol. 2 §3.1.3): only reported features; PAE stays on in long mode; PCIDE needs long mode and PCID 0.</summary>
+    /// <summary>
+    /// MOV CR4 (APM vol. 2 §3.1.3): only reported features; PAE stays on and LA57 cannot change in long mode
+    /// (the paging depth is chosen before paging is enabled); PCIDE needs long mode and PCID 0.
+    /// </summary>
     public bool WriteCr4(ulong v)
     {
         if ((v & ~Cr4ValidBits) != 0)
@@ -176,12 +181,12 @@ public sealed partial class Cpu
             return false;
         }
 
-        if (LongModeActive && (v & Cr4Bits.PAE) == 0)
+        ulong old = Cr4;
+        if (LongModeActive && ((v & Cr4Bits.PAE) == 0 || ((old ^ v) & Cr4Bits.LA57) != 0))
         {
             return false;
         }
 
-        ulong old = Cr4;
         if ((v & Cr4Bits.PCIDE) != 0 && (old & Cr4Bits.PCIDE) == 0 && (!LongModeActive || (Cr3 & 0xFFF) != 0))
         {
             return false;

@@ -13,7 +13,7 @@ public sealed partial class Cpu
     /// <summary>Initial local APIC id, reported in CPUID 1 EBX[31:24] (set by the machine for APs).</summary>
     public byte ApicId;
 
-    public const uint MaxStandardLeaf = 0xB;
+    public const uint MaxStandardLeaf = 0xD;
     public const uint MaxExtendedLeaf = 0x8000_000A;
 
     /// <summary>Family 0x19 = base 0xF + extended 0xA; model 0x01, stepping 1 (EPYC 7003 "Milan").</summary>
@@ -22,7 +22,7 @@ public sealed partial class Cpu
     /// <summary>Number of ASIDs reported in 0x8000000A EBX.</summary>
     public const uint SvmAsidCount = 0x8000;
 
-    /// <summary>Linear-address bits reported in 0x80000008 (4-level paging).</summary>
+    /// <summary>Linear-address bits reported in 0x80000008 with 4-level paging; 57 when LA57 is reported.</summary>
     public const int MaxLinearAddrBits = 48;
 
     // "AuthenticAMD" as EBX, EDX, ECX.
@@ -48,6 +48,11 @@ public sealed partial class Cpu
                 // EBX: CLFLUSH line size in quadwords (8 = 64 bytes), one logical processor, initial APIC id.
                 ebx = (8u << 8) | (1u << 16) | ((uint)ApicId << 24);
                 ecx = f.Bits(1, 0, CpuidReg.Ecx);
+                if ((Cr4 & Cr4Bits.OSXSAVE) != 0)
+                {
+                    ecx |= 1u << 27; // OSXSAVE mirrors CR4.OSXSAVE
+                }
+
                 edx = f.Bits(1, 0, CpuidReg.Edx);
                 if ((ApicBase & ApicBaseEnable) == 0)
                 {
@@ -67,6 +72,13 @@ public sealed partial class Cpu
                 break;
             case 0xB when f.Has(CpuFeature.X2Apic):
                 X2ApicTopology(subleaf, out eax, out ebx, out ecx, out edx);
+                break;
+            case 0xD:
+                if (f.Has(CpuFeature.Xsave))
+                {
+                    XsaveLeaf(subleaf, out eax, out ebx, out ecx, out edx);
+                }
+
                 break;
             case 0x8000_0000:
                 eax = MaxExtendedLeaf;
@@ -92,7 +104,8 @@ public sealed partial class Cpu
                 }
 
             case 0x8000_0008:
-                eax = (uint)MaxPhysAddrBits | ((uint)MaxLinearAddrBits << 8);
+                // EAX: physical and linear address widths (guest physical = physical: bits 23:16 zero).
+                eax = (uint)MaxPhysAddrBits | ((uint)LinearAddrBits << 8);
                 break;
             case 0x8000_000A:
                 if (f.Has(CpuFeature.Svm))
@@ -119,6 +132,30 @@ public sealed partial class Cpu
         ebx = subleaf <= 1 ? 1u : 0u;
         ecx = (subleaf & 0xFF) | (subleaf switch { 0 => smtLevel, 1 => coreLevel, _ => 0u } << 8);
         edx = ApicId;
+    }
+
+    /// <summary>Linear-address width the current feature set reports (57 with LA57).</summary>
+    public int LinearAddrBits => Features.Has(CpuFeature.La57) ? 57 : MaxLinearAddrBits;
+
+    /// <summary>
+    /// Leaf 0xD (APM vol. 3 E.3.9; Intel SDM vol. 1 §13.2): subleaf 0 gives the XCR0 bits XSETBV accepts and
+    /// the XSAVE area sizes (legacy region + header = 576 bytes, as only x87 and SSE exist); subleaf 1 the
+    /// XSAVE extensions. Components 0 and 1 live in the legacy region and have no subleaf of their own.
+    /// </summary>
+    private void XsaveLeaf(uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
+    {
+        eax = ebx = ecx = edx = 0;
+        if (subleaf == 0)
+        {
+            eax = (uint)SupportedXcr0;
+            edx = (uint)(SupportedXcr0 >> 32);
+            ebx = XsaveAreaSize; // for the components enabled in XCR0
+            ecx = XsaveAreaSize; // for every supported component
+        }
+        else if (subleaf == 1)
+        {
+            eax = Features.Bits(0xD, 1, CpuidReg.Eax);
+        }
     }
 
     private static uint BrandDword(int at)

@@ -37,6 +37,15 @@ public static class MxcsrBits
     public const uint Supported = 0xFFFF;
 }
 
+/// <summary>XSAVE state-component bits (XCR0, XSTATE_BV, XCOMP_BV; Intel SDM vol. 1 §13.1).</summary>
+public static class XFeature
+{
+    public const ulong X87 = 1, Sse = 2, Avx = 4;
+
+    /// <summary>XCOMP_BV bit 63: the area is in the compacted format.</summary>
+    public const ulong Compacted = 1UL << 63;
+}
+
 /// <summary>
 /// x87, SSE and MXCSR state (APM vol. 1 §6, vol. 4). The x87 status word is kept without its TOP
 /// field, which lives in <see cref="FpuTop"/>; tags are kept as "empty" bits per physical register
@@ -61,6 +70,44 @@ public sealed partial class Cpu
     public ushort FpuDs;
     public ulong FpuIp;
     public ulong FpuDp;
+
+    /// <summary>XCR0, the XSAVE feature-enable mask (XSETBV/XGETBV with ECX = 0); x87 is always enabled.</summary>
+    public ulong Xcr0 = XFeature.X87;
+
+    /// <summary>The state components XSAVE manages here: x87 and SSE (CPUID 0xD.0 EDX:EAX).</summary>
+    public const ulong SupportedXcr0 = XFeature.X87 | XFeature.Sse;
+
+    /// <summary>Bytes of an XSAVE area for the supported components: the 512-byte legacy region and the 64-byte header.</summary>
+    public const uint XsaveAreaSize = 576;
+
+    /// <summary>
+    /// XINUSE (Intel SDM vol. 1 §13.6): the components not in their initial configuration. x87 is initial
+    /// after FNINIT-like values with zero pointers (FCW 037Fh, FSW 0, all tags empty); SSE when every XMM
+    /// register is zero. Reporting "in use" for an initial component is always allowed; this never does
+    /// the opposite.
+    /// </summary>
+    public ulong XInUse
+    {
+        get
+        {
+            ulong v = 0;
+            if (FpuCw != 0x037F || FpuSwFull != 0 || FpuEmpty != 0xFF || FpuFop != 0 || FpuIp != 0 || FpuDp != 0 || FpuCs != 0 || FpuDs != 0)
+            {
+                v |= XFeature.X87;
+            }
+
+            for (int i = 0; i < 16; i++)
+            {
+                if (Xmm[i] != Vector128<byte>.Zero)
+                {
+                    v |= XFeature.Sse;
+                    break;
+                }
+            }
+
+            return v;
+        }
+    }
 
     /// <summary>Status word as FNSTSW stores it (TOP included).</summary>
     public ushort FpuSwFull => (ushort)((FpuStatus & ~FpuSw.TopMask) | ((FpuTop & 7) << 11));

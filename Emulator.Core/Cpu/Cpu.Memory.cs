@@ -142,7 +142,7 @@ public sealed unsafe partial class Cpu
             lin = seg >= SegReg.FS ? off + Seg[seg].Base : off;
             if ((ulong)((long)lin >> 47) + 1 > 1)
             {
-                return NonCanonical(seg, out lin);
+                return NonCanonical(seg, ref lin);
             }
 
             return true;
@@ -151,9 +151,18 @@ public sealed unsafe partial class Cpu
         return LinearLegacy(seg, off, size, access, out lin);
     }
 
+    /// <summary>
+    /// The inline test is the 4-level one; with 5-level paging (CR4.LA57) an address canonical to bit 56 is
+    /// valid and lands here. Otherwise #SS(0) for a stack access, #GP(0) for the rest.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool NonCanonical(int seg, out ulong lin)
+    private bool NonCanonical(int seg, ref ulong lin)
     {
+        if (IsCanonicalNow(lin))
+        {
+            return true;
+        }
+
         lin = 0;
         if (seg == SegReg.SS)
         {

@@ -81,9 +81,6 @@ public sealed partial class Cpu
         | (Features.Has(CpuFeature.Svm) ? EferBits.SVME : 0)
         | (Features.Has(CpuFeature.Ffxsr) ? EferBits.FFXSR : 0);
 
-    /// <summary>True when <paramref name="v"/> is canonical for the reported linear-address width.</summary>
-    public static bool IsCanonical(ulong v) => (ulong)((long)v >> (MaxLinearAddrBits - 1)) + 1 <= 1;
-
     private static int FixedMtrrIndex(uint msr) => msr switch
     {
         Msr.MtrrFix64K => 0,

@@ -35,6 +35,19 @@ public sealed partial class Cpu
     /// </summary>
     private bool _translationUncacheable;
 
+    /// <summary>
+    /// True when <paramref name="v"/> is canonical for the paging mode in force: bits 63:47 equal, or 63:56
+    /// with 5-level paging (CR4.LA57). For addresses used now: memory operands, branch and stack targets.
+    /// </summary>
+    public bool IsCanonicalNow(ulong v) => (ulong)((long)v >> ((Cr4 & Cr4Bits.LA57) != 0 ? 56 : 47)) + 1 <= 1;
+
+    /// <summary>
+    /// True when <paramref name="v"/> is canonical for the widest linear address the CPU reports (57 bits with
+    /// LA57, whatever CR4.LA57 is now). For addresses loaded to be used later: MSR bases, descriptor-table and
+    /// system-segment bases, INVPCID targets (Intel SDM vol. 3 §4.5.1 on 5-level paging).
+    /// </summary>
+    public bool IsCanonical(ulong v) => (ulong)((long)v >> (LinearAddrBits - 1)) + 1 <= 1;
+
     /// <summary>Translates a linear address for <paramref name="access"/>; on failure raises #PF and returns false.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Translate(ulong lin, int access, out ulong gpa)

@@ -360,7 +360,7 @@ public sealed partial class Cpu
         {
             ulong off = (sp - ((ulong)(i + 1) * (ulong)itemSize)) & mask;
             bool ok = stackSize == 8
-                ? (ulong)((long)off >> 47) + 1 <= 1 && (ulong)((long)(off + (ulong)itemSize - 1) >> 47) + 1 <= 1
+                ? IsCanonicalNow(off) && IsCanonicalNow(off + (ulong)itemSize - 1)
                 : WithinLimit(ss, off, itemSize);
             if (!ok)
             {

@@ -7,10 +7,13 @@ public enum CpuFeature
     Fpu, Vme, De, Pse, Tsc, Msr, Pae, Mce, Cx8, Apic, Sep, Mtrr, Pge, Mca, Cmov, Pat, Pse36, Clfsh, Mmx, Fxsr, Sse, Sse2,
 
     // CPUID 1 ECX
-    Sse3, Pcid, Cx16, X2Apic, TscDeadline, Popcnt, Hypervisor,
+    Sse3, Pcid, Cx16, X2Apic, Movbe, TscDeadline, Popcnt, Xsave, Hypervisor,
 
     // CPUID 7.0 EBX / ECX
-    FsGsBase, Smep, Smap, Umip, Rdpid,
+    FsGsBase, Smep, Invpcid, Smap, ClflushOpt, Clwb, Umip, La57, Rdpid,
+
+    // CPUID 0xD.1 EAX (XSAVE extensions)
+    XsaveOpt, XsaveC, XgetBv1,
 
     // CPUID 0x80000001 ECX / EDX
     LahfSahf, Svm, AltMovCr8, Syscall, Nx, Ffxsr, Page1Gb, Rdtscp, Lm,
@@ -37,7 +40,7 @@ public readonly record struct CpuFeatureInfo(CpuFeature Feature, string Name, ui
 /// </summary>
 public sealed class CpuFeatures
 {
-    private const uint L1 = 1, L7 = 7, E1 = 0x8000_0001, SvmLeaf = 0x8000_000A;
+    private const uint L1 = 1, L7 = 7, LXsave = 0xD, E1 = 0x8000_0001, SvmLeaf = 0x8000_000A;
 
     /// <summary>
     /// Every modelled feature bit (AMD64 APM vol. 3 appendix E, CPUID function reference). Default = what
@@ -76,20 +79,40 @@ public sealed class CpuFeatures
         new(CpuFeature.Cx16, "cx16", L1, 0, CpuidReg.Ecx, 13, true, true),
         // x2APIC: the local APIC implements the x2APIC MSRs 0x800–0x8FF and the EXTD transitions.
         new(CpuFeature.X2Apic, "x2apic", L1, 0, CpuidReg.Ecx, 21, true, true),
+        new(CpuFeature.Movbe, "movbe", L1, 0, CpuidReg.Ecx, 22, true, true),
         // TSC-deadline timer mode (LVT timer mode 2, IA32_TSC_DEADLINE), emulated by the APIC as KVM does on AMD.
         new(CpuFeature.TscDeadline, "tsc-deadline", L1, 0, CpuidReg.Ecx, 24, true, true),
         new(CpuFeature.Popcnt, "popcnt", L1, 0, CpuidReg.Ecx, 23, false, false),
+        // XSAVE/XRSTOR/XSETBV/XGETBV with the x87 and SSE state components (XCR0 bits 0 and 1). Bit 27
+        // (OSXSAVE) is not a feature: CPUID copies it from CR4.OSXSAVE.
+        new(CpuFeature.Xsave, "xsave", L1, 0, CpuidReg.Ecx, 26, true, true),
         new(CpuFeature.Hypervisor, "hypervisor", L1, 0, CpuidReg.Ecx, 31, false, true),
 
         new(CpuFeature.FsGsBase, "fsgsbase", L7, 0, CpuidReg.Ebx, 0, true, true),
         new(CpuFeature.Smep, "smep", L7, 0, CpuidReg.Ebx, 7, true, true),
+        new(CpuFeature.Invpcid, "invpcid", L7, 0, CpuidReg.Ebx, 10, true, true),
         new(CpuFeature.Smap, "smap", L7, 0, CpuidReg.Ebx, 20, true, true),
-        new(CpuFeature.Umip, "umip", L7, 0, CpuidReg.Ecx, 2, false, false),
+        // CLFLUSHOPT/CLWB: no cache is modelled; they check the address like CLFLUSH.
+        new(CpuFeature.ClflushOpt, "clflushopt", L7, 0, CpuidReg.Ebx, 23, true, true),
+        new(CpuFeature.Clwb, "clwb", L7, 0, CpuidReg.Ebx, 24, true, true),
+        // UMIP: SGDT/SIDT/SLDT/SMSW/STR fault above CPL 0 when CR4.UMIP is set.
+        new(CpuFeature.Umip, "umip", L7, 0, CpuidReg.Ecx, 2, true, true),
+        // LA57: 5-level paging (CR4.LA57) in the guest walk and 57-bit canonical checks. Zen 4 has it, the
+        // Zen 3 model emu presents does not, so it is off unless asked for (--cpu +la57).
+        new(CpuFeature.La57, "la57", L7, 0, CpuidReg.Ecx, 16, false, true),
         new(CpuFeature.Rdpid, "rdpid", L7, 0, CpuidReg.Ecx, 22, true, true),
 
+        // XSAVE extensions: XSAVEOPT (saves like XSAVE: the init and modified optimisations are optional),
+        // XSAVEC and the compacted form of XRSTOR, XGETBV with ECX = 1 (XCR0 AND XINUSE). No XSAVES.
+        new(CpuFeature.XsaveOpt, "xsaveopt", LXsave, 1, CpuidReg.Eax, 0, true, true),
+        new(CpuFeature.XsaveC, "xsavec", LXsave, 1, CpuidReg.Eax, 1, true, true),
+        new(CpuFeature.XgetBv1, "xgetbv1", LXsave, 1, CpuidReg.Eax, 2, true, true),
+
         new(CpuFeature.LahfSahf, "lahf_lm", E1, 0, CpuidReg.Ecx, 0, true, true),
-        // SVM: reported ahead of VMRUN (EFER.SVME and the SVM MSRs exist); the SVM issue implements the rest.
-        new(CpuFeature.Svm, "svm", E1, 0, CpuidReg.Ecx, 2, true, true),
+        // SVM: EFER.SVME and the SVM MSRs exist, but VMRUN/VMLOAD/VMSAVE/STGI/CLGI still raise #UD, so
+        // neither SVM nor any of its feature bits is reported (a guest would abort instead of skipping).
+        // The SVM issue turns these rows on when the instructions work.
+        new(CpuFeature.Svm, "svm", E1, 0, CpuidReg.Ecx, 2, false, false),
         // LOCK MOV CR0 = MOV CR8: the block cache decodes with DecoderOptions.AMD, so Iced decodes it.
         new(CpuFeature.AltMovCr8, "cr8legacy", E1, 0, CpuidReg.Ecx, 4, true, true),
         new(CpuFeature.Syscall, "syscall", E1, 0, CpuidReg.Edx, 11, true, true),
@@ -100,19 +123,18 @@ public sealed class CpuFeatures
         new(CpuFeature.Rdtscp, "rdtscp", E1, 0, CpuidReg.Edx, 27, true, true),
         new(CpuFeature.Lm, "lm", E1, 0, CpuidReg.Edx, 29, true, true),
 
-        // SVM feature identifiers (APM vol. 3 E.4.9). The SVM layer fills these in; what PLATFORM.md
-        // promises is on by default.
-        new(CpuFeature.Npt, "npt", SvmLeaf, 0, CpuidReg.Edx, 0, true, true),
+        // SVM feature identifiers (APM vol. 3 E.4.9), reported only with SVM; none is implemented yet.
+        new(CpuFeature.Npt, "npt", SvmLeaf, 0, CpuidReg.Edx, 0, false, false),
         new(CpuFeature.LbrVirt, "lbrv", SvmLeaf, 0, CpuidReg.Edx, 1, false, false),
         new(CpuFeature.SvmLock, "svm_lock", SvmLeaf, 0, CpuidReg.Edx, 2, false, false),
-        new(CpuFeature.NRips, "nrip_save", SvmLeaf, 0, CpuidReg.Edx, 3, true, true),
+        new(CpuFeature.NRips, "nrip_save", SvmLeaf, 0, CpuidReg.Edx, 3, false, false),
         new(CpuFeature.TscRateMsr, "tsc_scale", SvmLeaf, 0, CpuidReg.Edx, 4, false, false),
-        new(CpuFeature.VmcbClean, "vmcb_clean", SvmLeaf, 0, CpuidReg.Edx, 5, true, true),
-        new(CpuFeature.FlushByAsid, "flushbyasid", SvmLeaf, 0, CpuidReg.Edx, 6, true, true),
-        new(CpuFeature.DecodeAssists, "decodeassists", SvmLeaf, 0, CpuidReg.Edx, 7, true, true),
-        new(CpuFeature.PauseFilter, "pause_filter", SvmLeaf, 0, CpuidReg.Edx, 10, true, true),
+        new(CpuFeature.VmcbClean, "vmcb_clean", SvmLeaf, 0, CpuidReg.Edx, 5, false, false),
+        new(CpuFeature.FlushByAsid, "flushbyasid", SvmLeaf, 0, CpuidReg.Edx, 6, false, false),
+        new(CpuFeature.DecodeAssists, "decodeassists", SvmLeaf, 0, CpuidReg.Edx, 7, false, false),
+        new(CpuFeature.PauseFilter, "pause_filter", SvmLeaf, 0, CpuidReg.Edx, 10, false, false),
         new(CpuFeature.PauseFilterThreshold, "pfthreshold", SvmLeaf, 0, CpuidReg.Edx, 12, false, false),
-        new(CpuFeature.Avic, "avic", SvmLeaf, 0, CpuidReg.Edx, 13, true, true),
+        new(CpuFeature.Avic, "avic", SvmLeaf, 0, CpuidReg.Edx, 13, false, false),
         new(CpuFeature.VmsaveVirt, "v_vmsave_vmload", SvmLeaf, 0, CpuidReg.Edx, 15, false, false),
         new(CpuFeature.Vgif, "vgif", SvmLeaf, 0, CpuidReg.Edx, 16, false, false),
     ];

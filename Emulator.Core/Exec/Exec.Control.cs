@@ -106,7 +106,8 @@ public static unsafe partial class Exec
     {
         if (opSize == 8)
         {
-            return (ulong)((long)target >> 47) + 1 <= 1;
+            // The 4-level test inline; a 5-level (CR4.LA57) target past bit 47 takes the full check.
+            return (ulong)((long)target >> 47) + 1 <= 1 || c.IsCanonicalNow(target);
         }
 
         target &= opSize == 4 ? 0xFFFF_FFFFUL : 0xFFFFUL;

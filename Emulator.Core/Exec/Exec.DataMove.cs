@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
 using Emulator.Core.Exec.Forms;
@@ -8,7 +9,7 @@ namespace Emulator.Core.Exec;
 
 /// <summary>
 /// Data movement: MOV, MOVZX/MOVSX/MOVSXD, XCHG, XADD, CMPXCHG/CMPXCHG8B/CMPXCHG16B, LEA, the
-/// accumulator sign extensions (CBW…CQO), LAHF/SAHF and XLAT (APM vol. 3).
+/// accumulator sign extensions (CBW…CQO), LAHF/SAHF, XLAT and MOVBE (APM vol. 3).
 /// </summary>
 public static unsafe partial class Exec
 {
@@ -82,6 +83,12 @@ public static unsafe partial class Exec
         t.Add(Code.Cqo, &SignIntoRdx<Dw64>, CostClass.Simple);
 
         t.Add(Code.Lahf, &Lahf, CostClass.Simple);
+        t.Add(Code.Movbe_r16_m16, &MovbeLoad, CostClass.Memory);
+        t.Add(Code.Movbe_r32_m32, &MovbeLoad, CostClass.Memory);
+        t.Add(Code.Movbe_r64_m64, &MovbeLoad, CostClass.Memory);
+        t.Add(Code.Movbe_m16_r16, &MovbeStore, CostClass.Memory);
+        t.Add(Code.Movbe_m32_r32, &MovbeStore, CostClass.Memory);
+        t.Add(Code.Movbe_m64_r64, &MovbeStore, CostClass.Memory);
         t.Add(Code.Sahf, &Sahf, CostClass.Simple);
         t.Add(Code.Xlat_m8, &Xlat, CostClass.Memory);
     }
@@ -440,6 +447,43 @@ public static unsafe partial class Exec
         ulong sign = (c.Gpr[Reg.RAX] >> ((size * 8) - 1)) & 1;
         c.SetReg(Reg.RDX, size, sign != 0 ? ulong.MaxValue : 0);
         return ExecStatus.Continue;
+    }
+
+    /// <summary>Reverses the byte order of the low <paramref name="size"/> bytes (2, 4 or 8).</summary>
+    private static ulong ByteSwap(ulong v, int size) => size switch
+    {
+        2 => BinaryPrimitives.ReverseEndianness((ushort)v),
+        4 => BinaryPrimitives.ReverseEndianness((uint)v),
+        _ => BinaryPrimitives.ReverseEndianness(v),
+    };
+
+    /// <summary>MOVBE reg, mem (APM vol. 3 "MOVBE"): load with the bytes reversed; #UD unless CPUID 1:ECX[22]. A 16-bit load merges.</summary>
+    public static int MovbeLoad(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (!c.Features.Has(CpuFeature.Movbe))
+        {
+            return c.RaiseUD();
+        }
+
+        if (!c.ReadMem(op.Seg, c.Ea(ref op), op.OpSize, out ulong v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        c.SetReg(op.R0, op.OpSize, ByteSwap(v, op.OpSize));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>MOVBE mem, reg: store with the bytes reversed; #UD unless CPUID 1:ECX[22].</summary>
+    public static int MovbeStore(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (!c.Features.Has(CpuFeature.Movbe))
+        {
+            return c.RaiseUD();
+        }
+
+        ulong v = ByteSwap(c.GetReg(op.R1, op.OpSize), op.OpSize);
+        return c.WriteMem(op.Seg, c.Ea(ref op), op.OpSize, v) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
     /// <summary>LAHF: AH ← SF:ZF:0:AF:0:PF:1:CF.</summary>

@@ -16,6 +16,8 @@ namespace Emulator.Core.Exec;
 /// AMD behaviour kept: FIP/FDP/FOP are saved (and restored) only when FSW.ES is set, else stored as zero;
 /// with CR4.OSFXSR = 0, and with EFER.FFXSR in 64-bit mode at CPL 0, the XMM registers are neither
 /// saved nor restored (MXCSR always is).
+/// The same image is the legacy region of an XSAVE area (Exec.Xsave.cs), which builds and loads it with the
+/// helpers here: x87 part in bytes 0–23 and 32–159, MXCSR and MXCSR_MASK in 24–31, XMM from 160.
 /// </summary>
 public static unsafe partial class Exec
 {
@@ -27,6 +29,7 @@ public static unsafe partial class Exec
         t.Add(Code.Fxsave64_m512byte, &Fxsave, CostClass.Serializing);
         t.Add(Code.Fxrstor_m512byte, &Fxrstor, CostClass.Serializing);
         t.Add(Code.Fxrstor64_m512byte, &Fxrstor, CostClass.Serializing);
+        RegisterXsave(t);
     }
 
     /// <summary>How many XMM registers FXSAVE/FXRSTOR transfer in the current state (0, 8 or 16).</summary>
@@ -77,7 +80,13 @@ public static unsafe partial class Exec
     }
 
     /// <summary>Builds the FXSAVE image of the current state (also used by tests and save/restore code).</summary>
-    public static int BuildFxImage(Cpu.Cpu c, Span<byte> area, bool rexW)
+    public static int BuildFxImage(Cpu.Cpu c, Span<byte> area, bool rexW) => BuildFxImage(c, area, rexW, FxXmmCount(c));
+
+    /// <summary>
+    /// Builds the 512-byte legacy image with <paramref name="xmmCount"/> XMM registers; returns the bytes
+    /// that hold state (through the last XMM register, or the x87 part when there is none).
+    /// </summary>
+    public static int BuildFxImage(Cpu.Cpu c, Span<byte> area, bool rexW, int xmmCount)
     {
         area[..FxAreaSize].Clear();
         BinaryPrimitives.WriteUInt16LittleEndian(area, c.FpuCw);
@@ -109,7 +118,7 @@ public static unsafe partial class Exec
             BinaryPrimitives.WriteUInt16LittleEndian(area[(40 + (16 * i))..], v.SignExp);
         }
 
-        int n = FxXmmCount(c);
+        int n = xmmCount;
         for (int i = 0; i < n; i++)
         {
             c.Xmm[i].CopyTo(area[(160 + (16 * i))..]);
@@ -177,6 +186,14 @@ public static unsafe partial class Exec
     /// <summary>Loads a checked FXSAVE image (MXCSR already validated).</summary>
     public static void LoadFxImage(Cpu.Cpu c, ReadOnlySpan<byte> area, bool rexW, int xmmCount)
     {
+        LoadFxX87(c, area, rexW);
+        c.Mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(area[24..]);
+        LoadFxXmm(c, area, xmmCount);
+    }
+
+    /// <summary>Loads the x87 part of a legacy image: control, status, abridged tags, pointers, ST0–ST7.</summary>
+    private static void LoadFxX87(Cpu.Cpu c, ReadOnlySpan<byte> area, bool rexW)
+    {
         c.FpuCw = BinaryPrimitives.ReadUInt16LittleEndian(area);
         c.SetFpuSw(BinaryPrimitives.ReadUInt16LittleEndian(area[2..]));
         c.FpuEmpty = (byte)~area[4];
@@ -203,15 +220,17 @@ public static unsafe partial class Exec
             c.FpuCs = c.FpuDs = 0;
         }
 
-        c.Mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(area[24..]);
-
         for (int i = 0; i < 8; i++)
         {
             c.St(i) = new Float80(
                 BinaryPrimitives.ReadUInt16LittleEndian(area[(40 + (16 * i))..]),
                 BinaryPrimitives.ReadUInt64LittleEndian(area[(32 + (16 * i))..]));
         }
+    }
 
+    /// <summary>Loads XMM0..XMM(count-1) from a legacy image.</summary>
+    private static void LoadFxXmm(Cpu.Cpu c, ReadOnlySpan<byte> area, int xmmCount)
+    {
         for (int i = 0; i < xmmCount; i++)
         {
             c.Xmm[i] = Vector128.Create(area.Slice(160 + (16 * i), 16));

@@ -209,7 +209,8 @@ public static unsafe partial class Exec
     // ---- Far JMP / CALL ----
 
     /// <summary>Operand size of a far transfer: 16/32, or 64 for RETFQ. AMD ignores REX.W on far JMP/CALL
-    /// through memory (m16:32 is read), so Jmp_m1664/Call_m1664 behave as their 32-bit forms.</summary>
+    /// through memory (m16:32 is read), so Jmp_m1664/Call_m1664 behave as their 32-bit forms; see
+    /// <see cref="FarMem"/> for the one case that reads m16:64.</summary>
     private static int FarOpSize(Code code) => code switch
     {
         Code.Jmp_ptr1616 or Code.Jmp_m1616 or Code.Call_ptr1616 or Code.Call_m1616 or Code.Retfw or Code.Retfw_imm16 => 2,
@@ -225,16 +226,79 @@ public static unsafe partial class Exec
 
     public static int CallFarMem(Cpu.Cpu c, ref DecodedOp op) => FarMem(c, ref op, call: true);
 
+    /// <summary>
+    /// JMP/CALL far through memory. The processor (AMD) reads m16:32 even with REX.W. But the platform is an
+    /// AMD host running the guest under KVM, and when the pointer lies in emulated MMIO the access exits and
+    /// KVM's instruction emulator executes the whole instruction — which honours REX.W and reads m16:64, as
+    /// Intel processors do. emu models that split (docs/cpu.md, "Far JMP/CALL with REX.W"): REX.W in 64-bit
+    /// mode selects m16:64 only when the operand's first byte is emulated MMIO.
+    /// </summary>
     private static int FarMem(Cpu.Cpu c, ref DecodedOp op, bool call)
     {
         int size = FarOpSize(op.Code);
         ulong ea = c.Ea(ref op);
+        if (size == 4 && c.Is64)
+        {
+            int s = FarPointerSizeAtMmio(c, ref op, ea);
+            if (s < 0)
+            {
+                return ExecStatus.Fault;
+            }
+
+            size = s;
+        }
+
         if (!c.ReadMem(op.Seg, ea, size, out ulong offset) || !c.ReadMem(op.Seg, WrapAddr(ea + (ulong)size, op.AddrSize), 2, out ulong sel))
         {
             return ExecStatus.Fault;
         }
 
         return FarTransfer(c, (ushort)sel, offset, size, call);
+    }
+
+    /// <summary>
+    /// 8 when the far pointer at <paramref name="ea"/> is emulated MMIO and the instruction carries REX.W (see
+    /// <see cref="FarMem"/>), else 4; -1 after a fault translating the operand (the same fault the read of
+    /// its first byte would raise).
+    /// </summary>
+    private static int FarPointerSizeAtMmio(Cpu.Cpu c, ref DecodedOp op, ulong ea)
+    {
+        if (!c.Linear(op.Seg, ea, 1, Access.Read, out ulong lin) || !c.Translate(lin, Access.Read, out ulong gpa))
+        {
+            return -1;
+        }
+
+        if (c.Phys.PagePointer(gpa, write: false) != null)
+        {
+            return 4;
+        }
+
+        // Iced decodes with AMD rules and does not say whether REX.W was present: find the REX prefix that
+        // directly precedes the opcode (a legacy prefix after a REX cancels it).
+        ulong start = c.NextRip - op.Length;
+        int rex = 0;
+        for (int i = 0; i < op.Length; i++)
+        {
+            if (!c.Linear(SegReg.CS, start + (ulong)i, 1, Access.Fetch, out ulong at) || !c.ReadLinearSlow(at, 1, Access.Fetch, out ulong b))
+            {
+                return -1;
+            }
+
+            if (b is 0x26 or 0x2E or 0x36 or 0x3E or 0x64 or 0x65 or 0x66 or 0x67 or 0xF0 or 0xF2 or 0xF3)
+            {
+                rex = 0;
+            }
+            else if (b is >= 0x40 and <= 0x4F)
+            {
+                rex = (int)b;
+            }
+            else
+            {
+                break;
+            }
+        }
+
+        return (rex & 8) != 0 ? 8 : 4;
     }
 
     /// <summary>Pushes the return CS:rIP of a far CALL at <paramref name="size"/> on the current stack.</summary>
@@ -249,7 +313,7 @@ public static unsafe partial class Exec
     {
         if (c.LongModeActive && cs.Long)
         {
-            return (ulong)((long)offset >> 47) + 1 <= 1;
+            return c.IsCanonicalNow(offset);
         }
 
         return offset <= cs.Limit;

@@ -7,7 +7,7 @@ namespace Emulator.Core.Exec;
 
 /// <summary>
 /// System registers: MOV CRn/DRn, CLTS, LMSW, SMSW, RDMSR/WRMSR, CPUID, RDTSC/RDTSCP/RDPID/RDPMC,
-/// INVLPG, WBINVD/INVD, CLFLUSH, STAC/CLAC, RD/WR FS/GS BASE (AMD64 APM vol. 3, chapter 4 "System Instruction Reference").
+/// INVLPG, INVPCID, WBINVD/INVD, CLFLUSH/CLFLUSHOPT/CLWB, STAC/CLAC, RD/WR FS/GS BASE (AMD64 APM vol. 3, chapter 4 "System Instruction Reference").
 /// </summary>
 public static unsafe partial class Exec
 {
@@ -40,7 +40,10 @@ public static unsafe partial class Exec
         t.Add(Code.Wbinvd, &CacheControl, CostClass.Serializing);
         t.Add(Code.Invd, &CacheControl, CostClass.Serializing);
         t.Add(Code.Clflush_m8, &Clflush, CostClass.Memory);
-        t.Add(Code.Xgetbv, &Xgetbv, CostClass.System);
+        t.Add(Code.Clflushopt_m8, &Clflushopt, CostClass.Memory);
+        t.Add(Code.Clwb_m8, &Clwb, CostClass.Memory);
+        t.Add(Code.Invpcid_r32_m128, &Invpcid, CostClass.System);
+        t.Add(Code.Invpcid_r64_m128, &Invpcid, CostClass.System);
         t.Add(Code.Stac, &Stac, CostClass.Simple);
         t.Add(Code.Clac, &Clac, CostClass.Simple);
         t.Add(Code.Rdfsbase_r32, &RdFsGsBase, CostClass.Simple);
@@ -181,9 +184,14 @@ public static unsafe partial class Exec
         return c.WriteCr0(cr0) ? ExecStatus.EndBlock : c.RaiseGP(0);
     }
 
-    /// <summary>SMSW: stores CR0 (a register at operand size, memory as 16 bits); not privileged without UMIP.</summary>
+    /// <summary>SMSW: stores CR0 (a register at operand size, memory as 16 bits); with CR4.UMIP, #GP(0) above CPL 0.</summary>
     public static int Smsw(Cpu.Cpu c, ref DecodedOp op)
     {
+        if (UmipBlocks(c))
+        {
+            return c.RaiseGP(0);
+        }
+
         return WriteOp0(c, ref op, c.Cr0) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
@@ -316,8 +324,68 @@ public static unsafe partial class Exec
     public static int Clflush(Cpu.Cpu c, ref DecodedOp op) =>
         c.Linear(op.Seg, c.Ea(ref op), 1, Access.Read, out _) ? ExecStatus.Continue : ExecStatus.Fault;
 
-    /// <summary>XGETBV: XSAVE is not reported (CR4.OSXSAVE cannot be set), so #UD.</summary>
-    public static int Xgetbv(Cpu.Cpu c, ref DecodedOp op) => c.RaiseUD();
+    /// <summary>CLFLUSHOPT (APM vol. 3): CLFLUSH with weaker ordering; #UD unless CPUID 7.0:EBX[23] reports it.</summary>
+    public static int Clflushopt(Cpu.Cpu c, ref DecodedOp op) =>
+        c.Features.Has(CpuFeature.ClflushOpt) ? Clflush(c, ref op) : c.RaiseUD();
+
+    /// <summary>CLWB (APM vol. 3): writes a dirty line back without invalidating it; #UD unless CPUID 7.0:EBX[24].</summary>
+    public static int Clwb(Cpu.Cpu c, ref DecodedOp op) =>
+        c.Features.Has(CpuFeature.Clwb) ? Clflush(c, ref op) : c.RaiseUD();
+
+    /// <summary>
+    /// INVPCID (APM vol. 3; Intel SDM vol. 2 "INVPCID"): the register gives the type, the 16-byte descriptor
+    /// holds the PCID in bits 11:0 and a linear address in bits 127:64. #UD unless CPUID 7.0:EBX[10] reports it;
+    /// #GP(0) above CPL 0, for a type above 3, for descriptor bits 63:12 set, for a non-canonical address with
+    /// type 0, and for a non-zero PCID with type 0 or 1 while CR4.PCIDE is clear. Type 0 drops one address,
+    /// 1 one PCID's translations, 2 all of them, 3 all but global ones; the software TLB is not tagged by PCID
+    /// nor by the G bit, so types 1–3 flush it whole.
+    /// </summary>
+    public static int Invpcid(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (!c.Features.Has(CpuFeature.Invpcid) || c.Mode == CpuMode.Virtual8086)
+        {
+            return c.RaiseUD();
+        }
+
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        ulong type = c.GetReg(op.R0, op.OpSize);
+        ulong ea = c.Ea(ref op);
+        if (!c.ReadMem(op.Seg, ea, 8, out ulong pcidQword) || !c.ReadMem(op.Seg, WrapAddr(ea + 8, op.AddrSize), 8, out ulong linear))
+        {
+            return ExecStatus.Fault;
+        }
+
+        if (type > 3 || (pcidQword & ~0xFFFUL) != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        bool pcidOff = (c.Cr4 & Cr4Bits.PCIDE) == 0;
+        if (type <= 1 && pcidOff && pcidQword != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        if (type == 0)
+        {
+            if (!c.IsCanonical(linear))
+            {
+                return c.RaiseGP(0);
+            }
+
+            c.InvalidateTranslation(linear);
+        }
+        else
+        {
+            c.FlushTranslations();
+        }
+
+        return ExecStatus.EndBlock;
+    }
 
     /// <summary>STAC/CLAC (APM vol. 3): set or clear RFLAGS.AC for SMAP; #UD unless SMAP is reported and CPL is 0.</summary>
     public static int Stac(Cpu.Cpu c, ref DecodedOp op) => SetAc(c, true);
@@ -361,7 +429,7 @@ public static unsafe partial class Exec
         }
 
         ulong v = c.GetReg(op.R0, op.OpSize);
-        if (!Cpu.Cpu.IsCanonical(v))
+        if (!c.IsCanonical(v))
         {
             return c.RaiseGP(0);
         }

@@ -385,7 +385,7 @@ public static unsafe partial class Exec
             return ExecStatus.Fault;
         }
 
-        if (c.Is64 && (ulong)((long)b >> 47) + 1 > 1)
+        if (c.Is64 && !c.IsCanonical(b))
         {
             return c.RaiseGP(0);
         }
@@ -576,6 +576,13 @@ public static unsafe partial class Exec
             }
 
             cache.Base |= (hi & 0xFFFFFFFF) << 32;
+
+            // The 64-bit base must be canonical (APM vol. 3 "LLDT", "LTR": #GP(selector)).
+            if (!c.IsCanonical(cache.Base))
+            {
+                c.RaiseGP(Cpu.Cpu.SelectorError(sel));
+                return false;
+            }
         }
 
         return true;

@@ -44,12 +44,12 @@ public sealed class PagingTests
 
     private void Write(ulong gpa, ulong v, int size = 8) => _mem.Write(gpa, size, v);
 
-    /// <summary>Maps <paramref name="lin"/> with 4-level tables; the leaf is at <paramref name="leafLevel"/> (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB).</summary>
-    private ulong[] MapLong(ulong lin, ulong pa, ulong leafFlags, ulong upperFlags = P | RW | US, int leafLevel = 1)
+    /// <summary>Maps <paramref name="lin"/> with 4-level (or <paramref name="levels"/>-level) tables; the leaf is at <paramref name="leafLevel"/> (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB).</summary>
+    private ulong[] MapLong(ulong lin, ulong pa, ulong leafFlags, ulong upperFlags = P | RW | US, int leafLevel = 1, int levels = 4)
     {
         var entries = new List<ulong>();
         ulong table = Root;
-        for (int level = 4; level > leafLevel; level--)
+        for (int level = levels; level > leafLevel; level--)
         {
             ulong addr = table + (((lin >> (12 + (9 * (level - 1)))) & 0x1FF) * 8);
             ulong e = Read(addr);
@@ -92,6 +92,58 @@ public sealed class PagingTests
         MapLong(lin, pa, P | RW, leafLevel: leafLevel);
         Assert.That(Translate(lin, Access.Read, out ulong gpa), Is.True);
         Assert.That(gpa, Is.EqualTo(expected));
+    }
+
+    // ---- 5-level paging (CR4.LA57) ----
+
+    /// <summary>An address whose bits 56:47 are not all equal: canonical only with 5-level paging.</summary>
+    private const ulong Lin57 = 0x00AB_CDEF_1234_5678;
+
+    [Test]
+    public void FiveLevelWalkTranslatesA57BitAddress()
+    {
+        _c.Features[CpuFeature.La57] = true;
+        LongMode();
+        _c.Cr4 |= Cr4Bits.LA57;
+        ulong[] entries = MapLong(Lin57, 0x70_0000, P | RW, levels: 5);
+        Assert.That(entries, Has.Length.EqualTo(5));
+        Assert.That(Translate(Lin57, Access.Read, out ulong gpa), Is.True);
+        Assert.That(gpa, Is.EqualTo(0x70_0678UL));
+        Assert.That(Read(entries[0]) & A, Is.EqualTo(A), "PML5E accessed");
+
+        _c.PendingVector = -1;
+        Assert.That(_c.WriteMem(SegReg.DS, Lin57, 8, 0x1122_3344_5566_7788), Is.True, "canonical with LA57");
+        Assert.That(_mem.Read(0x70_0678, 8), Is.EqualTo(0x1122_3344_5566_7788UL));
+        Assert.That(_c.ReadMem(SegReg.DS, Lin57, 8, out ulong v), Is.True);
+        Assert.That(v, Is.EqualTo(0x1122_3344_5566_7788UL));
+        Assert.That(_c.ReadMem(SegReg.DS, Lin57 ^ (1UL << 63), 8, out _), Is.False, "bits 63:56 must still agree");
+        Assert.That(_c.PendingVector, Is.EqualTo(Vector.GP));
+    }
+
+    [Test]
+    public void FourLevelPagingRejectsA57BitAddress()
+    {
+        LongMode();
+        Assert.That(_c.ReadMem(SegReg.DS, Lin57, 8, out _), Is.False);
+        Assert.That(_c.PendingVector, Is.EqualTo(Vector.GP));
+        Assert.That(_c.IsCanonicalNow(Lin57), Is.False);
+        Assert.That(_c.IsCanonical(Lin57), Is.False, "LA57 not reported");
+        _c.Features[CpuFeature.La57] = true;
+        Assert.That(_c.IsCanonical(Lin57), Is.True, "loaded bases follow the reported width");
+        Assert.That(_c.IsCanonicalNow(Lin57), Is.False, "accesses follow the paging mode");
+    }
+
+    [Test]
+    public void La57ChangesOnlyOutsideLongModeAndOnlyWhenReported()
+    {
+        LongMode();
+        Assert.That(_c.WriteCr4(_c.Cr4 | Cr4Bits.LA57), Is.False, "not reported");
+        _c.Features[CpuFeature.La57] = true;
+        Assert.That(_c.WriteCr4(_c.Cr4 | Cr4Bits.LA57), Is.False, "long mode active");
+        _c.Efer = 0;
+        _c.Cr0 = Cr0Bits.PE | Cr0Bits.ET;
+        Assert.That(_c.WriteCr4(Cr4Bits.PAE | Cr4Bits.LA57), Is.True);
+        Assert.That(_c.Cr4 & Cr4Bits.LA57, Is.EqualTo(Cr4Bits.LA57));
     }
 
     [Test]

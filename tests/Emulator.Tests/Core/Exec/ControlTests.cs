@@ -392,4 +392,42 @@ public class ControlTests
         Assert.That(g[Reg.RSP], Is.EqualTo(TestGuest.StackTop));
         Assert.That(g.ReadPhys(TestGuest.StackTop - 2, 2), Is.EqualTo(0x0008));
     }
+
+    /// <summary>
+    /// With 5-level paging a near branch may go past bit 47 (canonical to bit 56). The test's PML5 maps both
+    /// index 0 and the high index to the boot PML4, so the high address runs the same code.
+    /// </summary>
+    [TestCase(true, TestName = "NearJumpTo57BitTargetWithLa57")]
+    [TestCase(false, TestName = "NearJumpTo57BitTargetWithoutLa57IsGp")]
+    public void NearJumpTo57BitTarget(bool la57)
+    {
+        const ulong pml5 = 0x50000, high = 0xABUL << 48;
+        using var g = TestGuest.Long64(a =>
+        {
+            a.jmp(rax);
+            a.hlt();
+        });
+        VectorCatcher.Install64(g);
+        if (la57)
+        {
+            g.Cpu.Features[CpuFeature.La57] = true;
+            g.Mem.Write(pml5, 8, g.Cpu.Cr3 | 7);
+            g.Mem.Write(pml5 + (0xAB * 8), 8, g.Cpu.Cr3 | 7);
+            g.Cpu.Cr3 = pml5;
+            g.Cpu.Cr4 |= Cr4Bits.LA57;
+            g.Cpu.FlushTranslations();
+        }
+
+        g.Cpu.Gpr[Reg.RAX] = high | (TestGuest.CodeBase + 2);
+        Assert.That(g.Run(100), Is.EqualTo(RunExit.HaltedForever));
+        if (la57)
+        {
+            Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(-1));
+            Assert.That(g.Cpu.Rip, Is.EqualTo(high | (TestGuest.CodeBase + 3)));
+        }
+        else
+        {
+            Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(Vector.GP));
+        }
+    }
 }

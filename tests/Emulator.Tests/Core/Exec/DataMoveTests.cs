@@ -443,4 +443,43 @@ public class DataMoveTests
         Assert.That(g[Reg.RBX], Is.EqualTo(0x1111_1111_1111_F234UL));
         Assert.That(g[Reg.RAX], Is.EqualTo(0x1111_1111_1111_F234UL));
     }
+
+    /// <summary>MOVBE (APM vol. 3): loads and stores with the byte order reversed; a 16-bit load merges.</summary>
+    [Test]
+    public void MovbeLoadsAndStoresByteSwapped()
+    {
+        using var g = TestGuest.Long64(a =>
+        {
+            a.mov(rax, 0x1122334455667788);
+            a.mov(__qword_ptr[Data], rax);
+            a.mov(rbx, -1);
+            a.mov(rcx, -1);
+            a.mov(rdx, -1);
+            a.movbe(rbx, __qword_ptr[Data]);
+            a.movbe(ecx, __dword_ptr[Data]);
+            a.movbe(dx, __word_ptr[Data]);
+            a.movbe(__qword_ptr[Data + 8], rax);
+            a.movbe(__dword_ptr[Data + 16], eax);
+            a.movbe(__word_ptr[Data + 24], ax);
+            a.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g[Reg.RBX], Is.EqualTo(0x8877665544332211UL));
+        Assert.That(g[Reg.RCX], Is.EqualTo(0x88776655UL), "32-bit load zero-extends");
+        Assert.That(g[Reg.RDX], Is.EqualTo(0xFFFF_FFFF_FFFF_8877UL), "16-bit load merges");
+        Assert.That(g.ReadPhys(Data + 8, 8), Is.EqualTo(0x8877665544332211UL));
+        Assert.That(g.ReadPhys(Data + 16, 4), Is.EqualTo(0x88776655UL));
+        Assert.That(g.ReadPhys(Data + 24, 2), Is.EqualTo(0x8877UL));
+    }
+
+    [Test]
+    public void MovbeIsUndefinedWhenNotReported()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = new Emulator.Core.Cpu.Cpu(mem);
+        Emulator.Core.Loaders.BootState.EnterLong64(c, 0x1000, 0x8000);
+        c.Features[CpuFeature.Movbe] = false;
+        Assert.That(VectorCatcher.Step(c, a => a.movbe(eax, __dword_ptr[0x2000])), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+    }
 }

@@ -390,4 +390,47 @@ public class SegmentTests
         Assert.That(g.Cpu.FlagsBits & Rflags.IF, Is.Not.Zero);
         Assert.That(g.Cpu.Seg[SegReg.DS].Selector, Is.Zero, "DPL-0 DS nulled on the way out");
     }
+
+    /// <summary>
+    /// REX.W JMP FAR [mem] in 64-bit mode: AMD reads m16:32 from RAM; a pointer in emulated MMIO is read the
+    /// way KVM's instruction emulator reads it, as m16:64 (docs/cpu.md).
+    /// </summary>
+    [TestCase(true, TestName = "RexWFarJumpThroughMmioReadsM16To64")]
+    [TestCase(false, TestName = "RexWFarJumpThroughRamReadsM16To32")]
+    public void RexWFarJump(bool mmio)
+    {
+        const ulong target = TestGuest.CodeBase + 0x100;
+        using var g = TestGuest.Long64(a =>
+        {
+            a.jmp(__tword_ptr[rsi]);
+            a.hlt();
+        });
+        VectorCatcher.Install64(g);
+        g.Load([0xF4], target);
+        var dev = new Emulator.Core.Devices.PcTestDev();
+        g.Mem.Mmio.Register(Emulator.Core.Devices.PcTestDev.MemoryBase, Emulator.Core.Devices.PcTestDev.MemorySize, dev.Memory);
+        if (mmio)
+        {
+            dev.Memory.Write(0, 8, target);
+            dev.Memory.Write(8, 2, 0x08);
+            g.Cpu.Gpr[Reg.RSI] = Emulator.Core.Devices.PcTestDev.MemoryBase;
+        }
+        else
+        {
+            g.Mem.Write(TestGuest.DataBase, 8, target);
+            g.Mem.Write(TestGuest.DataBase + 8, 2, 0x08);
+            g.Cpu.Gpr[Reg.RSI] = TestGuest.DataBase;
+        }
+
+        Assert.That(g.Run(100), Is.EqualTo(RunExit.HaltedForever));
+        if (mmio)
+        {
+            Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(-1));
+            Assert.That(g.Cpu.Rip, Is.EqualTo(target + 1));
+        }
+        else
+        {
+            Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(Vector.GP), "selector read from bytes 4–5: null");
+        }
+    }
 }

@@ -67,7 +67,6 @@ public class SysRegTests
         Assert.That(g[Reg.RBX], Is.EqualTo(LongModeCr0 | Cr0Bits.CD | Cr0Bits.NW));
     }
 
-    [TestCase(Cr4Bits.PAE | Cr4Bits.OSXSAVE, TestName = "Cr4OsXsaveUnsupported")]
     [TestCase(Cr4Bits.PAE | Cr4Bits.LA57, TestName = "Cr4La57Unsupported")]
     [TestCase(Cr4Bits.PAE | Cr4Bits.PKE, TestName = "Cr4PkeUnsupported")]
     [TestCase(Cr4Bits.PAE | Cr4Bits.VME, TestName = "Cr4VmeUnsupported")]
@@ -90,7 +89,7 @@ public class SysRegTests
     public void MovToCr4AcceptsReportedFeatures()
     {
         ulong want = Cr4Bits.PAE | Cr4Bits.PSE | Cr4Bits.PGE | Cr4Bits.DE | Cr4Bits.TSD | Cr4Bits.MCE | Cr4Bits.PCE
-            | Cr4Bits.OSFXSR | Cr4Bits.OSXMMEXCPT | Cr4Bits.SMEP | Cr4Bits.SMAP | Cr4Bits.PCIDE;
+            | Cr4Bits.OSFXSR | Cr4Bits.OSXMMEXCPT | Cr4Bits.SMEP | Cr4Bits.SMAP | Cr4Bits.PCIDE | Cr4Bits.OSXSAVE | Cr4Bits.UMIP;
         using var g = Long64WithIdt(a =>
         {
             a.mov(cr4, rax);
@@ -226,7 +225,7 @@ public class SysRegTests
         Assert.That(g[Reg.RDX], Is.EqualTo(0));
     }
 
-    [TestCase(EferBits.SCE | EferBits.LME | EferBits.NXE | EferBits.SVME, false, TestName = "EferLmaWriteIgnored")]
+    [TestCase(EferBits.SCE | EferBits.LME | EferBits.NXE, false, TestName = "EferLmaWriteIgnored")]
     [TestCase(EferBits.LMA | EferBits.NXE, true, TestName = "EferClearLmeWhilePaging")]
     [TestCase(EferBits.LME | EferBits.LMA | EferBits.FFXSR, false, TestName = "EferFfxsr")]
     [TestCase(EferBits.LME | EferBits.LMA | (1UL << 15), true, TestName = "EferUnreportedTce")]
@@ -311,8 +310,6 @@ public class SysRegTests
     [TestCase(Msr.MtrrFix64K, 0x0606_0606_0606_0606UL, 0x0606_0606_0606_0606UL)]
     [TestCase(Msr.MtrrFix4KF8000, 0x0505_0505_0404_0101UL, 0x0505_0505_0404_0101UL)]
     [TestCase(Msr.ApicBase, 0xFEE0_0800UL, 0xFEE0_0900UL)]
-    [TestCase(Msr.VmHsavePa, 0x12_3000UL, 0x12_3000UL)]
-    [TestCase(Msr.VmCr, 0x8UL, 0x8UL)]
     [TestCase(Msr.K7PerfFirst, 0x43_0076UL, 0UL, TestName = "K7PerfEvtSelWritesDropped")]
     [TestCase(Msr.K7PerfLast, 0x1234UL, 0UL, TestName = "K7PerfCtrWritesDropped")]
     [TestCase(Msr.MiscEnable, 0x1801UL, 0x1801UL, TestName = "MiscEnableKeepsWritableBits")]
@@ -323,6 +320,19 @@ public class SysRegTests
         var c = NewLongModeCpu(mem);
         Assert.That(Wrmsr(c, msr, write), Is.EqualTo(ExecStatus.EndBlock));
         Assert.That(Rdmsr(c, msr), Is.EqualTo(read));
+    }
+
+    // The SVM MSRs exist only while CPUID reports SVM (off until VMRUN is implemented).
+    [TestCase(Msr.VmHsavePa, 0x12_3000UL)]
+    [TestCase(Msr.VmCr, 0x8UL)]
+    public void SvmMsrRoundTripNeedsSvm(uint msr, ulong value)
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(Wrmsr(c, msr, value), Is.EqualTo(ExecStatus.Fault));
+        c.Features[CpuFeature.Svm] = true;
+        Assert.That(Wrmsr(c, msr, value), Is.EqualTo(ExecStatus.EndBlock));
+        Assert.That(Rdmsr(c, msr), Is.EqualTo(value));
     }
 
     [TestCase(0x0000_0000u, 0UL, TestName = "UnknownMsr0")]
@@ -440,6 +450,7 @@ public class SysRegTests
     {
         using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
         var c = NewLongModeCpu(mem);
+        c.Features[CpuFeature.Svm] = true; // not reported by default until VMRUN works
         ulong efer = EferBits.LME | EferBits.LMA | EferBits.NXE;
         Assert.That(Wrmsr(c, Msr.VmCr, Emulator.Core.Cpu.Cpu.VmCrSvmDis), Is.EqualTo(ExecStatus.EndBlock));
         Assert.That(Wrmsr(c, Msr.Efer, efer | EferBits.SVME), Is.EqualTo(ExecStatus.Fault));
@@ -537,7 +548,7 @@ public class SysRegTests
     }
 
     [Test]
-    public void XgetbvIsUndefined()
+    public void XgetbvIsUndefinedWithoutOsXsave()
     {
         using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
         var c = NewLongModeCpu(mem);
@@ -579,5 +590,114 @@ public class SysRegTests
         c.Gpr[Reg.RAX] = 0x0000_8000_0000_0000;
         Assert.That(VectorCatcher.Step(c, a => a.wrgsbase(rax)), Is.EqualTo(ExecStatus.Fault));
         Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+    }
+
+    // ---- UMIP, INVPCID, CLFLUSHOPT/CLWB ----
+
+    [Test]
+    public void UmipMakesSmswAndTheTableStoresFaultAboveCplZero()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        c.Cr4 |= Cr4Bits.UMIP;
+        Assert.That(VectorCatcher.Step(c, a => a.smsw(eax)), Is.EqualTo(ExecStatus.Continue), "CPL 0 may");
+        Assert.That(c.Gpr[Reg.RAX], Is.EqualTo(LongModeCr0 & 0xFFFF_FFFF));
+        c.SetCpl(3);
+        foreach (Action<Iced.Intel.Assembler> body in new Action<Iced.Intel.Assembler>[]
+        {
+            a => a.smsw(eax), a => a.smsw(__word_ptr[0x2000]), a => a.sgdt(__[0x2000]), a => a.sidt(__[0x2000]), a => a.sldt(ax), a => a.str(ax),
+        })
+        {
+            Assert.That(VectorCatcher.Step(c, body), Is.EqualTo(ExecStatus.Fault));
+            Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+            Assert.That(c.PendingError, Is.EqualTo(0));
+        }
+
+        c.Cr4 &= ~Cr4Bits.UMIP;
+        Assert.That(VectorCatcher.Step(c, a => a.smsw(eax)), Is.EqualTo(ExecStatus.Continue), "SMSW is unprivileged without UMIP");
+    }
+
+    private static int Invpcid(Emulator.Core.Cpu.Cpu c, ulong type, ulong pcid, ulong linear)
+    {
+        c.Phys.Write(0x2000, 8, pcid);
+        c.Phys.Write(0x2008, 8, linear);
+        c.Gpr[Reg.RAX] = type;
+        return VectorCatcher.Step(c, a => a.invpcid(rax, __[0x2000]));
+    }
+
+    [TestCase(0UL, 0UL, 0x1000UL, true)]
+    [TestCase(1UL, 0UL, 0UL, true)]
+    [TestCase(2UL, 5UL, 0UL, true)]
+    [TestCase(3UL, 0xFFFUL, 0UL, true)]
+    [TestCase(4UL, 0UL, 0UL, false)]
+    [TestCase(0UL, 1UL, 0UL, false)]
+    [TestCase(1UL, 1UL, 0UL, false)]
+    [TestCase(2UL, 0x1000UL, 0UL, false)]
+    [TestCase(0UL, 0UL, 0x0000_8000_0000_0000UL, false)]
+    public void InvpcidRulesWithoutPcide(ulong type, ulong pcid, ulong linear, bool ok)
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        int st = Invpcid(c, type, pcid, linear);
+        Assert.That(st, Is.EqualTo(ok ? ExecStatus.EndBlock : ExecStatus.Fault));
+        if (!ok)
+        {
+            Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+        }
+    }
+
+    [Test]
+    public void InvpcidWithPcideAcceptsAnyPcidAndNeedsCplZero()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(c.WriteCr4(c.Cr4 | Cr4Bits.PCIDE), Is.True);
+        Assert.That(Invpcid(c, 0, 7, 0x1000), Is.EqualTo(ExecStatus.EndBlock));
+        Assert.That(Invpcid(c, 1, 7, 0), Is.EqualTo(ExecStatus.EndBlock));
+        c.SetCpl(3);
+        Assert.That(Invpcid(c, 2, 0, 0), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+    }
+
+    [Test]
+    public void InvpcidIsUndefinedWhenNotReported()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(c.Features.TryApply("-invpcid", out _), Is.True);
+        Assert.That(Invpcid(c, 2, 0, 0), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+    }
+
+    [Test]
+    public void InvpcidDropsTheTranslationOfAnAddress()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(c.ReadMem(SegReg.DS, 0x3000, 8, out _), Is.True);
+        ulong walks = c.PageWalks;
+        Assert.That(c.ReadMem(SegReg.DS, 0x3000, 8, out _), Is.True);
+        Assert.That(c.PageWalks, Is.EqualTo(walks), "cached");
+        Assert.That(Invpcid(c, 0, 0, 0x3000), Is.EqualTo(ExecStatus.EndBlock));
+        walks = c.PageWalks;
+        Assert.That(c.ReadMem(SegReg.DS, 0x3000, 8, out _), Is.True);
+        Assert.That(c.PageWalks, Is.GreaterThan(walks), "walked again");
+    }
+
+    [Test]
+    public void ClflushoptAndClwbCheckTheAddressAndNeedTheirFeature()
+    {
+        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        var c = NewLongModeCpu(mem);
+        Assert.That(VectorCatcher.Step(c, a => a.clflushopt(__byte_ptr[0x2000])), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(VectorCatcher.Step(c, a => a.clwb(__byte_ptr[0x2000])), Is.EqualTo(ExecStatus.Continue));
+        c.Gpr[Reg.RBX] = 0x0000_8000_0000_0000;
+        Assert.That(VectorCatcher.Step(c, a => a.clwb(__byte_ptr[rbx])), Is.EqualTo(ExecStatus.Fault), "non-canonical");
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
+        Assert.That(c.Features.TryApply("-clflushopt,-clwb", out _), Is.True);
+        Assert.That(VectorCatcher.Step(c, a => a.clflushopt(__byte_ptr[0x2000])), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
+        Assert.That(VectorCatcher.Step(c, a => a.clwb(__byte_ptr[0x2000])), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
     }
 }

@@ -340,6 +340,36 @@ public class SystemTests
         Assert.That(g[Reg.RBX], Is.EqualTo((ulong)Tss));
     }
 
+    [TestCase(0x8000UL, TestName = "LtrNonCanonicalBase")]
+    [TestCase(0xFFAA_AAAAUL, TestName = "LtrNonCanonical57BitBase")]
+    public void LtrWithANonCanonicalBaseIsGpSelector(ulong upperBase)
+    {
+        using var g = TestGuest.Long64(a => a.hlt());
+        var gdt = StandardGdt(longMode: true);
+        gdt[8] = upperBase; // bits 63:32 of the TSS base
+        Install(g, gdt, 0);
+        g.Cpu.Seg[Emulator.Core.Cpu.Cpu.TrIndex] = default;
+        g.Cpu.Gpr[Reg.RAX] = Tss;
+        Assert.That(VectorCatcher.Step(g.Cpu, a => a.ltr(ax)), Is.EqualTo(ExecStatus.Fault));
+        Assert.That(g.Cpu.PendingVector, Is.EqualTo(Vector.GP));
+        Assert.That(g.Cpu.PendingError, Is.EqualTo(Tss));
+        Assert.That(g.ReadPhys(GdtBase + Tss + 5, 1) & 0xF, Is.EqualTo(0x9UL), "not marked busy");
+    }
+
+    [Test]
+    public void LtrAccepts57BitCanonicalBaseOnlyWithLa57()
+    {
+        using var g = TestGuest.Long64(a => a.hlt());
+        var gdt = StandardGdt(longMode: true);
+        gdt[8] = 0x00AA_0000; // base 0x00AA_0000_xxxx_xxxx: canonical with 57 bits, not with 48
+        Install(g, gdt, 0);
+        g.Cpu.Gpr[Reg.RAX] = Tss;
+        Assert.That(VectorCatcher.Step(g.Cpu, a => a.ltr(ax)), Is.EqualTo(ExecStatus.Fault));
+        g.Cpu.Features[CpuFeature.La57] = true; // reported: bases are checked at 57 bits even with 4-level paging
+        Assert.That(VectorCatcher.Step(g.Cpu, a => a.ltr(ax)), Is.EqualTo(ExecStatus.Continue));
+        Assert.That(g.Cpu.Seg[Emulator.Core.Cpu.Cpu.TrIndex].Base >> 32, Is.EqualTo(0x00AA_0000UL));
+    }
+
     [Test]
     public void LtrOfABusyTssIsGp()
     {
