@@ -120,7 +120,10 @@ public sealed unsafe partial class Cpu
                 return RunExit.WaitingForSipi;
             }
 
-            if (NmiPending && !NmiBlocked && !InterruptShadow)
+            // A debug trap an instruction left for its boundary (SYSRET setting TF) goes before NMI and
+            // interrupts (APM vol. 2 §8.5, priorities: traps on the previous instruction come first).
+            bool trapPending = _pendingDebugTraps != 0;
+            if (NmiPending && !NmiBlocked && !InterruptShadow && !trapPending)
             {
                 // NMI: ahead of maskable interrupts, not subject to IF; blocked until the next IRET (APM vol. 2 §8.2.3).
                 NmiPending = false;
@@ -131,7 +134,7 @@ public sealed unsafe partial class Cpu
                 continue;
             }
 
-            if (!InterruptShadow && (FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true } ic)
+            if (!InterruptShadow && !trapPending && (FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true } ic)
             {
                 Halted = false;
                 int vector = ic.Acknowledge();

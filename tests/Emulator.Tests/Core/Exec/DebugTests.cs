@@ -436,4 +436,48 @@ public class DebugTests
         Assert.That(log, Is.EqualTo(new[] { (p.At["user"], Dr6Fixed | Bs) }), "one #DB after SYSRET, none after SYSCALL");
         Assert.That(c.Rip, Is.EqualTo(Handler(0x80) + 1), "SYSCALL reached its handler");
     }
+    [Test]
+    public void SingleSteppedIntNTrapsAtTheHandlersFirstInstruction()
+    {
+        var (g, _) = Long((a, mark) =>
+        {
+            SetTf(a);
+            a.@int(0x40);
+            a.hlt();
+        });
+        using var guest = g;
+        SetHandler(g, 64, 0x40, x =>
+        {
+            x.mov(rbx, __qword_ptr[rsp + 16]);
+            x.hlt();
+        });
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(Logged(g), Is.EqualTo(new[] { (Handler(0x40), Dr6Fixed | Bs) }));
+        Assert.That(g[Reg.RBX] & Rflags.TF, Is.EqualTo(Rflags.TF), "the INT image still has TF");
+    }
+
+    [Test]
+    public void TrapAfterSysretGoesBeforeAPendingNmi()
+    {
+        var (g, p) = Long((a, mark) =>
+        {
+            mark("user");
+            a.nop();
+            a.hlt();
+        });
+        using var _ = g;
+        MakeUserAccessible(g);
+        var c = g.Cpu;
+        c.Efer |= EferBits.SCE;
+        c.Star = 0x20UL << 48;
+        SetHandler(g, 64, 0x81, x => x.sysretq());
+        c.Rip = Handler(0x81);
+        c.Gpr[Reg.RCX] = p.At["user"];
+        c.Gpr[Reg.R11] = Rflags.TF | Rflags.Reserved1;
+        Assert.That(g.Run(1), Is.EqualTo(RunExit.InstructionLimit));
+        c.NmiPending = true;
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(c.Rip, Is.EqualTo(Handler(Vector.NMI) + 1));
+        Assert.That(g.ReadPhys(g[Reg.RSP], 8), Is.EqualTo(Handler(Vector.DB)), "the NMI arrived at the #DB handler's first instruction");
+    }
 }
