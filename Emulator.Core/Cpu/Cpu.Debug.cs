@@ -212,7 +212,8 @@ public sealed unsafe partial class Cpu
     /// TF trap only after the next instruction, and POPF that clears it still traps); SYSCALL and SYSRET
     /// look at TF as they end instead (<see cref="SingleStepIfTrapFlag"/>). Plus data and I/O breakpoint hits.</item>
     /// <item>INT n / INT3 / INTO deliver first; the traps then arrive at the handler's first instruction
-    /// (how one single-steps into a handler). ICEBP's own #DB consumes them: its delivery is the #DB.</item>
+    /// (how one single-steps into a handler; the APM is silent, Intel SDM vol. 3 §17.3.1.4 says so).
+    /// ICEBP's own #DB consumes them: its delivery is the #DB, and DR6 stays as it was.</item>
     /// <item>After MOV SS / POP SS the traps are held and reported together with the next instruction's.</item>
     /// </list>
     /// </summary>
