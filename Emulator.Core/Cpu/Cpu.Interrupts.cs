@@ -33,11 +33,30 @@ public sealed partial class Cpu
     /// <summary>Contributory exceptions (APM vol. 2 Table 8-7): two of them in a row make a #DF.</summary>
     private static bool IsContributory(int v) => v is Vector.DE or Vector.TS or Vector.NP or Vector.SS or Vector.GP;
 
+    /// <summary>
+    /// Exceptions of the fault class: the RFLAGS image they push has RF set, so that the faulting
+    /// instruction, restarted by IRET, does not trip its own instruction breakpoint again (APM vol. 2
+    /// §13.1, "Resume flag"). Not #DB (its instruction-breakpoint form pushes RF as it is, and the handler
+    /// sets it), not the traps #BP/#OF, not the aborts #DF/#MC, and never NMI or external interrupts.
+    /// </summary>
+    private static bool PushesRf(int vector, EventKind kind) =>
+        kind == EventKind.Exception && vector < 32 && vector is not (Vector.DB or Vector.NMI or Vector.BP or Vector.OF or Vector.DF or Vector.MC);
+
+    /// <summary>RF to OR into the RFLAGS image of the delivery attempt in progress (see <see cref="PushesRf"/>).</summary>
+    private ulong _imageRf;
+
+    /// <summary>Set when the last <see cref="DeliverEvent"/> could not deliver its event and delivered a fault instead.</summary>
+    private bool _deliveryFaulted;
+
     /// <summary>Delivers an event; a fault during delivery is combined with it per APM vol. 2 §8.2.9.</summary>
     public void DeliverEvent(int vector, EventKind kind, uint error, bool hasError)
     {
         Cycles += Costs.EventDelivery;
         Halted = false;
+        // An interrupt shadow covers only the instruction that follows; once an event is delivered, that
+        // instruction is not next any more.
+        InterruptShadow = false;
+        _deliveryFaulted = false;
         // INT1 (ICEBP) reaches here as a software exception on vector 1: no gate-DPL check (APM vol. 3 "INT").
         if (kind == EventKind.SoftwareException && vector == Vector.DB)
         {
@@ -51,11 +70,15 @@ public sealed partial class Cpu
         while (true)
         {
             PendingVector = -1;
+            _imageRf = PushesRf(vector, kind) ? Rflags.RF : 0;
             bool ok = TryDeliver(vector, kind, error, hasError);
+            _imageRf = 0;
             if (ok)
             {
                 return;
             }
+
+            _deliveryFaulted = true;
 
             int second = PendingVector;
             PendingVector = -1;
@@ -250,7 +273,7 @@ public sealed partial class Cpu
 
         // 64-bit mode aligns the new stack to 16 bytes and always pushes SS:RSP (APM vol. 2 §8.9.3).
         rsp &= ~0xFUL;
-        ulong flags = Rflags64;
+        ulong flags = Rflags64 | _imageRf;
         Span<ulong> frame = [Seg[SegReg.SS].Selector, Gpr[Reg.RSP], flags, Seg[SegReg.CS].Selector, Rip, error];
         if (!WriteStack(Seg[SegReg.SS], rsp, 8, 8, frame[..(hasError ? 6 : 5)], newCpl < 3, 0, out ulong newRsp))
         {
@@ -349,7 +372,7 @@ public sealed partial class Cpu
             return RaiseGP(ext) == 0;
         }
 
-        ulong flags = Rflags64;
+        ulong flags = Rflags64 | _imageRf;
         if (newCpl < Cpl)
         {
             if (!ReadTssStack(newCpl, ext, out ushort ssSel, out ulong esp))

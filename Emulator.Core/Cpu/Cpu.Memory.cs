@@ -469,6 +469,12 @@ public sealed unsafe partial class Cpu
     public bool ReadLinearSlow(ulong lin, int size, int access, out ulong v)
     {
         v = 0;
+        if ((Dr7 & Dr7EnableBits) != 0 && access != Access.Fetch && !_implicitSupervisor)
+        {
+            // Data breakpoints: pages holding one are never in the TLB, so their accesses all come here.
+            NoteDataAccess(lin, size, access == Access.Write);
+        }
+
         if (((lin & 0xFFF) + (ulong)size) > 0x1000)
         {
             // Page-crossing: translate both pages before touching either (no partial access on a fault).
@@ -514,6 +520,11 @@ public sealed unsafe partial class Cpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     public bool WriteLinearSlow(ulong lin, int size, ulong v)
     {
+        if ((Dr7 & Dr7EnableBits) != 0 && !_implicitSupervisor)
+        {
+            NoteDataAccess(lin, size, write: true);
+        }
+
         if (((lin & 0xFFF) + (ulong)size) > 0x1000)
         {
             ulong lin2 = (lin | 0xFFF) + 1;
@@ -567,6 +578,12 @@ public sealed unsafe partial class Cpu
         if ((ulong)((long)lin >> 47) + 1 > 1)
         {
             // Tags are canonical pages only: the 64-bit fast path (Fast64) relies on it.
+            return;
+        }
+
+        if ((Dr7 & Dr7EnableBits) != 0 && bank != Access.Fetch && PageHasDataBreakpoint(lin, bank))
+        {
+            // A page with a data breakpoint stays on the slow path, where accesses are matched (Cpu.Debug.cs).
             return;
         }
 

@@ -120,7 +120,10 @@ public sealed unsafe partial class Cpu
                 return RunExit.WaitingForSipi;
             }
 
-            if (NmiPending && !NmiBlocked && !InterruptShadow)
+            // A debug trap an instruction left for its boundary (SYSRET setting TF) goes before NMI and
+            // interrupts (APM vol. 2 §8.5, priorities: traps on the previous instruction come first).
+            bool trapPending = _pendingDebugTraps != 0;
+            if (NmiPending && !NmiBlocked && !InterruptShadow && !trapPending)
             {
                 // NMI: ahead of maskable interrupts, not subject to IF; blocked until the next IRET (APM vol. 2 §8.2.3).
                 NmiPending = false;
@@ -131,7 +134,7 @@ public sealed unsafe partial class Cpu
                 continue;
             }
 
-            if (!InterruptShadow && (FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true } ic)
+            if (!InterruptShadow && !trapPending && (FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true } ic)
             {
                 Halted = false;
                 int vector = ic.Acknowledge();
@@ -213,6 +216,13 @@ public sealed unsafe partial class Cpu
     {
         while (true)
         {
+            if (DebugActive)
+            {
+                // Single-step, breakpoints or RF: one instruction at a time through the debug path (Cpu.Debug.cs).
+                DebugStep();
+                return;
+            }
+
             ulong rip = Rip;
             // SAFETY: the slot is masked to the table size.
             ref RipCacheEntry entry = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ripCache), (int)(rip ^ (rip >> RipCacheBits)) & ((1 << RipCacheBits) - 1));
@@ -365,38 +375,14 @@ public sealed unsafe partial class Cpu
         return page;
     }
 
+    private readonly byte[] _uncachedBytes = new byte[15];
+
     /// <summary>Runs one instruction whose bytes cannot be cached (page-straddling, or not in RAM).</summary>
     private void StepUncached(ulong lin)
     {
-        Span<byte> bytes = stackalloc byte[15];
-        int n = 0;
-        for (; n < 15; n++)
+        ref DecodedOp op = ref DecodeUncached(lin);
+        if (Unsafe.IsNullRef(ref op))
         {
-            if (!ReadLinearSlow(lin + (ulong)n, 1, Access.Fetch, out ulong b))
-            {
-                if (n == 0)
-                {
-                    DeliverPending();
-                    return;
-                }
-
-                // Decode what we have; a fault on a later byte only matters if the instruction needs it.
-                PendingVector = -1;
-                break;
-            }
-
-            bytes[n] = (byte)b;
-        }
-
-        ref DecodedOp op = ref Blocks.DecodeScratch(bytes[..n], Bitness, Rip);
-        if (op.Length == 0 || op.Length > n)
-        {
-            // The instruction needs a byte we could not fetch: take that fault now.
-            if (!ReadLinearSlow(lin + (ulong)n, 1, Access.Fetch, out _))
-            {
-                DeliverPending();
-            }
-
             return;
         }
 
@@ -411,6 +397,47 @@ public sealed unsafe partial class Cpu
         Rip = NextRip;
         Cycles += op.Cycles;
         Instructions++;
+    }
+
+    /// <summary>
+    /// Decodes the instruction at linear <paramref name="lin"/> byte by byte into the scratch slot; a null
+    /// ref when a byte it needs cannot be fetched (the fault has then been delivered).
+    /// </summary>
+    private ref DecodedOp DecodeUncached(ulong lin)
+    {
+        byte[] bytes = _uncachedBytes;
+        int n = 0;
+        for (; n < 15; n++)
+        {
+            if (!ReadLinearSlow(lin + (ulong)n, 1, Access.Fetch, out ulong b))
+            {
+                if (n == 0)
+                {
+                    DeliverPending();
+                    return ref Unsafe.NullRef<DecodedOp>();
+                }
+
+                // Decode what we have; a fault on a later byte only matters if the instruction needs it.
+                PendingVector = -1;
+                break;
+            }
+
+            bytes[n] = (byte)b;
+        }
+
+        ref DecodedOp op = ref Blocks.DecodeScratch(bytes.AsSpan(0, n), Bitness, Rip);
+        if (op.Length == 0 || op.Length > n)
+        {
+            // The instruction needs a byte we could not fetch: take that fault now.
+            if (!ReadLinearSlow(lin + (ulong)n, 1, Access.Fetch, out _))
+            {
+                DeliverPending();
+            }
+
+            return ref Unsafe.NullRef<DecodedOp>();
+        }
+
+        return ref op;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -424,7 +424,7 @@ public static unsafe partial class Exec
     /// <summary>
     /// SYSCALL (APM vol. 3 "SYSCALL"): needs EFER.SCE. Long mode: RCX ← next RIP, R11 ← RFLAGS, flat
     /// CS/SS from STAR[47:32], RIP ← LSTAR (64-bit) or CSTAR (compatibility), RFLAGS &amp;= ~SFMASK.
-    /// Legacy mode: ECX ← next EIP, EIP ← STAR[31:0], IF/VM/RF cleared.
+    /// Legacy mode: ECX ← next EIP, EIP ← STAR[31:0], IF/VM/RF cleared. Single-steps on the TF it leaves.
     /// </summary>
     public static int Syscall(Cpu.Cpu c, ref DecodedOp op)
     {
@@ -446,6 +446,7 @@ public static unsafe partial class Exec
             c.CommitCodeSegment(FlatSegment(sel, Code64Attr, 0), 0);
             c.SegmentLoaded(SegReg.SS);
             c.NextRip = target;
+            c.SingleStepIfTrapFlag();
             return ExecStatus.EndBlock;
         }
 
@@ -455,6 +456,7 @@ public static unsafe partial class Exec
         c.CommitCodeSegment(FlatSegment(sel, Code32Attr, 0), 0);
         c.SegmentLoaded(SegReg.SS);
         c.NextRip = (uint)c.Star;
+        c.SingleStepIfTrapFlag();
         return ExecStatus.EndBlock;
     }
 
@@ -463,7 +465,7 @@ public static unsafe partial class Exec
     /// with CS = STAR[63:48]+16, otherwise to compatibility mode with CS = STAR[63:48]; SS.sel = STAR[63:48]+8.
     /// As on AMD processors the SS descriptor cache keeps its attributes (only the selector changes), and a
     /// non-canonical RCX is not checked here: the fault is taken at CPL 3 on the fetch.
-    /// Legacy mode: EIP ← ECX, IF set.
+    /// Legacy mode: EIP ← ECX, IF set. A #DB follows when the loaded RFLAGS has TF set.
     /// </summary>
     public static int Sysret(Cpu.Cpu c, ref DecodedOp op)
     {
@@ -489,6 +491,7 @@ public static unsafe partial class Exec
             c.CommitCodeSegment(cs, 3);
             c.SegmentLoaded(SegReg.SS);
             c.NextRip = to64 ? c.Gpr[Reg.RCX] : (uint)c.Gpr[Reg.RCX];
+            c.SingleStepIfTrapFlag();
             return ExecStatus.EndBlock;
         }
 
@@ -497,6 +500,7 @@ public static unsafe partial class Exec
         c.CommitCodeSegment(FlatSegment((ushort)(sel | 3), Code32Attr, 3), 3);
         c.SegmentLoaded(SegReg.SS);
         c.NextRip = (uint)c.Gpr[Reg.RCX];
+        c.SingleStepIfTrapFlag();
         return ExecStatus.EndBlock;
     }
 

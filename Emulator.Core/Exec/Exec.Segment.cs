@@ -108,7 +108,9 @@ public static unsafe partial class Exec
 
         if (seg == SegReg.SS)
         {
+            // Loading SS blocks interrupts and holds debug traps back until the next instruction is done.
             c.InterruptShadow = true;
+            c.SsLoadShadow = true;
             return ExecStatus.EndBlock;
         }
 
@@ -156,7 +158,9 @@ public static unsafe partial class Exec
         c.SetStackPointer(sp + (ulong)size, stackSize);
         if (seg == SegReg.SS)
         {
+            // Loading SS blocks interrupts and holds debug traps back until the next instruction is done.
             c.InterruptShadow = true;
+            c.SsLoadShadow = true;
             return ExecStatus.EndBlock;
         }
 

@@ -145,9 +145,10 @@ public static unsafe partial class Exec
 
         bool whileEqual = op.Rep == 1;
         int done = 0;
+        int chunk = c.StringChunk; // RepChunk, or 1 on the debug path (single-step traps after each iteration)
         while (count != 0)
         {
-            if (done == RepChunk)
+            if (done == chunk)
             {
                 return StringEnd(c, ref op, done, true);
             }

@@ -124,7 +124,7 @@ public static unsafe partial class Exec
         {
             // General detect (APM vol. 2 §13.1.1.5): fault before the access, with DR6.BD set and DR7.GD
             // cleared so the handler itself can use the debug registers.
-            c.Dr6 |= Cpu.Cpu.Dr6BreakpointDetect;
+            c.Dr6 = (c.Dr6 & ~Cpu.Cpu.Dr6BreakpointHits) | Cpu.Cpu.Dr6BreakpointDetect;
             c.Dr7 &= ~Cpu.Cpu.Dr7GeneralDetect;
             return c.Raise(Vector.DB);
         }
@@ -152,7 +152,14 @@ public static unsafe partial class Exec
             return s;
         }
 
-        return c.WriteDr(op.R0, c.GetReg(op.R1, op.OpSize)) ? ExecStatus.EndBlock : c.RaiseGP(0);
+        ulong oldDr7 = c.Dr7;
+        if (!c.WriteDr(op.R0, c.GetReg(op.R1, op.OpSize)))
+        {
+            return c.RaiseGP(0);
+        }
+
+        c.DebugRegistersWritten(oldDr7);
+        return ExecStatus.EndBlock;
     }
 
     /// <summary>CLTS: clears CR0.TS; CPL 0.</summary>
