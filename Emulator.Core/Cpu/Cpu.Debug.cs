@@ -56,6 +56,20 @@ public sealed unsafe partial class Cpu
     /// <summary>REP string iterations per handler call: one while debugging, so traps come after each iteration.</summary>
     internal int StringChunk = Exec.Exec.RepChunk;
 
+    /// <summary>
+    /// RESET and INIT state of the debug registers (APM vol. 2 §14.1.3, table 14-1): DR0–DR3 zero, DR6
+    /// FFFF0FF0h, DR7 400h; a trap held or pending from before the INIT is dropped with the state it belonged to.
+    /// </summary>
+    private void ResetDebug()
+    {
+        Dr0 = Dr1 = Dr2 = Dr3 = 0;
+        Dr6 = 0xFFFF_0FF0;
+        Dr7 = 0x400;
+        SsLoadShadow = false;
+        _heldDebugTraps = _pendingDebugTraps = _dataBreakpointHits = 0;
+        StringChunk = Exec.Exec.RepChunk;
+    }
+
     /// <summary>True when the next instruction needs the debug path (see the class summary).</summary>
     private bool DebugActive
     {

@@ -107,6 +107,7 @@ public sealed partial class Cpu
         Tpr = 0;
         Efer = 0;
         Cpl = 0;
+        ResetDebug();
         UpdateMode();
     }
 

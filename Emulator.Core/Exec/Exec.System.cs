@@ -158,7 +158,9 @@ public static unsafe partial class Exec
             return ExecStatus.Fault;
         }
 
-        for (int i = 0; i < IoStringChunk; i++)
+        // One iteration per call on the debug path, so single-step and breakpoint traps follow each iteration.
+        int chunk = Math.Min(IoStringChunk, c.StringChunk);
+        for (int i = 0; i < chunk; i++)
         {
             ulong di = c.GetReg(Reg.RDI, asz);
             // Probe the destination for write access first, so a fault does not swallow a port read.
@@ -218,7 +220,9 @@ public static unsafe partial class Exec
             return ExecStatus.Fault;
         }
 
-        for (int i = 0; i < IoStringChunk; i++)
+        // One iteration per call on the debug path, so single-step and breakpoint traps follow each iteration.
+        int chunk = Math.Min(IoStringChunk, c.StringChunk);
+        for (int i = 0; i < chunk; i++)
         {
             ulong si = c.GetReg(Reg.RSI, asz);
             if (!c.ReadMem(op.Seg, si, size, out ulong v))

@@ -387,6 +387,43 @@ public class DebugTests
     }
 
     [Test]
+    public void RepInsSingleStepsEachIteration()
+    {
+        var (g, p) = Long((a, mark) =>
+        {
+            a.mov(rdi, Data);
+            a.mov(ecx, 3);
+            a.mov(edx, 0x80); // an unclaimed port: reads all ones
+            SetTf(a);
+            mark("rep");
+            a.rep.insb();
+            ClearTf(a, mark, "push");
+            a.hlt();
+        });
+        using var _ = g;
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        ulong rep = p.At["rep"], push = p.At["push"];
+        Assert.That(
+            Logged(g).Select(e => e.Rip),
+            Is.EqualTo(new[] { rep, rep, rep + 2, push, push + 1, push + 2 }),
+            "INS traps after every iteration, as the memory string instructions do");
+        Assert.That((g[Reg.RCX], g[Reg.RDI]), Is.EqualTo((0UL, Data + 3)));
+    }
+
+    [Test]
+    public void InitResetsTheDebugRegisters()
+    {
+        using var g = TestGuest.Long64(a => a.hlt());
+        Emulator.Core.Cpu.Cpu c = g.Cpu;
+        c.Dr0 = c.Dr1 = c.Dr2 = c.Dr3 = 0x1000;
+        c.Dr6 = Dr6Fixed | Bs | 1;
+        c.Dr7 = 0x400 | 0xFF;
+        c.Init();
+        Assert.That((c.Dr0, c.Dr1, c.Dr2, c.Dr3), Is.EqualTo((0UL, 0UL, 0UL, 0UL)));
+        Assert.That((c.Dr6, c.Dr7), Is.EqualTo((Dr6Fixed, 0x400UL)), "APM vol. 2 table 14-1: DR6 FFFF0FF0h, DR7 400h after INIT");
+    }
+
+    [Test]
     public void RepStringSingleStepsEachIteration()
     {
         var (g, p) = Long((a, mark) =>
