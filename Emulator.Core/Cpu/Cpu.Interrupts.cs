@@ -280,7 +280,8 @@ public sealed partial class Cpu
             return false;
         }
 
-        if ((ulong)((long)target >> 47) + 1 > 1)
+        // The handler must be canonical for the paging mode in force (57 bits under CR4.LA57).
+        if (!IsCanonicalNow(target))
         {
             return RaiseGP(ext) == 0;
         }

@@ -304,4 +304,37 @@ public class InterruptTests
         Assert.That(pushed & (Rflags.IOPL | Rflags.IF), Is.EqualTo(Rflags.IOPL | Rflags.IF), "IOPL image 3, IF image = VIF");
         Assert.That(g.Cpu.FlagsBits & Rflags.VIF, Is.Zero);
     }
+
+    /// <summary>
+    /// With 5-level paging an IDT gate may point past bit 47 (canonical to bit 56); the PML5 maps index 0 and
+    /// the high index to the boot PML4, so the high handler address runs the same HLT.
+    /// </summary>
+    [TestCase(true, TestName = "InterruptGateTo57BitHandlerWithLa57")]
+    [TestCase(false, TestName = "InterruptGateTo57BitHandlerWithoutLa57IsGp")]
+    public void InterruptGateTo57BitHandler(bool la57)
+    {
+        const ulong pml5 = 0x50000, high = 0xABUL << 48;
+        using var g = TestGuest.Long64(a =>
+        {
+            a.@int(0x40);
+            a.hlt();
+        });
+        VectorCatcher.Install64(g);
+        // Vector 0x40's gate: offset bits 63:32 carry the high part.
+        g.Mem.Write(VectorCatcher.IdtBase + (0x40 * 16) + 8, 4, (high | VectorCatcher.HandlerBase) >> 32);
+        if (la57)
+        {
+            g.Cpu.Features[CpuFeature.La57] = true;
+            g.Mem.Write(pml5, 8, g.Cpu.Cr3 | 7);
+            g.Mem.Write(pml5 + (0xAB * 8), 8, g.Cpu.Cr3 | 7);
+            g.Cpu.Cr3 = pml5;
+            g.Cpu.Cr4 |= Cr4Bits.LA57;
+            g.Cpu.FlushTranslations();
+        }
+
+        Assert.That(g.Run(100), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(
+            g.Cpu.Rip,
+            Is.EqualTo(la57 ? high | (VectorCatcher.HandlerBase + 0x41) : VectorCatcher.HandlerBase + Vector.GP + 1));
+    }
 }
