@@ -126,12 +126,28 @@ internal sealed class SuiteRunner
             CaseOutcome.Error or CaseOutcome.Timeout => run.Message ?? CaseClassifier.Describe(run.ExitStatus),
             _ => null,
         };
-        if (outcome == CaseOutcome.Error && diag.Lines.Count != 0)
+        if (outcome == CaseOutcome.Error && (diag.Lines.Count != 0 ? diag.Lines[^1] : LastLine(output)) is { Length: > 0 } last)
         {
-            reason += "; " + diag.Lines[^1];
+            // The emulator's last diagnostic (an unimplemented instruction), or else the kernel's last words.
+            reason += "; " + (last.Length > 160 ? last[..160] + "..." : last);
         }
 
         return new CaseResult(c, outcome, summary, fails, reason, clock.Elapsed) { Output = output };
+    }
+
+    /// <summary>The kernel's report of an unhandled exception (lib/x86/desc.c prints it before the register dump), else its last line.</summary>
+    internal static string LastLine(string output)
+    {
+        string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        for (int i = lines.Length - 1; i >= 0; i--)
+        {
+            if (lines[i].StartsWith("Unhandled exception", StringComparison.Ordinal))
+            {
+                return lines[i];
+            }
+        }
+
+        return lines.Length == 0 ? "" : lines[^1];
     }
 
     /// <summary>Keeps the first few diagnostic lines of a case, so a noisy guest cannot fill the host's memory.</summary>

@@ -39,4 +39,10 @@ public class CaseClassifierTests
     [Test]
     public void NoSummaryLineGivesNoCounts() =>
         Assert.That(CaseClassifier.ParseSummary("PASS: x\nthe SUMMARY: is elsewhere\n"), Is.Null);
+
+    [TestCase("PASS: a\nUnhandled exception 6 #UD(0) at ip 000000000101c000\nrax=0\n\tSTACK: @101c000 4001ad\n", "Unhandled exception 6 #UD(0) at ip 000000000101c000")]
+    [TestCase("PASS: a\nAbort: something\n\n", "Abort: something")]
+    [TestCase("", "")]
+    public void AnErrorIsExplainedByTheKernelsExceptionReportOrItsLastLine(string output, string line) =>
+        Assert.That(SuiteRunner.LastLine(output), Is.EqualTo(line));
 }
