@@ -107,18 +107,21 @@ internal static class UnittestsCfg
         var qemu = QemuParams.Parse(paramsText);
         notes.AddRange(qemu.Notes);
 
-        int cpus = qemu.Cpus ?? 1;
+        // Upstream puts the case's -smp before qemu_params on QEMU's command line, and QEMU takes the last.
+        int cpus = 1;
         if (keys.TryGetValue("smp", out string? smpText))
         {
             if (int.TryParse(smpText, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1)
             {
                 cpus = n;
             }
-            else
+            else if (qemu.Cpus == null)
             {
                 skip ??= $"smp = {smpText}: not a number of vCPUs";
             }
         }
+
+        cpus = qemu.Cpus ?? cpus;
 
         var timeout = SuiteCase.DefaultTimeout;
         if (keys.TryGetValue("timeout", out string? timeoutText))

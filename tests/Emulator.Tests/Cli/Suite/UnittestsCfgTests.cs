@@ -71,6 +71,10 @@ public class UnittestsCfgTests
             .And.Some.Contains("+sse3: feature not implemented").And.Some.Contains("vendor=GenuineIntel"));
     }
 
+    [Test]
+    public void SmpInQemuParamsWinsOverTheSmpKeyAsOnQemusCommandLine() =>
+        Assert.That(One("smp = 2\nqemu_params = -smp 4").Cpus, Is.EqualTo(4));
+
     [TestCase("-m 2048", 2048UL << 20)]
     [TestCase("-m 2560", 2560UL << 20)]
     [TestCase("-m 4g", 4UL << 30)]
