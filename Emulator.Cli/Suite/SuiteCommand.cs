@@ -21,7 +21,7 @@ internal static class SuiteCommand
         var images = new Option<string?>("--images") { Description = "folder holding the images [default: each suite file's folder]", HelpName = "DIR" };
         var filter = new Option<string?>("--filter") { Description = "run only cases whose name matches (glob with * and ?; comma-separated list)", HelpName = "NAME" };
         var group = new Option<string?>("--group") { Description = "run only cases in this group (also runs 'nodefault' cases of it)", HelpName = "G" };
-        var jobs = new Option<int>("--jobs") { Description = "cases run at the same time [default: the host's core count]", HelpName = "N", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var jobs = new Option<int>("--jobs") { Description = "cases run at the same time (the host's core count by default)", HelpName = "N", DefaultValueFactory = _ => Environment.ProcessorCount };
         var expected = new Option<string?>("--expected") { Description = "known-results file ('name OUTCOME' lines): fail only when a case does worse", HelpName = "FILE" };
         var scale = new Option<double>("--timeout-scale") { Description = "multiply every case's timeout by F", HelpName = "F", DefaultValueFactory = _ => 1 };
         var verbose = new Option<bool>("--verbose") { Description = "print every case's notes (dropped CPU features, ignored QEMU options)" };
