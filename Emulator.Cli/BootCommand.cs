@@ -254,9 +254,9 @@ internal static class BootCommand
 /// <summary>Run-time options shared by <c>boot</c> and <c>bench</c>: limits, statistics, traces.</summary>
 internal sealed class RunOptions
 {
-    private readonly Option<ulong?> _maxInstructions = EmuCli.NumberOption("--max-instructions", "stop (status 3) after N guest instructions");
-    private readonly Option<ulong?> _maxCycles = EmuCli.NumberOption("--max-cycles", "stop (status 3) after N modeled cycles");
-    private readonly Option<double?> _timeout = new("--timeout") { Description = "stop (status 3) after SEC seconds of wall-clock time", HelpName = "SEC" };
+    private readonly Option<ulong?> _maxInstructions = EmuCli.NumberOption("--max-instructions", "stop (status 124) after N guest instructions");
+    private readonly Option<ulong?> _maxCycles = EmuCli.NumberOption("--max-cycles", "stop (status 124) after N modeled cycles");
+    private readonly Option<double?> _timeout = new("--timeout") { Description = "stop (status 124) after SEC seconds of wall-clock time", HelpName = "SEC" };
     private readonly Option<bool> _stats = new("--stats") { Description = "print one 'name value' line per counter on stderr at exit" };
     private readonly Option<bool> _trace = new("--trace") { Description = "print the RIP of every instruction on stderr (slow)" };
     private readonly Option<bool> _traceIo = new("--trace-io") { Description = "report port accesses no device handles on stderr" };

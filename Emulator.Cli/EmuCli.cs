@@ -18,6 +18,7 @@ public static class EmuCli
             BootCommand.Create(console),
             BenchCommand.Create(console),
             CostsCommand(console),
+            Suite.SuiteCommand.Create(console),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -6,12 +6,16 @@ namespace Emulator.Core.Loaders;
 /// <summary>
 /// Puts a CPU directly into the entry state a boot protocol promises (PLATFORM.md): flat 32-bit
 /// protected mode for Multiboot, long mode with an identity map for ELF64 and flat long-mode images.
-/// The tables it needs are written into low guest RAM (GDT at 0x9000, page tables at 0x70000–0x75FFF).
+/// The tables it needs are written into low guest RAM (GDT at 0x9000, page tables at 0x70000–0x75FFF);
+/// the Multiboot loader passes its own GDT address, after the kernel, instead.
 /// </summary>
 public static class BootState
 {
-    /// <summary>Guest-physical page of the boot GDT (null, code64, data, code32); below the 640 KiB line.</summary>
+    /// <summary>Guest-physical address of the boot GDT (null, code64, data, code32) for ELF64 and flat images; below the 640 KiB line.</summary>
     public const ulong GdtBase = 0x9000;
+
+    /// <summary>Bytes the boot GDT occupies.</summary>
+    public const ulong GdtSize = 4 * 8;
     public const ushort Code64Selector = 0x08, DataSelector = 0x10, Code32Selector = 0x18;
 
     // Layout (all below 0x9F000): GDT 0x9000, PML4 0x70000, PDPT 0x71000, PDs 0x72000..0x75FFF.
@@ -25,7 +29,7 @@ public static class BootState
         0x00CF9B000000FFFF, // 0x18: 32-bit code, 4 GiB flat, DPL0
     ];
 
-    private static void WriteGdt(PhysicalMemory mem, Cpu.Cpu cpu)
+    private static void WriteGdt(PhysicalMemory mem, Cpu.Cpu cpu, ulong gdtBase)
     {
         Span<byte> bytes = stackalloc byte[s_gdt.Length * 8];
         for (int i = 0; i < s_gdt.Length; i++)
@@ -33,16 +37,19 @@ public static class BootState
             BitConverter.TryWriteBytes(bytes[(i * 8)..], s_gdt[i]);
         }
 
-        mem.TryLoad(GdtBase, bytes);
-        cpu.Gdtr = new TableRegister { Base = GdtBase, Limit = (ushort)(bytes.Length - 1) };
+        mem.TryLoad(gdtBase, bytes);
+        cpu.Gdtr = new TableRegister { Base = gdtBase, Limit = (ushort)(bytes.Length - 1) };
         cpu.Idtr = new TableRegister { Base = 0, Limit = 0 };
     }
 
-    /// <summary>32-bit protected mode, flat 4 GiB CS/DS/ES/SS/FS/GS, paging off, interrupts off.</summary>
-    public static void EnterProtected32(Cpu.Cpu cpu, ulong entry)
+    /// <summary>
+    /// 32-bit protected mode, flat 4 GiB CS/DS/ES/SS/FS/GS, paging off, interrupts off; the GDT the
+    /// selectors come from is written at <paramref name="gdtBase"/>.
+    /// </summary>
+    public static void EnterProtected32(Cpu.Cpu cpu, ulong entry, ulong gdtBase = GdtBase)
     {
         var mem = cpu.Phys;
-        WriteGdt(mem, cpu);
+        WriteGdt(mem, cpu, gdtBase);
         cpu.Cr0 = Cr0Bits.PE | Cr0Bits.ET | Cr0Bits.NE;
         cpu.Efer = 0;
         cpu.FlagsBits = Rflags.Reserved1;
@@ -65,7 +72,7 @@ public static class BootState
     public static void EnterLong64(Cpu.Cpu cpu, ulong entry, ulong stack)
     {
         var mem = cpu.Phys;
-        WriteGdt(mem, cpu);
+        WriteGdt(mem, cpu, GdtBase);
         Span<byte> e = stackalloc byte[8];
         BitConverter.TryWriteBytes(e, Pdpt | 3);
         mem.TryLoad(Pml4, e);

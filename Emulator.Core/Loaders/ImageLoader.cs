@@ -102,7 +102,7 @@ public static class ImageLoader
         }
 
         var mem = cpu.Phys;
-        Check(mem, segments, [(MultibootInfo.AreaStart, MultibootInfo.AreaEnd, "the boot-information area")], FourGiB);
+        Check(mem, segments, [], FourGiB);
         ulong imageEnd = EndOf(segments);
 
         // Modules follow the kernel, each page-aligned (the kernel may ask with flag 0; we always align).
@@ -120,19 +120,31 @@ public static class ImageLoader
             next = AlignPage(next + Math.Max(size, 1));
         }
 
+        // The information block, then the boot GDT, on the next page after the kernel and its modules, as
+        // QEMU places them: a kernel may load anywhere in RAM (kvm-unit-tests' realmode test at 0x8000),
+        // so no fixed low area is taken from it. The GDT only has to live until the kernel loads its own
+        // (Multiboot Specification 0.6.96 §3.2: GDTR may be invalid, the OS sets up its own).
         string commandLine = options.CommandLine.Length == 0 ? options.ImageName : options.ImageName + " " + options.CommandLine;
-        byte[] info = MultibootInfo.Build(mem, commandLine, modules);
+        ulong infoAddress = next;
+        byte[] info = MultibootInfo.Build(mem, infoAddress, commandLine, modules);
+        ulong gdt = AlignUp(infoAddress + (ulong)info.Length, 16);
+        ulong bootInfoEnd = gdt + BootState.GdtSize;
+        if (bootInfoEnd > FourGiB || !MemoryMap.IsUsableRam(mem, infoAddress, bootInfoEnd - infoAddress))
+        {
+            throw new LoaderException($"the Multiboot information (0x{bootInfoEnd - infoAddress:X} bytes) does not fit in guest RAM after the image at 0x{infoAddress:X}");
+        }
+
         Copy(mem, file, segments);
         for (int i = 0; i < modules.Count; i++)
         {
             mem.TryLoad(modules[i].Start, options.Modules[i].Data);
         }
 
-        BootState.EnterProtected32(cpu, entry);
-        mem.TryLoad(MultibootInfo.InfoAddress, info);
+        mem.TryLoad(infoAddress, info);
+        BootState.EnterProtected32(cpu, entry, gdt);
         cpu.Gpr[Reg.RAX] = MultibootInfo.BootMagic;
-        cpu.Gpr[Reg.RBX] = MultibootInfo.InfoAddress;
-        return new LoadedImage(ImageKind.Multiboot, entry, MultibootInfo.InfoAddress, imageEnd, modules);
+        cpu.Gpr[Reg.RBX] = infoAddress;
+        return new LoadedImage(ImageKind.Multiboot, entry, infoAddress, imageEnd, modules);
     }
 
     private static LoadedImage LoadElf64(Cpu.Cpu cpu, ReadOnlySpan<byte> file, BootOptions options)
@@ -178,7 +190,7 @@ public static class ImageLoader
                     throw new LoaderException($"protected-mode entry 0x{entry:X} is above 4 GiB");
                 }
 
-                Check(mem, segments, [(BootState.GdtBase, BootState.GdtBase + 0x100, "the boot GDT")], FourGiB);
+                Check(mem, segments, [(BootState.GdtBase, BootState.GdtBase + BootState.GdtSize, "the boot GDT")], FourGiB);
                 Copy(mem, file, segments);
                 BootState.EnterProtected32(cpu, entry);
                 cpu.Gpr[Reg.RSP] = StackTop(mem);
@@ -195,7 +207,7 @@ public static class ImageLoader
 
     private static readonly (ulong Start, ulong End, string What)[] LongModeReserved =
     [
-        (BootState.GdtBase, BootState.GdtBase + 0x100, "the boot GDT"),
+        (BootState.GdtBase, BootState.GdtBase + BootState.GdtSize, "the boot GDT"),
         (PageTablesStart, PageTablesEnd, "the boot page tables"),
     ];
 
@@ -256,5 +268,7 @@ public static class ImageLoader
         return end;
     }
 
-    private static ulong AlignPage(ulong v) => (v + 0xFFF) & ~0xFFFUL;
+    private static ulong AlignPage(ulong v) => AlignUp(v, 0x1000);
+
+    private static ulong AlignUp(ulong v, ulong a) => (v + a - 1) & ~(a - 1);
 }

@@ -5,19 +5,15 @@ using Emulator.Core.Memory;
 namespace Emulator.Core.Loaders;
 
 /// <summary>
-/// Builds the Multiboot v1 information structure (Multiboot Specification 0.6.96, §3.3) in the boot-info
-/// area of low RAM: the 116-byte info block, the memory map, the module list and the strings it points at.
-/// As QEMU does, the command line starts with the image name, so argv[0] of a test kernel is its file.
+/// Builds the Multiboot v1 information structure (Multiboot Specification 0.6.96, §3.3): the 116-byte
+/// info block, the memory map, the module list and the strings it points at, as one block for a given
+/// guest-physical address. The loader puts it after the kernel and its modules (as QEMU does), so no fixed
+/// low address is taken from a kernel that loads there. As QEMU does, the command line starts with the
+/// image name, so argv[0] of a test kernel is its file.
 /// </summary>
 public static class MultibootInfo
 {
     public const uint BootMagic = 0x2BADB002;
-
-    /// <summary>The boot-info area: the GDT of <see cref="BootState"/> sits at its start (0x9000).</summary>
-    public const ulong AreaStart = BootState.GdtBase, AreaEnd = 0x10000;
-
-    /// <summary>Guest-physical address of the info block (after the boot GDT).</summary>
-    public const ulong InfoAddress = 0x9100;
 
     public const uint FlagMemory = 1 << 0, FlagCmdline = 1 << 2, FlagMods = 1 << 3, FlagMmap = 1 << 6, FlagLoaderName = 1 << 9;
 
@@ -28,13 +24,22 @@ public static class MultibootInfo
     public const string LoaderName = "emu";
 
     /// <summary>
-    /// Lays out the structure for <see cref="InfoAddress"/>; throws <see cref="LoaderException"/> when the
-    /// strings do not fit the area. Nothing is written to the guest, so a refusal leaves RAM untouched.
+    /// Lays out the structure to be copied to <paramref name="address"/> (below 4 GiB: the fields are 32-bit).
+    /// Nothing is written to the guest; the caller checks that the block fits in RAM there.
     /// </summary>
-    public static byte[] Build(PhysicalMemory mem, string commandLine, IReadOnlyList<LoadedModule> modules)
+    public static byte[] Build(PhysicalMemory mem, ulong address, string commandLine, IReadOnlyList<LoadedModule> modules)
     {
+        ArgumentNullException.ThrowIfNull(mem);
+        ArgumentNullException.ThrowIfNull(commandLine);
+        ArgumentNullException.ThrowIfNull(modules);
         var map = MemoryMap.For(mem);
-        var area = new byte[AreaEnd - InfoAddress];
+        int strings = Encoding.UTF8.GetByteCount(LoaderName) + Encoding.UTF8.GetByteCount(commandLine) + 2;
+        foreach (var m in modules)
+        {
+            strings += Encoding.UTF8.GetByteCount(m.Name) + 1;
+        }
+
+        var area = new byte[Align(Size, 16) + (24 * map.Length) + 16 + (16 * modules.Count) + strings];
         int cursor = Align(Size, 16);
 
         int mmapOffset = cursor;
@@ -61,7 +66,7 @@ public static class MultibootInfo
             var entry = area.AsSpan(modsOffset + (16 * i));
             BinaryPrimitives.WriteUInt32LittleEndian(entry, (uint)modules[i].Start);
             BinaryPrimitives.WriteUInt32LittleEndian(entry[4..], (uint)modules[i].End);
-            BinaryPrimitives.WriteUInt32LittleEndian(entry[8..], Address(nameOffset));
+            BinaryPrimitives.WriteUInt32LittleEndian(entry[8..], Address(address, nameOffset));
         }
 
         var info = area.AsSpan();
@@ -69,27 +74,22 @@ public static class MultibootInfo
         BinaryPrimitives.WriteUInt32LittleEndian(info[Flags..], FlagMemory | FlagCmdline | FlagMods | FlagMmap | FlagLoaderName);
         BinaryPrimitives.WriteUInt32LittleEndian(info[MemLower..], (uint)(MemoryMap.LowRamTop >> 10));
         BinaryPrimitives.WriteUInt32LittleEndian(info[MemUpper..], (uint)(memUpperBytes >> 10));
-        BinaryPrimitives.WriteUInt32LittleEndian(info[Cmdline..], Address(cmdlineOffset));
+        BinaryPrimitives.WriteUInt32LittleEndian(info[Cmdline..], Address(address, cmdlineOffset));
         BinaryPrimitives.WriteUInt32LittleEndian(info[ModsCount..], (uint)modules.Count);
-        BinaryPrimitives.WriteUInt32LittleEndian(info[ModsAddr..], Address(modsOffset));
+        BinaryPrimitives.WriteUInt32LittleEndian(info[ModsAddr..], Address(address, modsOffset));
         BinaryPrimitives.WriteUInt32LittleEndian(info[MmapLength..], (uint)mmapLength);
-        BinaryPrimitives.WriteUInt32LittleEndian(info[MmapAddr..], Address(mmapOffset));
-        BinaryPrimitives.WriteUInt32LittleEndian(info[BootLoaderName..], Address(loaderNameOffset));
+        BinaryPrimitives.WriteUInt32LittleEndian(info[MmapAddr..], Address(address, mmapOffset));
+        BinaryPrimitives.WriteUInt32LittleEndian(info[BootLoaderName..], Address(address, loaderNameOffset));
         return area[..cursor];
     }
 
-    private static uint Address(int offset) => (uint)InfoAddress + (uint)offset;
+    private static uint Address(ulong address, int offset) => (uint)(address + (uint)offset);
 
     private static int Align(int v, int a) => (v + a - 1) & -a;
 
     private static int PutString(byte[] area, ref int cursor, string s)
     {
         int n = Encoding.UTF8.GetByteCount(s);
-        if (cursor + n + 1 > area.Length)
-        {
-            throw new LoaderException($"the command line and module names do not fit in the {area.Length}-byte Multiboot information area");
-        }
-
         int at = cursor;
         Encoding.UTF8.GetBytes(s, area.AsSpan(at));
         area[at + n] = 0;

@@ -76,8 +76,14 @@ public sealed record RunResult(int ExitStatus, StopReason Reason, ulong Rip, str
 /// </summary>
 public sealed class Machine : IDisposable
 {
-    /// <summary>Exit status when the guest can make no more progress or hit a limit.</summary>
-    public const int ExitNoProgress = 3;
+    /// <summary>
+    /// Exit status when the guest can make no more progress (triple-fault shutdown, every vCPU halted
+    /// with nothing to wake it). Even, so it never looks like an isa-debug-exit status (always odd).
+    /// </summary>
+    public const int ExitNoProgress = 4;
+
+    /// <summary>Exit status when a limit (instructions, cycles, wall-clock timeout) ends the run, as timeout(1) reports.</summary>
+    public const int ExitLimit = 124;
 
     /// <summary>Instructions per <see cref="Cpu.Run"/> call between timeout checks (a few ms of guest time).</summary>
     public const ulong SliceInstructions = 4_000_000;
@@ -289,12 +295,12 @@ public sealed class Machine : IDisposable
 
                 if (Cpu.Cycles >= limits.MaxCycles)
                 {
-                    return NoProgress(Cpu, StopReason.CycleLimit, $"cycle limit {limits.MaxCycles} reached");
+                    return Limit(StopReason.CycleLimit, $"cycle limit {limits.MaxCycles} reached");
                 }
 
                 if (TotalInstructions >= limits.MaxInstructions)
                 {
-                    return NoProgress(Cpu, StopReason.InstructionLimit, $"instruction limit {limits.MaxInstructions} reached");
+                    return Limit(StopReason.InstructionLimit, $"instruction limit {limits.MaxInstructions} reached");
                 }
 
                 if (smp && !progress && AllIdleForever(Platform.Events.NextDeadline == ulong.MaxValue))
@@ -304,7 +310,7 @@ public sealed class Machine : IDisposable
 
                 if (limits.Timeout is { } timeout && clock.Elapsed >= timeout)
                 {
-                    return NoProgress(Cpu, StopReason.Timeout, $"timeout after {timeout.TotalSeconds:0.###} s");
+                    return Limit(StopReason.Timeout, $"timeout after {timeout.TotalSeconds:0.###} s");
                 }
             }
         }
@@ -349,8 +355,12 @@ public sealed class Machine : IDisposable
         return true;
     }
 
-    private RunResult NoProgress(Cpu cpu, StopReason reason, string what) =>
-        new(ExitNoProgress, reason, cpu.Rip, Cpus.Count > 1
+    private RunResult NoProgress(Cpu cpu, StopReason reason, string what) => End(ExitNoProgress, cpu, reason, what);
+
+    private RunResult Limit(StopReason reason, string what) => End(ExitLimit, Cpu, reason, what);
+
+    private RunResult End(int status, Cpu cpu, StopReason reason, string what) =>
+        new(status, reason, cpu.Rip, Cpus.Count > 1
             ? $"emu: {what} at RIP 0x{cpu.Rip:X} (vCPU {cpu.Apic?.ApicId ?? 0})"
             : $"emu: {what} at RIP 0x{cpu.Rip:X}");
 

@@ -138,10 +138,10 @@ public class BootCommandTests
     }
 
     [Test]
-    public void LimitsEndTheRunWithStatusThreeAndOneLine()
+    public void LimitsEndTheRunWithStatus124AndOneLine()
     {
         var r = Emu("boot", "--max-instructions", "1000");
-        Assert.That(r.Status, Is.EqualTo(3));
+        Assert.That(r.Status, Is.EqualTo(124));
         Assert.That(r.ErrLines, Has.Length.EqualTo(1));
         Assert.That(r.Err, Does.Contain("instruction limit").And.Contain("RIP 0x"));
     }
@@ -170,7 +170,7 @@ public class BootCommandTests
     public void TracePrintsTheRipOfEachInstruction()
     {
         var r = Emu("boot", "--trace", "--max-instructions", "3");
-        Assert.That(r.Status, Is.EqualTo(3));
+        Assert.That(r.Status, Is.EqualTo(124));
         Assert.That(r.ErrLines.Count(l => l.StartsWith("trace: rip 0x", StringComparison.Ordinal)), Is.EqualTo(3));
         Assert.That(r.Err, Does.Contain("trace: rip 0x100000"));
     }

@@ -28,7 +28,7 @@ public class ImageLoaderTests
         Assert.That(c.Mode, Is.EqualTo(CpuMode.Protected32));
         Assert.That(c.Rip, Is.EqualTo(Kernel + 12));
         Assert.That(c.Gpr[Reg.RAX], Is.EqualTo(0x2BADB002));
-        Assert.That(c.Gpr[Reg.RBX], Is.EqualTo(MultibootInfo.InfoAddress));
+        Assert.That(c.Gpr[Reg.RBX], Is.EqualTo(loaded.InfoAddress));
         Assert.That(c.Cr0 & Cr0Bits.PG, Is.Zero, "paging off");
         Assert.That(c.Rflags64 & Rflags.IF, Is.Zero, "interrupts off");
         Assert.That(c.Seg[SegReg.CS].Base, Is.Zero);
@@ -36,6 +36,33 @@ public class ImageLoaderTests
         Assert.That(c.Seg[SegReg.DS].Limit, Is.EqualTo(0xFFFFFFFF));
         Assert.That(f.ReadBytes(Kernel, text.Length), Is.EqualTo(text));
         Assert.That(f.ReadBytes(Kernel + 0x1000, 0x80), Is.EqualTo(Pattern(0x80, seed: 7)));
+    }
+
+    [Test]
+    public void MultibootKernelInLowMemoryLoadsAndTheInfoFollowsIt()
+    {
+        // kvm-unit-tests' realmode test is linked at 0x8000 (two segments up to 0xDA30); the information
+        // block and the boot GDT go on the next page after it, not at a fixed low address.
+        var text = Concat(MultibootHeader(0), Pattern(0x2800));
+        var image = Elf(false, 0x8018, [new TestSegment(0x8000, text, (ulong)text.Length), new TestSegment(0xB000, Pattern(0x100, seed: 2), 0x2A30)]);
+        using var f = new LoaderFixture();
+        var loaded = f.Load(image);
+        Assert.That(f.ReadBytes(0x8000, text.Length), Is.EqualTo(text), "the GDT did not overwrite the kernel");
+        Assert.That(loaded.InfoAddress, Is.EqualTo(0xE000UL));
+        Assert.That(f.Cpu.Gpr[Reg.RBX], Is.EqualTo(0xE000UL));
+        Assert.That(f.Cpu.Gdtr.Base, Is.GreaterThan(loaded.InfoAddress));
+        Assert.That(f.U32(0xE000) & 1, Is.EqualTo(1), "flags: mem_lower/mem_upper");
+        Assert.That(f.U64(f.Cpu.Gdtr.Base + BootState.Code32Selector), Is.EqualTo(0x00CF9B000000FFFFUL), "32-bit code descriptor");
+    }
+
+    [Test]
+    public void MultibootInfoFollowsTheModules()
+    {
+        using var f = new LoaderFixture();
+        var loaded = f.Load(MultibootElf(false, out _), new BootOptions { Modules = [new BootModule("m", Pattern(0x1800))] });
+        Assert.That(loaded.InfoAddress % 4096, Is.Zero);
+        Assert.That(loaded.InfoAddress, Is.GreaterThanOrEqualTo(loaded.Modules[0].End));
+        Assert.That(f.Cpu.Gdtr.Base, Is.GreaterThan(loaded.InfoAddress));
     }
 
     [Test]
@@ -167,7 +194,7 @@ public class ImageLoaderTests
         yield return new TestCaseData(Elf(true, 0, [new TestSegment(0xA0000, [1], 1)]), "outside guest RAM").SetName("Segment in the VGA hole");
         yield return new TestCaseData(Elf(true, 0, [new TestSegment(0xF00000, [1], 0x200000)]), "outside guest RAM").SetName("Bss past the end of RAM");
         yield return new TestCaseData(Elf(true, 0, [new TestSegment(0x70000, [1], 1)]), "page tables").SetName("Segment over the boot page tables");
-        yield return new TestCaseData(Elf(false, 0x9000, [new TestSegment(0x9000, Concat(MultibootHeader(0), [0xF4]), 13)]), "boot-information").SetName("Multiboot segment over the info area");
+        yield return new TestCaseData(Elf(false, 0xF00000, [new TestSegment(0xF00000, Concat(MultibootHeader(0), [0xF4]), 0x100000)]), "Multiboot information").SetName("No room for the Multiboot information after the kernel");
         yield return new TestCaseData(Elf(true, 0, [new TestSegment(0x100000, [1], 1)], machine: 40), "machine").SetName("ARM ELF");
         yield return new TestCaseData(Elf(true, 0, [new TestSegment(0x100000, [1], 1)], type: 3), "executable").SetName("Shared object");
         yield return new TestCaseData(Elf(true, 0, [new TestSegment(0x100000, [1, 2], 1)]), "p_filesz").SetName("File size above memory size");

@@ -117,7 +117,7 @@ public class MachineTests
         using var m = NewMachine();
         m.Load(Code64(a => a.hlt()), Flat64);
         var r = m.Run();
-        Assert.That(r.ExitStatus, Is.EqualTo(3));
+        Assert.That(r.ExitStatus, Is.EqualTo(Machine.ExitNoProgress));
         Assert.That(r.Reason, Is.EqualTo(StopReason.Halted));
         Assert.That(r.Message, Does.Contain("halted").And.Contain("RIP 0x100001"));
     }
@@ -136,7 +136,7 @@ public class MachineTests
             a.hlt();
         }), Flat64);
         var r = m.Run(new RunLimits { MaxInstructions = 10 });
-        Assert.That(r.ExitStatus, Is.EqualTo(3));
+        Assert.That(r.ExitStatus, Is.EqualTo(Machine.ExitLimit));
         Assert.That(r.Reason, Is.EqualTo(StopReason.InstructionLimit));
         Assert.That(m.Cpu.Instructions, Is.EqualTo(10));
         Assert.That(r.Message, Does.Contain("instruction limit").And.Contain("RIP 0x10000A"));
@@ -157,7 +157,7 @@ public class MachineTests
         }), Flat64);
         var r = m.Run(new RunLimits { MaxCycles = 5 });
         Assert.That(r.Reason, Is.EqualTo(StopReason.CycleLimit));
-        Assert.That(r.ExitStatus, Is.EqualTo(3));
+        Assert.That(r.ExitStatus, Is.EqualTo(Machine.ExitLimit));
     }
 
     [Test]
@@ -167,7 +167,7 @@ public class MachineTests
         m.Load(Code64(a => a.ud2()), Flat64);
         var r = m.Run();
         Assert.That(r.Reason, Is.EqualTo(StopReason.TripleFault));
-        Assert.That(r.ExitStatus, Is.EqualTo(3));
+        Assert.That(r.ExitStatus, Is.EqualTo(Machine.ExitNoProgress));
         Assert.That(r.Message, Does.Contain("triple fault"));
     }
 
@@ -187,7 +187,7 @@ public class MachineTests
         m.Cpu.Idtr = new TableRegister { Base = 0x8000, Limit = (7 * 16) - 1 };
         var r = m.Run(new RunLimits { Timeout = TimeSpan.FromMilliseconds(200) });
         Assert.That(r.Reason, Is.EqualTo(StopReason.Timeout));
-        Assert.That(r.ExitStatus, Is.EqualTo(3));
+        Assert.That(r.ExitStatus, Is.EqualTo(Machine.ExitLimit));
         Assert.That(r.Message, Does.Contain("timeout"));
     }
 

@@ -1,0 +1,42 @@
+namespace Emulator.Cli.Suite;
+
+/// <summary>
+/// One test case of a suite, whatever file described it (kvm-unit-tests' <c>unittests.cfg</c> today): the
+/// image, how the machine is built and booted, the time it may take, and why the runner skips it, if it does.
+/// </summary>
+internal sealed class SuiteCase
+{
+    /// <summary>QEMU's default RAM when a case names none (<c>-m</c> absent).</summary>
+    public const ulong DefaultMemory = 128UL << 20;
+
+    /// <summary>Upstream's runner gives a case 90 seconds when it names no <c>timeout</c>.</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(90);
+
+    public required string Name { get; init; }
+
+    /// <summary>The image as the suite file names it; empty when it names none.</summary>
+    public string File { get; init; } = "";
+
+    /// <summary>The image on disk (<see cref="File"/> under the images folder).</summary>
+    public string ImagePath { get; init; } = "";
+
+    public int Cpus { get; init; } = 1;
+
+    public ulong Memory { get; init; } = DefaultMemory;
+
+    /// <summary>The kernel command line after the image name (QEMU's <c>-append</c>).</summary>
+    public string Append { get; init; } = "";
+
+    /// <summary>CPU feature switches for <c>--cpu</c> ("+x2apic", "-npt"), only names emu knows and implements.</summary>
+    public IReadOnlyList<string> CpuFeatures { get; init; } = [];
+
+    public IReadOnlyList<string> Groups { get; init; } = [];
+
+    public TimeSpan Timeout { get; init; } = DefaultTimeout;
+
+    /// <summary>Why the runner does not run the case (architecture, KVM, a machine emu does not model); null runs it.</summary>
+    public string? SkipReason { get; init; }
+
+    /// <summary>What the runner changed or ignored to run the case (dropped CPU features, ignored options, host checks).</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+}

@@ -1,0 +1,172 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Emulator.Cli.Suite;
+
+/// <summary>
+/// <c>emu suite run PATH...</c>: reads suite files (kvm-unit-tests' <c>unittests.cfg</c>), runs the selected
+/// cases in-process and in parallel, prints one line per case and a total, and compares with a known-results
+/// file. Exit status: 0 when every case did at least as well as expected (without <c>--expected</c>: no case
+/// failed, timed out or erred), 1 otherwise, 2 for usage errors.
+/// </summary>
+internal static class SuiteCommand
+{
+    public const int Worse = 1;
+
+    public static Command Create(CliConsole console)
+    {
+        var paths = new Argument<string[]>("PATH") { Description = "suite files (kvm-unit-tests' unittests.cfg)", Arity = ArgumentArity.OneOrMore };
+        var images = new Option<string?>("--images") { Description = "folder holding the images [default: each suite file's folder]", HelpName = "DIR" };
+        var filter = new Option<string?>("--filter") { Description = "run only cases whose name matches (glob with * and ?; comma-separated list)", HelpName = "NAME" };
+        var group = new Option<string?>("--group") { Description = "run only cases in this group (also runs 'nodefault' cases of it)", HelpName = "G" };
+        var jobs = new Option<int>("--jobs") { Description = "cases run at the same time (the host's core count by default)", HelpName = "N", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var expected = new Option<string?>("--expected") { Description = "known-results file ('name OUTCOME' lines): fail only when a case does worse", HelpName = "FILE" };
+        var scale = new Option<double>("--timeout-scale") { Description = "multiply every case's timeout by F", HelpName = "F", DefaultValueFactory = _ => 1 };
+        var verbose = new Option<bool>("--verbose") { Description = "print every case's notes (dropped CPU features, ignored QEMU options)" };
+        var run = new Command("run", "run the cases of suite files in-process and report PASS/FAIL/SKIP/TIMEOUT/ERROR per case")
+        {
+            paths, images, filter, group, jobs, expected, scale, verbose,
+        };
+        run.SetAction(pr =>
+        {
+            int j = pr.GetValue(jobs);
+            double f = pr.GetValue(scale);
+            if (j < 1)
+            {
+                return BootCommand.Usage(console, $"--jobs {j}: need at least 1");
+            }
+
+            if (!(f > 0) || double.IsInfinity(f))
+            {
+                return BootCommand.Usage(console, $"--timeout-scale {f}: need a positive number");
+            }
+
+            ExpectedResults? known = null;
+            string? expectedPath = pr.GetValue(expected);
+            if (expectedPath != null)
+            {
+                if (EmuCli.ReadFile(console, expectedPath) is not { } bytes)
+                {
+                    return ExitCodes.Usage;
+                }
+
+                if (!ExpectedResults.TryParse(System.Text.Encoding.UTF8.GetString(bytes), out known, out string? error))
+                {
+                    return BootCommand.Usage(console, $"{expectedPath}: {error}");
+                }
+            }
+
+            var cases = new List<SuiteCase>();
+            string? g = pr.GetValue(group);
+            foreach (string path in pr.GetValue(paths) ?? [])
+            {
+                if (EmuCli.ReadFile(console, path) is not { } bytes)
+                {
+                    return ExitCodes.Usage;
+                }
+
+                string dir = pr.GetValue(images) ?? Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+                cases.AddRange(UnittestsCfg.Parse(System.Text.Encoding.UTF8.GetString(bytes), dir, groupSelected: g != null));
+            }
+
+            var selected = Select(cases, pr.GetValue(filter), g);
+            if (selected.Count == 0)
+            {
+                return BootCommand.Usage(console, "no case matches the filter");
+            }
+
+            return Run(console, selected, new SuiteRunner { Jobs = j, TimeoutScale = f }, known, expectedPath, pr.GetValue(verbose));
+        });
+        return new Command("suite", "regression suites") { run };
+    }
+
+    /// <summary>Cases whose name matches one of the comma-separated globs, and that are in the group, when given.</summary>
+    internal static List<SuiteCase> Select(IEnumerable<SuiteCase> cases, string? filter, string? group)
+    {
+        Regex[] globs = filter == null ? [] :
+            [.. filter.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Glob)];
+        return [.. cases.Where(c => (globs.Length == 0 || globs.Any(r => r.IsMatch(c.Name))) && (group == null || c.Groups.Contains(group)))];
+    }
+
+    private static Regex Glob(string pattern) =>
+        new("^" + Regex.Escape(pattern).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal) + "$", RegexOptions.CultureInvariant);
+
+    internal static int Run(CliConsole console, List<SuiteCase> cases, SuiteRunner runner, ExpectedResults? known, string? expectedPath, bool verbose)
+    {
+        var o = console.Output;
+        int width = Math.Min(40, cases.Max(c => c.Name.Length));
+        var clock = Stopwatch.StartNew();
+        var results = runner.Run(cases, r =>
+        {
+            o.WriteLine(FormatLine(r, width));
+            if (r.Outcome != CaseOutcome.Pass || verbose)
+            {
+                foreach (string fail in r.FailLines)
+                {
+                    o.WriteLine($"    {fail}");
+                }
+            }
+
+            if (verbose || r.Outcome is not (CaseOutcome.Pass or CaseOutcome.Skip))
+            {
+                foreach (string note in r.Case.Notes)
+                {
+                    o.WriteLine($"    note: {note}");
+                }
+            }
+
+            o.Flush();
+        });
+
+        var counts = Enum.GetValues<CaseOutcome>().Select(k => $"{results.Count(r => r.Outcome == k)} {Label(k)}");
+        o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{results.Count} cases: {string.Join(", ", counts)} in {clock.Elapsed.TotalSeconds:0.0} s"));
+
+        int status;
+        if (known != null)
+        {
+            var cmp = known.Compare(results);
+            foreach (var (name, exp, act) in cmp.Improvements)
+            {
+                o.WriteLine($"improved: {name} {Label(exp)} -> {Label(act)} (update {expectedPath})");
+            }
+
+            foreach (var (name, act) in cmp.Unlisted)
+            {
+                o.WriteLine($"not in {expectedPath}: {name} {Label(act)}");
+            }
+
+            foreach (var (name, exp, act) in cmp.Regressions)
+            {
+                o.WriteLine($"REGRESSION: {name} expected {Label(exp)}, got {Label(act)}");
+            }
+
+            o.WriteLine(cmp.Regressions.Count == 0
+                ? $"no case did worse than {expectedPath}"
+                : $"{cmp.Regressions.Count} cases did worse than {expectedPath}");
+            status = cmp.Regressions.Count == 0 ? ExitCodes.Success : Worse;
+        }
+        else
+        {
+            status = results.Any(r => r.Outcome > CaseOutcome.Skip) ? Worse : ExitCodes.Success;
+        }
+
+        o.Flush();
+        return status;
+    }
+
+    internal static string Label(CaseOutcome k) => k.ToString().ToUpperInvariant();
+
+    internal static string FormatLine(CaseResult r, int width)
+    {
+        string detail = r.Summary is { } s ? $"({s})" : "";
+        if (r.Reason != null)
+        {
+            detail = detail.Length == 0 ? $"({r.Reason})" : $"{detail} ({r.Reason})";
+        }
+
+        string seconds = r.Outcome == CaseOutcome.Skip && r.Duration == TimeSpan.Zero ? "" : string.Create(CultureInfo.InvariantCulture, $" {r.Duration.TotalSeconds:0.00} s");
+        return $"{Label(r.Outcome),-7} {r.Case.Name.PadRight(width)} {detail}{seconds}".TrimEnd();
+    }
+}
