@@ -145,7 +145,7 @@ public sealed partial class Cpu
             return true;
         }
 
-        return false;
+        return msr is >= ParavirtMsrFirst and <= ParavirtMsrLast && ParavirtMsrs != null && ParavirtMsrs(this, msr, false, ref v);
     }
 
     /// <summary>
@@ -268,6 +268,11 @@ public sealed partial class Cpu
 
             MtrrFixed[fix] = v;
             return true;
+        }
+
+        if (msr is >= ParavirtMsrFirst and <= ParavirtMsrLast && ParavirtMsrs != null)
+        {
+            return ParavirtMsrs(this, msr, true, ref v);
         }
 
         return false; // unknown, or read-only (MTRRcap, MCG_CAP)
