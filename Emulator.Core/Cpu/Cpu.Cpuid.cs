@@ -80,6 +80,10 @@ public sealed partial class Cpu
                 }
 
                 break;
+            case >= HypervisorLeafFirst and <= HypervisorLeafLast when f.Has(CpuFeature.Hypervisor) && HypervisorLeaves != null:
+                // Software reserves this range for the hypervisor (APM vol. 3 appendix E); L0 fills it.
+                HypervisorLeaves(leaf, out eax, out ebx, out ecx, out edx);
+                break;
             case 0x8000_0000:
                 eax = MaxExtendedLeaf;
                 ebx = VendorEbx;

@@ -4,6 +4,9 @@ namespace Emulator.Core.Cpu;
 public static class Msr
 {
     public const uint Tsc = 0x10;
+
+    /// <summary>IA32_TSC_ADJUST (Intel SDM vol. 3 §18.17.3; KVM emulates it on AMD too).</summary>
+    public const uint TscAdjust = 0x3B;
     public const uint ApicBase = 0x1B;
 
     /// <summary>x2APIC register MSRs (APM vol. 2 §16.11).</summary>
@@ -53,6 +56,9 @@ public sealed partial class Cpu
 
     public ulong Pat = PatDefault;
     public ulong TscAux;
+
+    /// <summary>IA32_TSC_ADJUST: the sum of every change made to the TSC by software (WRMSR to TSC or to this MSR).</summary>
+    public ulong TscAdjust;
     public bool IsBsp = true;
     public ulong ApicBase = 0xFEE0_0000 | ApicBaseBsp | ApicBaseEnable;
     public ulong MtrrDefType;
@@ -103,6 +109,7 @@ public sealed partial class Cpu
         {
             case Msr.Tsc: v = Cycles + TscOffset; return true;
             case Msr.ApicBase: v = ApicBase; return true;
+            case Msr.TscAdjust when Features.Has(CpuFeature.TscAdjust): v = TscAdjust; return true;
             case Msr.TscDeadline when Apic != null && Features.Has(CpuFeature.TscDeadline): return Apic.ReadMsr(msr, out v);
             case Msr.MtrrCap: v = MtrrCapValue; return true;
             case Msr.SysenterCs: v = SysenterCs; return true;
@@ -138,7 +145,7 @@ public sealed partial class Cpu
             return true;
         }
 
-        return false;
+        return msr is >= ParavirtMsrFirst and <= ParavirtMsrLast && ParavirtMsrs != null && ParavirtMsrs(this, msr, false, ref v);
     }
 
     /// <summary>
@@ -155,8 +162,15 @@ public sealed partial class Cpu
         switch (msr)
         {
             case Msr.Tsc:
-                // The TSC is the cycle counter plus an offset (PLATFORM.md, "Cycle model").
+                // The TSC is the cycle counter plus an offset (PLATFORM.md, "Cycle model"). IA32_TSC_ADJUST
+                // follows the change the write makes (SDM vol. 3 §18.17.3).
+                TscAdjust += v - (Cycles + TscOffset);
                 TscOffset = v - Cycles;
+                return true;
+            case Msr.TscAdjust when Features.Has(CpuFeature.TscAdjust):
+                // Writing IA32_TSC_ADJUST moves the TSC by the difference from its old value (SDM vol. 3 §18.17.3).
+                TscOffset += v - TscAdjust;
+                TscAdjust = v;
                 return true;
             case Msr.ApicBase:
                 return WriteApicBase(v);
@@ -254,6 +268,11 @@ public sealed partial class Cpu
 
             MtrrFixed[fix] = v;
             return true;
+        }
+
+        if (msr is >= ParavirtMsrFirst and <= ParavirtMsrLast && ParavirtMsrs != null)
+        {
+            return ParavirtMsrs(this, msr, true, ref v);
         }
 
         return false; // unknown, or read-only (MTRRcap, MCG_CAP)

@@ -10,7 +10,7 @@ public enum CpuFeature
     Sse3, Pcid, Cx16, X2Apic, Movbe, TscDeadline, Popcnt, Xsave, Hypervisor,
 
     // CPUID 7.0 EBX / ECX
-    FsGsBase, Smep, Invpcid, Smap, ClflushOpt, Clwb, Umip, La57, Rdpid,
+    FsGsBase, TscAdjust, Smep, Invpcid, Smap, ClflushOpt, Clwb, Umip, La57, Rdpid,
 
     // CPUID 0xD.1 EAX (XSAVE extensions)
     XsaveOpt, XsaveC, XgetBv1,
@@ -89,6 +89,8 @@ public sealed class CpuFeatures
         new(CpuFeature.Hypervisor, "hypervisor", L1, 0, CpuidReg.Ecx, 31, false, true),
 
         new(CpuFeature.FsGsBase, "fsgsbase", L7, 0, CpuidReg.Ebx, 0, true, true),
+        // IA32_TSC_ADJUST (MSR 0x3B): KVM emulates it for every vendor and always reports it.
+        new(CpuFeature.TscAdjust, "tsc_adjust", L7, 0, CpuidReg.Ebx, 1, true, true),
         new(CpuFeature.Smep, "smep", L7, 0, CpuidReg.Ebx, 7, true, true),
         new(CpuFeature.Invpcid, "invpcid", L7, 0, CpuidReg.Ebx, 10, true, true),
         new(CpuFeature.Smap, "smap", L7, 0, CpuidReg.Ebx, 20, true, true),

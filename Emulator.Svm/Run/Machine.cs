@@ -113,6 +113,9 @@ public sealed class Machine : IDisposable
         for (int i = 0; i < cpus.Length; i++)
         {
             var cpu = new Cpu(Memory, _options.Costs) { Diagnostic = _diag.WriteLine, IsBsp = i == 0 };
+
+            // L0 is a KVM: CPUID.1:ECX[31] says a hypervisor is present (KVM always sets it).
+            cpu.Features[CpuFeature.Hypervisor] = true;
             if (_options.CpuFeatures.Count != 0 && !cpu.Features.TryApply(string.Join(',', _options.CpuFeatures), out string? featureError))
             {
                 Memory.Dispose();
@@ -134,11 +137,14 @@ public sealed class Machine : IDisposable
         _current = cpus[0];
         Platform = new PcPlatform(Memory, cpus);
         Hypercalls = new Hypercalls(Platform.Apics);
+        KvmClock = new KvmClock(Memory, cpus, Emulator.Core.Devices.Legacy.Rtc.DefaultEpoch);
         foreach (var cpu in cpus)
         {
             // L1 runs under L0, which intercepts VMMCALL and #UD (for VMCALL) on every vCPU.
             cpu.VmmcallExit = Hypercalls.Vmmcall;
             cpu.VmcallUdExit = Hypercalls.VmcallUd;
+            cpu.HypervisorLeaves = KvmClock.Leaves;
+            cpu.ParavirtMsrs = KvmClock.Msrs;
         }
 
         foreach (var apic in Platform.Apics)
@@ -203,6 +209,9 @@ public sealed class Machine : IDisposable
 
     /// <summary>L0's hypercall exits (VMMCALL, and VMCALL through the #UD intercept).</summary>
     public Hypercalls Hypercalls { get; }
+
+    /// <summary>L0's KVM CPUID leaves and kvmclock MSRs.</summary>
+    public KvmClock KvmClock { get; }
 
     public PhysicalMemory Memory { get; }
     public ConsoleSink Console { get; }
