@@ -27,6 +27,13 @@ internal sealed class SuiteCase
     /// <summary>The kernel command line after the image name (QEMU's <c>-append</c>).</summary>
     public string Append { get; init; } = "";
 
+    /// <summary>
+    /// Wall-clock time the guest's RTC and kvmclock start at: the moment the suite file was read, as QEMU's
+    /// default <c>-rtc base=utc</c> starts at the host's time (and the same instant a <c>`date +%s`</c> in
+    /// <see cref="Append"/> became); null keeps emu's fixed, repeatable epoch.
+    /// </summary>
+    public DateTime? RtcBase { get; init; }
+
     /// <summary>CPU feature switches for <c>--cpu</c> ("+x2apic", "-npt"), only names emu knows and implements.</summary>
     public IReadOnlyList<string> CpuFeatures { get; init; } = [];
 

@@ -95,6 +95,7 @@ internal sealed class SuiteRunner
                 MemorySize = c.Memory,
                 Cpus = c.Cpus,
                 CpuFeatures = c.CpuFeatures,
+                RtcBase = c.RtcBase,
                 ConsoleOutput = console,
                 Diagnostics = TextWriter.Synchronized(diag),
             });

@@ -17,8 +17,10 @@ internal static class UnittestsCfg
 
     /// <summary>Parses <paramref name="text"/>; images are looked up in <paramref name="imagesDir"/>.</summary>
     /// <param name="groupSelected">True when the user asked for a group: cases in group "nodefault" then run, as upstream does.</param>
+    /// <param name="now">The host time of the run (a <c>`date +%s`</c> and every case's RTC start); default the current time.</param>
     public static List<SuiteCase> Parse(string text, string imagesDir, bool groupSelected = false, DateTimeOffset? now = null)
     {
+        DateTimeOffset start = now ?? DateTimeOffset.UtcNow;
         var cases = new List<SuiteCase>();
         string? name = null;
         var keys = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -35,7 +37,7 @@ internal static class UnittestsCfg
             {
                 if (name != null)
                 {
-                    cases.Add(Build(name, keys, imagesDir, groupSelected, now));
+                    cases.Add(Build(name, keys, imagesDir, groupSelected, start));
                 }
 
                 name = line[1..^1].Trim();
@@ -61,7 +63,7 @@ internal static class UnittestsCfg
 
         if (name != null)
         {
-            cases.Add(Build(name, keys, imagesDir, groupSelected, now));
+            cases.Add(Build(name, keys, imagesDir, groupSelected, start));
         }
 
         return cases;
@@ -96,7 +98,7 @@ internal static class UnittestsCfg
         return sb.ToString().Trim();
     }
 
-    private static SuiteCase Build(string name, Dictionary<string, string> keys, string imagesDir, bool groupSelected, DateTimeOffset? now)
+    private static SuiteCase Build(string name, Dictionary<string, string> keys, string imagesDir, bool groupSelected, DateTimeOffset start)
     {
         var notes = new List<string>();
         string? skip = null;
@@ -179,7 +181,8 @@ internal static class UnittestsCfg
             ImagePath = file.Length == 0 ? "" : Path.Combine(imagesDir, file),
             Cpus = cpus,
             Memory = qemu.Memory ?? SuiteCase.DefaultMemory,
-            Append = TestArgs(keys.GetValueOrDefault("test_args", ""), notes, now ?? DateTimeOffset.UtcNow),
+            Append = TestArgs(keys.GetValueOrDefault("test_args", ""), notes, start),
+            RtcBase = DateTime.SpecifyKind(start.UtcDateTime.AddTicks(-(start.UtcDateTime.Ticks % TimeSpan.TicksPerSecond)), DateTimeKind.Unspecified),
             CpuFeatures = qemu.CpuFeatures,
             Groups = groups,
             Timeout = timeout,

@@ -41,6 +41,12 @@ public sealed class MachineOptions
     /// <summary>How L0 removes the APIC-access page when APICv is inhibited (<c>--apicv-toggle zap|memslot</c>).</summary>
     public Emulator.Mmu.Fault.ApicvToggle ApicvToggle { get; init; } = Emulator.Mmu.Fault.ApicvToggle.Zap;
 
+    /// <summary>
+    /// Wall-clock time the RTC and kvmclock show at cycle 0 (QEMU's <c>-rtc base=</c>); null uses the fixed
+    /// <see cref="Emulator.Core.Devices.Legacy.Rtc.DefaultEpoch"/>, so runs stay repeatable.
+    /// </summary>
+    public DateTime? RtcBase { get; init; }
+
     /// <summary>The cycle model's costs (<c>--cost-table FILE</c>); null uses <see cref="CostTable.Default"/>.</summary>
     public CostTable? Costs { get; init; }
 }
@@ -135,9 +141,10 @@ public sealed class Machine : IDisposable
 
         Cpus = cpus;
         _current = cpus[0];
-        Platform = new PcPlatform(Memory, cpus);
+        DateTime rtcBase = _options.RtcBase ?? Emulator.Core.Devices.Legacy.Rtc.DefaultEpoch;
+        Platform = new PcPlatform(Memory, cpus, rtcBase);
         Hypercalls = new Hypercalls(Platform.Apics);
-        KvmClock = new KvmClock(Memory, cpus, Emulator.Core.Devices.Legacy.Rtc.DefaultEpoch);
+        KvmClock = new KvmClock(Memory, cpus, rtcBase);
         foreach (var cpu in cpus)
         {
             // L1 runs under L0, which intercepts VMMCALL and #UD (for VMCALL) on every vCPU.

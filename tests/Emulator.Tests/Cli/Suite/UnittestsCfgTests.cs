@@ -50,6 +50,15 @@ public class UnittestsCfgTests
         Assert.That(One(line).Append, Is.EqualTo(append));
 
     [Test]
+    public void EveryCaseStartsItsClockAtTheHostTimeOfTheRunAsQemusDefaultRtcBase()
+    {
+        var now = new DateTimeOffset(2031, 5, 6, 7, 8, 9, TimeSpan.Zero).AddMilliseconds(600);
+        var cases = UnittestsCfg.Parse("[a]\nfile = a.flat\n[b]\nfile = b.flat\ntest_args = `date +%s`\n", "/img", now: now);
+        Assert.That(cases.Select(c => c.RtcBase), Is.All.EqualTo(new DateTime(2031, 5, 6, 7, 8, 9)), "whole seconds, one instant for all");
+        Assert.That(cases[1].Append, Is.EqualTo(now.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    [Test]
     public void CpuModelAndFeaturesMapToTheFeatureList()
     {
         var c = One("qemu_params = -cpu qemu64,+x2apic,-npt,tsc-deadline,pcid=off -m 4g -smp 3");

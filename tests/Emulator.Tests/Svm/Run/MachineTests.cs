@@ -41,6 +41,19 @@ public class MachineTests
 
     private string Console => Encoding.ASCII.GetString(_console.ToArray());
 
+    [TestCase(null, 0x26, TestName = "RtcStartsAtTheFixedEpochByDefault")]
+    [TestCase("2031-05-06T07:08:09", 0x31, TestName = "RtcStartsAtTheGivenBase")]
+    public void RtcBaseSetsTheYearTheGuestReads(string? iso, int bcdYear)
+    {
+        using var m = new Machine(new MachineOptions
+        {
+            MemorySize = 64 << 20,
+            RtcBase = iso == null ? null : DateTime.Parse(iso, System.Globalization.CultureInfo.InvariantCulture),
+        });
+        m.Memory.Io.Out(0x70, 1, 0x09); // CMOS index: year (BCD, as the firmware hands it over)
+        Assert.That(m.Memory.Io.In(0x71, 1), Is.EqualTo((uint)bcdYear));
+    }
+
     [Test]
     public void DebugExitPortStopsTheCpuWithTheShiftedStatus()
     {
