@@ -275,7 +275,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
             dev.Write(doff, size, value);
         }
 
-        Mmu?.NotifyTrackedWrite(gpa);
+        Mmu?.NotifyTrackedWrite(new Gpa(gpa));
     }
 
     private void ChargeEmulation()

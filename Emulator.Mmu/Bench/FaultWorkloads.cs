@@ -184,7 +184,7 @@ public sealed unsafe class FaultWorkload : IDisposable
             ulong pages = l2Bytes >> 12;
             for (ulong gfn = 0; gfn < pages; gfn++)
             {
-                var pf = PageFault.For(gfn << 12, PfErr.Write, guestMode: true);
+                var pf = PageFault.ForL2(new L2Gpa(gfn << 12), PfErr.Write);
                 w._shadow!.Handle(ref pf);
             }
 

@@ -1,3 +1,4 @@
+using Emulator.Mmu.Memory;
 using Emulator.Mmu.Memslots;
 using Emulator.Mmu.Shadow;
 using Emulator.Mmu.Spte;
@@ -194,7 +195,7 @@ public sealed class MmuContext : IDisposable
             }
         }
 
-        if (pf.IsPresent && pf.IsWrite && !pf.IsRsvd && IsWriteTracked(pf.Gfn))
+        if (pf.IsPresent && pf.IsWrite && !pf.IsRsvd && IsWriteTracked(new Gfn(pf.Gfn)))
         {
             // A write to a page that holds shadowed L1 tables: emulate it, then the write notifier
             // (NotifyTrackedWrite) drops the shadow pages built from it.
@@ -308,7 +309,7 @@ public sealed class MmuContext : IDisposable
             return RetPf.Emulate; // KVM_PFN_ERR_RO_FAULT: emulated, deliberately not cached as MMIO
         }
 
-        bool tracked = IsWriteTracked(pf.Gfn);
+        bool tracked = IsWriteTracked(new Gfn(pf.Gfn));
         int level = tracked ? 1 : MaxMappingLevel(slot!, pf.Gfn, pf.MaxLevel);
         ulong mask = TdpMmu.PagesAt(level) - 1;
         ulong pfn = slot!.HostPfn(pf.Gfn & ~mask);
@@ -361,11 +362,12 @@ public sealed class MmuContext : IDisposable
         return RetPf.Continue;
     }
 
-    public bool IsWriteTracked(ulong gfn) => _writeTracked.Count != 0 && _writeTracked.Get(gfn) > 0;
+    public bool IsWriteTracked(Gfn gfn) => _writeTracked.Count != 0 && _writeTracked.Get(gfn.Value) > 0;
 
     /// <summary>Starts write-tracking <paramref name="gfn"/>: its TDP mapping becomes 4 KiB and read-only.</summary>
-    public bool TrackWrite(ulong gfn)
+    public bool TrackWrite(Gfn l1Gfn)
     {
+        ulong gfn = l1Gfn.Value;
         using var exclusive = Lock.Write();
         int n = _writeTracked.Get(gfn);
         if (!_writeTracked.Set(gfn, n + 1))
@@ -387,8 +389,9 @@ public sealed class MmuContext : IDisposable
         return true;
     }
 
-    public void UntrackWrite(ulong gfn)
+    public void UntrackWrite(Gfn l1Gfn)
     {
+        ulong gfn = l1Gfn.Value;
         using var exclusive = Lock.Write();
         int n = _writeTracked.Get(gfn);
         if (n <= 0)
@@ -408,13 +411,13 @@ public sealed class MmuContext : IDisposable
     }
 
     /// <summary>Called after L1's write to a write-tracked gfn was emulated (the page-track notifier).</summary>
-    public Action<ulong>? TrackedWrite { get; set; }
+    public Action<Gfn>? TrackedWrite { get; set; }
 
-    public void NotifyTrackedWrite(ulong gpa)
+    public void NotifyTrackedWrite(Gpa gpa)
     {
-        if (IsWriteTracked(gpa >> 12))
+        if (IsWriteTracked(gpa.Gfn))
         {
-            TrackedWrite?.Invoke(gpa >> 12);
+            TrackedWrite?.Invoke(gpa.Gfn);
         }
     }
 

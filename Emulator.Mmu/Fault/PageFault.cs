@@ -1,3 +1,5 @@
+using Emulator.Mmu.Memory;
+
 namespace Emulator.Mmu.Fault;
 
 /// <summary>Result of one page fault (KVM's RET_PF_*, with Continue = 0 in front as later kernels have it).</summary>
@@ -37,7 +39,13 @@ public static class PfErr
 public struct PageFault
 {
     // Inputs
+    /// <summary>The faulting L1 guest-physical address (TDP faults of L1).</summary>
     public ulong Gpa;
+    /// <summary>
+    /// The faulting L2 guest-physical address (shadow-NPT faults while L2 runs). A separate field and type:
+    /// the shadow MMU translates it through L1's NPT and reports the L1 address it reached in Gfn.
+    /// </summary>
+    public L2Gpa L2Gpa;
     public ulong ErrorCode;
     /// <summary>The vCPU is running L2 (nested guest): private memslots are invisible.</summary>
     public bool IsGuestMode;
@@ -61,6 +69,15 @@ public struct PageFault
         Gpa = gpa,
         ErrorCode = errorCode,
         IsGuestMode = guestMode,
+        SlotId = -1,
+    };
+
+    /// <summary>A fault of L2 at <paramref name="l2Gpa"/>, for the shadow-NPT MMU.</summary>
+    public static PageFault ForL2(L2Gpa l2Gpa, ulong errorCode) => new()
+    {
+        L2Gpa = l2Gpa,
+        ErrorCode = errorCode,
+        IsGuestMode = true,
         SlotId = -1,
     };
 

@@ -1,4 +1,5 @@
 using Emulator.Mmu.Fault;
+using Emulator.Mmu.Memory;
 using Emulator.Mmu.Memslots;
 using Emulator.Mmu.Spte;
 using Emulator.Mmu.Tdp;
@@ -36,6 +37,12 @@ namespace Emulator.Mmu.Shadow;
 ///
 /// Every L1 table gfn that a shadow was built from is write-tracked: L1's writes to it are emulated and
 /// drop the shadow tables built from it (<see cref="ZapGfn"/>).
+///
+/// Address kinds (Memory/Addresses.cs): the shadow is where an L2 GPA (<see cref="L2Gpa"/>, what L2 faulted
+/// on and what the shadow tables are indexed by), an L1 GPA (<see cref="Gpa"/>/<see cref="Gfn"/>: nCR3, L1's
+/// table pages, the frame L1's NPT maps the L2 address to) and a host frame (the SPTE's pfn) meet, so L2
+/// addresses have their own types and cannot be passed where an L1 address is expected. The generic walker
+/// and the SPTE/arena code stay on raw ulongs (one walker serves both), unwrapped here at the call.
 /// </summary>
 public sealed class ShadowNptMmu
 {
@@ -59,7 +66,7 @@ public sealed class ShadowNptMmu
     }
 
     /// <summary>L1 GPA of L1's nested page-table root (vmcb12 N_CR3).</summary>
-    public ulong NestedCr3 { get; private set; }
+    public Gpa NestedCr3 { get; private set; }
 
     /// <summary>L1's EFER.NXE: whether NX in L1's nested entries is honoured.</summary>
     public bool L1Nxe { get; private set; }
@@ -71,7 +78,7 @@ public sealed class ShadowNptMmu
 
     public ulong ShadowTables { get; private set; }
 
-    /// <summary>Loads (or keeps) the shadow root for a 4-level long-mode L1 NPT at nCR3.</summary>
+    /// <summary>Loads (or keeps) the shadow root for a 4-level long-mode L1 NPT at nCR3 (the register value).</summary>
     public bool Load(ulong nestedCr3, bool l1Nxe) => Load(nestedCr3, PagingMode.LongMode4, l1Nxe);
 
     /// <summary>
@@ -82,7 +89,7 @@ public sealed class ShadowNptMmu
     public bool Load(ulong nestedCr3, PagingMode mode, bool l1Nxe)
     {
         using var exclusive = _ctx.Lock.Write();
-        ulong rootGpa = PagingModes.RootAddress(mode, nestedCr3);
+        var rootGpa = new Gpa(PagingModes.RootAddress(mode, nestedCr3));
         if (Root != 0 && rootGpa == NestedCr3 && mode == Mode && l1Nxe == L1Nxe)
         {
             return true;
@@ -106,7 +113,7 @@ public sealed class ShadowNptMmu
         where TFormat : struct, IPagingFormat
     {
         const int level = TdpMmu.RootLevel;
-        return Allocate(level, NestedCr3 >> 12, Role<TFormat>(level, direct: false, TFormat.ShadowQuadrant(0, NestedCr3, level)), parent: 0, parentIndex: 0);
+        return Allocate(level, NestedCr3.Gfn.Value, Role<TFormat>(level, direct: false, TFormat.ShadowQuadrant(0, NestedCr3.Value, level)), parent: 0, parentIndex: 0);
     }
 
     /// <summary>The role of a shadow table of this root's format and NXE.</summary>
@@ -125,16 +132,16 @@ public sealed class ShadowNptMmu
     }
 
     /// <summary>The last shadow SPTE on the walk for an L2 gfn, and its level (for the hardware walk).</summary>
-    public ulong Lookup(ulong l2Gfn, out int level)
+    public ulong Lookup(L2Gfn l2Gfn, out int level)
     {
         level = TdpMmu.RootLevel;
-        return Root == 0 ? 0 : _arena.LastSpte(Root, TdpMmu.RootLevel, l2Gfn, out level);
+        return Root == 0 ? 0 : _arena.LastSpte(Root, TdpMmu.RootLevel, l2Gfn.Value, out level);
     }
 
     private static int Index(ulong gfn, int level) => (int)(gfn >> (9 * (level - 1))) & 511;
 
     /// <summary>
-    /// Handles an #NPF taken while L2 runs. pf.Gpa is the L2 guest-physical address; pf.ErrorCode carries
+    /// Handles an #NPF taken while L2 runs (<see cref="PageFault.ForL2"/>). pf.L2Gpa is the L2 guest-physical address; pf.ErrorCode carries
     /// W/ID and GuestPage (bit 33) when the access was L2's own page-table walk. On Emulate, pf.Gfn is the
     /// L1 gfn to emulate against; on ReflectToGuest, ExitInfo1/ExitInfo2 are what L1's #VMEXIT reports.
     /// </summary>
@@ -170,11 +177,12 @@ public sealed class ShadowNptMmu
             return RetPf.Invalid;
         }
 
-        ulong l2Gfn = pf.Gpa >> 12;
+        L2Gpa l2Gpa = pf.L2Gpa;
+        ulong l2Gfn = l2Gpa.Gfn.Value;
         MemslotSet slots = _ctx.Memslots.Current;
         if (pf.IsRsvd)
         {
-            ulong cached = Lookup(l2Gfn, out _);
+            ulong cached = Lookup(l2Gpa.Gfn, out _);
             if (IsMmio(cached))
             {
                 ulong gen = slots.Generation;
@@ -192,16 +200,17 @@ public sealed class ShadowNptMmu
         ulong access = (pf.ErrorCode & (PfErr.Write | PfErr.Fetch)) | PfErr.User;
         var reader = new MemslotTableReader(slots, _ctx.Host);
         WalkResult w = default;
-        if (!GuestWalker<TFormat, MemslotTableReader>.Walk(ref reader, NestedCr3, pf.Gpa, access, L1Nxe, ref w))
+        if (!GuestWalker<TFormat, MemslotTableReader>.Walk(ref reader, NestedCr3.Value, l2Gpa.Value, access, L1Nxe, ref w))
         {
             ulong which = (pf.ErrorCode & PfErr.GuestPage) != 0 ? PfErr.GuestPage : PfErr.GuestFinal;
             pf.ExitInfo1 = w.ErrorCode | PfErr.User | which;
-            pf.ExitInfo2 = pf.Gpa;
+            pf.ExitInfo2 = l2Gpa.Value;
             return RetPf.ReflectToGuest;
         }
 
         // 2. Fault in the L1 gfn with L2's view of the memslots (private slots invisible).
-        ulong l1Gfn = w.Address >> 12;
+        var l1Gpa = new Gpa(w.Address);
+        ulong l1Gfn = l1Gpa.Gfn.Value;
         var inner = PageFault.For(w.Address, pf.ErrorCode, guestMode: true);
         inner.Gfn = l1Gfn;
         RetPf resolved = _ctx.ResolveSlot(ref inner, slots, out Memslot? slot);
@@ -231,7 +240,7 @@ public sealed class ShadowNptMmu
             return RetPf.Emulate;
         }
 
-        bool tracked = _ctx.IsWriteTracked(l1Gfn);
+        bool tracked = _ctx.IsWriteTracked(l1Gpa.Gfn);
         int level = tracked ? 1 : Math.Min(w.Level, _ctx.MaxMappingLevel(slot, l1Gfn, w.Level));
         ulong pages = TdpMmu.PagesAt(level);
         ulong pfn = slot.HostPfn(l1Gfn & ~(pages - 1));
@@ -339,7 +348,7 @@ public sealed class ShadowNptMmu
         {
             _nextForGfn[t] = _byGfn.Get(gfn);
             _byGfn.Set(gfn, t);
-            _ctx.TrackWrite(gfn);
+            _ctx.TrackWrite(new Gfn(gfn));
         }
 
         return t;
@@ -379,7 +388,7 @@ public sealed class ShadowNptMmu
                 }
             }
 
-            _ctx.UntrackWrite(gfn);
+            _ctx.UntrackWrite(new Gfn(gfn));
         }
 
         ShadowTables--;
@@ -390,8 +399,9 @@ public sealed class ShadowNptMmu
     /// L1 wrote to a page holding tables we shadow: drop every shadow table built from it (for a legacy
     /// table, the shadows of all its quadrants; for a PAE PDPT page, the level-3 tables built from it).
     /// </summary>
-    public void ZapGfn(ulong gfn)
+    public void ZapGfn(Gfn l1Gfn)
     {
+        ulong gfn = l1Gfn.Value;
         using var exclusive = _ctx.Lock.Write();
         while (true)
         {

@@ -122,13 +122,13 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
 
     private RetPf L2Fault(ulong l2Gpa, ulong err, out PageFault pf)
     {
-        pf = PageFault.For(l2Gpa, err, guestMode: true);
+        pf = PageFault.ForL2(new L2Gpa(l2Gpa), err);
         return _shadow.Handle(ref pf);
     }
 
     private void AssertMapped(ulong l2Gpa, ulong l1Gpa, int level)
     {
-        ulong spte = _shadow.Lookup(l2Gpa >> 12, out int l);
+        ulong spte = _shadow.Lookup(new L2Gfn(l2Gpa >> 12), out int l);
         Assert.That(IsShadowPresent(spte), Is.True, $"L2 GPA {l2Gpa:x} is mapped");
         Assert.That(l, Is.EqualTo(level), $"level of L2 GPA {l2Gpa:x}");
         Assert.That(Pfn(spte), Is.EqualTo(l1Gpa >> 12), $"host page of L2 GPA {l2Gpa:x}");
@@ -144,11 +144,11 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
     /// <summary>An L1 write to one of its NPT pages: emulated (the page is write-tracked), then the notifier runs.</summary>
     private void L1WritesTable(ulong l1Gpa, Action write)
     {
-        Assert.That(_mmu.IsWriteTracked(l1Gpa >> 12), Is.True, $"L1 table page {l1Gpa:x} is write-tracked");
+        Assert.That(_mmu.IsWriteTracked(new Gfn(l1Gpa >> 12)), Is.True, $"L1 table page {l1Gpa:x} is write-tracked");
         var l1 = PageFault.For(l1Gpa, PfErr.Write | PfErr.Present);
         Assert.That(_mmu.Handle(ref l1), Is.EqualTo(RetPf.Emulate));
         write();
-        _mmu.NotifyTrackedWrite(l1Gpa);
+        _mmu.NotifyTrackedWrite(new Gpa(l1Gpa));
     }
 
     // CR4: PSE = 0x10, PAE = 0x20. EFER: LME = 0x100, LMA = 0x400, NXE = 0x800.
@@ -170,15 +170,15 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         Assert.That(L2Fault(0x4010, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
         Assert.That(pf.Gfn, Is.EqualTo(0x600UL));
         AssertMapped(0x4000, 0x600000, 1);
-        Assert.That(_shadow.Lookup(4, out _) & Writable, Is.Not.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(4), out _) & Writable, Is.Not.Zero);
         // A and D set in L1's 8-byte PTE; the PDPTE has no A bit and stays as written.
         Assert.That(Read64(pte) & 0x60, Is.EqualTo(0x60UL));
         Assert.That(Read64(PaeNcr3) & 0xFFF, Is.EqualTo(1UL));
         // Every L1 table page used is write-tracked: the PDPT page, the PD and the PT; nothing else.
-        Assert.That(_mmu.IsWriteTracked(PaeNcr3 >> 12), Is.True, "PDPT page");
-        Assert.That(_mmu.IsWriteTracked(PaePdeAddr(0x4000) >> 12), Is.True, "PD");
-        Assert.That(_mmu.IsWriteTracked(pte >> 12), Is.True, "PT");
-        Assert.That(_mmu.IsWriteTracked(0), Is.False);
+        Assert.That(_mmu.IsWriteTracked(new Gfn(PaeNcr3 >> 12)), Is.True, "PDPT page");
+        Assert.That(_mmu.IsWriteTracked(new Gfn(PaePdeAddr(0x4000) >> 12)), Is.True, "PD");
+        Assert.That(_mmu.IsWriteTracked(new Gfn(pte >> 12)), Is.True, "PT");
+        Assert.That(_mmu.IsWriteTracked(new Gfn(0)), Is.False);
     }
 
     [TestCase(0)]
@@ -227,7 +227,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         // PTE not present in an existing PT.
         AssertReflected(0x7000, 0, Final | 0x4);
         AssertReflected(0x7000, PfErr.Write | Page, Page | 0x6);
-        Assert.That(_shadow.Lookup(0x7, out _), Is.Zero, "nothing shadowed for a reflected fault");
+        Assert.That(_shadow.Lookup(new L2Gfn(0x7), out _), Is.Zero, "nothing shadowed for a reflected fault");
     }
 
     [TestCase(1UL << 1, TestName = "PdpteRwBitIsReserved")]
@@ -271,7 +271,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         _shadow.Load(PaeNcr3, PagingMode.Pae, l1Nxe: true);
         AssertReflected(0x4000, PfErr.Fetch, Final | 0x15);          // P | U | ID
         Assert.That(L2Fault(0x4000, 0, out _), Is.EqualTo(RetPf.Fixed));
-        Assert.That(_shadow.Lookup(4, out _) & NoExecute, Is.Not.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(4), out _) & NoExecute, Is.Not.Zero);
     }
 
     [Test]
@@ -283,7 +283,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         AssertReflected(0x4000, PfErr.Write | Page, Page | 0x7);
         // A read is allowed and shadowed read-only.
         Assert.That(L2Fault(0x4000, 0, out _), Is.EqualTo(RetPf.Fixed));
-        Assert.That(_shadow.Lookup(4, out _) & Writable, Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(4), out _) & Writable, Is.Zero);
     }
 
     [Test]
@@ -310,7 +310,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         Write64(otherPt + (4 * 8), 0x900000 | Rwu);
         L1WritesTable(pdptPage, () => Write64(PdpteAddr(0x4000_0000), otherPd | 1));
 
-        Assert.That(_shadow.Lookup(0x40004, out _), Is.Zero, "shadow built from the PDPT is gone");
+        Assert.That(_shadow.Lookup(new L2Gfn(0x40004), out _), Is.Zero, "shadow built from the PDPT is gone");
         Assert.That(L2Fault(0x4000_4000, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
         AssertMapped(0x4000_4000, 0x900000, 1);
     }
@@ -322,7 +322,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         _shadow.Load(PaeNcr3, PagingMode.Pae, l1Nxe: true);
         Assert.That(L2Fault(0x4000, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
         L1WritesTable(pte, () => Write64(pte, 0x700000 | Rwu));
-        Assert.That(_shadow.Lookup(4, out _), Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(4), out _), Is.Zero);
         Assert.That(L2Fault(0x4000, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
         AssertMapped(0x4000, 0x700000, 1);
     }
@@ -337,14 +337,14 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         Assert.That(L2Fault(0x4010, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
         Assert.That(pf.Gfn, Is.EqualTo(0x600UL));
         AssertMapped(0x4000, 0x600000, 1);
-        Assert.That(_shadow.Lookup(4, out _) & Writable, Is.Not.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(4), out _) & Writable, Is.Not.Zero);
         // A and D in the 4-byte PTE, A in the PDE; the neighbouring PTE is untouched.
         Assert.That(Read32(pte) & 0x60, Is.EqualTo(0x60u));
         Assert.That(Read32(PdeAddr(0x4000)) & 0x20, Is.EqualTo(0x20u));
         Assert.That(Read32(pte + 4), Is.Zero);
-        Assert.That(_mmu.IsWriteTracked(Ncr3 >> 12), Is.True, "PD");
-        Assert.That(_mmu.IsWriteTracked(pte >> 12), Is.True, "PT");
-        Assert.That(_mmu.IsWriteTracked(0), Is.False);
+        Assert.That(_mmu.IsWriteTracked(new Gfn(Ncr3 >> 12)), Is.True, "PD");
+        Assert.That(_mmu.IsWriteTracked(new Gfn(pte >> 12)), Is.True, "PT");
+        Assert.That(_mmu.IsWriteTracked(new Gfn(0)), Is.False);
     }
 
     [Test]
@@ -376,7 +376,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         Assert.That(pf.Gfn, Is.EqualTo(0x1201UL));
         Assert.That(pf.Level, Is.EqualTo(2));
         AssertMapped(0xA0_1000, 0x120_0000, 2);          // upper 2 MiB half
-        Assert.That(_shadow.Lookup(0x800, out _), Is.Zero, "the lower half is shadowed on its own fault");
+        Assert.That(_shadow.Lookup(new L2Gfn(0x800), out _), Is.Zero, "the lower half is shadowed on its own fault");
         Assert.That(L2Fault(0x80_0000, 0, out _), Is.EqualTo(RetPf.Fixed));
         AssertMapped(0x80_0000, 0x100_0000, 2);
         Assert.That(Read32(PdeAddr(0x80_0000)) & 0x60, Is.EqualTo(0x60u), "A and D in the 4 MiB PDE");
@@ -443,7 +443,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         MapLegacy(0x4000, 0x600000);
         _shadow.Load(Ncr3, PagingMode.Legacy32Pse, l1Nxe: true);
         Assert.That(L2Fault(0x4000, PfErr.Fetch, out _), Is.EqualTo(RetPf.Fixed));
-        Assert.That(_shadow.Lookup(4, out _) & NoExecute, Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(4), out _) & NoExecute, Is.Zero);
     }
 
     [Test]
@@ -458,8 +458,8 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
 
         L1WritesTable(upper, () => Write32(upper, 0x700000 | Rwu));
 
-        Assert.That(_shadow.Lookup(0x345, out _), Is.Zero);
-        Assert.That(_shadow.Lookup(0x5, out _), Is.Zero, "both shadows of the PT page are dropped");
+        Assert.That(_shadow.Lookup(new L2Gfn(0x345), out _), Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(0x5), out _), Is.Zero, "both shadows of the PT page are dropped");
         Assert.That(_shadow.ShadowTables, Is.EqualTo(tables - 2));
         Assert.That(L2Fault(0x34_5000, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
         AssertMapped(0x34_5000, 0x700000, 1);
@@ -477,8 +477,8 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         Assert.That(L2Fault(0xC012_3000, 0, out _), Is.EqualTo(RetPf.Fixed));
         ulong pde = PdeAddr(0xC012_3000);
         L1WritesTable(pde, () => Write32(pde, 0));
-        Assert.That(_shadow.Lookup(0x5, out _), Is.Zero);
-        Assert.That(_shadow.Lookup(0xC0123, out _), Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(0x5), out _), Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(0xC0123), out _), Is.Zero);
         Assert.That(_shadow.ShadowTables, Is.EqualTo(1UL), "only the root is left");
         AssertReflected(0xC012_3000, 0, Final | 0x4);
         Assert.That(L2Fault(0x5000, 0, out _), Is.EqualTo(RetPf.Fixed));
@@ -492,7 +492,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         _shadow.Load(Ncr3, PagingMode.Legacy32, l1Nxe: false);
         Assert.That(L2Fault(0x1_0000_5000, 0, out _), Is.EqualTo(RetPf.Fixed));
         AssertMapped(0x1_0000_5000, 0x600000, 1);
-        Assert.That(_shadow.Lookup(0x5, out _), Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(0x5), out _), Is.Zero);
     }
 
     // ========================== Switching formats ==========================
@@ -507,23 +507,23 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         MapPae(0x5000, 0x900000);
 
         _shadow.Load(PaeNcr3, PagingMode.Legacy32Pse, l1Nxe: false);
-        Assert.That(_shadow.NestedCr3, Is.EqualTo(Ncr3));
+        Assert.That(_shadow.NestedCr3, Is.EqualTo(new Gpa(Ncr3)));
         Assert.That(L2Fault(0x5000, 0, out _), Is.EqualTo(RetPf.Fixed));
         AssertMapped(0x5000, 0x600000, 1);
 
         _shadow.Load(PaeNcr3, PagingMode.Pae, l1Nxe: false);
         Assert.That(_shadow.Mode, Is.EqualTo(PagingMode.Pae));
         Assert.That(_shadow.ShadowTables, Is.EqualTo(1UL), "a fresh root only");
-        Assert.That(_shadow.Lookup(0x5, out _), Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(0x5), out _), Is.Zero);
         Assert.That(L2Fault(0x5000, 0, out _), Is.EqualTo(RetPf.Fixed));
         AssertMapped(0x5000, 0x900000, 1);
 
         // Same address and format, other NXE: a new shadow too (NXE is part of the role).
         _shadow.Load(PaeNcr3, PagingMode.Pae, l1Nxe: true);
-        Assert.That(_shadow.Lookup(0x5, out _), Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(0x5), out _), Is.Zero);
 
         _shadow.Load(PaeNcr3, PagingMode.Legacy32Pse, l1Nxe: false);
-        Assert.That(_shadow.Lookup(0x5, out _), Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(0x5), out _), Is.Zero);
         Assert.That(L2Fault(0x5000, 0, out _), Is.EqualTo(RetPf.Fixed));
         AssertMapped(0x5000, 0x600000, 1);
     }
@@ -546,10 +546,10 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         ulong pte = MapLegacy(0x34_5000, 0x601000);
         _shadow.Load(Ncr3, PagingMode.Legacy32Pse, l1Nxe: false);
         Assert.That(L2Fault(0x34_5000, 0, out _), Is.EqualTo(RetPf.Fixed));
-        Assert.That(_mmu.IsWriteTracked(pte >> 12), Is.True);
+        Assert.That(_mmu.IsWriteTracked(new Gfn(pte >> 12)), Is.True);
         _shadow.Unload();
         Assert.That(_shadow.ShadowTables, Is.Zero);
-        Assert.That(_mmu.IsWriteTracked(pte >> 12), Is.False);
-        Assert.That(_mmu.IsWriteTracked(Ncr3 >> 12), Is.False);
+        Assert.That(_mmu.IsWriteTracked(new Gfn(pte >> 12)), Is.False);
+        Assert.That(_mmu.IsWriteTracked(new Gfn(Ncr3 >> 12)), Is.False);
     }
 }

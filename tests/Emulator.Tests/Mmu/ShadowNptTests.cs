@@ -51,7 +51,7 @@ public sealed unsafe class ShadowNptTests : IDisposable
 
     private RetPf L2Fault(ulong l2Gpa, ulong err, out PageFault pf)
     {
-        pf = PageFault.For(l2Gpa, err, guestMode: true);
+        pf = PageFault.ForL2(new L2Gpa(l2Gpa), err);
         return _shadow.Handle(ref pf);
     }
 
@@ -60,7 +60,7 @@ public sealed unsafe class ShadowNptTests : IDisposable
     {
         Assert.That(L2Fault(L2Data + 0x10, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
         Assert.That(pf.Gfn, Is.EqualTo(L1Target >> 12));
-        ulong spte = _shadow.Lookup(L2Data >> 12, out int level);
+        ulong spte = _shadow.Lookup(new L2Gfn(L2Data >> 12), out int level);
         Assert.That(level, Is.EqualTo(1));
         Assert.That(Pfn(spte), Is.EqualTo(L1Target >> 12));
         Assert.That(spte & Writable, Is.Not.Zero);
@@ -72,9 +72,9 @@ public sealed unsafe class ShadowNptTests : IDisposable
     public void ReadOfACleanL1LeafIsShadowedReadOnlyUntilTheFirstWrite()
     {
         Assert.That(L2Fault(L2Data, 0, out _), Is.EqualTo(RetPf.Fixed));
-        Assert.That(_shadow.Lookup(L2Data >> 12, out _) & Writable, Is.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _) & Writable, Is.Zero);
         Assert.That(L2Fault(L2Data, PfErr.Write | PfErr.Present, out _), Is.EqualTo(RetPf.Fixed));
-        Assert.That(_shadow.Lookup(L2Data >> 12, out _) & Writable, Is.Not.Zero);
+        Assert.That(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _) & Writable, Is.Not.Zero);
     }
 
     [TestCase(0x7000UL, 0UL, 0x1_0000_0004UL, TestName = "FinalPageNotPresentRead")]
@@ -104,7 +104,7 @@ public sealed unsafe class ShadowNptTests : IDisposable
         Write(Pt + (5 * 8), MmuContext.ApicAccessGpa | NptRwu);
         Assert.That(L2Fault(0x5000, PfErr.Write, out var pf), Is.EqualTo(RetPf.Emulate));
         Assert.That(pf.Gfn, Is.EqualTo(MmuContext.ApicAccessGfn), "emulated against L1's APIC GPA");
-        ulong spte = _shadow.Lookup(5, out _);
+        ulong spte = _shadow.Lookup(new L2Gfn(5), out _);
         Assert.That(IsMmio(spte), Is.True);
         Assert.That(IsShadowPresent(spte), Is.False);
         // The MMIO SPTE is used on the next access (RSVD fault) and still emulates.
@@ -116,16 +116,16 @@ public sealed unsafe class ShadowNptTests : IDisposable
     public void L1NptPagesAreWriteTrackedAndAWriteDropsTheirShadow()
     {
         Assert.That(L2Fault(L2Data, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
-        Assert.That(_mmu.IsWriteTracked(Pt >> 12), Is.True);
+        Assert.That(_mmu.IsWriteTracked(new Gfn(Pt >> 12)), Is.True);
         // L1 writes its PT page: the TDP fault on the tracked gfn asks for emulation.
         var l1 = PageFault.For(Pt + 0x20, PfErr.Write | PfErr.Present);
         Assert.That(_mmu.Handle(ref l1), Is.EqualTo(RetPf.Emulate));
         // The emulated write changes the mapping, and the write notifier zaps the shadow built from it.
         Write(Pt + ((L2Data >> 12) * 8), 0x700000 | NptRwu);
-        _mmu.NotifyTrackedWrite(Pt + ((L2Data >> 12) * 8));
-        Assert.That(_shadow.Lookup(L2Data >> 12, out _), Is.Zero);
+        _mmu.NotifyTrackedWrite(new Gpa(Pt + ((L2Data >> 12) * 8)));
+        Assert.That(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _), Is.Zero);
         Assert.That(L2Fault(L2Data, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
-        Assert.That(Pfn(_shadow.Lookup(L2Data >> 12, out _)), Is.EqualTo(0x700000UL >> 12));
+        Assert.That(Pfn(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _)), Is.EqualTo(0x700000UL >> 12));
     }
 
     [Test]
@@ -135,7 +135,7 @@ public sealed unsafe class ShadowNptTests : IDisposable
         Write(Pd + 8, 0x800000 | 0x80 | NptRwu);
         Assert.That(L2Fault(0x201000, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
         Assert.That(pf.Level, Is.EqualTo(2));
-        Assert.That(Pfn(_shadow.Lookup(0x201, out int level)), Is.EqualTo(0x800000UL >> 12));
+        Assert.That(Pfn(_shadow.Lookup(new L2Gfn(0x201), out int level)), Is.EqualTo(0x800000UL >> 12));
         Assert.That(level, Is.EqualTo(2));
     }
 }
