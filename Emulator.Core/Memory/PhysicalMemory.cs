@@ -61,16 +61,16 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// <summary>The platform layout as memslots: low RAM, the BIOS area read-only, RAM above 1 MiB and above 4 GiB.</summary>
     private void CreateMemslots(MemslotTable slots)
     {
-        slots.Create(0, 0, VgaHoleStart, 0);
-        slots.Create(1, VgaHoleEnd, BiosRomStart - VgaHoleEnd, VgaHoleEnd);
-        slots.Create(2, BiosRomStart, BiosRomEnd - BiosRomStart, BiosRomStart, MemslotFlags.ReadOnly);
+        slots.Create(0, new Gpa(0), VgaHoleStart, new Hpa(0));
+        slots.Create(1, new Gpa(VgaHoleEnd), BiosRomStart - VgaHoleEnd, new Hpa(VgaHoleEnd));
+        slots.Create(2, new Gpa(BiosRomStart), BiosRomEnd - BiosRomStart, new Hpa(BiosRomStart), MemslotFlags.ReadOnly);
         if (LowRamEnd > BiosRomEnd)
         {
-            slots.Create(3, BiosRomEnd, LowRamEnd - BiosRomEnd, BiosRomEnd);
+            slots.Create(3, new Gpa(BiosRomEnd), LowRamEnd - BiosRomEnd, new Hpa(BiosRomEnd));
         }
         if (HighRamEnd != 0)
         {
-            slots.Create(4, HighRamBase, HighRamEnd - HighRamBase, LowRamLimit);
+            slots.Create(4, new Gpa(HighRamBase), HighRamEnd - HighRamBase, new Hpa(LowRamLimit));
         }
     }
 
@@ -123,7 +123,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
     private ulong TranslateNested(ulong gpa, bool write)
     {
         var tdp = Mmu!.Tdp;
-        ulong gfn = gpa >> 12;
+        var gfn = new Gpa(gpa).Gfn;
         for (int attempt = 0; attempt < 4; attempt++)
         {
             ulong spte = tdp.Lookup(gfn, out int level);
@@ -144,7 +144,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
                 err |= PfErr.Present;
             }
 
-            var pf = PageFault.For(gpa, err);
+            var pf = PageFault.For(new Gpa(gpa), err);
             RetPf r = Mmu.Handle(ref pf);
             if (Running is { } cpu)
             {

@@ -71,17 +71,17 @@ public sealed unsafe class FaultWorkload : IDisposable
     private static FaultWorkload Tdp4K(ulong bytes, bool mmuLock)
     {
         var mmu = new MmuContext(bytes + 0x1000, tableCapacity: TablesFor(bytes), concurrentFaults: mmuLock);
-        mmu.Memslots.Create(0, 0, bytes, 0x1000);
+        mmu.Memslots.Create(0, new Gpa(0), bytes, new Hpa(0x1000));
         return new FaultWorkload("tdp-4k", mmu, null, null, w =>
         {
             ulong pages = bytes >> 12;
             for (ulong gfn = 0; gfn < pages; gfn++)
             {
-                var pf = PageFault.For(gfn << 12, PfErr.Write);
+                var pf = PageFault.For(new Gpa(gfn << 12), PfErr.Write);
                 w._mmu.Handle(ref pf);
             }
 
-            w._mmu.Tdp.ZapRange(0, pages);
+            w._mmu.Tdp.ZapRange(new Gfn(0), new Gfn(pages));
             return pages;
         });
     }
@@ -90,7 +90,7 @@ public sealed unsafe class FaultWorkload : IDisposable
     private static FaultWorkload Tdp2M(ulong bytes, bool mmuLock)
     {
         var mmu = new MmuContext(bytes, tableCapacity: TablesFor(bytes), concurrentFaults: mmuLock);
-        mmu.Memslots.Create(0, 0, bytes, 0);
+        mmu.Memslots.Create(0, new Gpa(0), bytes, new Hpa(0));
         return new FaultWorkload("tdp-2m", mmu, null, null, w =>
         {
             ulong huge = bytes >> 21;
@@ -99,12 +99,12 @@ public sealed unsafe class FaultWorkload : IDisposable
             {
                 for (ulong i = 0; i < huge; i++)
                 {
-                    var pf = PageFault.For(i << 21, PfErr.Write);
+                    var pf = PageFault.For(new Gpa(i << 21), PfErr.Write);
                     w._mmu.Handle(ref pf);
                 }
 
                 n += huge;
-                w._mmu.Tdp.ZapRange(0, bytes >> 12);
+                w._mmu.Tdp.ZapRange(new Gfn(0), new Gfn(bytes >> 12));
             }
 
             return n;
@@ -117,16 +117,16 @@ public sealed unsafe class FaultWorkload : IDisposable
         const ulong pages = 1 << 18;
         const ulong baseGfn = 0x100000; // 4 GiB, above the 1 GiB slot
         var mmu = new MmuContext(1UL << 30, tableCapacity: TablesFor(pages << 12), concurrentFaults: mmuLock);
-        mmu.Memslots.Create(0, 0, 1UL << 30, 0);
+        mmu.Memslots.Create(0, new Gpa(0), 1UL << 30, new Hpa(0));
         return new FaultWorkload("mmio", mmu, null, null, w =>
         {
             for (ulong i = 0; i < pages; i++)
             {
-                var pf = PageFault.For((baseGfn + i) << 12, 0);
+                var pf = PageFault.For(new Gpa((baseGfn + i) << 12), 0);
                 w._mmu.Handle(ref pf);
             }
 
-            w._mmu.Tdp.ZapRange(baseGfn, baseGfn + pages);
+            w._mmu.Tdp.ZapRange(new Gfn(baseGfn), new Gfn(baseGfn + pages));
             return pages;
         });
     }
@@ -135,8 +135,8 @@ public sealed unsafe class FaultWorkload : IDisposable
     private static FaultWorkload ApicEmulate(bool mmuLock)
     {
         var mmu = new MmuContext(1UL << 30, tableCapacity: 4096, concurrentFaults: mmuLock);
-        mmu.Memslots.Create(0, 0, (1UL << 30) - 0x1000, 0);
-        mmu.CreateApicAccessSlot((1UL << 30) - 0x1000);
+        mmu.Memslots.Create(0, new Gpa(0), (1UL << 30) - 0x1000, new Hpa(0));
+        mmu.CreateApicAccessSlot(new Hpa((1UL << 30) - 0x1000));
         mmu.SetApicvInhibit(InhibitReason, true);
         return new FaultWorkload("apic-emulate", mmu, null, null, w =>
         {
@@ -159,7 +159,7 @@ public sealed unsafe class FaultWorkload : IDisposable
         const ulong nptBase = 0x1000000; // L1 GPA of L1's nested tables
         var host = new HostMemoryArena(hostBytes);
         var mmu = new MmuContext(hostBytes, tableCapacity: 8192, host: host, concurrentFaults: mmuLock);
-        mmu.Memslots.Create(0, 0, hostBytes, 0);
+        mmu.Memslots.Create(0, new Gpa(0), hostBytes, new Hpa(0));
         var shadow = new ShadowNptMmu(mmu);
 
         // L1's nested tables: PML4 -> PDPT -> 128 PDs' worth of PTs (identity-offset by 512 MiB).
@@ -198,8 +198,8 @@ public sealed unsafe class FaultWorkload : IDisposable
     private static FaultWorkload Toggle(ApicvToggle mode, bool mmuLock)
     {
         var mmu = new MmuContext(1UL << 30, mode, tableCapacity: 4096, concurrentFaults: mmuLock);
-        mmu.Memslots.Create(0, 0, (1UL << 30) - 0x1000, 0);
-        mmu.CreateApicAccessSlot((1UL << 30) - 0x1000);
+        mmu.Memslots.Create(0, new Gpa(0), (1UL << 30) - 0x1000, new Hpa(0));
+        mmu.CreateApicAccessSlot(new Hpa((1UL << 30) - 0x1000));
         string name = mode == ApicvToggle.Zap ? "toggle-zap" : "toggle-memslot";
         return new FaultWorkload(name, mmu, null, null, w =>
         {

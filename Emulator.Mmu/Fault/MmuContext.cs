@@ -23,8 +23,8 @@ public enum ApicvToggle
 /// </summary>
 public sealed class MmuContext : IDisposable
 {
-    public const ulong ApicAccessGpa = 0xFEE00000;
-    public const ulong ApicAccessGfn = ApicAccessGpa >> 12;
+    public static readonly Gpa ApicAccessGpa = new(0xFEE00000);
+    public static readonly Gfn ApicAccessGfn = ApicAccessGpa.Gfn;
 
     private readonly TableArena _arena;
 
@@ -45,8 +45,8 @@ public sealed class MmuContext : IDisposable
         _arena = new TableArena(tableCapacity);
         Tdp = new TdpMmu(_arena, Stats, Lock);
         Toggle = toggle;
-        Memslots.SlotInvalidated = slot => Tdp.ZapRange(slot.BaseGfn, slot.EndGfn);
-        Memslots.DirtyLoggingEnabled = slot => Tdp.WriteProtectRange(slot.BaseGfn, slot.EndGfn);
+        Memslots.SlotInvalidated = slot => Tdp.ZapRange(new Gfn(slot.BaseGfn), new Gfn(slot.EndGfn));
+        Memslots.DirtyLoggingEnabled = slot => Tdp.WriteProtectRange(new Gfn(slot.BaseGfn), new Gfn(slot.EndGfn));
         Memslots.DirtyPagesHarvested = (start, end) => Tdp.WriteProtectRange(start, end);
         Memslots.MmioGenerationWrapped = () => Tdp.ZapAllMmio();
     }
@@ -73,10 +73,12 @@ public sealed class MmuContext : IDisposable
     public bool ApicvInhibited => ApicvInhibitReasons != 0;
 
     /// <summary>Host offset of the APIC-access page's backing frame, once the private slot exists.</summary>
-    public ulong ApicAccessHostOffset { get; private set; } = ulong.MaxValue;
+    public Hpa ApicAccessHostOffset { get; private set; } = NoHostOffset;
+
+    private static readonly Hpa NoHostOffset = new(ulong.MaxValue);
 
     /// <summary>Creates the APIC-access private memslot (4 KiB at 0xFEE00000), as AVIC does at vCPU init.</summary>
-    public void CreateApicAccessSlot(ulong hostOffset)
+    public void CreateApicAccessSlot(Hpa hostOffset)
     {
         ApicAccessHostOffset = hostOffset;
         if (!(Toggle == ApicvToggle.Memslot && ApicvInhibited))
@@ -131,7 +133,7 @@ public sealed class MmuContext : IDisposable
             ulong old = _apicvInhibitReasons;
             ulong now = set ? old | bit : old & ~bit;
             Volatile.Write(ref _apicvInhibitReasons, now);
-            if ((old == 0) == (now == 0) || ApicAccessHostOffset == ulong.MaxValue)
+            if ((old == 0) == (now == 0) || ApicAccessHostOffset == NoHostOffset)
             {
                 return;
             }
@@ -156,7 +158,7 @@ public sealed class MmuContext : IDisposable
     public RetPf Handle(ref PageFault pf)
     {
         Stats.Faults++;
-        pf.Gfn = pf.Gpa >> 12;
+        pf.Gfn = pf.Gpa.Gfn;
         RetPf r;
         if (!pf.IsRsvd && pf.Gfn == ApicAccessGfn && ApicvInhibited
             && ResolveSlot(ref pf, Memslots.Current, out _) == RetPf.Emulate)
@@ -195,7 +197,7 @@ public sealed class MmuContext : IDisposable
             }
         }
 
-        if (pf.IsPresent && pf.IsWrite && !pf.IsRsvd && IsWriteTracked(new Gfn(pf.Gfn)))
+        if (pf.IsPresent && pf.IsWrite && !pf.IsRsvd && IsWriteTracked(pf.Gfn))
         {
             // A write to a page that holds shadowed L1 tables: emulate it, then the write notifier
             // (NotifyTrackedWrite) drops the shadow pages built from it.
@@ -293,7 +295,7 @@ public sealed class MmuContext : IDisposable
 
         if (slot == null)
         {
-            pf.Spte = MakeMmio(pf.Gfn, MmioAccessMask, slots.Generation);
+            pf.Spte = MakeMmio(pf.Gfn.Value, MmioAccessMask, slots.Generation);
             RetPf m = Tdp.Map(pf.Gfn, 1, pf.Spte);
             if (m == RetPf.Retry)
             {
@@ -309,17 +311,18 @@ public sealed class MmuContext : IDisposable
             return RetPf.Emulate; // KVM_PFN_ERR_RO_FAULT: emulated, deliberately not cached as MMIO
         }
 
-        bool tracked = IsWriteTracked(new Gfn(pf.Gfn));
+        bool tracked = IsWriteTracked(pf.Gfn);
         int level = tracked ? 1 : MaxMappingLevel(slot!, pf.Gfn, pf.MaxLevel);
         ulong mask = TdpMmu.PagesAt(level) - 1;
-        ulong pfn = slot!.HostPfn(pf.Gfn & ~mask);
+        var start = new Gfn(pf.Gfn.Value & ~mask);
+        Hfn pfn = slot!.HostPfn(start);
         bool writable = !slot.IsReadOnly && !tracked;
-        ulong spte = MakeLeaf(pfn, level, writable, hostWritable: !slot.IsReadOnly);
+        ulong spte = MakeLeaf(pfn.Value, level, writable, hostWritable: !slot.IsReadOnly);
         if (tracked)
         {
             spte &= ~MmuWritable; // the fast path must not make a tracked page writable again
         }
-        RetPf r = Tdp.Map(pf.Gfn & ~mask, level, spte);
+        RetPf r = Tdp.Map(start, level, spte);
         if (writable && slot.LogsDirty && r != RetPf.Retry)
         {
             // As KVM: a writable SPTE in a dirty-logged slot marks the page dirty when it is created.
@@ -383,7 +386,7 @@ public sealed class MmuContext : IDisposable
                 _noLargePage.Set(key, _noLargePage.Get(key) + 1);
             }
 
-            Tdp.ZapRange(gfn, gfn + 1);
+            Tdp.ZapRange(l1Gfn, l1Gfn + 1);
         }
 
         return true;
@@ -425,8 +428,9 @@ public sealed class MmuContext : IDisposable
     /// Largest level (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB) at which the whole aligned range lies in the slot,
     /// the host backing is equally aligned, no write-tracked gfn is inside, and the slot does not log dirty pages.
     /// </summary>
-    internal int MaxMappingLevel(Memslot slot, ulong gfn, int callerMax)
+    internal int MaxMappingLevel(Memslot slot, Gfn l1Gfn, int callerMax)
     {
+        ulong gfn = l1Gfn.Value;
         if (slot.LogsDirty)
         {
             return 1;

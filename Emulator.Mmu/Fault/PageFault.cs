@@ -40,7 +40,7 @@ public struct PageFault
 {
     // Inputs
     /// <summary>The faulting L1 guest-physical address (TDP faults of L1).</summary>
-    public ulong Gpa;
+    public Gpa Gpa;
     /// <summary>
     /// The faulting L2 guest-physical address (shadow-NPT faults while L2 runs). A separate field and type:
     /// the shadow MMU translates it through L1's NPT and reports the L1 address it reached in Gfn.
@@ -53,18 +53,20 @@ public struct PageFault
     public int MaxLevel;
 
     // Derived
-    public ulong Gfn;
+    /// <summary>The L1 frame of the fault (for a shadow fault: the L1 frame L1's NPT maps L2Gpa to).</summary>
+    public Gfn Gfn;
     public int SlotId;
 
     // Outputs
     public RetPf Result;
     public int Level;
-    public ulong Pfn;
+    /// <summary>The host frame the installed leaf maps.</summary>
+    public Hfn Pfn;
     public ulong Spte;
     public ulong ExitInfo1;
     public ulong ExitInfo2;
 
-    public static PageFault For(ulong gpa, ulong errorCode, bool guestMode = false) => new()
+    public static PageFault For(Gpa gpa, ulong errorCode, bool guestMode = false) => new()
     {
         Gpa = gpa,
         ErrorCode = errorCode,

@@ -1,3 +1,5 @@
+using Emulator.Mmu.Memory;
+
 namespace Emulator.Mmu.Memslots;
 
 /// <summary>Memslot flags (KVM uapi bits 0–1; INVALID is the internal bit 16).</summary>
@@ -55,13 +57,13 @@ public sealed class Memslot
     /// <summary>KVM's kvm_is_visible_memslot: a user slot that is not being deleted or moved.</summary>
     public bool IsVisible => Id < UserSlots && !IsInvalid;
 
-    public bool Contains(ulong gfn) => gfn - BaseGfn < Pages;
+    public bool Contains(Gfn gfn) => gfn.Value - BaseGfn < Pages;
 
     /// <summary>Host frame (HPA >> 12) for <paramref name="gfn"/>, which must be in the slot.</summary>
-    public ulong HostPfn(ulong gfn) => (HostOffset >> 12) + (gfn - BaseGfn);
+    public Hfn HostPfn(Gfn gfn) => new((HostOffset >> 12) + (gfn.Value - BaseGfn));
 
     /// <summary>Marks a page dirty (atomic: faults on several vCPUs may race with a harvest).</summary>
-    public void MarkDirty(ulong gfn)
+    public void MarkDirty(Gfn gfn)
     {
         var bitmap = DirtyBitmap;
         if (bitmap == null)
@@ -69,7 +71,7 @@ public sealed class Memslot
             return;
         }
 
-        ulong rel = gfn - BaseGfn;
+        ulong rel = gfn.Value - BaseGfn;
         Interlocked.Or(ref bitmap[rel >> 6], 1UL << (int)(rel & 63));
     }
 

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Emulator.Mmu.Memory;
 
 namespace Emulator.Mmu.Memslots;
 
@@ -42,7 +43,7 @@ public sealed class MemslotSet
 
     /// <summary>The slot containing <paramref name="gfn"/>, or null.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Memslot? Find(ulong gfn)
+    public Memslot? Find(Gfn gfn)
     {
         var slots = _byGfn;
         int last = _lastHit;
@@ -54,14 +55,14 @@ public sealed class MemslotSet
         return FindSlow(gfn);
     }
 
-    private Memslot? FindSlow(ulong gfn)
+    private Memslot? FindSlow(Gfn gfn)
     {
         var slots = _byGfn;
         int lo = 0, hi = slots.Length - 1, found = -1;
         while (lo <= hi)
         {
             int mid = (lo + hi) >>> 1;
-            if (slots[mid].BaseGfn <= gfn)
+            if (slots[mid].BaseGfn <= gfn.Value)
             {
                 found = mid;
                 lo = mid + 1;

@@ -1,3 +1,5 @@
+using Emulator.Mmu.Memory;
+
 namespace Emulator.Mmu.Memslots;
 
 /// <summary>Why a memslot update was refused.</summary>
@@ -37,15 +39,16 @@ public sealed class MemslotTable
     public Action<Memslot>? DirtyLoggingEnabled { get; set; }
 
     /// <summary>Called by a harvest for each 64-page group [start, end) that had dirty pages: write-protect them.</summary>
-    public Action<ulong, ulong>? DirtyPagesHarvested { get; set; }
+    public Action<Gfn, Gfn>? DirtyPagesHarvested { get; set; }
 
     /// <summary>Called when the MMIO generation wrapped to 0: every MMIO SPTE must go.</summary>
     public Action? MmioGenerationWrapped { get; set; }
 
     public ulong Updates { get; private set; }
 
-    public Memslot Create(int id, ulong gpa, ulong size, ulong hostOffset, MemslotFlags flags = MemslotFlags.None)
+    public Memslot Create(int id, Gpa start, ulong size, Hpa host, MemslotFlags flags = MemslotFlags.None)
     {
+        ulong gpa = start.Value, hostOffset = host.Value;
         if ((gpa & 0xFFF) != 0 || (size & 0xFFF) != 0 || (hostOffset & 0xFFF) != 0 || size == 0)
         {
             throw new MemslotException($"memslot {id}: address, size and host offset must be non-zero multiples of 4 KiB");
@@ -94,8 +97,9 @@ public sealed class MemslotTable
         }
     }
 
-    public Memslot Move(int id, ulong newGpa)
+    public Memslot Move(int id, Gpa newStart)
     {
+        ulong newGpa = newStart.Value;
         if ((newGpa & 0xFFF) != 0)
         {
             throw new MemslotException($"memslot {id}: address must be 4 KiB aligned");
@@ -166,7 +170,7 @@ public sealed class MemslotTable
                 if (mask != 0)
                 {
                     ulong start = slot.BaseGfn + ((ulong)i * 64);
-                    DirtyPagesHarvested?.Invoke(start, Math.Min(start + 64, slot.EndGfn));
+                    DirtyPagesHarvested?.Invoke(new Gfn(start), new Gfn(Math.Min(start + 64, slot.EndGfn)));
                 }
             }
         }

@@ -14,13 +14,14 @@ public readonly unsafe struct MemslotTableReader(MemslotSet slots, HostMemoryAre
             return null;
         }
 
-        Memslot? slot = slots.Find(gpa >> 12);
+        var gfn = new Gfn(gpa >> 12);
+        Memslot? slot = slots.Find(gfn);
         if (slot == null || slot.IsInvalid)
         {
             return null;
         }
 
-        ulong hpa = (slot.HostPfn(gpa >> 12) << 12) | (gpa & 0xFFF);
+        ulong hpa = slot.HostPfn(gfn).ToHpa().Value | (gpa & 0xFFF);
         return hpa + (ulong)bytes <= host.Size ? host.Pointer(hpa) : null;
     }
 

@@ -188,7 +188,7 @@ public sealed class ShadowNptMmu
                 ulong gen = slots.Generation;
                 if ((gen & MemslotSet.UpdateInProgress) == 0 && MmioGeneration(cached) == (gen & MemslotTable.MmioGenerationMask))
                 {
-                    pf.Gfn = MmioGfn(cached);
+                    pf.Gfn = new Gfn(MmioGfn(cached));
                     return RetPf.Emulate;
                 }
 
@@ -211,10 +211,10 @@ public sealed class ShadowNptMmu
         // 2. Fault in the L1 gfn with L2's view of the memslots (private slots invisible).
         var l1Gpa = new Gpa(w.Address);
         ulong l1Gfn = l1Gpa.Gfn.Value;
-        var inner = PageFault.For(w.Address, pf.ErrorCode, guestMode: true);
-        inner.Gfn = l1Gfn;
+        var inner = PageFault.For(l1Gpa, pf.ErrorCode, guestMode: true);
+        inner.Gfn = l1Gpa.Gfn;
         RetPf resolved = _ctx.ResolveSlot(ref inner, slots, out Memslot? slot);
-        pf.Gfn = l1Gfn;
+        pf.Gfn = l1Gpa.Gfn;
         pf.SlotId = inner.SlotId;
         if (resolved != RetPf.Continue)
         {
@@ -241,13 +241,13 @@ public sealed class ShadowNptMmu
         }
 
         bool tracked = _ctx.IsWriteTracked(l1Gpa.Gfn);
-        int level = tracked ? 1 : Math.Min(w.Level, _ctx.MaxMappingLevel(slot, l1Gfn, w.Level));
+        int level = tracked ? 1 : Math.Min(w.Level, _ctx.MaxMappingLevel(slot, l1Gpa.Gfn, w.Level));
         ulong pages = TdpMmu.PagesAt(level);
-        ulong pfn = slot.HostPfn(l1Gfn & ~(pages - 1));
+        Hfn pfn = slot.HostPfn(new Gfn(l1Gfn & ~(pages - 1)));
 
         // A clean L1 leaf is shadowed read-only until the first write, so that write sets L1's D bit.
         bool writable = w.Writable && !slot.IsReadOnly && !tracked && (w.Dirty || write);
-        ulong spte = MakeLeaf(pfn, level, writable, hostWritable: !slot.IsReadOnly);
+        ulong spte = MakeLeaf(pfn.Value, level, writable, hostWritable: !slot.IsReadOnly);
         if (tracked || !w.Writable)
         {
             spte &= ~MmuWritable;

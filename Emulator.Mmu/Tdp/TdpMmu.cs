@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Emulator.Mmu.Fault;
+using Emulator.Mmu.Memory;
 using Emulator.Mmu.Spte;
 using static Emulator.Mmu.Spte.Spte;
 
@@ -84,11 +85,12 @@ public sealed class TdpMmu
     public static ulong PagesAt(int level) => 1UL << (9 * (level - 1));
 
     /// <summary>The last SPTE on the walk for <paramref name="gfn"/> (a leaf, an MMIO SPTE, or 0) and its level.</summary>
-    public ulong Lookup(ulong gfn, out int level) => _arena.LastSpte(Root, RootLevel, gfn, out level);
+    public ulong Lookup(Gfn gfn, out int level) => _arena.LastSpte(Root, RootLevel, gfn.Value, out level);
 
     /// <summary>Reference to the SPTE slot for <paramref name="gfn"/> at <paramref name="level"/>, if the tables exist.</summary>
-    public ref ulong EntryRef(ulong gfn, int level, out bool found)
+    public ref ulong EntryRef(Gfn l1Gfn, int level, out bool found)
     {
+        ulong gfn = l1Gfn.Value;
         int t = Root;
         for (int l = RootLevel; l > level; l--)
         {
@@ -112,8 +114,9 @@ public sealed class TdpMmu
     /// (either side); every store is a compare-exchange against the value read, and losing a race to
     /// another vCPU returns Retry (KVM's tdp_mmu_set_spte_atomic).
     /// </summary>
-    public RetPf Map(ulong gfn, int level, ulong spte)
+    public RetPf Map(Gfn l1Gfn, int level, ulong spte)
     {
+        ulong gfn = l1Gfn.Value;
         int t = Root;
         for (int l = RootLevel; l > level; l--)
         {
@@ -191,12 +194,12 @@ public sealed class TdpMmu
     }
 
     /// <summary>Zaps every SPTE (leaf or MMIO) that maps a gfn in [start, end); returns how many were cleared.</summary>
-    public ulong ZapRange(ulong startGfn, ulong endGfn)
+    public ulong ZapRange(Gfn start, Gfn end)
     {
         using var exclusive = Lock.Write();
         _arena.ReclaimDeferred();
         _stats.ZapCalls++;
-        ulong n = ZapTable(Root, RootLevel, startGfn, endGfn);
+        ulong n = ZapTable(Root, RootLevel, start.Value, end.Value);
         _stats.SptesZapped += n;
         if (n != 0)
         {
@@ -289,11 +292,11 @@ public sealed class TdpMmu
     }
 
     /// <summary>Clears W on every leaf in [start, end), keeping host/MMU-writable so the fast path can restore it.</summary>
-    public ulong WriteProtectRange(ulong startGfn, ulong endGfn)
+    public ulong WriteProtectRange(Gfn start, Gfn end)
     {
         using var exclusive = Lock.Write();
         _arena.ReclaimDeferred();
-        ulong n = WriteProtect(Root, RootLevel, startGfn, endGfn);
+        ulong n = WriteProtect(Root, RootLevel, start.Value, end.Value);
         if (n != 0)
         {
             RequestTlbFlush();

@@ -1,4 +1,5 @@
 using Emulator.Mmu.Fault;
+using Emulator.Mmu.Memory;
 using Emulator.Mmu.Memslots;
 using static Emulator.Mmu.Spte.Spte;
 
@@ -14,14 +15,14 @@ public class FaultHandlerTests
     private static MmuContext NewVm(ApicvToggle toggle = ApicvToggle.Zap)
     {
         var mmu = new MmuContext(HostSize, toggle, tableCapacity: 4096);
-        mmu.Memslots.Create(0, 0, 32UL << 20, 0);
-        mmu.CreateApicAccessSlot(ApicBacking);
+        mmu.Memslots.Create(0, new Gpa(0), 32UL << 20, new Hpa(0));
+        mmu.CreateApicAccessSlot(new Hpa(ApicBacking));
         return mmu;
     }
 
     private static RetPf Fault(MmuContext mmu, ulong gpa, ulong err = 0, bool guestMode = false)
     {
-        var pf = PageFault.For(gpa, err, guestMode);
+        var pf = PageFault.For(new Gpa(gpa), err, guestMode);
         return mmu.Handle(ref pf);
     }
 
@@ -29,7 +30,7 @@ public class FaultHandlerTests
     public void A_L1FaultOnApicAccessSlotWithApicvActiveMapsThePrivatePage()
     {
         using var mmu = NewVm();
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa + 0x300), Is.EqualTo(RetPf.Fixed));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value + 0x300), Is.EqualTo(RetPf.Fixed));
         ulong spte = mmu.Tdp.Lookup(MmuContext.ApicAccessGfn, out int level);
         Assert.That(IsShadowPresent(spte), Is.True);
         Assert.That(level, Is.EqualTo(1));
@@ -42,8 +43,8 @@ public class FaultHandlerTests
         using var mmu = NewVm();
         mmu.SetApicvInhibit(ApicvReasonIrqWindow, true);
         ulong mmioBefore = mmu.Stats.MmioSptesCreated;
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa + 0x80, PfErr.Write), Is.EqualTo(RetPf.Emulate));
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa + 0x80), Is.EqualTo(RetPf.Emulate));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value + 0x80, PfErr.Write), Is.EqualTo(RetPf.Emulate));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value + 0x80), Is.EqualTo(RetPf.Emulate));
         Assert.That(mmu.Stats.MmioSptesCreated, Is.EqualTo(mmioBefore));
         Assert.That(mmu.Tdp.CountMmio(), Is.Zero);
         Assert.That(mmu.Tdp.Lookup(MmuContext.ApicAccessGfn, out _), Is.Zero);
@@ -58,7 +59,7 @@ public class FaultHandlerTests
         Assert.That(Fault(mmu, 0x1000), Is.EqualTo(RetPf.Fixed));
         Assert.That(Fault(mmu, 0x400000), Is.EqualTo(RetPf.Fixed));
         Assert.That(Fault(mmu, 0xFEC00000), Is.EqualTo(RetPf.Emulate));
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa), Is.EqualTo(RetPf.Fixed));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value), Is.EqualTo(RetPf.Fixed));
         ulong leaves = mmu.Tdp.CountLeaves();
         ulong mmio = mmu.Tdp.CountMmio();
         ulong zappedBefore = mmu.Stats.SptesZapped;
@@ -69,11 +70,11 @@ public class FaultHandlerTests
         Assert.That(mmu.Tdp.CountLeaves(), Is.EqualTo(leaves - 1));
         Assert.That(mmu.Tdp.CountMmio(), Is.EqualTo(mmio));
         Assert.That(mmu.Memslots.Current.ById(Memslot.ApicAccessPrivate), Is.Not.Null, "the memslot stays");
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa + 0xB0, PfErr.Write), Is.EqualTo(RetPf.Emulate));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value + 0xB0, PfErr.Write), Is.EqualTo(RetPf.Emulate));
 
         // Uninhibit: no zap, and the next fault maps the page again.
         mmu.SetApicvInhibit(ApicvReasonIrqWindow, false);
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa), Is.EqualTo(RetPf.Fixed));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value), Is.EqualTo(RetPf.Fixed));
     }
 
     [Test]
@@ -81,7 +82,7 @@ public class FaultHandlerTests
     {
         using var mmu = NewVm();
         // In guest mode (L2) the private slot is treated as no slot: an MMIO SPTE, emulation.
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa, guestMode: true), Is.EqualTo(RetPf.Emulate));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value, guestMode: true), Is.EqualTo(RetPf.Emulate));
         ulong spte = mmu.Tdp.Lookup(MmuContext.ApicAccessGfn, out _);
         Assert.That(IsMmio(spte), Is.True);
         Assert.That(IsShadowPresent(spte), Is.False);
@@ -92,7 +93,7 @@ public class FaultHandlerTests
     public void E_FaultOnAnInvalidSlotRetries()
     {
         using var mmu = NewVm();
-        mmu.Memslots.Create(5, 0x4000000, 0x10000, 0x3000000);
+        mmu.Memslots.Create(5, new Gpa(0x4000000), 0x10000, new Hpa(0x3000000));
         RetPf during = RetPf.Continue;
         var zap = mmu.Memslots.SlotInvalidated;
         mmu.Memslots.SlotInvalidated = s =>
@@ -114,15 +115,15 @@ public class FaultHandlerTests
         using var mmu = NewVm();
         const ulong gpa = 0x8000000;
         Assert.That(Fault(mmu, gpa), Is.EqualTo(RetPf.Emulate));
-        Assert.That(IsMmio(mmu.Tdp.Lookup(gpa >> 12, out _)), Is.True);
+        Assert.That(IsMmio(mmu.Tdp.Lookup(new Gfn(gpa >> 12), out _)), Is.True);
         // Same generation: the hardware reports RSVD on the MMIO SPTE and the handler emulates.
         Assert.That(Fault(mmu, gpa, PfErr.Present | PfErr.Rsvd), Is.EqualTo(RetPf.Emulate));
 
         // Now memory appears at that gfn: the MMIO SPTE's generation is stale and must refault as new.
-        mmu.Memslots.Create(7, gpa, 0x200000, 0x2000000);
+        mmu.Memslots.Create(7, new Gpa(gpa), 0x200000, new Hpa(0x2000000));
         Assert.That(Fault(mmu, gpa, PfErr.Present | PfErr.Rsvd), Is.EqualTo(RetPf.Fixed));
         Assert.That(mmu.Stats.StaleMmioRefaults, Is.EqualTo(1));
-        ulong spte = mmu.Tdp.Lookup(gpa >> 12, out _);
+        ulong spte = mmu.Tdp.Lookup(new Gfn(gpa >> 12), out _);
         Assert.That(IsShadowPresent(spte), Is.True);
         Assert.That(Pfn(spte), Is.EqualTo(0x2000000UL >> 12));
     }
@@ -143,16 +144,16 @@ public class FaultHandlerTests
         const int WritesBetweenHarvests = 500;
         const int SlotPages = 1024; // 4 MiB: two 2 MiB pages, mapped huge before logging starts
         using var mmu = new MmuContext(HostSize, tableCapacity: 4096);
-        mmu.Memslots.Create(0, 0, (ulong)SlotPages << 12, 0);
+        mmu.Memslots.Create(0, new Gpa(0), (ulong)SlotPages << 12, new Hpa(0));
         for (ulong gpa = 0; gpa < (ulong)SlotPages << 12; gpa += 1UL << 21)
         {
             Assert.That(Fault(mmu, gpa, PfErr.Write), Is.EqualTo(RetPf.Fixed));
         }
 
-        Assert.That(mmu.Tdp.Lookup(0, out int hugeLevel) & Writable, Is.Not.Zero);
+        Assert.That(mmu.Tdp.Lookup(new Gfn(0), out int hugeLevel) & Writable, Is.Not.Zero);
         Assert.That(hugeLevel, Is.EqualTo(2));
         ulong[] bitmap = mmu.Memslots.SetFlags(0, MemslotFlags.LogDirtyPages).DirtyBitmap!;
-        Assert.That(mmu.Tdp.Lookup(0, out _) & Writable, Is.Zero, "enabling dirty logging write-protects");
+        Assert.That(mmu.Tdp.Lookup(new Gfn(0), out _) & Writable, Is.Zero, "enabling dirty logging write-protects");
 
         int started = 0, completed = 0, writersLeft = Writers, writes = 0, waiting = 0;
         var records = new (int Gfn, int After, int Before)[Writers][];
@@ -187,14 +188,14 @@ public class FaultHandlerTests
                         int after = Volatile.Read(ref completed);
                         for (int attempt = 0; ; attempt++)
                         {
-                            ulong spte = mmu.Tdp.Lookup((ulong)gfn, out _);
+                            ulong spte = mmu.Tdp.Lookup(new Gfn((ulong)gfn), out _);
                             if (IsShadowPresent(spte) && (spte & Writable) != 0)
                             {
                                 break; // the write goes through
                             }
 
                             ulong err = PfErr.Write | PfErr.User | (IsShadowPresent(spte) ? PfErr.Present : 0);
-                            var pf = PageFault.For((ulong)gfn << 12, err);
+                            var pf = PageFault.For(new Gpa((ulong)gfn << 12), err);
                             RetPf r = mmu.Handle(ref pf);
                             if (r is not (RetPf.Fixed or RetPf.Spurious or RetPf.Retry) || attempt > 10_000)
                             {
@@ -249,7 +250,7 @@ public class FaultHandlerTests
                 invariantChecks++;
                 for (int gfn = 0; gfn < SlotPages; gfn++)
                 {
-                    ulong spte = mmu.Tdp.Lookup((ulong)gfn, out _);
+                    ulong spte = mmu.Tdp.Lookup(new Gfn((ulong)gfn), out _);
                     if ((spte & Writable) != 0 && (Volatile.Read(ref bitmap[gfn >> 6]) & (1UL << (gfn & 63))) == 0)
                     {
                         writableWithoutDirtyBit++;
@@ -302,7 +303,7 @@ public class FaultHandlerTests
         Assert.That(lost, Is.Zero, "writes missing from the harvests that follow them");
         Assert.That(spurious, Is.Zero, $"pages reported without a write before the harvest (of {reports} reports)");
         Assert.That(mmu.Stats.FastPathFixes, Is.GreaterThan(0), "harvested pages were re-protected and fixed by the fast path");
-        Assert.That(mmu.Tdp.Lookup(0, out int level), Is.Not.Zero);
+        Assert.That(mmu.Tdp.Lookup(new Gfn(0), out int level), Is.Not.Zero);
         Assert.That(level, Is.EqualTo(1), "the huge mappings were split to 4 KiB");
     }
 
@@ -310,28 +311,28 @@ public class FaultHandlerTests
     public void MemslotToggleDeletesAndRecreatesThePrivateSlot()
     {
         using var mmu = NewVm(ApicvToggle.Memslot);
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa), Is.EqualTo(RetPf.Fixed));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value), Is.EqualTo(RetPf.Fixed));
         ulong gen = mmu.Memslots.Current.Generation;
         mmu.SetApicvInhibit(ApicvReasonIrqWindow, true);
         Assert.That(mmu.Memslots.Current.ById(Memslot.ApicAccessPrivate), Is.Null);
         Assert.That(mmu.Memslots.Current.Generation, Is.GreaterThan(gen));
         // With the slot gone the page is plain MMIO: an MMIO SPTE is cached.
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa), Is.EqualTo(RetPf.Emulate));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value), Is.EqualTo(RetPf.Emulate));
         Assert.That(IsMmio(mmu.Tdp.Lookup(MmuContext.ApicAccessGfn, out _)), Is.True);
         mmu.SetApicvInhibit(ApicvReasonIrqWindow, false);
-        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa, PfErr.Present | PfErr.Rsvd), Is.EqualTo(RetPf.Fixed));
+        Assert.That(Fault(mmu, MmuContext.ApicAccessGpa.Value, PfErr.Present | PfErr.Rsvd), Is.EqualTo(RetPf.Fixed));
     }
 
     [Test]
     public void RamIsMappedWithTheLargestLevelTheSlotAllows()
     {
         using var mmu = new MmuContext(HostSize, tableCapacity: 4096);
-        mmu.Memslots.Create(0, 0, 8UL << 20, 0);
-        mmu.Memslots.Create(1, 0x1000000, 0x3000, 0x1000000);
-        var pf = PageFault.For(0x201000, 0);
+        mmu.Memslots.Create(0, new Gpa(0), 8UL << 20, new Hpa(0));
+        mmu.Memslots.Create(1, new Gpa(0x1000000), 0x3000, new Hpa(0x1000000));
+        var pf = PageFault.For(new Gpa(0x201000), 0);
         Assert.That(mmu.Handle(ref pf), Is.EqualTo(RetPf.Fixed));
         Assert.That(pf.Level, Is.EqualTo(2));
-        pf = PageFault.For(0x1001000, PfErr.Write);
+        pf = PageFault.For(new Gpa(0x1001000), PfErr.Write);
         Assert.That(mmu.Handle(ref pf), Is.EqualTo(RetPf.Fixed));
         Assert.That(pf.Level, Is.EqualTo(1));
         Assert.That(mmu.Handle(ref pf), Is.EqualTo(RetPf.Spurious));
@@ -341,11 +342,11 @@ public class FaultHandlerTests
     public void DirtyLoggingWriteProtectsAndHarvests()
     {
         using var mmu = new MmuContext(HostSize, tableCapacity: 4096);
-        mmu.Memslots.Create(0, 0, 4UL << 20, 0);
+        mmu.Memslots.Create(0, new Gpa(0), 4UL << 20, new Hpa(0));
         Assert.That(Fault(mmu, 0x3000, PfErr.Write), Is.EqualTo(RetPf.Fixed));
         mmu.Memslots.SetFlags(0, MemslotFlags.LogDirtyPages);
         // The huge mapping was write-protected; a write takes the slow path and maps 4 KiB.
-        var pf = PageFault.For(0x5000, PfErr.Write | PfErr.Present);
+        var pf = PageFault.For(new Gpa(0x5000), PfErr.Write | PfErr.Present);
         Assert.That(mmu.Handle(ref pf), Is.EqualTo(RetPf.Fixed));
         Assert.That(pf.Level, Is.EqualTo(1));
         ulong[] dirty = mmu.Memslots.HarvestDirty(0);

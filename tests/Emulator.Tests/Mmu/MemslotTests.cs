@@ -1,3 +1,4 @@
+using Emulator.Mmu.Memory;
 using Emulator.Mmu.Memslots;
 
 namespace Emulator.Tests.Mmu;
@@ -8,22 +9,22 @@ public class MemslotTests
     public void LookupFindsTheSlotByGfn()
     {
         var t = new MemslotTable(64 << 20);
-        t.Create(0, 0, 0xA0000, 0);
-        t.Create(1, 0x100000, 0x1000000, 0x100000);
+        t.Create(0, new Gpa(0), 0xA0000, new Hpa(0));
+        t.Create(1, new Gpa(0x100000), 0x1000000, new Hpa(0x100000));
         var set = t.Current;
-        Assert.That(set.Find(0x9F)?.Id, Is.EqualTo(0));
-        Assert.That(set.Find(0xA0), Is.Null);
-        Assert.That(set.Find(0x100)?.Id, Is.EqualTo(1));
-        Assert.That(set.Find(0x10FF)?.Id, Is.EqualTo(1));
-        Assert.That(set.Find(0x1100), Is.Null);
+        Assert.That(set.Find(new Gfn(0x9F))?.Id, Is.EqualTo(0));
+        Assert.That(set.Find(new Gfn(0xA0)), Is.Null);
+        Assert.That(set.Find(new Gfn(0x100))?.Id, Is.EqualTo(1));
+        Assert.That(set.Find(new Gfn(0x10FF))?.Id, Is.EqualTo(1));
+        Assert.That(set.Find(new Gfn(0x1100)), Is.Null);
     }
 
     [Test]
     public void OverlappingSlotIsRefused()
     {
         var t = new MemslotTable(64 << 20);
-        t.Create(0, 0x100000, 0x200000, 0);
-        var ex = Assert.Throws<MemslotException>(() => t.Create(1, 0x200000, 0x200000, 0x200000));
+        t.Create(0, new Gpa(0x100000), 0x200000, new Hpa(0));
+        var ex = Assert.Throws<MemslotException>(() => t.Create(1, new Gpa(0x200000), 0x200000, new Hpa(0x200000)));
         Assert.That(ex!.Message, Does.Contain("overlaps memslot 0"));
     }
 
@@ -34,7 +35,7 @@ public class MemslotTests
     public void MisalignedSlotIsRefused(ulong gpa, ulong size, ulong host)
     {
         var t = new MemslotTable(64 << 20);
-        Assert.Throws<MemslotException>(() => t.Create(0, gpa, size, host));
+        Assert.Throws<MemslotException>(() => t.Create(0, new Gpa(gpa), size, new Hpa(host)));
     }
 
     [Test]
@@ -42,27 +43,27 @@ public class MemslotTests
     {
         var t = new MemslotTable(64 << 20);
         ulong g0 = t.Current.Generation;
-        t.Create(0, 0, 0x1000, 0);
+        t.Create(0, new Gpa(0), 0x1000, new Hpa(0));
         Assert.That(t.Current.Generation, Is.EqualTo(g0 + 2));
-        t.Move(0, 0x5000);
+        t.Move(0, new Gpa(0x5000));
         // Move installs twice: the INVALID copy, then the moved slot.
         Assert.That(t.Current.Generation, Is.EqualTo(g0 + 6));
-        Assert.That(t.Current.Find(5)?.Id, Is.EqualTo(0));
+        Assert.That(t.Current.Find(new Gfn(5))?.Id, Is.EqualTo(0));
         t.Delete(0);
         Assert.That(t.Current.Generation, Is.EqualTo(g0 + 10));
-        Assert.That(t.Current.Find(5), Is.Null);
+        Assert.That(t.Current.Find(new Gfn(5)), Is.Null);
     }
 
     [Test]
     public void DeletePublishesAnInvalidCopyBeforeRemovingTheSlot()
     {
         var t = new MemslotTable(64 << 20);
-        t.Create(3, 0x10000, 0x1000, 0);
+        t.Create(3, new Gpa(0x10000), 0x1000, new Hpa(0));
         Memslot? seen = null;
         ulong genSeen = 0;
         t.SlotInvalidated = s =>
         {
-            seen = t.Current.Find(0x10);
+            seen = t.Current.Find(new Gfn(0x10));
             genSeen = t.Current.Generation;
         };
         t.Delete(3);
@@ -76,8 +77,8 @@ public class MemslotTests
     public void PrivateSlotsAreNotVisible()
     {
         var t = new MemslotTable(64 << 20);
-        var apic = t.Create(Memslot.ApicAccessPrivate, 0xFEE00000, 0x1000, 0);
-        var user = t.Create(0, 0, 0x1000, 0x1000);
+        var apic = t.Create(Memslot.ApicAccessPrivate, new Gpa(0xFEE00000), 0x1000, new Hpa(0));
+        var user = t.Create(0, new Gpa(0), 0x1000, new Hpa(0x1000));
         Assert.That(apic.IsVisible, Is.False);
         Assert.That(apic.IsPrivate, Is.True);
         Assert.That(user.IsVisible, Is.True);

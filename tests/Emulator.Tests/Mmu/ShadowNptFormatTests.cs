@@ -32,8 +32,8 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
     public ShadowNptFormatTests()
     {
         _mmu = new MmuContext(HostSize, tableCapacity: 4096, host: _host);
-        _mmu.Memslots.Create(0, 0, L1Ram, 0);
-        _mmu.CreateApicAccessSlot(60UL << 20);
+        _mmu.Memslots.Create(0, new Gpa(0), L1Ram, new Hpa(0));
+        _mmu.CreateApicAccessSlot(new Hpa(60UL << 20));
         _shadow = new ShadowNptMmu(_mmu);
     }
 
@@ -145,7 +145,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
     private void L1WritesTable(ulong l1Gpa, Action write)
     {
         Assert.That(_mmu.IsWriteTracked(new Gfn(l1Gpa >> 12)), Is.True, $"L1 table page {l1Gpa:x} is write-tracked");
-        var l1 = PageFault.For(l1Gpa, PfErr.Write | PfErr.Present);
+        var l1 = PageFault.For(new Gpa(l1Gpa), PfErr.Write | PfErr.Present);
         Assert.That(_mmu.Handle(ref l1), Is.EqualTo(RetPf.Emulate));
         write();
         _mmu.NotifyTrackedWrite(new Gpa(l1Gpa));
@@ -168,7 +168,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         ulong pte = MapPae(0x4000, 0x600000);
         _shadow.Load(PaeNcr3, PagingMode.Pae, l1Nxe: true);
         Assert.That(L2Fault(0x4010, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
-        Assert.That(pf.Gfn, Is.EqualTo(0x600UL));
+        Assert.That(pf.Gfn, Is.EqualTo(new Gfn(0x600UL)));
         AssertMapped(0x4000, 0x600000, 1);
         Assert.That(_shadow.Lookup(new L2Gfn(4), out _) & Writable, Is.Not.Zero);
         // A and D set in L1's 8-byte PTE; the PDPTE has no A bit and stays as written.
@@ -208,7 +208,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         Assert.That(L2Fault(0x4020_5000, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
         Assert.That(pf.Level, Is.EqualTo(2));
         AssertMapped(0x4020_5000, 0x800000, 2);
-        Assert.That(pf.Gfn, Is.EqualTo(0x805UL));
+        Assert.That(pf.Gfn, Is.EqualTo(new Gfn(0x805UL)));
     }
 
     [Test]
@@ -335,7 +335,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         ulong pte = MapLegacy(0x4000, 0x600000);
         _shadow.Load(Ncr3, PagingMode.Legacy32Pse, l1Nxe: true);
         Assert.That(L2Fault(0x4010, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
-        Assert.That(pf.Gfn, Is.EqualTo(0x600UL));
+        Assert.That(pf.Gfn, Is.EqualTo(new Gfn(0x600UL)));
         AssertMapped(0x4000, 0x600000, 1);
         Assert.That(_shadow.Lookup(new L2Gfn(4), out _) & Writable, Is.Not.Zero);
         // A and D in the 4-byte PTE, A in the PDE; the neighbouring PTE is untouched.
@@ -373,7 +373,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         Write32(PdeAddr(0x80_0000), 0x100_0000 | 0x80 | Rwu);
         _shadow.Load(Ncr3, PagingMode.Legacy32Pse, l1Nxe: false);
         Assert.That(L2Fault(0xA0_1000, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
-        Assert.That(pf.Gfn, Is.EqualTo(0x1201UL));
+        Assert.That(pf.Gfn, Is.EqualTo(new Gfn(0x1201UL)));
         Assert.That(pf.Level, Is.EqualTo(2));
         AssertMapped(0xA0_1000, 0x120_0000, 2);          // upper 2 MiB half
         Assert.That(_shadow.Lookup(new L2Gfn(0x800), out _), Is.Zero, "the lower half is shadowed on its own fault");
@@ -414,7 +414,7 @@ public sealed unsafe class ShadowNptFormatTests : IDisposable
         Write32(PdeAddr(0x80_0000), 0x100_0000 | (1UL << 13) | 0x80 | Rwu);
         _shadow.Load(Ncr3, PagingMode.Legacy32Pse, l1Nxe: false);
         Assert.That(L2Fault(0x80_1000, 0, out var pf), Is.EqualTo(RetPf.Emulate));
-        Assert.That(pf.Gfn, Is.EqualTo(0x1_0100_1000UL >> 12));
+        Assert.That(pf.Gfn, Is.EqualTo(new Gfn(0x1_0100_1000UL >> 12)));
     }
 
     [Test]

@@ -28,8 +28,8 @@ public sealed unsafe class ShadowNptTests : IDisposable
     public ShadowNptTests()
     {
         _mmu = new MmuContext(HostSize, tableCapacity: 4096, host: _host);
-        _mmu.Memslots.Create(0, 0, L1Ram, 0);
-        _mmu.CreateApicAccessSlot(60UL << 20);
+        _mmu.Memslots.Create(0, new Gpa(0), L1Ram, new Hpa(0));
+        _mmu.CreateApicAccessSlot(new Hpa(60UL << 20));
         _shadow = new ShadowNptMmu(_mmu);
         Write(Ncr3, Pdpt | NptRwu);
         Write(Pdpt, Pd | NptRwu);
@@ -59,7 +59,7 @@ public sealed unsafe class ShadowNptTests : IDisposable
     public void L2FaultMapsTheHostPageL1Chose()
     {
         Assert.That(L2Fault(L2Data + 0x10, PfErr.Write, out var pf), Is.EqualTo(RetPf.Fixed));
-        Assert.That(pf.Gfn, Is.EqualTo(L1Target >> 12));
+        Assert.That(pf.Gfn, Is.EqualTo(new Gfn(L1Target >> 12)));
         ulong spte = _shadow.Lookup(new L2Gfn(L2Data >> 12), out int level);
         Assert.That(level, Is.EqualTo(1));
         Assert.That(Pfn(spte), Is.EqualTo(L1Target >> 12));
@@ -101,7 +101,7 @@ public sealed unsafe class ShadowNptTests : IDisposable
     public void D_L2AccessThatL1PointsAtTheApicPageNeverReachesThePrivatePage()
     {
         // L1's NPT maps L2 GPA 0x5000 to L1 GPA 0xFEE00000, where the APIC-access private slot lives.
-        Write(Pt + (5 * 8), MmuContext.ApicAccessGpa | NptRwu);
+        Write(Pt + (5 * 8), MmuContext.ApicAccessGpa.Value | NptRwu);
         Assert.That(L2Fault(0x5000, PfErr.Write, out var pf), Is.EqualTo(RetPf.Emulate));
         Assert.That(pf.Gfn, Is.EqualTo(MmuContext.ApicAccessGfn), "emulated against L1's APIC GPA");
         ulong spte = _shadow.Lookup(new L2Gfn(5), out _);
@@ -118,7 +118,7 @@ public sealed unsafe class ShadowNptTests : IDisposable
         Assert.That(L2Fault(L2Data, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
         Assert.That(_mmu.IsWriteTracked(new Gfn(Pt >> 12)), Is.True);
         // L1 writes its PT page: the TDP fault on the tracked gfn asks for emulation.
-        var l1 = PageFault.For(Pt + 0x20, PfErr.Write | PfErr.Present);
+        var l1 = PageFault.For(new Gpa(Pt + 0x20), PfErr.Write | PfErr.Present);
         Assert.That(_mmu.Handle(ref l1), Is.EqualTo(RetPf.Emulate));
         // The emulated write changes the mapping, and the write notifier zaps the shadow built from it.
         Write(Pt + ((L2Data >> 12) * 8), 0x700000 | NptRwu);

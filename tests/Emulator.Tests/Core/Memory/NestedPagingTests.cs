@@ -1,6 +1,7 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Devices;
 using Emulator.Mmu.Fault;
+using Emulator.Mmu.Memory;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace Emulator.Tests.Core.Memory;
@@ -71,7 +72,7 @@ public class NestedPagingTests
         });
         var mmu = g.Mem.Mmu!;
         // The APIC-access private slot backed by the last RAM page; the device model answers emulated accesses.
-        mmu.CreateApicAccessSlot(g.Mem.RamSize - 0x1000);
+        mmu.CreateApicAccessSlot(new Hpa(g.Mem.RamSize - 0x1000));
         g.Mem.Mmio.Register(0xFEE00000, 0x1000, apic);
         apic.Last = 0x50014;
 
