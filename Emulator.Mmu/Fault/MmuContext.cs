@@ -23,8 +23,11 @@ public enum ApicvToggle
 /// </summary>
 public sealed class MmuContext : IDisposable
 {
-    public static readonly Gpa ApicAccessGpa = new(0xFEE00000);
-    public static readonly Gfn ApicAccessGfn = ApicAccessGpa.Gfn;
+    // Properties over a constant rather than static readonly fields: they inline to an immediate.
+    private const ulong ApicAccessAddress = 0xFEE00000;
+
+    public static Gpa ApicAccessGpa => new(ApicAccessAddress);
+    public static Gfn ApicAccessGfn => new(ApicAccessAddress >> 12);
 
     private readonly TableArena _arena;
 

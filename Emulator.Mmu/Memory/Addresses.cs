@@ -15,6 +15,12 @@ namespace Emulator.Mmu.Memory;
 /// <summary>An L1 guest-physical address.</summary>
 public readonly record struct Gpa(ulong Value)
 {
+    // Equality written out so that == is a plain 64-bit compare after inlining.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Equals(Gpa other) => Value == other.Value;
+
+    public override int GetHashCode() => Value.GetHashCode();
+
     /// <summary>The frame holding this address (the page offset is dropped).</summary>
     public Gfn Gfn
     {
@@ -41,6 +47,12 @@ public readonly record struct Gpa(ulong Value)
 /// <summary>An L1 guest frame number (L1 GPA &gt;&gt; 12).</summary>
 public readonly record struct Gfn(ulong Value)
 {
+    // Equality written out so that == is a plain 64-bit compare after inlining.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Equals(Gfn other) => Value == other.Value;
+
+    public override int GetHashCode() => Value.GetHashCode();
+
     /// <summary>The first byte of the frame.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Gpa ToGpa() => new(Value << Addresses.PageShift);
@@ -57,6 +69,12 @@ public readonly record struct Gfn(ulong Value)
 /// <summary>An L2 (nested guest) guest-physical address: translated only by L1's nested page tables.</summary>
 public readonly record struct L2Gpa(ulong Value)
 {
+    // Equality written out so that == is a plain 64-bit compare after inlining.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Equals(L2Gpa other) => Value == other.Value;
+
+    public override int GetHashCode() => Value.GetHashCode();
+
     public L2Gfn Gfn
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -81,6 +99,12 @@ public readonly record struct L2Gpa(ulong Value)
 /// <summary>An L2 guest frame number (L2 GPA &gt;&gt; 12).</summary>
 public readonly record struct L2Gfn(ulong Value)
 {
+    // Equality written out so that == is a plain 64-bit compare after inlining.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Equals(L2Gfn other) => Value == other.Value;
+
+    public override int GetHashCode() => Value.GetHashCode();
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public L2Gpa ToGpa() => new(Value << Addresses.PageShift);
 
@@ -96,6 +120,12 @@ public readonly record struct L2Gfn(ulong Value)
 /// <summary>A host-physical address: an offset into the <see cref="HostMemoryArena"/>.</summary>
 public readonly record struct Hpa(ulong Value)
 {
+    // Equality written out so that == is a plain 64-bit compare after inlining.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Equals(Hpa other) => Value == other.Value;
+
+    public override int GetHashCode() => Value.GetHashCode();
+
     public Hfn Hfn
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -120,6 +150,12 @@ public readonly record struct Hpa(ulong Value)
 /// <summary>A host frame number (HPA &gt;&gt; 12): what a leaf SPTE points at.</summary>
 public readonly record struct Hfn(ulong Value)
 {
+    // Equality written out so that == is a plain 64-bit compare after inlining.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Equals(Hfn other) => Value == other.Value;
+
+    public override int GetHashCode() => Value.GetHashCode();
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Hpa ToHpa() => new(Value << Addresses.PageShift);
 

@@ -45,6 +45,15 @@ public class AddressesTests
     }
 
     [Test]
+    public void EqualityComparesTheValue()
+    {
+        Assert.That(new Gfn(7) == new Gfn(7), Is.True);
+        Assert.That(new Gfn(7) != new Gfn(8), Is.True);
+        Assert.That(new Gpa(0x7000).GetHashCode(), Is.EqualTo(new Gpa(0x7000).GetHashCode()));
+        Assert.That(new Hfn(3).Equals(new Hfn(3)), Is.True);
+    }
+
+    [Test]
     public void ToStringIsHexAndNamesTheKind()
     {
         Assert.That(new Gpa(0xFEE00000).ToString(), Is.EqualTo("gpa 0xFEE00000"));
