@@ -100,11 +100,7 @@ internal sealed class QemuParams
                 Skip("needs KVM");
                 break;
             case "-accel" when value != null:
-                if (!value.StartsWith("tcg", StringComparison.Ordinal))
-                {
-                    Skip(value.StartsWith("kvm", StringComparison.Ordinal) ? "needs KVM" : $"needs accelerator {value}");
-                }
-
+                ApplyAccel(value);
                 break;
             default:
                 Notes.Add(value == null ? $"QEMU option {option} ignored" : $"QEMU option {option} {value} ignored");
@@ -186,16 +182,21 @@ internal sealed class QemuParams
 
                     break;
                 case "accel":
-                    if (!v.StartsWith("tcg", StringComparison.Ordinal))
-                    {
-                        Skip(v.StartsWith("kvm", StringComparison.Ordinal) ? "needs KVM" : $"needs accelerator {v}");
-                    }
-
+                    ApplyAccel(v);
                     break;
                 default:
                     Notes.Add($"-machine {item} ignored");
                     break;
             }
+        }
+    }
+
+    /// <summary><c>-accel X</c> or <c>-machine accel=X</c>: emu is a TCG-like emulator; any other accelerator skips the case.</summary>
+    private void ApplyAccel(string accel)
+    {
+        if (!accel.StartsWith("tcg", StringComparison.Ordinal))
+        {
+            Skip(accel.StartsWith("kvm", StringComparison.Ordinal) ? "needs KVM" : $"needs accelerator {accel}");
         }
     }
 

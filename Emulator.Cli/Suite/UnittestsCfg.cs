@@ -182,7 +182,7 @@ internal static class UnittestsCfg
             Cpus = cpus,
             Memory = qemu.Memory ?? SuiteCase.DefaultMemory,
             Append = TestArgs(keys.GetValueOrDefault("test_args", ""), notes, start),
-            RtcBase = DateTime.SpecifyKind(start.UtcDateTime.AddTicks(-(start.UtcDateTime.Ticks % TimeSpan.TicksPerSecond)), DateTimeKind.Unspecified),
+            RtcBase = DateTimeOffset.FromUnixTimeSeconds(start.ToUnixTimeSeconds()).UtcDateTime,
             CpuFeatures = qemu.CpuFeatures,
             Groups = groups,
             Timeout = timeout,

@@ -29,9 +29,17 @@ public sealed class Hypercalls
 {
     private readonly IReadOnlyList<LocalApic> _apics;
 
+    /// <summary>The highest initial APIC ID in the VM (fixed when the vCPUs are created): SEND_IPI looks no further.</summary>
+    private readonly uint _maxApicId;
+
     public Hypercalls(IReadOnlyList<LocalApic> apics)
     {
         _apics = apics;
+        foreach (var apic in apics)
+        {
+            _maxApicId = Math.Max(_maxApicId, apic.InitialApicId);
+        }
+
         Vmmcall = HandleVmmcall;
         VmcallUd = HandleVmcallUd;
     }
@@ -106,8 +114,7 @@ public sealed class Hypercalls
         {
             if (apic.HardwareEnabled && apic.ApicId == apicId)
             {
-                apic.Cpu.Halted = false;
-                apic.Cpu.ExitRequest = 1;
+                Wake(apic);
             }
         }
 
@@ -144,12 +151,7 @@ public sealed class Hypercalls
 
     private long SendToBitmap(ulong bitmap, uint min, int width, ApicMessage message)
     {
-        uint maxId = 0;
-        foreach (var apic in _apics)
-        {
-            maxId = Math.Max(maxId, apic.InitialApicId);
-        }
-
+        uint maxId = _maxApicId;
         if (min > maxId)
         {
             return 0;
@@ -194,12 +196,18 @@ public sealed class Hypercalls
                 return 0;
             case (ApicDeliveryMode)3:
                 // Mode 3 (remote read) is how KVM kicks a halted vCPU.
-                apic.Cpu.Halted = false;
-                apic.Cpu.ExitRequest = 1;
+                Wake(apic);
                 return 1;
         }
 
         apic.Accept(message);
         return 1;
+    }
+
+    /// <summary>Ends a halted vCPU's HLT and makes it look at its state again (KVM's kick).</summary>
+    private static void Wake(LocalApic apic)
+    {
+        apic.Cpu.Halted = false;
+        apic.Cpu.ExitRequest = 1;
     }
 }

@@ -142,11 +142,21 @@ public sealed class KvmClock
     /// <summary>pvclock_wall_clock {u32 version, u32 sec, u32 nsec}: the wall-clock time at kvmclock zero.</summary>
     private void WriteWallClock(ulong gpa)
     {
-        uint version = (uint)_memory.Read(gpa, 4);
-        _memory.Write(gpa, 4, version + 1 | 1);
+        uint busy = BeginUpdate(gpa);
         _memory.Write(gpa + 4, 4, (uint)_bootSeconds);
         _memory.Write(gpa + 8, 4, 0);
-        _memory.Write(gpa, 4, (version + 1 | 1) + 1);
+        _memory.Write(gpa, 4, busy + 1);
+    }
+
+    /// <summary>
+    /// Starts an update of a pvclock structure whose version is at <paramref name="gpa"/>: the version goes odd
+    /// while L0 writes (a reader retries), and the caller stores the returned value + 1 (even) when done.
+    /// </summary>
+    private uint BeginUpdate(ulong gpa)
+    {
+        uint busy = (uint)_memory.Read(gpa, 4) + 1 | 1;
+        _memory.Write(gpa, 4, busy);
+        return busy;
     }
 
     /// <summary>
@@ -155,9 +165,7 @@ public sealed class KvmClock
     /// </summary>
     private void WriteTimeInfo(Cpu cpu, ulong gpa)
     {
-        uint version = (uint)_memory.Read(gpa, 4);
-        uint busy = version + 1 | 1;
-        _memory.Write(gpa, 4, busy);
+        uint busy = BeginUpdate(gpa);
         _memory.Write(gpa + 8, 8, cpu.Cycles + cpu.TscOffset);
         _memory.Write(gpa + 16, 8, Nanoseconds(cpu.Cycles));
         _memory.Write(gpa + 24, 4, Multiplier);
