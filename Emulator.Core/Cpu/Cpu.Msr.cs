@@ -31,6 +31,9 @@ public static class Msr
     public const uint Star = 0xC000_0081, Lstar = 0xC000_0082, Cstar = 0xC000_0083, Sfmask = 0xC000_0084;
     public const uint FsBase = 0xC000_0100, GsBase = 0xC000_0101, KernelGsBase = 0xC000_0102, TscAux = 0xC000_0103;
     public const uint Hwcr = 0xC001_0015;
+
+    /// <summary>DebugCtl (APM vol. 2 §13.1.1.6): bit 0 LBR, bit 1 BTF; the rest reserved.</summary>
+    public const uint DebugCtl = 0x1D9;
     public const uint VmCr = 0xC001_0114, VmHsavePa = 0xC001_0117;
 }
 
@@ -75,6 +78,10 @@ public sealed partial class Cpu
     public const ulong MiscEnableEmon = 1 << 7, MiscEnableBtsUnavailable = 1 << 11, MiscEnablePebsUnavailable = 1 << 12;
     public ulong VmCr;
     public ulong VmHsavePa;
+
+    /// <summary>DebugCtl: LBR (bit 0) and BTF (bit 1).</summary>
+    public ulong DebugCtl;
+    public const ulong DebugCtlValidBits = 3;
 
     private const ulong EferAlwaysValid = EferBits.SCE | EferBits.LME | EferBits.LMA;
 
@@ -133,6 +140,7 @@ public sealed partial class Cpu
             case Msr.KernelGsBase: v = KernelGsBase; return true;
             case Msr.TscAux when Features.Has(CpuFeature.Rdtscp) || Features.Has(CpuFeature.Rdpid): v = TscAux; return true;
             case Msr.Hwcr: v = Hwcr; return true;
+            case Msr.DebugCtl: v = DebugCtl; return true;
             case Msr.VmCr when Features.Has(CpuFeature.Svm): v = VmCr; return true;
             case Msr.VmHsavePa when Features.Has(CpuFeature.Svm): v = VmHsavePa; return true;
             case >= Msr.MtrrPhysBase0 and <= Msr.MtrrPhysMask7: v = MtrrVariable[msr - Msr.MtrrPhysBase0]; return true;
@@ -224,6 +232,16 @@ public sealed partial class Cpu
                 TscAux = v;
                 return true;
             case Msr.Hwcr: Hwcr = v; return true;
+            case Msr.DebugCtl:
+                // Held as KVM on AMD holds it without LBR virtualization: LBR and BTF are accepted and read back,
+                // but no branch records are kept and BTF does not change single-stepping.
+                if ((v & ~DebugCtlValidBits) != 0)
+                {
+                    return false;
+                }
+
+                DebugCtl = v;
+                return true;
             case Msr.MiscEnable:
                 if (((v ^ MiscEnable) & (MiscEnableBtsUnavailable | MiscEnablePebsUnavailable)) != 0)
                 {

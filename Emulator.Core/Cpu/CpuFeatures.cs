@@ -111,10 +111,9 @@ public sealed class CpuFeatures
         new(CpuFeature.XgetBv1, "xgetbv1", LXsave, 1, CpuidReg.Eax, 2, true, true),
 
         new(CpuFeature.LahfSahf, "lahf_lm", E1, 0, CpuidReg.Ecx, 0, true, true),
-        // SVM: EFER.SVME and the SVM MSRs exist, but VMRUN/VMLOAD/VMSAVE/STGI/CLGI still raise #UD, so
-        // neither SVM nor any of its feature bits is reported (a guest would abort instead of skipping).
-        // The SVM issue turns these rows on when the instructions work.
-        new(CpuFeature.Svm, "svm", E1, 0, CpuidReg.Ecx, 2, false, false),
+        // SVM: EFER.SVME, VM_CR, VM_HSAVE_PA, VMRUN/VMLOAD/VMSAVE/STGI/CLGI/INVLPGA with nested SVM in L0
+        // (Emulator.Svm/Nested). Feature bits of leaf 0x8000000A are reported only as far as they work.
+        new(CpuFeature.Svm, "svm", E1, 0, CpuidReg.Ecx, 2, true, true),
         // LOCK MOV CR0 = MOV CR8: the block cache decodes with DecoderOptions.AMD, so Iced decodes it.
         new(CpuFeature.AltMovCr8, "cr8legacy", E1, 0, CpuidReg.Ecx, 4, true, true),
         new(CpuFeature.Syscall, "syscall", E1, 0, CpuidReg.Edx, 11, true, true),
@@ -125,14 +124,15 @@ public sealed class CpuFeatures
         new(CpuFeature.Rdtscp, "rdtscp", E1, 0, CpuidReg.Edx, 27, true, true),
         new(CpuFeature.Lm, "lm", E1, 0, CpuidReg.Edx, 29, true, true),
 
-        // SVM feature identifiers (APM vol. 3 E.4.9), reported only with SVM; none is implemented yet.
+        // SVM feature identifiers (APM vol. 3 E.4.9), reported only with SVM. VMCB clean bits: every VMRUN reloads
+        // everything, which the APM allows. FlushByAsid: every VMRUN flushes the whole TLB, a superset of each TLB_CONTROL.
         new(CpuFeature.Npt, "npt", SvmLeaf, 0, CpuidReg.Edx, 0, false, false),
         new(CpuFeature.LbrVirt, "lbrv", SvmLeaf, 0, CpuidReg.Edx, 1, false, false),
         new(CpuFeature.SvmLock, "svm_lock", SvmLeaf, 0, CpuidReg.Edx, 2, false, false),
-        new(CpuFeature.NRips, "nrip_save", SvmLeaf, 0, CpuidReg.Edx, 3, false, false),
+        new(CpuFeature.NRips, "nrip_save", SvmLeaf, 0, CpuidReg.Edx, 3, true, true),
         new(CpuFeature.TscRateMsr, "tsc_scale", SvmLeaf, 0, CpuidReg.Edx, 4, false, false),
-        new(CpuFeature.VmcbClean, "vmcb_clean", SvmLeaf, 0, CpuidReg.Edx, 5, false, false),
-        new(CpuFeature.FlushByAsid, "flushbyasid", SvmLeaf, 0, CpuidReg.Edx, 6, false, false),
+        new(CpuFeature.VmcbClean, "vmcb_clean", SvmLeaf, 0, CpuidReg.Edx, 5, true, true),
+        new(CpuFeature.FlushByAsid, "flushbyasid", SvmLeaf, 0, CpuidReg.Edx, 6, true, true),
         new(CpuFeature.DecodeAssists, "decodeassists", SvmLeaf, 0, CpuidReg.Edx, 7, false, false),
         new(CpuFeature.PauseFilter, "pause_filter", SvmLeaf, 0, CpuidReg.Edx, 10, false, false),
         new(CpuFeature.PauseFilterThreshold, "pfthreshold", SvmLeaf, 0, CpuidReg.Edx, 12, false, false),

@@ -1,4 +1,5 @@
 using Emulator.Core.Decode;
+using Emulator.Core.Svm;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
@@ -17,7 +18,17 @@ public static unsafe partial class Exec
     /// VMMCALL (APM vol. 3 "VMMCALL"): exits to the hypervisor when it intercepts the instruction, which L0 always
     /// does for L1; otherwise #UD.
     /// </summary>
-    public static int Vmmcall(Cpu.Cpu c, ref DecodedOp op) => c.VmmcallExit is { } exit ? exit(c) : c.RaiseUD();
+    public static int Vmmcall(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.GuestMode)
+        {
+            // L2's VMMCALL goes to L1 when vmcb12 intercepts it; L0 does not serve hypercalls of a nested guest, so
+            // otherwise it is the architectural #UD (APM vol. 3 "VMMCALL").
+            return c.Intercepted(SvmIntercept.Vmmcall) ? c.InterceptExit(SvmExit.Vmmcall) : c.RaiseUD();
+        }
+
+        return c.VmmcallExit is { } exit ? exit(c) : c.RaiseUD();
+    }
 
     /// <summary>
     /// VMCALL is a VMX instruction; an AMD processor raises #UD for it. When L0 intercepts #UD it sees the

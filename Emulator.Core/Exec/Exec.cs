@@ -38,6 +38,7 @@ public static unsafe partial class Exec
         RegisterSse(t);
         RegisterMisc(t);
         RegisterHypercall(t);
+        RegisterSvm(t);
         return t;
     }
 

@@ -5,9 +5,11 @@ using Emulator.Core.Devices.Acpi;
 using Emulator.Core.Devices.Apic;
 using Emulator.Core.Loaders;
 using Emulator.Core.Memory;
+using Emulator.Core.Svm;
 using Emulator.Core.Timing;
 using Emulator.Svm.Avic;
 using Emulator.Svm.Exits;
+using Emulator.Svm.Nested;
 
 namespace Emulator.Svm.Run;
 
@@ -152,6 +154,12 @@ public sealed class Machine : IDisposable
             cpu.VmcallUdExit = Hypercalls.VmcallUd;
             cpu.HypervisorLeaves = KvmClock.Leaves;
             cpu.ParavirtMsrs = KvmClock.Msrs;
+
+            // Nested SVM: L0 emulates L1's VMRUN, VMLOAD and VMSAVE and reflects L2's exits (KVM's nested.c).
+            if (cpu.Features.Has(CpuFeature.Svm))
+            {
+                cpu.Svm = new NestedSvm(Memory);
+            }
         }
 
         foreach (var apic in Platform.Apics)
@@ -421,6 +429,11 @@ public sealed class Machine : IDisposable
             stats.Add(($"vcpu.{i}.halted", c.Halted || c.WaitingForSipi ? 1UL : 0UL));
         }
 
+        if (Cpus[0].Svm != null)
+        {
+            AddSvmStats(stats);
+        }
+
         if (Memory.Mmu is { } mmu)
         {
             stats.AddRange(mmu.Stats.Counters(mmu.TablesInUse));
@@ -428,6 +441,40 @@ public sealed class Machine : IDisposable
 
         stats.AddRange(Platform.IrqCounters());
         return stats;
+    }
+
+    /// <summary>svm.*: L1's VMRUNs (failed ones too), VMLOAD/VMSAVE, and L2's exits reflected to L1 per exit code.</summary>
+    private void AddSvmStats(List<(string, ulong)> stats)
+    {
+        ulong vmrun = 0, failed = 0, reflected = 0, vmload = 0, vmsave = 0;
+        var exits = new SortedDictionary<ulong, ulong>();
+        foreach (var cpu in Cpus)
+        {
+            if (cpu.Svm is not NestedSvm n)
+            {
+                continue;
+            }
+
+            vmrun += n.Stats.Vmrun;
+            failed += n.Stats.VmrunFailed;
+            reflected += n.Stats.Reflected;
+            vmload += n.Stats.Vmload;
+            vmsave += n.Stats.Vmsave;
+            foreach (var (code, count) in n.Stats.Exits())
+            {
+                exits[code] = exits.GetValueOrDefault(code) + count;
+            }
+        }
+
+        stats.Add(("svm.vmrun", vmrun));
+        stats.Add(("svm.vmrun_failed", failed));
+        stats.Add(("svm.vmload", vmload));
+        stats.Add(("svm.vmsave", vmsave));
+        stats.Add(("svm.nested.reflected", reflected));
+        foreach (var (code, count) in exits)
+        {
+            stats.Add(($"svm.exits.l2.{SvmExit.Name(code)}", count));
+        }
     }
 
     public void Dispose()

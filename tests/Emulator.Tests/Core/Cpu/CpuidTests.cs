@@ -104,24 +104,24 @@ public sealed class CpuidTests
     }
 
     [Test]
-    public void SvmIsNotReportedWhileVmrunIsUndefined()
+    public void SvmLeafReportsOnlyTheImplementedSvmFeatures()
     {
-        Assert.That(Reg(0x8000_0001, CpuidReg.Ecx) & (1u << 2), Is.EqualTo(0));
-        _c.Cpuid(0x8000_000A, 0, out uint a, out uint b, out uint c, out uint d);
-        Assert.That(a | b | c | d, Is.EqualTo(0));
-        Assert.That(_c.Features.TryApply("+svm", out _), Is.False, "not implemented");
-        Assert.That(_c.Features.TryApply("-svm,-npt,-avic", out _), Is.True, "switching off is always allowed");
-    }
-
-    [Test]
-    public void SvmLeafReportsTheSvmFeaturesWhenSvmIsOn()
-    {
-        _c.Features[CpuFeature.Svm] = true;
-        _c.Features[CpuFeature.Npt] = true;
         _c.Cpuid(0x8000_000A, 0, out uint a, out uint b, out _, out uint d);
         Assert.That(a & 0xFF, Is.EqualTo(1), "SVM revision");
         Assert.That(b, Is.GreaterThan(1u), "number of ASIDs");
-        Assert.That(d, Is.EqualTo(1u << CpuFeatures.Info(CpuFeature.Npt).Bit));
+        uint expected = (1u << CpuFeatures.Info(CpuFeature.NRips).Bit) | (1u << CpuFeatures.Info(CpuFeature.VmcbClean).Bit)
+            | (1u << CpuFeatures.Info(CpuFeature.FlushByAsid).Bit);
+        Assert.That(d, Is.EqualTo(expected));
+        Assert.That(_c.Features.TryApply("+avic", out _), Is.False, "AVIC is not implemented");
+    }
+
+    [Test]
+    public void SvmOffClearsTheSvmLeaf()
+    {
+        Assert.That(_c.Features.TryApply("-svm", out _), Is.True);
+        Assert.That(Reg(0x8000_0001, CpuidReg.Ecx) & (1u << 2), Is.EqualTo(0));
+        _c.Cpuid(0x8000_000A, 0, out uint a, out uint b, out uint c, out uint d);
+        Assert.That(a | b | c | d, Is.EqualTo(0));
     }
 
     [Test]
@@ -176,6 +176,7 @@ public sealed class CpuidTests
     [TestCase(0x8000_0001u, CpuidReg.Edx, 26, TestName = "Page1Gb")]
     [TestCase(0x8000_0001u, CpuidReg.Edx, 27, TestName = "Rdtscp")]
     [TestCase(0x8000_0001u, CpuidReg.Edx, 29, TestName = "LongMode")]
+    [TestCase(0x8000_0001u, CpuidReg.Ecx, 2, TestName = "Svm")]
     public void PromisedFeatureIsReported(uint leaf, CpuidReg reg, int bit)
     {
         Assert.That((Reg(leaf, reg) >> bit) & 1, Is.EqualTo(1));
@@ -186,7 +187,6 @@ public sealed class CpuidTests
     [TestCase(1u, CpuidReg.Ecx, 31, TestName = "NoHypervisorBit")]
     [TestCase(1u, CpuidReg.Edx, 28, TestName = "NoHtt")]
     [TestCase(7u, CpuidReg.Ecx, 16, TestName = "NoLa57")]
-    [TestCase(0x8000_0001u, CpuidReg.Ecx, 2, TestName = "NoSvm")]
     public void UnimplementedFeatureIsNotReported(uint leaf, CpuidReg reg, int bit)
     {
         Assert.That((Reg(leaf, reg) >> bit) & 1, Is.EqualTo(0));
@@ -256,7 +256,7 @@ public sealed class CpuidTests
     [TestCase("-nosuchthing")]
     [TestCase("+sse3")]
     [TestCase("-pdpe1gb,+vme")]
-    [TestCase("+svm")]
+    [TestCase("+avic")]
     public void CpuOptionRejectsUnknownOrUnimplemented(string spec)
     {
         Assert.That(_c.Features.TryApply(spec, out string? err), Is.False);

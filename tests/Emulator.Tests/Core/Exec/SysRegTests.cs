@@ -322,13 +322,14 @@ public class SysRegTests
         Assert.That(Rdmsr(c, msr), Is.EqualTo(read));
     }
 
-    // The SVM MSRs exist only while CPUID reports SVM (off until VMRUN is implemented).
+    // The SVM MSRs exist only while CPUID reports SVM.
     [TestCase(Msr.VmHsavePa, 0x12_3000UL)]
     [TestCase(Msr.VmCr, 0x8UL)]
     public void SvmMsrRoundTripNeedsSvm(uint msr, ulong value)
     {
         using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
         var c = NewLongModeCpu(mem);
+        c.Features[CpuFeature.Svm] = false;
         Assert.That(Wrmsr(c, msr, value), Is.EqualTo(ExecStatus.Fault));
         c.Features[CpuFeature.Svm] = true;
         Assert.That(Wrmsr(c, msr, value), Is.EqualTo(ExecStatus.EndBlock));

@@ -1,0 +1,109 @@
+using System.Runtime.CompilerServices;
+using Emulator.Core.Svm;
+
+namespace Emulator.Core.Cpu;
+
+/// <summary>
+/// The world-switch side of SVM that the hardware implements and the hypervisor (Emulator.Svm) programs: VMRUN,
+/// #VMEXIT, VMLOAD and VMSAVE move state between the vCPU and VMCBs whose layout Core does not know. One
+/// implementation per vCPU is installed by the machine; Core calls it only on SVM instructions and exits, never
+/// per instruction. (An abstract class rather than delegates: the four operations share the per-vCPU nested state.)
+/// </summary>
+public abstract class SvmUnit
+{
+    /// <summary>
+    /// VMRUN with the VMCB at guest-physical <paramref name="vmcbPa"/> (checks done: SVME, CPL, alignment, VMRUN
+    /// intercept). Returns an <see cref="ExecStatus"/>; on entry into the guest the vCPU's RIP/NextRip are the guest's.
+    /// </summary>
+    public abstract int Vmrun(Cpu cpu, ulong vmcbPa);
+
+    /// <summary>VMLOAD (<paramref name="save"/> false) or VMSAVE of FS, GS, TR, LDTR and the syscall MSRs.</summary>
+    public abstract int VmloadVmsave(Cpu cpu, ulong vmcbPa, bool save);
+
+    /// <summary>
+    /// #VMEXIT from guest mode with <paramref name="exitCode"/>: the guest's state and the exit information go to
+    /// its VMCB and the host continues after its VMRUN. Returns an <see cref="ExecStatus"/> for the handler that
+    /// intercepted (EndBlock: the vCPU's RIP and NextRip are the host's).
+    /// </summary>
+    public abstract int Exit(Cpu cpu, ulong exitCode, ulong exitInfo1, ulong exitInfo2);
+}
+
+/// <summary>SVM state of the vCPU (APM vol. 2 ch. 15) and the intercept gate.</summary>
+public sealed partial class Cpu
+{
+    /// <summary>The world-switch unit; null when SVM is not reported (the SVM instructions then raise #UD).</summary>
+    public SvmUnit? Svm;
+
+    /// <summary>True while the vCPU runs a guest that its software started with VMRUN (L2 for an L1 hypervisor).</summary>
+    public bool GuestMode;
+
+    /// <summary>Global interrupt flag (APM vol. 2 §15.17): clear, it holds INTR, NMI, SMI and INIT pending.</summary>
+    public bool Gif = true;
+
+    /// <summary>The running guest's intercepts (zero outside guest mode).</summary>
+    public InterceptVector Intercepts;
+
+    /// <summary>
+    /// The VMCB's int_ctl while in guest mode (V_TPR, V_IRQ, V_GIF, V_INTR_PRIO, V_IGN_TPR, V_INTR_MASKING,
+    /// V_GIF_ENABLE; APM vol. 2 §15.21), and V_INTR_VECTOR.
+    /// </summary>
+    public uint VIntCtl;
+    public byte VIntVector;
+
+    /// <summary>The host's RFLAGS.IF at VMRUN: with V_INTR_MASKING it, not the guest's IF, masks physical interrupts.</summary>
+    public bool HostIf;
+
+    /// <summary>Pause-filter count left before an intercepted PAUSE exits (APM vol. 2 §15.14.4); 0: every PAUSE exits.</summary>
+    public ushort PauseFilterCount;
+
+    public const uint VIntCtlTpr = 0xFF, VIntCtlIrq = 1 << 8, VIntCtlGif = 1 << 9, VIntCtlIgnTpr = 1 << 20;
+    public const uint VIntCtlMasking = 1 << 24, VIntCtlGifEnable = 1 << 25;
+    public const int VIntCtlPrioShift = 16;
+
+    /// <summary>True when the running guest's hypervisor intercepts misc intercept <paramref name="bit"/> (<see cref="SvmIntercept"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Intercepted(int bit) => GuestMode && Intercepts.Has(bit);
+
+    /// <summary>#VMEXIT for an intercepted instruction (RIP at the instruction, NextRip after it).</summary>
+    public int InterceptExit(ulong exitCode, ulong exitInfo1 = 0, ulong exitInfo2 = 0) => Svm!.Exit(this, exitCode, exitInfo1, exitInfo2);
+
+    /// <summary>True when an exception on <paramref name="vector"/> exits instead of being delivered.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool ExceptionIntercepted(int vector) => GuestMode && ((Intercepts.Exceptions >> vector) & 1) != 0;
+
+    /// <summary>GIF as the running code sees it: V_GIF when a guest runs with VGIF enabled.</summary>
+    public bool EffectiveGif => GuestMode && (VIntCtl & VIntCtlGifEnable) != 0 ? (VIntCtl & VIntCtlGif) != 0 : Gif;
+
+    /// <summary>
+    /// Writes the global interrupt flag for STGI/CLGI: the guest's V_GIF under VGIF, else GIF. Setting it may
+    /// release held events, so the loop looks again.
+    /// </summary>
+    public void SetGif(bool value)
+    {
+        if (GuestMode && (VIntCtl & VIntCtlGifEnable) != 0)
+        {
+            VIntCtl = value ? VIntCtl | VIntCtlGif : VIntCtl & ~VIntCtlGif;
+        }
+        else
+        {
+            Gif = value;
+        }
+
+        ExitRequest = 1;
+    }
+
+    /// <summary>
+    /// The common checks of VMRUN, VMLOAD, VMSAVE, STGI, CLGI and INVLPGA (APM vol. 3 "VMRUN" etc.): #UD without
+    /// EFER.SVME, or (as KVM checks for L1) without paging, #GP(0) at CPL &gt; 0.
+    /// Returns Continue when the instruction may go on to its intercept check.
+    /// </summary>
+    public int SvmInstructionChecks()
+    {
+        if (Svm == null || (Efer & EferBits.SVME) == 0 || (Cr0 & Cr0Bits.PG) == 0 || Mode == CpuMode.Virtual8086)
+        {
+            return RaiseUD();
+        }
+
+        return Cpl != 0 ? RaiseGP() : ExecStatus.Continue;
+    }
+}

@@ -1,0 +1,331 @@
+using Emulator.Core.Cpu;
+using Emulator.Core.Memory;
+using Emulator.Core.Svm;
+using Emulator.Svm.Vmcb;
+
+namespace Emulator.Svm.Nested;
+
+/// <summary>Counters of one vCPU's nested SVM (<c>--stats</c>: svm.*).</summary>
+public sealed class SvmStats
+{
+    /// <summary>Exit-code slots: 0x000–0x0FF directly, then NPF, the AVIC exits and VMEXIT_INVALID.</summary>
+    private readonly ulong[] _exits = new ulong[0x104];
+
+    public ulong Vmrun;
+    public ulong VmrunFailed;
+    public ulong Reflected;
+    public ulong Vmload, Vmsave;
+
+    internal void CountExit(ulong code) => _exits[Slot(code)]++;
+
+    private static int Slot(ulong code) => code switch
+    {
+        < 0x100 => (int)code,
+        SvmExit.Npf => 0x100,
+        SvmExit.AvicIncompleteIpi => 0x101,
+        SvmExit.AvicNoAccel => 0x102,
+        _ => 0x103,
+    };
+
+    /// <summary>(exit code, count) for every exit that happened, in code order.</summary>
+    public IEnumerable<(ulong Code, ulong Count)> Exits()
+    {
+        for (int i = 0; i < _exits.Length; i++)
+        {
+            if (_exits[i] != 0)
+            {
+                ulong code = i < 0x100 ? (ulong)i : i switch { 0x100 => SvmExit.Npf, 0x101 => SvmExit.AvicIncompleteIpi, 0x102 => SvmExit.AvicNoAccel, _ => SvmExit.Invalid };
+                yield return (code, _exits[i]);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// L0's nested SVM for one vCPU (KVM's nested.c): L1's VMRUN is intercepted by L0, which checks L1's VMCB (vmcb12),
+/// keeps L1's state aside (vmcb01's save area in KVM; here a <see cref="CpuState"/>), and runs L2 with vmcb12's
+/// state and intercepts. An L2 event that vmcb12 intercepts is reflected to L1 as a #VMEXIT: L2's state and the
+/// exit information are written to vmcb12 and L1 resumes after its VMRUN with GIF clear.
+///
+/// The merged vmcb02 is modeled rather than built as a page: the interpreter's intercept gate tests vmcb12's
+/// intercepts (those are reflected), and the exits L0 adds for itself (interrupts, NPT faults, I/O and MSRs that L1
+/// passes through) are handled by L0's existing paths as for L1, charged the round-trip cost.
+/// </summary>
+public sealed unsafe class NestedSvm : SvmUnit
+{
+    private readonly PhysicalMemory _memory;
+    private CpuState _l1;
+    private ulong _vmcb12;
+    private ulong _l1TscOffset;
+    private bool _nestedPaging;
+
+    public NestedSvm(PhysicalMemory memory) => _memory = memory;
+
+    public SvmStats Stats { get; } = new();
+
+    /// <summary>L1 GPA of the VMCB that L2 runs under (valid in guest mode).</summary>
+    public ulong Vmcb12 => _vmcb12;
+
+    /// <summary>
+    /// The VMCB page at L1 guest-physical <paramref name="pa"/> as L0 maps it (KVM's kvm_vcpu_map): RAM only.
+    /// </summary>
+    private VmcbView Map(ulong pa)
+    {
+        ulong off = _memory.RamOffset(pa);
+        return off == ulong.MaxValue || off + 4096 > _memory.RamSize ? default : new VmcbView(_memory.HostPointer(off));
+    }
+
+    public override int Vmrun(Cpu cpu, ulong vmcbPa)
+    {
+        VmcbView v = Map(vmcbPa);
+        if (v.IsNull)
+        {
+            // KVM cannot map L1's VMCB: #GP(0).
+            return cpu.RaiseGP();
+        }
+
+        cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.HypervisorExit;
+        Stats.Vmrun++;
+        if (!VmrunChecks.Valid(cpu, v))
+        {
+            // VMRUN completes with EXITCODE VMEXIT_INVALID; L1 continues after it (APM vol. 2 §15.5.1).
+            Stats.VmrunFailed++;
+            Stats.CountExit(SvmExit.Invalid);
+            v.U64(VmcbOffset.ExitCode) = SvmExit.Invalid;
+            v.U64(VmcbOffset.ExitInfo1) = 0;
+            v.U64(VmcbOffset.ExitInfo2) = 0;
+            return ExecStatus.Continue;
+        }
+
+        _vmcb12 = vmcbPa;
+        cpu.SaveState(out _l1, cpu.NextRip);
+        _l1TscOffset = cpu.TscOffset;
+
+        // The guest's state (APM vol. 2 §15.5.1 "VMRUN"): FS, GS, TR, LDTR and the syscall MSRs stay as they are
+        // (VMLOAD's business).
+        CpuState g = _l1;
+        g.Seg[SegReg.ES] = Canonical(v.GetSegment(VmcbOffset.Es));
+        g.Seg[SegReg.CS] = Canonical(v.GetSegment(VmcbOffset.Cs));
+        g.Seg[SegReg.SS] = Canonical(v.GetSegment(VmcbOffset.Ss));
+        g.Seg[SegReg.DS] = Canonical(v.GetSegment(VmcbOffset.Ds));
+        g.Gdtr = v.GetTable(VmcbOffset.Gdtr);
+        g.Idtr = v.GetTable(VmcbOffset.Idtr);
+        g.Gdtr.Base = CanonicalBase(g.Gdtr.Base);
+        g.Idtr.Base = CanonicalBase(g.Idtr.Base);
+        g.Efer = v.U64(VmcbOffset.Efer);
+        g.Cr0 = v.U64(VmcbOffset.Cr0);
+        g.Cr2 = v.U64(VmcbOffset.Cr2);
+        g.Cr3 = v.U64(VmcbOffset.Cr3);
+        g.Cr4 = v.U64(VmcbOffset.Cr4);
+        g.Dr6 = (v.U64(VmcbOffset.Dr6) & 0xFFFF_FFFF) | 0xFFFF_0FF0;
+        g.Dr7 = (v.U64(VmcbOffset.Dr7) & 0xFFFF_FFFF) | 0x400;
+        g.Rflags = v.U64(VmcbOffset.Rflags);
+        g.Rip = v.U64(VmcbOffset.Rip);
+        g.Rsp = v.U64(VmcbOffset.Rsp);
+        g.Rax = v.U64(VmcbOffset.Rax);
+        g.Cpl = v.U8(VmcbOffset.Cpl) & 3;
+
+        // EFER.LMA follows LME and CR0.PG, as the processor would have set it.
+        g.Efer = (g.Efer & ~EferBits.LMA) | ((g.Efer & EferBits.LME) != 0 && (g.Cr0 & Cr0Bits.PG) != 0 ? EferBits.LMA : 0);
+
+        _nestedPaging = (v.U64(VmcbOffset.NestedCtl) & 1) != 0 && cpu.Features.Has(CpuFeature.Npt);
+        if (_nestedPaging)
+        {
+            g.Pat = v.U64(VmcbOffset.GPat);
+        }
+
+        cpu.Intercepts = new InterceptVector
+        {
+            Cr = v.U32(VmcbOffset.InterceptCr),
+            Dr = v.U32(VmcbOffset.InterceptDr),
+            Exceptions = v.U32(VmcbOffset.InterceptExceptions),
+            Misc = v.U32(VmcbOffset.InterceptMisc1) | ((ulong)v.U32(VmcbOffset.InterceptMisc2) << 32),
+            Misc3 = v.U32(VmcbOffset.InterceptMisc3),
+        };
+        cpu.VIntCtl = v.U32(VmcbOffset.IntCtl);
+        cpu.VIntVector = (byte)v.U32(VmcbOffset.IntVector);
+        cpu.HostIf = (_l1.Rflags & Rflags.IF) != 0;
+        cpu.PauseFilterCount = cpu.Features.Has(CpuFeature.PauseFilter) ? v.U16(VmcbOffset.PauseFilterCount) : (ushort)0;
+        cpu.TscOffset = _l1TscOffset + v.U64(VmcbOffset.TscOffset);
+        cpu.GuestMode = true;
+        cpu.Gif = true;
+        cpu.LoadState(g);
+        cpu.InterruptShadow = (v.U32(VmcbOffset.IntState) & 1) != 0;
+        if (_nestedPaging)
+        {
+            EnterNestedPaging(cpu, v.U64(VmcbOffset.NestedCr3));
+        }
+
+        uint inj = v.U32(VmcbOffset.EventInj);
+        if ((inj & EventInj.Valid) != 0)
+        {
+            Inject(cpu, inj, v.U32(VmcbOffset.EventInjErr), v.U64(VmcbOffset.NextRip));
+        }
+
+        return ExecStatus.EndBlock;
+    }
+
+    /// <summary>
+    /// Delivers vmcb12's EVENTINJ through L2's IDT before its first instruction (APM vol. 2 §15.20). A software
+    /// interrupt returns to nRIP when the CPU reports NRIPS (L1 put the next instruction's address there).
+    /// </summary>
+    private static void Inject(Cpu cpu, uint inj, uint error, ulong nextRip)
+    {
+        int vector = (int)(inj & EventInj.VectorMask);
+        uint type = (inj & EventInj.TypeMask) >> (int)EventInj.TypeShift;
+        bool hasError = (inj & EventInj.ErrorValid) != 0;
+        switch (type)
+        {
+            case EventInj.TypeNmi:
+                cpu.DeliverEvent(Vector.NMI, EventKind.Nmi, 0, false);
+                break;
+            case EventInj.TypeException:
+                cpu.DeliverEvent(vector, EventKind.Exception, error, hasError);
+                break;
+            case EventInj.TypeSoftInt:
+                if (cpu.Features.Has(CpuFeature.NRips))
+                {
+                    cpu.Rip = nextRip;
+                }
+
+                cpu.DeliverEvent(vector, EventKind.SoftwareIntN, 0, false);
+                break;
+            default:
+                cpu.DeliverEvent(vector, EventKind.External, 0, false);
+                break;
+        }
+
+        cpu.NextRip = cpu.Rip;
+    }
+
+    /// <summary>Segment bases loaded by VMRUN are made canonical, not checked (APM vol. 2 §15.5.1).</summary>
+    private static SegmentCache Canonical(SegmentCache s)
+    {
+        s.Base = CanonicalBase(s.Base);
+        return s;
+    }
+
+    private static ulong CanonicalBase(ulong b) => (ulong)((long)(b << 16) >> 16);
+
+    public override int Exit(Cpu cpu, ulong exitCode, ulong exitInfo1, ulong exitInfo2)
+    {
+        VmcbView v = Map(_vmcb12);
+        Stats.CountExit(exitCode);
+        Stats.Reflected++;
+        cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.HypervisorExit;
+        if (_nestedPaging)
+        {
+            LeaveNestedPaging(cpu);
+        }
+
+        if (!v.IsNull)
+        {
+            cpu.SaveState(out CpuState g, cpu.Rip);
+            v.SetSegment(VmcbOffset.Es, g.Seg[SegReg.ES]);
+            v.SetSegment(VmcbOffset.Cs, g.Seg[SegReg.CS]);
+            v.SetSegment(VmcbOffset.Ss, g.Seg[SegReg.SS]);
+            v.SetSegment(VmcbOffset.Ds, g.Seg[SegReg.DS]);
+            v.SetTable(VmcbOffset.Gdtr, g.Gdtr);
+            v.SetTable(VmcbOffset.Idtr, g.Idtr);
+            v.U64(VmcbOffset.Efer) = g.Efer;
+            v.U64(VmcbOffset.Cr0) = g.Cr0;
+            v.U64(VmcbOffset.Cr2) = g.Cr2;
+            v.U64(VmcbOffset.Cr3) = g.Cr3;
+            v.U64(VmcbOffset.Cr4) = g.Cr4;
+            v.U64(VmcbOffset.Dr6) = g.Dr6;
+            v.U64(VmcbOffset.Dr7) = g.Dr7;
+            v.U64(VmcbOffset.Rflags) = g.Rflags;
+            v.U64(VmcbOffset.Rip) = g.Rip;
+            v.U64(VmcbOffset.Rsp) = g.Rsp;
+            v.U64(VmcbOffset.Rax) = g.Rax;
+            v.U8(VmcbOffset.Cpl) = (byte)g.Cpl;
+            if (_nestedPaging)
+            {
+                v.U64(VmcbOffset.GPat) = g.Pat;
+            }
+
+            // int_ctl: the CPU writes back V_TPR and V_IRQ, and V_GIF under VGIF.
+            uint writeBack = IntCtl.VTprMask | IntCtl.VIrq | ((cpu.VIntCtl & IntCtl.VGifEnable) != 0 ? IntCtl.VGif : 0);
+            v.U32(VmcbOffset.IntCtl) = (v.U32(VmcbOffset.IntCtl) & ~writeBack) | (cpu.VIntCtl & writeBack);
+            v.U32(VmcbOffset.IntState) = cpu.InterruptShadow ? 1u : 0u;
+            v.U64(VmcbOffset.ExitCode) = exitCode;
+            v.U64(VmcbOffset.ExitInfo1) = exitInfo1;
+            v.U64(VmcbOffset.ExitInfo2) = exitInfo2;
+            v.U32(VmcbOffset.ExitIntInfo) = 0;
+            v.U32(VmcbOffset.ExitIntInfoErr) = 0;
+            v.U32(VmcbOffset.EventInj) &= ~EventInj.Valid;
+            v.U64(VmcbOffset.NextRip) = cpu.Features.Has(CpuFeature.NRips) && IsInstructionExit(exitCode) ? cpu.NextRip : 0;
+        }
+
+        // Back to L1 after its VMRUN (APM vol. 2 §15.7.2): CR0.PE forced, breakpoints disabled, CPL 0, GIF clear.
+        CpuState h = _l1;
+        h.Cr0 |= Cr0Bits.PE;
+        h.Dr7 = 0x400;
+        h.Cpl = 0;
+        h.Cr2 = cpu.Cr2;
+        h.Dr6 = cpu.Dr6;
+        cpu.GuestMode = false;
+        cpu.Intercepts = default;
+        cpu.VIntCtl = 0;
+        cpu.Gif = false;
+        cpu.TscOffset = _l1TscOffset;
+        cpu.LoadState(h);
+        return ExecStatus.EndBlock;
+    }
+
+    /// <summary>Exits caused by an instruction, for which the CPU reports the next instruction's RIP (NRIPS).</summary>
+    private static bool IsInstructionExit(ulong code) =>
+        code is (< 0x40) or (>= SvmExit.Rdtsc and <= SvmExit.Invlpga) or SvmExit.Ioio or SvmExit.Msr
+            or (>= SvmExit.Vmrun and <= SvmExit.Rdpru) or SvmExit.Cr0SelectiveWrite or (>= SvmExit.IdtrRead and <= SvmExit.TrWrite);
+
+    public override int VmloadVmsave(Cpu cpu, ulong vmcbPa, bool save)
+    {
+        VmcbView v = Map(vmcbPa);
+        if (v.IsNull)
+        {
+            return cpu.RaiseGP();
+        }
+
+        cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.HypervisorExit;
+        if (save)
+        {
+            Stats.Vmsave++;
+            v.SetSegment(VmcbOffset.Fs, cpu.Seg[SegReg.FS]);
+            v.SetSegment(VmcbOffset.Gs, cpu.Seg[SegReg.GS]);
+            v.SetSegment(VmcbOffset.Tr, cpu.Seg[Cpu.TrIndex]);
+            v.SetSegment(VmcbOffset.Ldtr, cpu.Seg[Cpu.LdtrIndex]);
+            v.U64(VmcbOffset.KernelGsBase) = cpu.KernelGsBase;
+            v.U64(VmcbOffset.Star) = cpu.Star;
+            v.U64(VmcbOffset.Lstar) = cpu.Lstar;
+            v.U64(VmcbOffset.Cstar) = cpu.Cstar;
+            v.U64(VmcbOffset.Sfmask) = cpu.Sfmask;
+            v.U64(VmcbOffset.SysenterCs) = cpu.SysenterCs;
+            v.U64(VmcbOffset.SysenterEsp) = cpu.SysenterEsp;
+            v.U64(VmcbOffset.SysenterEip) = cpu.SysenterEip;
+            return ExecStatus.Continue;
+        }
+
+        // VMLOAD makes the bases canonical (APM vol. 2 §15.5.2).
+        Stats.Vmload++;
+        cpu.Seg[SegReg.FS] = Canonical(v.GetSegment(VmcbOffset.Fs));
+        cpu.Seg[SegReg.GS] = Canonical(v.GetSegment(VmcbOffset.Gs));
+        cpu.Seg[Cpu.TrIndex] = Canonical(v.GetSegment(VmcbOffset.Tr));
+        cpu.Seg[Cpu.LdtrIndex] = Canonical(v.GetSegment(VmcbOffset.Ldtr));
+        cpu.KernelGsBase = CanonicalBase(v.U64(VmcbOffset.KernelGsBase));
+        cpu.Star = v.U64(VmcbOffset.Star);
+        cpu.Lstar = v.U64(VmcbOffset.Lstar);
+        cpu.Cstar = v.U64(VmcbOffset.Cstar);
+        cpu.Sfmask = v.U64(VmcbOffset.Sfmask);
+        cpu.SysenterCs = v.U64(VmcbOffset.SysenterCs);
+        cpu.SysenterEsp = v.U64(VmcbOffset.SysenterEsp);
+        cpu.SysenterEip = v.U64(VmcbOffset.SysenterEip);
+        cpu.SegmentLoaded(SegReg.FS);
+        cpu.SegmentLoaded(SegReg.GS);
+        return ExecStatus.Continue;
+    }
+
+    // The nested-paging root switch is the MMU's (Part 0 translation work); until it lands, NP runs L2 on L1's view.
+    private static void EnterNestedPaging(Cpu cpu, ulong nestedCr3) => _ = (cpu, nestedCr3);
+
+    private static void LeaveNestedPaging(Cpu cpu) => _ = cpu;
+}
