@@ -29,7 +29,7 @@ public abstract class SvmUnit
 }
 
 /// <summary>SVM state of the vCPU (APM vol. 2 ch. 15) and the intercept gate.</summary>
-public sealed partial class Cpu
+public sealed unsafe partial class Cpu
 {
     /// <summary>The world-switch unit; null when SVM is not reported (the SVM instructions then raise #UD).</summary>
     public SvmUnit? Svm;
@@ -90,6 +90,24 @@ public sealed partial class Cpu
         }
 
         ExitRequest = 1;
+    }
+
+    /// <summary>
+    /// Reads a byte of the running guest's hypervisor's physical memory (for L2: an L1 guest-physical address, as
+    /// the permission maps are), the way L0 reads L1's memory: through its memslots, never through L2's view.
+    /// False when nothing backs the address (KVM then reflects the exit, as if the bit were set).
+    /// </summary>
+    public bool ReadHostPhysicalByte(ulong gpa, out byte value)
+    {
+        ulong off = Phys.RamOffset(gpa);
+        if (off == ulong.MaxValue || off >= Phys.RamSize)
+        {
+            value = 0;
+            return false;
+        }
+
+        value = *Phys.HostPointer(off);
+        return true;
     }
 
     /// <summary>

@@ -116,5 +116,8 @@ public struct InterceptVector
     /// <summary>Word 5 (VMCB 0x014): INVLPGB, INVPCID, MCOMMIT, TLBSYNC, bus lock, idle HLT.</summary>
     public uint Misc3;
 
+    /// <summary>Host-physical (for L2: L1 guest-physical) addresses of the I/O and MSR permission maps, bits 11:0 clear.</summary>
+    public ulong IopmBase, MsrpmBase;
+
     public readonly bool Has(int miscBit) => ((Misc >> miscBit) & 1) != 0;
 }

@@ -141,6 +141,8 @@ public sealed unsafe class NestedSvm : SvmUnit
             Exceptions = v.U32(VmcbOffset.InterceptExceptions),
             Misc = v.U32(VmcbOffset.InterceptMisc1) | ((ulong)v.U32(VmcbOffset.InterceptMisc2) << 32),
             Misc3 = v.U32(VmcbOffset.InterceptMisc3),
+            IopmBase = v.U64(VmcbOffset.IopmBasePa) & ~0xFFFUL,
+            MsrpmBase = v.U64(VmcbOffset.MsrpmBasePa) & ~0xFFFUL,
         };
         cpu.VIntCtl = v.U32(VmcbOffset.IntCtl);
         cpu.VIntVector = (byte)v.U32(VmcbOffset.IntVector);
