@@ -90,6 +90,18 @@ public sealed unsafe partial class Cpu
         }
     }
 
+    /// <summary>
+    /// #VMEXIT back to a host that had RFLAGS.TF set at its VMRUN: the single-step trap of that VMRUN is taken now,
+    /// with RIP after it (APM vol. 2 §15.7.2).
+    /// </summary>
+    public void SingleStepAfterVmexit()
+    {
+        if ((FlagsBits & Rflags.TF) != 0)
+        {
+            _pendingDebugTraps |= Dr6SingleStep;
+        }
+    }
+
     /// <summary>Linear address of the instruction at RIP, as instruction breakpoints compare it.</summary>
     private ulong CodeLinear => Mode == CpuMode.Long64 ? Rip : (uint)(Seg[SegReg.CS].Base + Rip);
 
@@ -298,6 +310,12 @@ public sealed unsafe partial class Cpu
         if (code is Code.Syscall or Code.Sysretd or Code.Sysretq)
         {
             // They decide by the TF they leave (SingleStepIfTrapFlag), which lands in _pendingDebugTraps.
+            tf = false;
+        }
+        else if (GuestMode && code is Code.Vmrunw or Code.Vmrund or Code.Vmrunq)
+        {
+            // A VMRUN that entered its guest completes on the host side only at the #VMEXIT: the host's single-step
+            // trap is taken there, after the exit (APM vol. 2 §15.7.2), never in the guest (SingleStepAfterVmexit).
             tf = false;
         }
 

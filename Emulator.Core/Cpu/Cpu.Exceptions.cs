@@ -29,6 +29,9 @@ public sealed partial class Cpu
     /// <summary>INT n (not INT3/INTO/INT1): the gate DPL is checked against CPL.</summary>
     public bool PendingIsIntN;
 
+    /// <summary>The linear address of the last #PF raised (CR2's value, or EXITINFO2 when the #PF exits).</summary>
+    public ulong PendingFaultAddress;
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     public int Raise(int vector)
     {
@@ -64,7 +67,13 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.NoInlining)]
     public int RaisePF(ulong linear, uint error)
     {
-        Cr2 = linear;
+        // An intercepted #PF leaves CR2 alone: the address goes to EXITINFO2 instead (APM vol. 2 §15.12).
+        PendingFaultAddress = linear;
+        if (!ExceptionIntercepted(Vector.PF))
+        {
+            Cr2 = linear;
+        }
+
         return Raise(Vector.PF, error);
     }
 

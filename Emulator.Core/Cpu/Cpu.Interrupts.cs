@@ -67,8 +67,14 @@ public sealed partial class Cpu
         SoftwareEventRip = NoSoftwareEvent;
         int first = vector;
         bool firstIsException = kind is EventKind.Exception;
+        uint interrupted = 0, interruptedError = 0;
         while (true)
         {
+            if (GuestMode && TryInterceptException(vector, kind, error, hasError, restartRip, interrupted, interruptedError))
+            {
+                return;
+            }
+
             PendingVector = -1;
             _imageRf = PushesRf(vector, kind) ? Rflags.RF : 0;
             bool ok = TryDeliver(vector, kind, error, hasError);
@@ -79,6 +85,12 @@ public sealed partial class Cpu
             }
 
             _deliveryFaulted = true;
+            if (GuestMode)
+            {
+                // The event whose delivery faulted, for EXITINTINFO if the fault exits (APM vol. 2 §15.7.2).
+                interrupted = EventInfo(vector, kind, hasError);
+                interruptedError = error;
+            }
 
             int second = PendingVector;
             PendingVector = -1;
@@ -90,7 +102,13 @@ public sealed partial class Cpu
 
             if (first == Vector.DF && firstIsException)
             {
-                // A fault while delivering #DF: shutdown (triple fault).
+                // A fault while delivering #DF: shutdown (triple fault), or its intercept's #VMEXIT.
+                if (GuestMode && Intercepted(Emulator.Core.Svm.SvmIntercept.Shutdown))
+                {
+                    Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Shutdown, 0, 0);
+                    return;
+                }
+
                 Shutdown = true;
                 StopRequested = false;
                 Diagnostic?.Invoke($"emu: triple fault (vector {second} while delivering #DF) at RIP 0x{Rip:X}");

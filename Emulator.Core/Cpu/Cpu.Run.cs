@@ -123,8 +123,16 @@ public sealed unsafe partial class Cpu
             // A debug trap an instruction left for its boundary (SYSRET setting TF) goes before NMI and
             // interrupts (APM vol. 2 §8.5, priorities: traps on the previous instruction come first).
             bool trapPending = _pendingDebugTraps != 0;
-            if (NmiPending && !NmiBlocked && !InterruptShadow && !trapPending)
+            if (NmiPending && !NmiBlocked && !InterruptShadow && !trapPending && Gif)
             {
+                if (Intercepted(Emulator.Core.Svm.SvmIntercept.Nmi))
+                {
+                    // L1 intercepts NMI: it stays pending for L1 (APM vol. 2 §15.9.2, GIF clear after the exit).
+                    Halted = false;
+                    Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Nmi, 0, 0);
+                    continue;
+                }
+
                 // NMI: ahead of maskable interrupts, not subject to IF; blocked until the next IRET (APM vol. 2 §8.2.3).
                 NmiPending = false;
                 NmiBlocked = true;
@@ -134,9 +142,16 @@ public sealed unsafe partial class Cpu
                 continue;
             }
 
-            if (!InterruptShadow && !trapPending && (FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true } ic)
+            if (!InterruptShadow && !trapPending && PhysicalInterruptsEnabled && Interrupts is { HasPendingInterrupt: true } ic)
             {
                 Halted = false;
+                if (Intercepted(Emulator.Core.Svm.SvmIntercept.Intr))
+                {
+                    // The interrupt stays pending in the controller and is L1's once it sets GIF and IF.
+                    Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Intr, 0, 0);
+                    continue;
+                }
+
                 int vector = ic.Acknowledge();
                 if (vector >= 0)
                 {
@@ -146,11 +161,16 @@ public sealed unsafe partial class Cpu
                 }
             }
 
+            if (GuestMode && !trapPending && TryVirtualInterrupt())
+            {
+                continue;
+            }
+
             if (Halted)
             {
-                if ((FlagsBits & Rflags.IF) == 0 || Interrupts == null)
+                if (!PhysicalInterruptsEnabled || Interrupts == null)
                 {
-                    if (NextEventCycle == ulong.MaxValue || (FlagsBits & Rflags.IF) == 0)
+                    if (NextEventCycle == ulong.MaxValue || !PhysicalInterruptsEnabled)
                     {
                         return RunExit.HaltedForever;
                     }
@@ -259,7 +279,8 @@ public sealed unsafe partial class Cpu
                 || Instructions >= maxInstructions || ExceptionsDelivered - eventsAtStart >= maxInstructions
                 || Cycles >= maxCycles || Cycles >= NextEventCycle
                 || (Phys.Mmu is { } mmu && mmu.Tdp.TlbFlushGeneration != _npfFlushGeneration)
-                || ((FlagsBits & Rflags.IF) != 0 && Interrupts is { HasPendingInterrupt: true }))
+                || (PhysicalInterruptsEnabled && Interrupts is { HasPendingInterrupt: true })
+                || (GuestMode && VirtualInterruptReady))
             {
                 return;
             }

@@ -93,6 +93,94 @@ public sealed unsafe partial class Cpu
     }
 
     /// <summary>
+    /// Whether a physical (INTR) interrupt may be taken now: GIF set, and RFLAGS.IF — except in a guest with
+    /// V_INTR_MASKING, where the host's IF at VMRUN masks physical interrupts and the guest's IF only virtual ones
+    /// (APM vol. 2 §15.21.1).
+    /// </summary>
+    public bool PhysicalInterruptsEnabled
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Gif && (GuestMode && (VIntCtl & VIntCtlMasking) != 0 ? HostIf : (FlagsBits & Rflags.IF) != 0);
+    }
+
+    /// <summary>
+    /// A virtual interrupt (V_IRQ) can be taken: V_IRQ set, the guest's IF set, no interrupt shadow, V_GIF (with
+    /// VGIF) or GIF set, and its priority above V_TPR unless V_IGN_TPR (APM vol. 2 §15.21.4).
+    /// </summary>
+    public bool VirtualInterruptReady =>
+        (VIntCtl & VIntCtlIrq) != 0 && (FlagsBits & Rflags.IF) != 0 && !InterruptShadow && EffectiveGif
+        && ((VIntCtl & VIntCtlIgnTpr) != 0 || ((VIntCtl >> VIntCtlPrioShift) & 0xF) > (VIntCtl & 0xF));
+
+    /// <summary>
+    /// Takes a ready virtual interrupt: the VINTR intercept exits at the point where it would be taken (KVM's
+    /// interrupt window); otherwise V_INTR_VECTOR is delivered through the guest's IDT and V_IRQ cleared.
+    /// </summary>
+    private bool TryVirtualInterrupt()
+    {
+        if (!VirtualInterruptReady)
+        {
+            return false;
+        }
+
+        Halted = false;
+        if (Intercepted(SvmIntercept.Vintr))
+        {
+            Svm!.Exit(this, SvmExit.Vintr, 0, 0);
+            return true;
+        }
+
+        VIntCtl &= ~VIntCtlIrq;
+        InterruptsDelivered++;
+        DeliverEvent(VIntVector, EventKind.External, 0, false);
+        return true;
+    }
+
+    /// <summary>
+    /// EXITINTINFO of the next #VMEXIT: the event that was being delivered when the exit happened (format of
+    /// EVENTINJ), and its error code. The world-switch unit writes and clears them.
+    /// </summary>
+    public uint ExitIntInfo, ExitIntInfoError;
+
+    /// <summary>An event in EVENTINJ/EXITINTINFO form: vector, type, error-code valid, valid (APM vol. 2 §15.20).</summary>
+    internal static uint EventInfo(int vector, EventKind kind, bool hasError)
+    {
+        uint type = kind switch
+        {
+            EventKind.External => 0,
+            EventKind.Nmi => 2,
+            EventKind.SoftwareIntN => 4,
+            _ => 3,
+        };
+        return (uint)vector | (type << 8) | (hasError ? 1u << 11 : 0) | (1u << 31);
+    }
+
+    /// <summary>
+    /// In guest mode, an exception (vectors 0–31, including INT3/INTO/INT1 as #BP/#OF/#DB) whose bit is set in the
+    /// exception intercepts exits with code 0x40 + vector instead of being delivered (APM vol. 2 §15.12): EXITINFO1
+    /// is the error code, EXITINFO2 the faulting address for #PF. A software exception exits with RIP at its
+    /// instruction and nRIP after it. INT n is not an exception (its intercept is SWINT, in its handler).
+    /// </summary>
+    private bool TryInterceptException(int vector, EventKind kind, uint error, bool hasError, ulong softwareRip, uint interrupted, uint interruptedError)
+    {
+        if (kind is EventKind.External or EventKind.Nmi or EventKind.SoftwareIntN || vector >= 32 || !ExceptionIntercepted(vector))
+        {
+            return false;
+        }
+
+        if (softwareRip != NoSoftwareEvent && kind is EventKind.SoftwareException or EventKind.PrivilegedSoftware)
+        {
+            NextRip = Rip;
+            Rip = softwareRip;
+        }
+
+        ExitIntInfo = interrupted;
+        ExitIntInfoError = interruptedError;
+        PendingVector = -1;
+        Svm!.Exit(this, SvmExit.Exception0 + (ulong)vector, hasError ? error : 0, vector == Vector.PF ? PendingFaultAddress : 0);
+        return true;
+    }
+
+    /// <summary>
     /// Reads a byte of the running guest's hypervisor's physical memory (for L2: an L1 guest-physical address, as
     /// the permission maps are), the way L0 reads L1's memory: through its memslots, never through L2's view.
     /// False when nothing backs the address (KVM then reflects the exit, as if the bit were set).

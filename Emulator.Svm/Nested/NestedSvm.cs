@@ -253,8 +253,8 @@ public sealed unsafe class NestedSvm : SvmUnit
             v.U64(VmcbOffset.ExitCode) = exitCode;
             v.U64(VmcbOffset.ExitInfo1) = exitInfo1;
             v.U64(VmcbOffset.ExitInfo2) = exitInfo2;
-            v.U32(VmcbOffset.ExitIntInfo) = 0;
-            v.U32(VmcbOffset.ExitIntInfoErr) = 0;
+            v.U32(VmcbOffset.ExitIntInfo) = cpu.ExitIntInfo;
+            v.U32(VmcbOffset.ExitIntInfoErr) = cpu.ExitIntInfoError;
             v.U32(VmcbOffset.EventInj) &= ~EventInj.Valid;
             v.U64(VmcbOffset.NextRip) = cpu.Features.Has(CpuFeature.NRips) && IsInstructionExit(exitCode) ? cpu.NextRip : 0;
         }
@@ -266,12 +266,14 @@ public sealed unsafe class NestedSvm : SvmUnit
         h.Cpl = 0;
         h.Cr2 = cpu.Cr2;
         h.Dr6 = cpu.Dr6;
+        cpu.ExitIntInfo = cpu.ExitIntInfoError = 0;
         cpu.GuestMode = false;
         cpu.Intercepts = default;
         cpu.VIntCtl = 0;
         cpu.Gif = false;
         cpu.TscOffset = _l1TscOffset;
         cpu.LoadState(h);
+        cpu.SingleStepAfterVmexit();
         return ExecStatus.EndBlock;
     }
 
