@@ -281,8 +281,17 @@ public sealed unsafe partial class Cpu
         int port = (Dr7 & Dr7EnableBits) != 0 && (Cr4 & Cr4Bits.DE) != 0 ? IoPortOf(ref op) : -1;
         NextRip = (Rip + op.Length) & IpMask;
         StringChunk = 1;
+        bool guestMode = GuestMode;
         int st = op.Handler(this, ref op);
         StringChunk = Exec.Exec.RepChunk;
+        if (guestMode != GuestMode)
+        {
+            // A world switch: a VMRUN that entered its guest completes on the host side only at the #VMEXIT, where
+            // the host's single-step trap is taken (SingleStepAfterVmexit); an intercepted guest instruction did
+            // not complete, so it has no traps (APM vol. 2 §15.7.2).
+            return;
+        }
+
         ulong traps = _dataBreakpointHits;
         if (st == ExecStatus.Continue)
         {
@@ -312,12 +321,7 @@ public sealed unsafe partial class Cpu
             // They decide by the TF they leave (SingleStepIfTrapFlag), which lands in _pendingDebugTraps.
             tf = false;
         }
-        else if (GuestMode && code is Code.Vmrunw or Code.Vmrund or Code.Vmrunq)
-        {
-            // A VMRUN that entered its guest completes on the host side only at the #VMEXIT: the host's single-step
-            // trap is taken there, after the exit (APM vol. 2 §15.7.2), never in the guest (SingleStepAfterVmexit).
-            tf = false;
-        }
+
 
         traps |= _pendingDebugTraps;
         _pendingDebugTraps = 0;

@@ -171,9 +171,12 @@ public sealed partial class Cpu
         {
             case Msr.Tsc:
                 // The TSC is the cycle counter plus an offset (PLATFORM.md, "Cycle model"). IA32_TSC_ADJUST
-                // follows the change the write makes (SDM vol. 3 §18.17.3).
-                TscAdjust += v - (Cycles + TscOffset);
-                TscOffset = v - Cycles;
+                // follows the change the write makes (SDM vol. 3 §18.17.3). A nested guest's write that its hypervisor
+                // lets through sets the hypervisor's TSC, as KVM does: the value is taken as L1's TSC and L2's TSC
+                // keeps its offset from it.
+                ulong delta = v - (Cycles + TscOffset - NestedTscOffset);
+                TscAdjust += delta;
+                TscOffset += delta;
                 return true;
             case Msr.TscAdjust when Features.Has(CpuFeature.TscAdjust):
                 // Writing IA32_TSC_ADJUST moves the TSC by the difference from its old value (SDM vol. 3 §18.17.3).

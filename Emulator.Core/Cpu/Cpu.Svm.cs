@@ -53,6 +53,9 @@ public sealed unsafe partial class Cpu
     /// <summary>The host's RFLAGS.IF at VMRUN: with V_INTR_MASKING it, not the guest's IF, masks physical interrupts.</summary>
     public bool HostIf;
 
+    /// <summary>The running guest's TSC offset over its hypervisor's (vmcb12's TSC_OFFSET); 0 outside guest mode.</summary>
+    public ulong NestedTscOffset;
+
     /// <summary>Pause-filter count left before an intercepted PAUSE exits (APM vol. 2 §15.14.4); 0: every PAUSE exits.</summary>
     public ushort PauseFilterCount;
 

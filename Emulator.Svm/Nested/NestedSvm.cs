@@ -56,7 +56,6 @@ public sealed unsafe class NestedSvm : SvmUnit
     private readonly PhysicalMemory _memory;
     private CpuState _l1;
     private ulong _vmcb12;
-    private ulong _l1TscOffset;
     private bool _nestedPaging;
 
     public NestedSvm(PhysicalMemory memory) => _memory = memory;
@@ -99,7 +98,6 @@ public sealed unsafe class NestedSvm : SvmUnit
 
         _vmcb12 = vmcbPa;
         cpu.SaveState(out _l1, cpu.NextRip);
-        _l1TscOffset = cpu.TscOffset;
 
         // The guest's state (APM vol. 2 §15.5.1 "VMRUN"): FS, GS, TR, LDTR and the syscall MSRs stay as they are
         // (VMLOAD's business).
@@ -148,7 +146,8 @@ public sealed unsafe class NestedSvm : SvmUnit
         cpu.VIntVector = (byte)v.U32(VmcbOffset.IntVector);
         cpu.HostIf = (_l1.Rflags & Rflags.IF) != 0;
         cpu.PauseFilterCount = cpu.Features.Has(CpuFeature.PauseFilter) ? v.U16(VmcbOffset.PauseFilterCount) : (ushort)0;
-        cpu.TscOffset = _l1TscOffset + v.U64(VmcbOffset.TscOffset);
+        cpu.NestedTscOffset = v.U64(VmcbOffset.TscOffset);
+        cpu.TscOffset += cpu.NestedTscOffset;
         cpu.GuestMode = true;
         cpu.Gif = true;
         cpu.LoadState(g);
@@ -271,7 +270,8 @@ public sealed unsafe class NestedSvm : SvmUnit
         cpu.Intercepts = default;
         cpu.VIntCtl = 0;
         cpu.Gif = false;
-        cpu.TscOffset = _l1TscOffset;
+        cpu.TscOffset -= cpu.NestedTscOffset;
+        cpu.NestedTscOffset = 0;
         cpu.LoadState(h);
         cpu.SingleStepAfterVmexit();
         return ExecStatus.EndBlock;

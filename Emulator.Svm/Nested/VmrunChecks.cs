@@ -17,7 +17,44 @@ internal static class VmrunChecks
     /// <summary>True when the VMCB's control and save areas may be run by <paramref name="cpu"/>.</summary>
     public static bool Valid(Cpu cpu, VmcbView v)
     {
-        return ControlsValid(cpu, v) && SaveValid(cpu, v);
+        return ControlsValid(cpu, v) && SaveValid(cpu, v) && GuestCr3Valid(cpu, v);
+    }
+
+    /// <summary>PDPTE bits that must be zero: 63:MAXPHYADDR, 8:5 and 2:1 (APM vol. 2 §5.3.3).</summary>
+    private const ulong PdpteReserved = ~((1UL << Cpu.MaxPhysAddrBits) - 1) | 0x1E6;
+
+    /// <summary>
+    /// Loading the guest's CR3 (KVM's nested_svm_load_cr3): CR3 within the physical-address width in every mode,
+    /// and, when L2 runs PAE paging without nested paging, the four PDPTEs at CR3 are loaded now and a present
+    /// one with a reserved bit fails VMRUN. With nested paging the PDPTEs are only read by L2's own walks.
+    /// </summary>
+    private static bool GuestCr3Valid(Cpu cpu, VmcbView v)
+    {
+        ulong cr3 = v.U64(VmcbOffset.Cr3);
+        if ((cr3 >> Cpu.MaxPhysAddrBits) != 0)
+        {
+            return false;
+        }
+
+        ulong cr0 = v.U64(VmcbOffset.Cr0), cr4 = v.U64(VmcbOffset.Cr4), efer = v.U64(VmcbOffset.Efer);
+        bool pae = (cr0 & Cr0Bits.PG) != 0 && (cr4 & Cr4Bits.PAE) != 0 && (efer & EferBits.LME) == 0;
+        bool npt = (v.U64(VmcbOffset.NestedCtl) & 1) != 0 && cpu.Features.Has(CpuFeature.Npt);
+        if (!pae || npt)
+        {
+            return true;
+        }
+
+        ulong pdpt = cr3 & 0xFFFF_FFE0;
+        for (int i = 0; i < 4; i++)
+        {
+            ulong e = cpu.Phys.Read(pdpt + ((ulong)i * 8), 8);
+            if ((e & 1) != 0 && (e & PdpteReserved) != 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static bool ControlsValid(Cpu cpu, VmcbView v)
