@@ -64,7 +64,12 @@ public sealed unsafe partial class Cpu
         }
     }
 
-    private ulong IpMask => Bitness == 64 ? ulong.MaxValue : Bitness == 32 ? 0xFFFFFFFFUL : 0xFFFFUL;
+    /// <summary>
+    /// Width of the instruction pointer as sequential execution advances it: 64 bits in 64-bit mode, else EIP's 32.
+    /// 16-bit code does not wrap IP at 64 KiB when it runs on (only a branch with 16-bit operand size truncates
+    /// EIP); running past the CS limit is a #GP at the fetch (APM vol. 2 §4.8.1 on the limit check).
+    /// </summary>
+    private ulong IpMask => Bitness == 64 ? ulong.MaxValue : 0xFFFFFFFFUL;
 
     internal void InvalidateCodePage(ulong hpaPage)
     {

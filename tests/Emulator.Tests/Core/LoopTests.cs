@@ -55,6 +55,18 @@ public class LoopTests
     }
 
     [Test]
+    public void SixteenBitCodeRunsPastOffset0xFFFFWhenTheLimitAllows()
+    {
+        // Unreal-mode CS (limit 4 GiB): sequential execution carries IP on past 0xFFFF instead of wrapping to 0.
+        using var g = TestGuest.Real(a => a.hlt());
+        g.Load([0x90, 0x90, 0xF4], 0x10000 + 0xFFFE);
+        g.Cpu.Seg[SegReg.CS].Limit = 0xFFFF_FFFF;
+        g.Cpu.Rip = 0xFFFE;
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(0x10001UL), "HLT at offset 0x10000 ran");
+    }
+
+    [Test]
     public void ExceptionLoopThatRetiresNothingStillStopsAtTheLimit()
     {
         // Real mode, IVT entry 6 points back at the UD2 itself: #UD forever, no instruction retires.
