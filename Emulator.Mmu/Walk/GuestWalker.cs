@@ -209,6 +209,7 @@ public static class GuestWalker<TFormat, TReader>
     /// The A/D rule of the class comment: the leaf's A (and D for a write), then A of each level above it,
     /// each only where missing and only in levels that have the bits (not PAE PDPTEs).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool SetAccessedDirty(ref TReader reader, ref WalkResult r, ulong address, int leafLevel, bool write)
     {
         for (int level = leafLevel; level <= TFormat.RootLevel; level++)

@@ -130,14 +130,19 @@ public readonly struct LongMode4 : IPagingFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EntryOffset(ulong address, int level) => LongModeTables.EntryOffset(address, level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => LongModeTables.IsLeaf(entry, level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => LongModeTables.PageBytes(level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => LongModeTables.Frame(entry, level, leaf);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules) => LongModeTables.Reserved(entry, level, leaf, rules);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasPermissions(int level) => true;
 
     public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => 0;
@@ -153,14 +158,19 @@ public readonly struct LongMode5 : IPagingFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EntryOffset(ulong address, int level) => LongModeTables.EntryOffset(address, level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => LongModeTables.IsLeaf(entry, level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => LongModeTables.PageBytes(level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => LongModeTables.Frame(entry, level, leaf);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules) => LongModeTables.Reserved(entry, level, leaf, rules);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasPermissions(int level) => true;
 
     public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => 0;
@@ -175,12 +185,16 @@ internal static class LongModeTables
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EntryOffset(ulong address, int level) => ((address >> (12 + (9 * (level - 1)))) & 511) * 8;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => level == 1 || (level <= 3 && (entry & 0x80) != 0);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => 1UL << (12 + (9 * (level - 1)));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => leaf ? entry & AddrMask & ~(PageBytes(level) - 1) : entry & AddrMask;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules)
     {
         // Bits 62:52 are available to software in long mode; only 51:MAXPHYADDR are reserved (§5.3, §5.4).
@@ -227,12 +241,16 @@ public readonly struct Pae : IPagingFormat
         ? ((address >> 30) & 3) * 8
         : ((address >> (12 + (9 * (level - 1)))) & 511) * 8;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => level == 1 || (level == 2 && (entry & 0x80) != 0);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => level == 2 ? 1UL << 21 : 1UL << 12;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => leaf ? entry & AddrMask & ~(PageBytes(level) - 1) : entry & AddrMask;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules)
     {
         ulong r = entry & HighReserved;
@@ -255,6 +273,7 @@ public readonly struct Pae : IPagingFormat
         return r;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasPermissions(int level) => level != 3;
 
     // The PDPT's 32-byte slot in its page names it (levels 3 and above); PDs and PTs are whole pages.
@@ -270,15 +289,20 @@ public readonly struct Legacy32 : IPagingFormat
 
     public static ulong EntryOffset(ulong address, int level) => Legacy32Tables.EntryOffset(address, level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => level == 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => Legacy32Tables.PageBytes(level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => entry & 0xFFFFF000;
 
     // No reserved bits in 32-bit PDEs and PTEs, and no NX bit (§5.2).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules) => 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasPermissions(int level) => true;
 
     public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => Legacy32Tables.ShadowQuadrant(address, shadowLevel);
@@ -297,17 +321,22 @@ public readonly struct Legacy32Pse : IPagingFormat
 
     public static ulong EntryOffset(ulong address, int level) => Legacy32Tables.EntryOffset(address, level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => level == 1 || (entry & 0x80) != 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => Legacy32Tables.PageBytes(level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => leaf && level == 2
         ? (entry & 0xFFC00000) | (((entry >> 13) & 0xFF) << 32)
         : entry & 0xFFFFF000;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules) => !leaf || level != 2 ? 0
         : entry & ((rules & WalkRules.Pse36) != 0 ? 1UL << 21 : 0x3FE000UL);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasPermissions(int level) => true;
 
     public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => Legacy32Tables.ShadowQuadrant(address, shadowLevel);
@@ -318,6 +347,7 @@ internal static class Legacy32Tables
 {
     public static ulong EntryOffset(ulong address, int level) => level == 2 ? ((address >> 22) & 1023) * 4 : ((address >> 12) & 1023) * 4;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => level == 2 ? 1UL << 22 : 1UL << 12;
 
     /// <summary>
