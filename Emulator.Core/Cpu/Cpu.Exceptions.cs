@@ -9,12 +9,6 @@ public static class Vector
     public const int TS = 10, NP = 11, SS = 12, GP = 13, PF = 14, MF = 16, AC = 17, MC = 18, XF = 19, SX = 30;
 }
 
-/// <summary>#PF error-code bits (APM vol. 2 §8.4.2).</summary>
-public static class PfErr
-{
-    public const uint Present = 1, Write = 2, User = 4, Rsvd = 8, Fetch = 16, Pk = 32;
-}
-
 /// <summary>
 /// Raising exceptions: a handler calls one of these and returns the result (ExecStatus.Fault).
 /// The loop then delivers the pending event. Nothing here throws.

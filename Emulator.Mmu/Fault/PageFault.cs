@@ -20,15 +20,23 @@ public enum RetPf
     ReflectToGuest,
 }
 
-/// <summary>Page-fault error-code bits as KVM names them (PFERR_*), incl. the #NPF-only bits 32 and 33.</summary>
+/// <summary>
+/// Page-fault error-code bits (APM vol. 2 §8.4.2, KVM's PFERR_* names): the #PF error code the CPU pushes
+/// (bits 5:0, held in 32 bits there), and the #NPF EXITINFO1, which adds bits 32 and 33 (§15.25.6).
+/// </summary>
 public static class PfErr
 {
     public const ulong Present = 1UL << 0;
     public const ulong Write = 1UL << 1;
     public const ulong User = 1UL << 2;
     public const ulong Rsvd = 1UL << 3;
+    /// <summary>I/D: the access was an instruction fetch (reported by #PF only when EFER.NXE or CR4.SMEP is set).</summary>
     public const ulong Fetch = 1UL << 4;
+    /// <summary>Protection-key violation (PKU; not modelled, named for completeness).</summary>
+    public const ulong Pk = 1UL << 5;
+    /// <summary>#NPF: the fault was on the final guest-physical address.</summary>
     public const ulong GuestFinal = 1UL << 32;
+    /// <summary>#NPF: the fault was on a guest page-table access of the guest's own walk.</summary>
     public const ulong GuestPage = 1UL << 33;
 }
 

@@ -47,9 +47,17 @@ public readonly unsafe struct MemslotTableReader(MemslotSet slots, HostMemoryAre
             return false;
         }
 
-        // SAFETY: as above; aligned, so the interlocked operation is valid.
-        return bytes == 8
-            ? Interlocked.CompareExchange(ref *(ulong*)p, expected | bits, expected) == expected
-            : Interlocked.CompareExchange(ref *(uint*)p, (uint)(expected | bits), (uint)expected) == (uint)expected;
+        // SAFETY: as above; aligned, so the interlocked operation is valid. An entry L1 changed since the
+        // walk read it keeps its new value (ITableReader.TrySetBits); only an unreachable table aborts.
+        if (bytes == 8)
+        {
+            Interlocked.CompareExchange(ref *(ulong*)p, expected | bits, expected);
+        }
+        else
+        {
+            Interlocked.CompareExchange(ref *(uint*)p, (uint)(expected | bits), (uint)expected);
+        }
+
+        return true;
     }
 }

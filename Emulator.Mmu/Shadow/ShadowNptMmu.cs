@@ -197,10 +197,12 @@ public sealed class ShadowNptMmu
         }
 
         // 1. Walk L1's NPT: every access is a user access; table accesses of L2's own walk arrive as writes.
+        // NX follows L1's EFER.NXE; 1 GiB pages and PSE-36 are always there, and I/D is reported for fetches.
         ulong access = (pf.ErrorCode & (PfErr.Write | PfErr.Fetch)) | PfErr.User;
+        const WalkRules hostRules = WalkRules.Page1Gb | WalkRules.Pse36 | WalkRules.ReportFetch;
         var reader = new MemslotTableReader(slots, _ctx.Host);
         WalkResult w = default;
-        if (!GuestWalker<TFormat, MemslotTableReader>.Walk(ref reader, NestedCr3.Value, l2Gpa.Value, access, L1Nxe, ref w))
+        if (!GuestWalker<TFormat, MemslotTableReader>.Walk(ref reader, NestedCr3.Value, l2Gpa.Value, access, hostRules | (L1Nxe ? WalkRules.Nxe : 0), ref w))
         {
             ulong which = (pf.ErrorCode & PfErr.GuestPage) != 0 ? PfErr.GuestPage : PfErr.GuestFinal;
             pf.ExitInfo1 = w.ErrorCode | PfErr.User | which;

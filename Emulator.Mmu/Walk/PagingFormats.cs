@@ -17,10 +17,18 @@ public enum PagingMode : byte
     Pae,
     /// <summary>4-level long mode (§5.3).</summary>
     LongMode4,
+    /// <summary>
+    /// 5-level long mode (CR4.LA57). Only the CPU's own walk uses it so far: the shadow-NPT MMU's role packs
+    /// the mode in two bits and <see cref="PagingModes.FromControlRegisters"/> never returns it.
+    /// </summary>
+    LongMode5,
 }
 
 public static class PagingModes
 {
+    /// <summary>Physical-address width (MAXPHYADDR) of the modelled CPU: entry bits from here to 51 are reserved.</summary>
+    public const int PhysAddrBits = 48;
+
     private const ulong Cr4Pse = 1UL << 4, Cr4Pae = 1UL << 5, EferLma = 1UL << 10;
 
     /// <summary>The format of the tables that CR3 (or nCR3) roots, from the owner's CR4 and EFER.</summary>
@@ -37,15 +45,44 @@ public static class PagingModes
     /// </summary>
     public static ulong RootAddress(PagingMode mode, ulong cr3) => mode switch
     {
-        PagingMode.LongMode4 => cr3 & 0x000F_FFFF_FFFF_F000UL,
+        PagingMode.LongMode4 or PagingMode.LongMode5 => cr3 & 0x000F_FFFF_FFFF_F000UL,
         PagingMode.Pae => cr3 & 0xFFFF_FFE0UL,
         _ => cr3 & 0xFFFF_F000UL,
     };
 }
 
 /// <summary>
+/// What one walk checks beyond the tables themselves: the paging controls of the walk's owner and the
+/// features its CPUID reports. The CPU derives them from CR0, CR4, EFER, RFLAGS.AC and CPUID on each
+/// walk; the nested (NPT) walk of the shadow MMU passes L1's EFER.NXE and the fixed host features.
+/// </summary>
+[Flags]
+public enum WalkRules : ushort
+{
+    None = 0,
+    /// <summary>EFER.NXE: bit 63 is the NX bit, not a reserved bit (APM vol. 2 §5.6.3).</summary>
+    Nxe = 1 << 0,
+    /// <summary>CR0.WP: supervisor writes honour R/W (§5.6.2).</summary>
+    WriteProtect = 1 << 1,
+    /// <summary>CR4.SMEP: no supervisor fetch from a user page (§5.6.4).</summary>
+    Smep = 1 << 2,
+    /// <summary>CR4.SMAP: no supervisor data access to a user page, except as <see cref="Ac"/> allows (§5.6.5).</summary>
+    Smap = 1 << 3,
+    /// <summary>RFLAGS.AC: lifts SMAP for explicit supervisor data accesses.</summary>
+    Ac = 1 << 4,
+    /// <summary>An implicit supervisor access (descriptor tables, TSS): SMAP applies whatever RFLAGS.AC says.</summary>
+    Implicit = 1 << 5,
+    /// <summary>CPUID reports 1 GiB pages: a PDPE with PS maps 1 GiB; without it PS there is reserved (§5.3.4).</summary>
+    Page1Gb = 1 << 6,
+    /// <summary>CPUID reports PSE-36 (AMD's 40-bit form): 4 MiB PDE bits 20:13 are PA bits 39:32, else reserved (§5.2.4).</summary>
+    Pse36 = 1 << 7,
+    /// <summary>The error code sets I/D for a fetch: the #PF code does only with EFER.NXE or CR4.SMEP (§8.4.2).</summary>
+    ReportFetch = 1 << 8,
+}
+
+/// <summary>
 /// An x86 page-table format, as static members so the walker is specialized per format (no virtual
-/// calls): 4-level long mode, PAE and legacy 32-bit (APM vol. 2 §5.2–5.3).
+/// calls): 5- and 4-level long mode, PAE and legacy 32-bit (APM vol. 2 §5.2–5.3).
 /// </summary>
 public interface IPagingFormat
 {
@@ -69,7 +106,7 @@ public interface IPagingFormat
     static abstract ulong Frame(ulong entry, int level, bool leaf);
 
     /// <summary>Reserved bits set in <paramref name="entry"/> (non-zero means a RSVD fault).</summary>
-    static abstract ulong Reserved(ulong entry, int level, bool leaf, bool nxe);
+    static abstract ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules);
 
     /// <summary>True when the level has R/W, U/S, A and NX bits (PAE PDPTEs have none).</summary>
     static abstract bool HasPermissions(int level);
@@ -83,50 +120,106 @@ public interface IPagingFormat
     static abstract uint ShadowQuadrant(ulong address, ulong table, int shadowLevel);
 }
 
-/// <summary>4-level long-mode tables with 2 MiB and 1 GiB pages and 48-bit physical addresses.</summary>
+/// <summary>4-level long-mode tables with 2 MiB and 1 GiB pages (§5.3).</summary>
 public readonly struct LongMode4 : IPagingFormat
 {
-    private const ulong AddrMask = 0x000F_FFFF_FFFF_F000UL;
-    private const ulong PhysMask = ((1UL << 48) - 1) & ~0xFFFUL;
-
     public static PagingMode Mode => PagingMode.LongMode4;
     public static int RootLevel => 4;
     public static int EntryBytes => 8;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong EntryOffset(ulong address, int level) => LongModeTables.EntryOffset(address, level);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsLeaf(ulong entry, int level) => LongModeTables.IsLeaf(entry, level);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong PageBytes(int level) => LongModeTables.PageBytes(level);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Frame(ulong entry, int level, bool leaf) => LongModeTables.Frame(entry, level, leaf);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules) => LongModeTables.Reserved(entry, level, leaf, rules);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool HasPermissions(int level) => true;
+
+    public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => 0;
+}
+
+/// <summary>5-level long-mode tables (CR4.LA57): a PML5 above the 4-level format, 57-bit linear addresses.</summary>
+public readonly struct LongMode5 : IPagingFormat
+{
+    public static PagingMode Mode => PagingMode.LongMode5;
+    public static int RootLevel => 5;
+    public static int EntryBytes => 8;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong EntryOffset(ulong address, int level) => LongModeTables.EntryOffset(address, level);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsLeaf(ulong entry, int level) => LongModeTables.IsLeaf(entry, level);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong PageBytes(int level) => LongModeTables.PageBytes(level);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Frame(ulong entry, int level, bool leaf) => LongModeTables.Frame(entry, level, leaf);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules) => LongModeTables.Reserved(entry, level, leaf, rules);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool HasPermissions(int level) => true;
+
+    public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => 0;
+}
+
+/// <summary>What the long-mode formats share: 512-entry tables of 8-byte entries, leaves at levels 3 to 1.</summary>
+internal static class LongModeTables
+{
+    private const ulong AddrMask = 0x000F_FFFF_FFFF_F000UL;
+    private const ulong PhysMask = ((1UL << PagingModes.PhysAddrBits) - 1) & ~0xFFFUL;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EntryOffset(ulong address, int level) => ((address >> (12 + (9 * (level - 1)))) & 511) * 8;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => level == 1 || (level <= 3 && (entry & 0x80) != 0);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => 1UL << (12 + (9 * (level - 1)));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => leaf ? entry & AddrMask & ~(PageBytes(level) - 1) : entry & AddrMask;
 
-    public static ulong Reserved(ulong entry, int level, bool leaf, bool nxe)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules)
     {
         // Bits 62:52 are available to software in long mode; only 51:MAXPHYADDR are reserved (§5.3, §5.4).
         ulong r = entry & AddrMask & ~PhysMask;
-        if (!nxe)
+        if ((rules & WalkRules.Nxe) == 0)
         {
             r |= entry & (1UL << 63);
         }
 
-        if (level == 4)
+        if (level >= 4)
         {
-            r |= entry & 0x80; // PS is reserved in a PML4E
+            r |= entry & 0x180; // PML4E/PML5E bits 8:7 must be zero on AMD (Figure 5-18)
         }
-
-        if (leaf && level > 1)
+        else if (leaf && level > 1)
         {
+            if (level == 3 && (rules & WalkRules.Page1Gb) == 0)
+            {
+                r |= 0x80; // 1 GiB pages exist only when CPUID reports them
+            }
+
             r |= entry & (PageBytes(level) - 1) & ~0x1FFFUL; // low frame bits of a large page, PAT (bit 12) excepted
         }
 
         return r;
     }
-
-    public static bool HasPermissions(int level) => true;
-
-    public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => 0;
 }
 
 /// <summary>
@@ -138,7 +231,7 @@ public readonly struct Pae : IPagingFormat
     private const ulong AddrMask = 0x000F_FFFF_FFFF_F000UL;
 
     /// <summary>Bits 62:MAXPHYADDR of a legacy-mode PAE entry are reserved, unlike long mode's available 62:52 (§5.2, §5.4).</summary>
-    private const ulong HighReserved = 0x7FFF_FFFF_FFFF_FFFFUL & ~((1UL << 48) - 1);
+    private const ulong HighReserved = 0x7FFF_FFFF_FFFF_FFFFUL & ~((1UL << PagingModes.PhysAddrBits) - 1);
 
     public static PagingMode Mode => PagingMode.Pae;
     public static int RootLevel => 3;
@@ -148,13 +241,17 @@ public readonly struct Pae : IPagingFormat
         ? ((address >> 30) & 3) * 8
         : ((address >> (12 + (9 * (level - 1)))) & 511) * 8;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => level == 1 || (level == 2 && (entry & 0x80) != 0);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => level == 2 ? 1UL << 21 : 1UL << 12;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => leaf ? entry & AddrMask & ~(PageBytes(level) - 1) : entry & AddrMask;
 
-    public static ulong Reserved(ulong entry, int level, bool leaf, bool nxe)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules)
     {
         ulong r = entry & HighReserved;
         if (level == 3)
@@ -163,7 +260,7 @@ public readonly struct Pae : IPagingFormat
             return r | (entry & 0x1E6) | (entry & (1UL << 63));
         }
 
-        if (!nxe)
+        if ((rules & WalkRules.Nxe) == 0)
         {
             r |= entry & (1UL << 63);
         }
@@ -176,6 +273,7 @@ public readonly struct Pae : IPagingFormat
         return r;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasPermissions(int level) => level != 3;
 
     // The PDPT's 32-byte slot in its page names it (levels 3 and above); PDs and PTs are whole pages.
@@ -191,24 +289,29 @@ public readonly struct Legacy32 : IPagingFormat
 
     public static ulong EntryOffset(ulong address, int level) => Legacy32Tables.EntryOffset(address, level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => level == 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => Legacy32Tables.PageBytes(level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => entry & 0xFFFFF000;
 
     // No reserved bits in 32-bit PDEs and PTEs, and no NX bit (§5.2).
-    public static ulong Reserved(ulong entry, int level, bool leaf, bool nxe) => 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules) => 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasPermissions(int level) => true;
 
     public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => Legacy32Tables.ShadowQuadrant(address, shadowLevel);
 }
 
 /// <summary>
-/// Legacy 2-level 32-bit tables with CR4.PSE = 1: a PDE with PS maps 4 MiB. PSE-36 (AMD's 40-bit form) is
-/// assumed present, as on every AMD64 processor and as KVM assumes: PDE bits 20:13 are PA bits 39:32, and
-/// bit 21 is reserved (§5.2).
+/// Legacy 2-level 32-bit tables with CR4.PSE = 1: a PDE with PS maps 4 MiB. With PSE-36 (AMD's 40-bit form,
+/// <see cref="WalkRules.Pse36"/>) PDE bits 20:13 are PA bits 39:32 and bit 21 is reserved; without it bits
+/// 21:13 are reserved (§5.2.4).
 /// </summary>
 public readonly struct Legacy32Pse : IPagingFormat
 {
@@ -218,16 +321,22 @@ public readonly struct Legacy32Pse : IPagingFormat
 
     public static ulong EntryOffset(ulong address, int level) => Legacy32Tables.EntryOffset(address, level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool IsLeaf(ulong entry, int level) => level == 1 || (entry & 0x80) != 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => Legacy32Tables.PageBytes(level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Frame(ulong entry, int level, bool leaf) => leaf && level == 2
         ? (entry & 0xFFC00000) | (((entry >> 13) & 0xFF) << 32)
         : entry & 0xFFFFF000;
 
-    public static ulong Reserved(ulong entry, int level, bool leaf, bool nxe) => leaf && level == 2 ? entry & (1UL << 21) : 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Reserved(ulong entry, int level, bool leaf, WalkRules rules) => !leaf || level != 2 ? 0
+        : entry & ((rules & WalkRules.Pse36) != 0 ? 1UL << 21 : 0x3FE000UL);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasPermissions(int level) => true;
 
     public static uint ShadowQuadrant(ulong address, ulong table, int shadowLevel) => Legacy32Tables.ShadowQuadrant(address, shadowLevel);
@@ -238,6 +347,7 @@ internal static class Legacy32Tables
 {
     public static ulong EntryOffset(ulong address, int level) => level == 2 ? ((address >> 22) & 1023) * 4 : ((address >> 12) & 1023) * 4;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong PageBytes(int level) => level == 2 ? 1UL << 22 : 1UL << 12;
 
     /// <summary>

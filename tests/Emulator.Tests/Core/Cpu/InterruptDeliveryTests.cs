@@ -1,4 +1,5 @@
 using Emulator.Core.Cpu;
+using Emulator.Mmu.Fault;
 using static Emulator.Tests.Core.CpuTests.SystemTables;
 using static Iced.Intel.AssemblerRegisters;
 

@@ -1,6 +1,7 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Loaders;
 using Emulator.Core.Memory;
+using Emulator.Mmu.Fault;
 using static Iced.Intel.AssemblerRegisters;
 
 // Not "...Core.Cpu": that namespace would hide the Cpu class from the tests' shared helpers.
@@ -76,7 +77,7 @@ public sealed class PagingTests
         return _c.Translate(lin, access, out gpa);
     }
 
-    private void AssertPageFault(ulong lin, uint error)
+    private void AssertPageFault(ulong lin, ulong error)
     {
         Assert.That(_c.PendingVector, Is.EqualTo(Vector.PF));
         Assert.That(_c.PendingError, Is.EqualTo(error), $"error code 0x{_c.PendingError:X}");

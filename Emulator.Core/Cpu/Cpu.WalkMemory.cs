@@ -1,0 +1,35 @@
+namespace Emulator.Core.Cpu;
+
+/// <summary>
+/// The memory seam of the CPU's page-table walk: every table entry the walk reads, and every accessed/dirty
+/// update it makes, goes through these two methods and nothing else, so that the walk of a nested guest can
+/// send them through nested paging. Today they read and write guest-physical memory directly and always
+/// succeed.
+///
+/// A false return means the walk was aborted by a nested fault that the method has already recorded on the
+/// vCPU (for L2 under nested paging: an #NPF with EXITINFO1's GuestPage bit, APM vol. 2 §15.25.6). The walker
+/// then fails without raising #PF, and the caller delivers the recorded event instead.
+/// </summary>
+public sealed partial class Cpu
+{
+    /// <summary>Reads the 4- or 8-byte paging entry at guest-physical <paramref name="gpa"/>.</summary>
+    internal bool ReadPagingEntry(ulong gpa, int size, out ulong value)
+    {
+        value = Phys.Read(gpa, size);
+        return true;
+    }
+
+    /// <summary>
+    /// Sets <paramref name="bits"/> (accessed/dirty) in the paging entry at <paramref name="gpa"/> if it still
+    /// holds <paramref name="expected"/>; an entry that changed since the walk read it is left as it is now.
+    /// </summary>
+    internal bool SetPagingEntryBits(ulong gpa, int size, ulong expected, ulong bits)
+    {
+        if (Phys.Read(gpa, size) == expected)
+        {
+            Phys.Write(gpa, size, expected | bits);
+        }
+
+        return true;
+    }
+}
