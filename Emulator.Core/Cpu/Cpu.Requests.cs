@@ -54,9 +54,11 @@ public sealed partial class Cpu
 {
     /// <summary>
     /// <see cref="VcpuRequest"/> bits. Zero on the fast path: <see cref="RunBlocks"/> keeps chaining blocks only
-    /// while it is. All vCPUs of a machine run on one host thread, so plain read-modify-writes suffice.
+    /// while it is. All vCPUs of a machine run on one host thread, so plain read-modify-writes suffice. A new
+    /// vCPU starts with <see cref="VcpuRequest.Interrupt"/>, so it asks its controller, whatever was wired in
+    /// before it first runs.
     /// </summary>
-    public int Requests;
+    public int Requests = VcpuRequest.Interrupt;
 
     /// <summary>
     /// Sets request bits without a kick (KVM's kvm_make_request): the vCPU sees them at its next block boundary.

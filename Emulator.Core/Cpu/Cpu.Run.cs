@@ -94,8 +94,13 @@ public sealed unsafe partial class Cpu
     {
         Phys.Running = this;
         ulong eventsAtStart = ExceptionsDelivered;
-        // Between two runs the caller may have changed RFLAGS.IF or the interrupt controller directly.
-        Requests |= VcpuRequest.Interrupt;
+        if (_interruptWindowArmed)
+        {
+            // Between two runs the caller (a loader, a test) may have set RFLAGS.IF directly.
+            _interruptWindowArmed = false;
+            Requests |= VcpuRequest.Interrupt;
+        }
+
         while (true)
         {
             if ((Requests & VcpuRequest.TlbFlush) != 0)
