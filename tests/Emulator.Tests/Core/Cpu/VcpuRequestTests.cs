@@ -174,6 +174,33 @@ public class VcpuRequestTests
     }
 
     [Test]
+    public void LoweringTheTaskPriorityWithMovCr8DeliversABlockedVector()
+    {
+        using var g = Long(
+            a =>
+            {
+                var loop = a.CreateLabel();
+                a.sti();
+                a.nop();
+                a.xor(eax, eax);
+                a.mov(cr8, rax);
+                a.Label(ref loop);
+                a.inc(rcx);
+                a.jmp(loop);
+            },
+            0x40);
+        var platform = new PcPlatform(g.Mem, [g.Cpu]);
+        var apic = platform.Apics[0];
+        apic.WriteMmio(0xF0, 4, 0x1FF); // SVR: software-enabled
+        g.Cpu.Tpr = 0xF0;
+        apic.WriteMmio(0x300, 4, 0x40 | (1u << 18)); // ICR: fixed self-IPI, vector 0x40, held back by the TPR
+
+        Assert.That(g.Run(10_000), Is.EqualTo(RunExit.HaltedForever));
+        Assert.That(g.Cpu.Rip, Is.EqualTo(Handler(0x40) + 1));
+        Assert.That(g[Reg.RCX], Is.LessThanOrEqualTo(1UL), "taken at the block boundary after MOV CR8");
+    }
+
+    [Test]
     public void AnNmiLatchedWhileBlockedIsTakenRightAfterIret()
     {
         using var g = Long(a =>
