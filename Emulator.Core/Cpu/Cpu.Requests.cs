@@ -58,7 +58,7 @@ public sealed partial class Cpu
     /// vCPU starts with <see cref="VcpuRequest.Interrupt"/>, so it asks its controller, whatever was wired in
     /// before it first runs.
     /// </summary>
-    public int Requests = VcpuRequest.Interrupt;
+    internal int Requests = VcpuRequest.Interrupt;
 
     /// <summary>
     /// Sets request bits without a kick (KVM's kvm_make_request): the vCPU sees them at its next block boundary.
