@@ -12,19 +12,57 @@ public sealed partial class Cpu
     /// <summary>This vCPU's local APIC, when the platform has one.</summary>
     public LocalApic? Apic;
 
-    /// <summary>The APIC task-priority register; MOV CR8 reads and writes bits 7:4.</summary>
-    public byte Tpr;
+    private byte _tpr;
+
+    /// <summary>
+    /// The APIC task-priority register; MOV CR8 reads and writes bits 7:4. A new priority can make a requested
+    /// vector deliverable: every write asks the loop to look at the controller at the next block boundary.
+    /// </summary>
+    public byte Tpr
+    {
+        get => _tpr;
+        set
+        {
+            _tpr = value;
+            MakeRequest(VcpuRequest.Interrupt);
+        }
+    }
 
     public ulong Cr8 => (ulong)(Tpr >> 4);
 
-    /// <summary>An NMI is latched and waits for delivery.</summary>
-    public bool NmiPending;
+    private bool _nmiPending;
+    private bool _nmiBlocked;
 
-    /// <summary>An NMI handler is running: further NMIs wait until the next IRET.</summary>
-    public bool NmiBlocked;
+    /// <summary>An NMI is latched and waits for delivery; latching one requests <see cref="VcpuRequest.Nmi"/>.</summary>
+    public bool NmiPending
+    {
+        get => _nmiPending;
+        set
+        {
+            _nmiPending = value;
+            if (value)
+            {
+                MakeRequest(VcpuRequest.Nmi);
+            }
+        }
+    }
 
-    /// <summary>The vCPU has taken INIT and waits for a Startup IPI (APs start here).</summary>
-    public bool WaitingForSipi;
+    /// <summary>
+    /// An NMI handler is running: further NMIs wait until the next IRET. The loop drops the NMI request while
+    /// blocked; unblocking with an NMI latched requests it again.
+    /// </summary>
+    public bool NmiBlocked
+    {
+        get => _nmiBlocked;
+        set
+        {
+            _nmiBlocked = value;
+            if (!value && _nmiPending)
+            {
+                MakeRequest(VcpuRequest.Nmi);
+            }
+        }
+    }
 
     /// <summary>Several vCPUs share the host thread: a spinning PAUSE yields the slice (<see cref="RunExit.Yielded"/>).</summary>
     public bool YieldOnPause;
@@ -34,7 +72,6 @@ public sealed partial class Cpu
 
     internal ulong LastPauseRip = ulong.MaxValue;
     internal ulong LastPauseInstructions;
-    internal bool YieldRequested;
 
     public ulong NmisDelivered;
     public ulong InitsReceived;
@@ -44,7 +81,7 @@ public sealed partial class Cpu
     public void RaiseNmi()
     {
         NmiPending = true;
-        ExitRequest = 1;
+        MakeRequestAndKick(VcpuRequest.Nmi);
     }
 
     /// <summary>

@@ -38,15 +38,27 @@ public sealed unsafe partial class Cpu
 {
     public IInterruptController? Interrupts;
 
-    private ulong _npfFlushGeneration;
+    private ulong _nextEventCycle = ulong.MaxValue;
 
-    /// <summary>Cycle count at which <see cref="OnTimerEvent"/> runs next (ulong.MaxValue: none).</summary>
-    public ulong NextEventCycle = ulong.MaxValue;
+    /// <summary>
+    /// Cycle count at which <see cref="OnTimerEvent"/> runs next (ulong.MaxValue: none). Moving it earlier
+    /// requests <see cref="VcpuRequest.Event"/>: the running block was given the old deadline.
+    /// </summary>
+    public ulong NextEventCycle
+    {
+        get => _nextEventCycle;
+        set
+        {
+            if (value < _nextEventCycle)
+            {
+                MakeRequest(VcpuRequest.Event);
+            }
+
+            _nextEventCycle = value;
+        }
+    }
 
     public Action<Cpu>? OnTimerEvent;
-
-    /// <summary>Set when the CPU shut down (triple fault).</summary>
-    public bool Shutdown;
 
     public ulong ExceptionsDelivered;
     public ulong InterruptsDelivered;
@@ -78,17 +90,28 @@ public sealed unsafe partial class Cpu
         ExitRequest = 1;
     }
 
-    /// <summary>Runs until a limit, a stop request, a triple fault or an unrecoverable halt.</summary>
+    /// <summary>
+    /// Runs until a limit, a stop request, a triple fault or an unrecoverable halt. This is the slow path: it
+    /// handles the <see cref="Requests"/> bits and the limits in architectural priority order, then chains
+    /// blocks in <see cref="RunBlocks"/> until a request bit or a limit sends it back here.
+    /// </summary>
     public RunExit Run(ulong maxInstructions = ulong.MaxValue, ulong maxCycles = ulong.MaxValue)
     {
         Phys.Running = this;
         ulong eventsAtStart = ExceptionsDelivered;
+        if (_interruptWindowArmed)
+        {
+            // Between two runs the caller (a loader, a test) may have set RFLAGS.IF directly.
+            _interruptWindowArmed = false;
+            Requests |= VcpuRequest.Interrupt;
+        }
+
         while (true)
         {
-            if (Phys.Mmu is { } mmu && mmu.Tdp.TlbFlushGeneration != _npfFlushGeneration)
+            if ((Requests & VcpuRequest.TlbFlush) != 0)
             {
                 // A zap in L0's NPT (inhibit, memslot update) asked for a remote TLB flush.
-                _npfFlushGeneration = mmu.Tdp.TlbFlushGeneration;
+                Requests &= ~VcpuRequest.TlbFlush;
                 FlushTlb();
             }
 
@@ -128,42 +151,14 @@ public sealed unsafe partial class Cpu
             // A debug trap an instruction left for its boundary (SYSRET setting TF) goes before NMI and
             // interrupts (APM vol. 2 §8.5, priorities: traps on the previous instruction come first).
             bool trapPending = _pendingDebugTraps != 0;
-            if (NmiPending && !NmiBlocked && !InterruptShadow && !trapPending && Gif)
+            if ((Requests & VcpuRequest.Nmi) != 0 && TakeNmi(trapPending))
             {
-                if (Intercepted(Emulator.Core.Svm.SvmIntercept.Nmi))
-                {
-                    // L1 intercepts NMI: it stays pending for L1 (APM vol. 2 §15.9.2, GIF clear after the exit).
-                    Halted = false;
-                    Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Nmi, 0, 0);
-                    continue;
-                }
-
-                // NMI: ahead of maskable interrupts, not subject to IF; blocked until the next IRET (APM vol. 2 §8.2.3).
-                NmiPending = false;
-                NmiBlocked = true;
-                Halted = false;
-                NmisDelivered++;
-                DeliverEvent(Vector.NMI, EventKind.Nmi, 0, false);
                 continue;
             }
 
-            if (!InterruptShadow && !trapPending && PhysicalInterruptsEnabled && Interrupts is { HasPendingInterrupt: true } ic)
+            if ((Requests & VcpuRequest.Interrupt) != 0 && TakeInterrupt(trapPending))
             {
-                Halted = false;
-                if (Intercepted(Emulator.Core.Svm.SvmIntercept.Intr))
-                {
-                    // The interrupt stays pending in the controller and is L1's once it sets GIF and IF.
-                    Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Intr, 0, 0);
-                    continue;
-                }
-
-                int vector = ic.Acknowledge();
-                if (vector >= 0)
-                {
-                    InterruptsDelivered++;
-                    DeliverEvent(vector, EventKind.External, 0, false);
-                    continue;
-                }
+                continue;
             }
 
             if (GuestMode && !trapPending && TryVirtualInterrupt())
@@ -193,8 +188,10 @@ public sealed unsafe partial class Cpu
 
             ulong budget = maxInstructions - Instructions;
             int limit = InterruptShadow ? 1 : budget < BlockCache.MaxBlockOps ? (int)budget : BlockCache.MaxBlockOps;
-            InterruptShadow = false;
-            RunBlocks(limit, maxInstructions, maxCycles, eventsAtStart);
+            // The blocks run against the deadline read here; moving it earlier meanwhile requests Event again.
+            Requests &= ~(VcpuRequest.InterruptShadow | VcpuRequest.Event | VcpuRequest.ApicvUpdate);
+            ulong stopCycle = NextEventCycle < maxCycles ? NextEventCycle : maxCycles;
+            RunBlocks(limit, maxInstructions, stopCycle);
             if (YieldRequested)
             {
                 YieldRequested = false;
@@ -209,6 +206,89 @@ public sealed unsafe partial class Cpu
                 return RunExit.Yielded;
             }
         }
+    }
+
+    /// <summary>
+    /// The <see cref="VcpuRequest.Nmi"/> request: delivers a latched NMI unless an interrupt shadow or a debug
+    /// trap goes first (then the request stays for the next boundary). A blocked NMI drops the request until
+    /// IRET unblocks it (<see cref="NmiBlocked"/>). True when an NMI was delivered.
+    /// </summary>
+    private bool TakeNmi(bool trapPending)
+    {
+        if (!NmiPending || NmiBlocked)
+        {
+            Requests &= ~VcpuRequest.Nmi;
+            return false;
+        }
+
+        if (InterruptShadow || trapPending || !Gif)
+        {
+            // GIF clear holds the NMI (APM vol. 2 §15.17); STGI asks again.
+            return false;
+        }
+
+        if (Intercepted(Emulator.Core.Svm.SvmIntercept.Nmi))
+        {
+            // L1 intercepts NMI: it stays pending for L1 (APM vol. 2 §15.9.2; GIF is clear after the exit).
+            Halted = false;
+            Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Nmi, 0, 0);
+            return true;
+        }
+
+        // NMI: ahead of maskable interrupts, not subject to IF; blocked until the next IRET (APM vol. 2 §8.2.3).
+        Requests &= ~VcpuRequest.Nmi;
+        NmiPending = false;
+        NmiBlocked = true;
+        Halted = false;
+        NmisDelivered++;
+        DeliverEvent(Vector.NMI, EventKind.Nmi, 0, false);
+        return true;
+    }
+
+    /// <summary>
+    /// The <see cref="VcpuRequest.Interrupt"/> request: asks the controller and delivers what it has. With
+    /// RFLAGS.IF clear the request is parked until an instruction sets IF (<see cref="InterruptWindowOpened"/>);
+    /// behind a shadow or a debug trap it stays; when the controller has nothing it is dropped. It also stays
+    /// after a delivery, so a trap gate (IF still set) takes the next interrupt at once. True when delivered.
+    /// </summary>
+    private bool TakeInterrupt(bool trapPending)
+    {
+        if (!PhysicalInterruptsEnabled)
+        {
+            // IF (or GIF, or the host IF under V_INTR_MASKING) clear: parked until one of them opens the window.
+            Requests &= ~VcpuRequest.Interrupt;
+            _interruptWindowArmed = true;
+            return false;
+        }
+
+        if (InterruptShadow || trapPending)
+        {
+            return false;
+        }
+
+        if (Interrupts is not { HasPendingInterrupt: true } ic)
+        {
+            Requests &= ~VcpuRequest.Interrupt;
+            return false;
+        }
+
+        Halted = false;
+        if (Intercepted(Emulator.Core.Svm.SvmIntercept.Intr))
+        {
+            // The interrupt stays pending in the controller and is L1's once it sets GIF and IF.
+            Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Intr, 0, 0);
+            return true;
+        }
+
+        int vector = ic.Acknowledge();
+        if (vector < 0)
+        {
+            return false;
+        }
+
+        InterruptsDelivered++;
+        DeliverEvent(vector, EventKind.External, 0, false);
+        return true;
     }
 
     /// <summary>One entry of the RIP → block cache: the block's ops, valid while the epoch it was filled in lasts.</summary>
@@ -232,12 +312,13 @@ public sealed unsafe partial class Cpu
     internal void BumpCodeEpoch() => _codeEpoch++;
 
     /// <summary>
-    /// Runs the block at RIP (up to <paramref name="limit"/> ops), then keeps running the following blocks
-    /// for as long as the checks at the top of <see cref="Run"/> would all pass: that loop would only look
-    /// up the next block, so doing it here changes nothing but the cost of getting there. Anything
-    /// unusual (limits, events, pending NMI or interrupt, halts, faults, exit requests) returns to it.
+    /// The fast path: runs the block at RIP (up to <paramref name="limit"/> ops), then keeps running the
+    /// following blocks for as long as no <see cref="Requests"/> bit is set and the instruction budget and
+    /// <paramref name="stopCycle"/> (the earlier of the cycle limit and the next timer deadline) hold. Run's loop
+    /// would then only look up the next block, so doing it here changes nothing but the cost of getting there.
+    /// Anything unusual (a request, a limit, an event, a halt, a fault, a kick) returns to it.
     /// </summary>
-    private void RunBlocks(int limit, ulong maxInstructions, ulong maxCycles, ulong eventsAtStart)
+    private void RunBlocks(int limit, ulong maxInstructions, ulong stopCycle)
     {
         while (true)
         {
@@ -274,18 +355,9 @@ public sealed unsafe partial class Cpu
                 entry.Count = count;
             }
 
-            if (!RunOps(start, count < limit ? count : limit))
-            {
-                return;
-            }
-
-            // The checks of Run's loop, in the form "nothing to do there": any of them failing goes back.
-            if (YieldRequested || StopRequested || Shutdown || WaitingForSipi || Halted || InterruptShadow || NmiPending
-                || Instructions >= maxInstructions || ExceptionsDelivered - eventsAtStart >= maxInstructions
-                || Cycles >= maxCycles || Cycles >= NextEventCycle
-                || (Phys.Mmu is { } mmu && mmu.Tdp.TlbFlushGeneration != _npfFlushGeneration)
-                || (PhysicalInterruptsEnabled && Interrupts is { HasPendingInterrupt: true })
-                || (GuestMode && VirtualInterruptReady))
+            // RunOps fails on a kick, a fault, HLT or a stop; exceptions are only delivered on those paths, so
+            // the exception count Run also limits cannot have moved when it succeeds.
+            if (!RunOps(start, count < limit ? count : limit) || Requests != 0 || Instructions >= maxInstructions || Cycles >= stopCycle)
             {
                 return;
             }

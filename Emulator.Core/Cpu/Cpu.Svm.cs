@@ -92,7 +92,8 @@ public sealed unsafe partial class Cpu
             Gif = value;
         }
 
-        ExitRequest = 1;
+        // Setting GIF may release a held NMI or interrupt.
+        MakeRequestAndKick(VcpuRequest.Nmi | VcpuRequest.Interrupt);
     }
 
     /// <summary>

@@ -67,12 +67,6 @@ public sealed partial class Cpu
     /// <summary>Set by anything that must make the loop leave the current block (SMC, device, IPI).</summary>
     public int ExitRequest;
 
-    /// <summary>Set by a device that wants the run to end (isa-debug-exit, Bochs shutdown).</summary>
-    public bool StopRequested;
-
-    /// <summary>Interrupt shadow after STI / MOV SS / POP SS: the next instruction runs before any interrupt.</summary>
-    public bool InterruptShadow;
-
     public bool Halted;
 
     internal readonly BlockCache Blocks;
@@ -83,6 +77,11 @@ public sealed partial class Cpu
         Costs = costs ?? CostTable.Default;
         Blocks = new BlockCache(this);
         phys.AttachCpu(this);
+        if (phys.Mmu is { } mmu)
+        {
+            mmu.Tdp.RemoteTlbFlush += RemoteTlbFlush;
+        }
+
         InitTlb();
         ResetToRealMode();
     }

@@ -84,6 +84,8 @@ public sealed partial class Cpu
 
         RecomputeSegmentAccess();
         FlushTranslations();
-        ExitRequest = 1;
+
+        // A new RFLAGS, GIF and interrupt masking: held events are looked at again.
+        MakeRequestAndKick(VcpuRequest.Nmi | VcpuRequest.Interrupt);
     }
 }

@@ -1,3 +1,4 @@
+using Emulator.Core.Cpu;
 using Emulator.Core.Devices.Apic;
 using Emulator.Core.Devices.Legacy;
 using Emulator.Core.Memory;
@@ -48,7 +49,7 @@ public sealed class PcPlatform
         {
             foreach (var apic in apics)
             {
-                apic.Cpu.ExitRequest = 1;
+                apic.Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
             }
         };
 

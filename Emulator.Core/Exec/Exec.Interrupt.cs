@@ -206,6 +206,7 @@ public static unsafe partial class Exec
     {
         c.MaterializeFlags();
         c.FlagsBits = flags;
+        c.InterruptWindowOpened();
     }
 
     /// <summary>IRET/IRETD/IRETQ (APM vol. 3 "IRET"): real, virtual-8086, protected (same/outer privilege, to VM86) and long mode.</summary>
@@ -486,6 +487,7 @@ public static unsafe partial class Exec
         {
             bool to64 = op.Code == Code.Sysretq;
             c.FlagsBits = (c.Gpr[Reg.R11] & ~(Rflags.RF | Rflags.VM) & 0x3F7FD5) | Rflags.Reserved1;
+            c.InterruptWindowOpened();
             var cs = to64 ? FlatSegment((ushort)((sel + 16) | 3), Code64Attr, 3) : FlatSegment((ushort)(sel | 3), Code32Attr, 3);
             c.Seg[SegReg.SS].Selector = ssSel;
             c.CommitCodeSegment(cs, 3);
@@ -496,6 +498,7 @@ public static unsafe partial class Exec
         }
 
         c.FlagsBits |= Rflags.IF;
+        c.InterruptWindowOpened();
         c.Seg[SegReg.SS] = FlatSegment(ssSel, DataAttr, 3);
         c.CommitCodeSegment(FlatSegment((ushort)(sel | 3), Code32Attr, 3), 3);
         c.SegmentLoaded(SegReg.SS);

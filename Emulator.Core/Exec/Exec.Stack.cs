@@ -318,6 +318,7 @@ public static unsafe partial class Exec
         c.SetStackPointer(c.Gpr[Reg.RSP] + (ulong)size, c.StackSize);
         c.FlagsBits = f;
         c.LazyOp = LazyFlags.None;
+        c.InterruptWindowOpened();
         return ((old ^ f) & (Rflags.IF | Rflags.TF | Rflags.AC | Rflags.VIF)) != 0 ? ExecStatus.EndBlock : ExecStatus.Continue;
     }
 }

@@ -289,6 +289,7 @@ public static unsafe partial class Exec
         }
 
         c.FlagsBits |= bit;
+        c.InterruptWindowOpened();
         return ExecStatus.EndBlock;
     }
 

@@ -58,8 +58,15 @@ public sealed class TdpMmu
 
     public MmuLock Lock { get; }
 
-    /// <summary>Bumped on every remote-TLB-flush request; a CPU whose copy differs flushes its TLB.</summary>
+    /// <summary>Bumped on every remote-TLB-flush request.</summary>
     public ulong TlbFlushGeneration => Volatile.Read(ref _tlbFlushGeneration);
+
+    /// <summary>
+    /// Raised on every remote-TLB-flush request (KVM's kvm_flush_remote_tlbs, which makes KVM_REQ_TLB_FLUSH on
+    /// every vCPU): each vCPU over this MMU subscribes and flushes its TLB at its next block boundary. An event
+    /// rather than a call into the CPU, since the MMU knows nothing of it.
+    /// </summary>
+    public event Action? RemoteTlbFlush;
 
     private void RequestTlbFlush()
     {
@@ -74,6 +81,7 @@ public sealed class TdpMmu
         }
 
         _stats.TlbFlushRequests++; // statistics are plain counters (see MmuContext.Handle)
+        RemoteTlbFlush?.Invoke();
     }
 
     public TableArena Arena => _arena;

@@ -175,8 +175,9 @@ public sealed class Machine : IDisposable
         {
             if (deadline < _current.NextEventCycle)
             {
+                // Lowering it requests VcpuRequest.Event; the kick ends the block at the instruction that armed it.
                 _current.NextEventCycle = deadline;
-                _current.ExitRequest = 1;
+                _current.MakeRequestAndKick(VcpuRequest.Event);
             }
         };
         foreach (var cpu in cpus)
@@ -256,8 +257,7 @@ public sealed class Machine : IDisposable
 
         foreach (var cpu in Cpus)
         {
-            cpu.StopRequested = true;
-            cpu.ExitRequest = 1;
+            cpu.MakeRequestAndKick(VcpuRequest.Stop);
         }
     }
 

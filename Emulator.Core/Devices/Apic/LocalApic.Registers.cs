@@ -1,3 +1,5 @@
+using Emulator.Core.Cpu;
+
 namespace Emulator.Core.Devices.Apic;
 
 /// <summary>APIC register offsets in the xAPIC page (APM vol. 2 Table 16-2); x2APIC MSR = 0x800 + offset / 16.</summary>
@@ -260,7 +262,7 @@ public sealed partial class LocalApic
 
                 Cpu.Tpr = (byte)v;
                 // A lower TPR can unblock a pending vector at the next instruction boundary.
-                Cpu.ExitRequest = 1;
+                Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
                 return true;
             case ApicReg.Eoi:
                 // x2APIC: a non-zero EOI write is #GP (Intel SDM vol. 3 Table 10-6).
@@ -348,7 +350,7 @@ public sealed partial class LocalApic
             }
         }
 
-        Cpu.ExitRequest = 1;
+        Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
     }
 
     /// <summary>Bits of an LVT entry that software writes (APM vol. 2 Figure 16-7).</summary>
@@ -384,7 +386,7 @@ public sealed partial class LocalApic
         }
 
         // Unmasking LINT0 in ExtINT mode can make the PIC's INTR deliverable.
-        Cpu.ExitRequest = 1;
+        Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
         return true;
     }
 

@@ -324,7 +324,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
                 // The vector comes from one INTA cycle of the 8259 (Intel SDM vol. 3 §10.11.2, delivery mode
                 // 111b), whatever LINT0 says; with nothing pending there it answers IR7 (spurious).
                 _extIntRequested = true;
-                Cpu.ExitRequest = 1;
+                Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
                 break;
         }
     }
@@ -358,7 +358,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
         }
 
         // The target vCPU re-evaluates its pending interrupts at its next instruction boundary.
-        Cpu.ExitRequest = 1;
+        Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
     }
 
     /// <summary>
@@ -382,7 +382,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
             _bus.BroadcastEoi((byte)v);
         }
 
-        Cpu.ExitRequest = 1;
+        Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
     }
 
     /// <summary>
@@ -535,7 +535,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
         }
 
         // A change of mode or enable can make the PIC's INTR (or an IRR vector) deliverable or not.
-        Cpu.ExitRequest = 1;
+        Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
         return true;
     }
 
