@@ -27,6 +27,12 @@ public sealed unsafe partial class Cpu
     private PagingMode _l1Mode;
     private bool _l1Nxe;
 
+    /// <summary>Nested-paging faults of L2 this vCPU took to L0's shadow MMU (each run of its handler).</summary>
+    public ulong NestedPageFaults;
+
+    /// <summary>Faults of L2 that became an #NPF for L1 (ReflectToGuest).</summary>
+    public ulong NestedPageFaultsReflected;
+
     /// <summary>True while guest-physical addresses are L2 addresses translated through the shadow NPT.</summary>
     public bool InNestedPaging => _nestedNpt != null;
 
@@ -150,6 +156,7 @@ public sealed unsafe partial class Cpu
 
             var pf = MmuPageFault.ForL2(l2, err);
             r = shadow.Handle(ref pf);
+            NestedPageFaults++;
             if (r == RetPf.Spurious && !AllowsL2(shadow.Lookup(l2.Gfn, out _), access))
             {
                 // The shadow already holds this leaf and it still refuses the write: the L1 page is write-tracked
@@ -171,6 +178,7 @@ public sealed unsafe partial class Cpu
             if (r == RetPf.ReflectToGuest)
             {
                 hpa = 0;
+                NestedPageFaultsReflected++;
                 RaiseNpf(pf.ExitInfo1, pf.ExitInfo2);
                 ChargeNestedFault();
                 return r;

@@ -132,6 +132,9 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// </summary>
     public ShadowNptMmu? ShadowNpt => Mmu == null ? null : _shadowNpt ??= new ShadowNptMmu(Mmu);
 
+    /// <summary>Shadow tables held by <see cref="ShadowNpt"/> (0 before any vCPU ran L2), for --stats.</summary>
+    public ulong ShadowTables => _shadowNpt?.ShadowTables ?? 0;
+
     /// <summary>The vCPU whose accesses are being translated (charged the modeled fault and emulation costs).</summary>
     internal Cpu.Cpu? Running;
 

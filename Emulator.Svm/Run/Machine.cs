@@ -462,6 +462,9 @@ public sealed class Machine : IDisposable
         if (Memory.Mmu is { } mmu)
         {
             stats.AddRange(mmu.Stats.Counters(mmu.TablesInUse));
+            stats.Add(("mmu.shadow.tables", Memory.ShadowTables));
+            stats.Add(("mmu.shadow.faults", Sum(Cpus, c => c.NestedPageFaults)));
+            stats.Add(("mmu.shadow.reflected", Sum(Cpus, c => c.NestedPageFaultsReflected)));
         }
 
         stats.AddRange(Platform.IrqCounters());
