@@ -7,6 +7,12 @@ public static class Vector
 {
     public const int DE = 0, DB = 1, NMI = 2, BP = 3, OF = 4, BR = 5, UD = 6, NM = 7, DF = 8;
     public const int TS = 10, NP = 11, SS = 12, GP = 13, PF = 14, MF = 16, AC = 17, MC = 18, XF = 19, SX = 30;
+
+    /// <summary>
+    /// Not an IDT vector: the value of <see cref="Cpu.PendingVector"/> for a pending #NPF that L1 must see
+    /// (<see cref="Cpu.RaiseNpf"/>). Outside 0–255, and non-negative so every "a fault is pending" check sees it.
+    /// </summary>
+    public const int NestedPageFault = 0x100;
 }
 
 /// <summary>
@@ -69,6 +75,25 @@ public sealed partial class Cpu
         }
 
         return Raise(Vector.PF, error);
+    }
+
+    /// <summary>
+    /// An access of L2 that L1's nested page tables do not allow (APM vol. 2 §15.25.6): leaves an #NPF pending with
+    /// its EXITINFO1 (error code) and EXITINFO2 (faulting L2 guest-physical address). It fails the access like an
+    /// exception; taking it is the #VMEXIT to L1 (Cpu.Npt.cs), not an IDT delivery.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public int RaiseNpf(ulong exitInfo1, ulong exitInfo2)
+    {
+        NpfExitInfo1 = exitInfo1;
+        NpfExitInfo2 = exitInfo2;
+        NpfEventVector = -1;
+        PendingVector = Vector.NestedPageFault;
+        PendingHasError = false;
+        PendingError = 0;
+        PendingIsSoftware = false;
+        PendingIsIntN = false;
+        return ExecStatus.Fault;
     }
 
     /// <summary>INT n / INT3 / INTO / INT1: delivered after RIP moved past the instruction.</summary>

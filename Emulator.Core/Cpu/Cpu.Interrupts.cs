@@ -100,6 +100,13 @@ public sealed partial class Cpu
                 restartRip = NoSoftwareEvent;
             }
 
+            if (second == Vector.NestedPageFault)
+            {
+                // The event's delivery touched memory L1's nested tables do not map: #VMEXIT(NPF) to L1.
+                TakeNestedPageFaultDuringDelivery(vector, kind, error, hasError);
+                return;
+            }
+
             if (first == Vector.DF && firstIsException)
             {
                 // A fault while delivering #DF: shutdown (triple fault), or its intercept's #VMEXIT.

@@ -1,6 +1,9 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Emulator.Core.Decode;
+using Emulator.Core.Memory;
+using Emulator.Mmu.Fault;
+using NpfErr = Emulator.Mmu.Fault.PfErr;
 
 namespace Emulator.Core.Cpu;
 
@@ -475,21 +478,21 @@ public sealed unsafe partial class Cpu
             NoteDataAccess(lin, size, access == Access.Write);
         }
 
+        ulong gpaAccess = GpaAccess(access);
         if (((lin & 0xFFF) + (ulong)size) > 0x1000)
         {
             // Page-crossing: translate both pages before touching either (no partial access on a fault).
             ulong lin2 = (lin | 0xFFF) + 1;
-            if (!Translate(lin, access, out ulong gpa1) || !Translate(lin2, access, out ulong gpa2))
+            if (!TranslateBoth(lin, lin2, access, out var first, out var second))
             {
                 return false;
             }
 
-            int first = (int)(lin2 - lin);
+            int split = (int)(lin2 - lin);
             ulong x = 0;
             for (int i = 0; i < size; i++)
             {
-                ulong g = i < first ? gpa1 + (ulong)i : gpa2 + (ulong)(i - first);
-                x |= Phys.Read(g, 1) << (i * 8);
+                x |= (i < split ? first.Read(this, i, 1) : second.Read(this, i - split, 1)) << (i * 8);
             }
 
             v = x;
@@ -501,9 +504,10 @@ public sealed unsafe partial class Cpu
             return false;
         }
 
-        byte* page = Phys.PagePointer(gpa, access == Access.Write);
-        if (page != null)
+        RetPf r = TranslateGpa(gpa, gpaAccess, out ulong hpa, out ulong l1Gpa);
+        if (PhysicalMemory.IsMapped(r))
         {
+            byte* page = Phys.HostPointer(hpa & ~0xFFFUL);
             if (!_implicitSupervisor && !_translationUncacheable)
             {
                 FillTlb(access, lin, page);
@@ -513,7 +517,12 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        v = Phys.EmulatedRead(gpa, size);
+        if (r != RetPf.Emulate)
+        {
+            return false; // an #NPF for L1 is pending
+        }
+
+        v = Phys.EmulatedRead(l1Gpa, size);
         return true;
     }
 
@@ -528,16 +537,22 @@ public sealed unsafe partial class Cpu
         if (((lin & 0xFFF) + (ulong)size) > 0x1000)
         {
             ulong lin2 = (lin | 0xFFF) + 1;
-            if (!Translate(lin, Access.Write, out ulong gpa1) || !Translate(lin2, Access.Write, out ulong gpa2))
+            if (!TranslateBoth(lin, lin2, Access.Write, out var first, out var second))
             {
                 return false;
             }
 
-            int first = (int)(lin2 - lin);
+            int split = (int)(lin2 - lin);
             for (int i = 0; i < size; i++)
             {
-                ulong g = i < first ? gpa1 + (ulong)i : gpa2 + (ulong)(i - first);
-                Phys.Write(g, 1, v >> (i * 8));
+                if (i < split)
+                {
+                    first.Write(this, i, 1, v >> (i * 8));
+                }
+                else
+                {
+                    second.Write(this, i - split, 1, v >> (i * 8));
+                }
             }
 
             return true;
@@ -548,14 +563,19 @@ public sealed unsafe partial class Cpu
             return false;
         }
 
-        byte* page = Phys.PagePointer(gpa, write: true);
-        if (page == null)
+        RetPf r = TranslateGpa(gpa, NpfErr.Write, out ulong hpa, out ulong l1Gpa);
+        if (!PhysicalMemory.IsMapped(r))
         {
-            Phys.EmulatedWrite(gpa, size, v);
+            if (r != RetPf.Emulate)
+            {
+                return false; // an #NPF for L1 is pending
+            }
+
+            Phys.EmulatedWrite(l1Gpa, size, v);
             return true;
         }
 
-        ulong hpa = Phys.HostOffsetOf(page) + (gpa & 0xFFF);
+        byte* page = Phys.HostPointer(hpa & ~0xFFFUL);
         if (Phys.IsCodePage(hpa >> 12))
         {
             // Self-modifying code: drop the decoded blocks of this page (and leave the current block);
@@ -568,6 +588,66 @@ public sealed unsafe partial class Cpu
         }
 
         Store(page + (gpa & 0xFFF), size, v);
+        return true;
+    }
+
+    /// <summary>The guest-physical access kind (<see cref="NpfErr"/> bits) of a TLB bank's access.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong GpaAccess(int access) => access switch
+    {
+        Access.Write => NpfErr.Write,
+        Access.Fetch => NpfErr.Fetch,
+        _ => 0,
+    };
+
+    /// <summary>One page of a page-crossing access, translated down to host memory or to the emulation path.</summary>
+    private readonly struct TranslatedPage(RetPf result, ulong hpa, ulong l1Gpa)
+    {
+        public ulong Read(Cpu c, int offset, int size) => PhysicalMemory.IsMapped(result)
+            ? Load(c.Phys.HostPointer(hpa + (ulong)offset), size)
+            : c.Phys.EmulatedRead(l1Gpa + (ulong)offset, size);
+
+        public void Write(Cpu c, int offset, int size, ulong v)
+        {
+            if (PhysicalMemory.IsMapped(result))
+            {
+                c.Phys.NotifyWrite(hpa + (ulong)offset);
+                Store(c.Phys.HostPointer(hpa + (ulong)offset), size, v);
+            }
+            else
+            {
+                c.Phys.EmulatedWrite(l1Gpa + (ulong)offset, size, v);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Both pages of a page-crossing access, each through the guest walk and then the guest-physical translation
+    /// (in that order, as the hardware takes the faults); false with the fault pending.
+    /// </summary>
+    private bool TranslateBoth(ulong lin, ulong lin2, int access, out TranslatedPage first, out TranslatedPage second)
+    {
+        first = second = default;
+        ulong gpaAccess = GpaAccess(access);
+        if (!Translate(lin, access, out ulong gpa1))
+        {
+            return false;
+        }
+
+        RetPf r1 = TranslateGpa(gpa1, gpaAccess, out ulong hpa1, out ulong l1Gpa1);
+        if (r1 == RetPf.ReflectToGuest || !Translate(lin2, access, out ulong gpa2))
+        {
+            return false;
+        }
+
+        RetPf r2 = TranslateGpa(gpa2, gpaAccess, out ulong hpa2, out ulong l1Gpa2);
+        if (r2 == RetPf.ReflectToGuest)
+        {
+            return false;
+        }
+
+        first = new TranslatedPage(r1, hpa1, l1Gpa1);
+        second = new TranslatedPage(r2, hpa2, l1Gpa2);
         return true;
     }
 
@@ -601,7 +681,17 @@ public sealed unsafe partial class Cpu
             return null;
         }
 
-        return Phys.PagePointer(gpa, write: false);
+        return GuestPagePointer(gpa, Access.Fetch);
+    }
+
+    /// <summary>
+    /// Host pointer to the page of this vCPU's guest-physical <paramref name="gpa"/> for direct access of kind
+    /// <paramref name="access"/>, or null: the access must be emulated, or an #NPF for L1 is pending (<see cref="PendingNpf"/>).
+    /// </summary>
+    internal byte* GuestPagePointer(ulong gpa, int access)
+    {
+        RetPf r = TranslateGpa(gpa, GpaAccess(access), out ulong hpa, out _);
+        return PhysicalMemory.IsMapped(r) ? Phys.HostPointer(hpa & ~0xFFFUL) : null;
     }
 
     // ---- Stack ----

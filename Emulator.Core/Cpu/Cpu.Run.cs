@@ -583,6 +583,12 @@ public sealed unsafe partial class Cpu
             return;
         }
 
+        if (vector == Vector.NestedPageFault)
+        {
+            TakeNestedPageFault();
+            return;
+        }
+
         ExceptionsDelivered++;
         EventKind kind = PendingIsSoftware ? (PendingIsIntN ? EventKind.SoftwareIntN : EventKind.SoftwareException) : EventKind.Exception;
         DeliverEvent(vector, kind, PendingError, PendingHasError);

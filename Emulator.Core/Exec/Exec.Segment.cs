@@ -272,9 +272,14 @@ public static unsafe partial class Exec
             return -1;
         }
 
-        if (c.Phys.PagePointer(gpa, write: false) != null)
+        if (c.GuestPagePointer(gpa, Access.Read) != null)
         {
             return 4;
+        }
+
+        if (c.PendingNpf)
+        {
+            return -1;
         }
 
         // Iced decodes with AMD rules and does not say whether REX.W was present: find the REX prefix that

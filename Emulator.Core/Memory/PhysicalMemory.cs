@@ -2,28 +2,43 @@ using System.Runtime.CompilerServices;
 using Emulator.Core.Devices;
 using Emulator.Mmu.Fault;
 using Emulator.Mmu.Memory;
-using Emulator.Mmu.Memslots;
+using Emulator.Mmu.Shadow;
 using Emulator.Mmu.Spte;
 using Emulator.Mmu.Tdp;
 
 namespace Emulator.Core.Memory;
 
 /// <summary>
-/// The guest-physical address space of PLATFORM.md: RAM below min(size, 3 GiB) and the rest above
-/// 4 GiB, the VGA hole (reads all ones, writes dropped), read-only RAM at 0xE0000–0xFFFFF, and the MMIO
-/// bus. Unbacked addresses read all ones and drop writes.
+/// The guest-physical address space of PLATFORM.md as one VM sees it: RAM below min(size, 3 GiB) and the
+/// rest above 4 GiB, the VGA hole (reads all ones, writes dropped), read-only RAM at 0xE0000–0xFFFFF, and the
+/// MMIO bus. Unbacked addresses read all ones and drop writes.
+///
+/// The memory itself is built by its owner (the Machine, through <see cref="PlatformMemory"/>): the host arena
+/// and, under nested paging, L0's <see cref="MmuContext"/> with its memslots. Addresses here are L1 guest-physical
+/// addresses; a vCPU running L2 translates its own (L2) addresses first (Cpu.Npt.cs).
 /// </summary>
 public sealed unsafe class PhysicalMemory : IDisposable
 {
-    public const ulong LowRamLimit = 3UL << 30;
-    public const ulong HighRamBase = 4UL << 30;
-    public const ulong VgaHoleStart = 0xA0000, VgaHoleEnd = 0xC0000;
-    public const ulong BiosRomStart = 0xE0000, BiosRomEnd = 0x100000;
+    public const ulong LowRamLimit = PlatformMemory.LowRamLimit;
+    public const ulong HighRamBase = PlatformMemory.HighRamBase;
+    public const ulong VgaHoleStart = PlatformMemory.VgaHoleStart, VgaHoleEnd = PlatformMemory.VgaHoleEnd;
+    public const ulong BiosRomStart = PlatformMemory.BiosRomStart, BiosRomEnd = PlatformMemory.BiosRomEnd;
 
-    private readonly HostMemoryArena _arena;
+    /// <summary>
+    /// Times one access runs the fault handler before giving up. Retry only comes from a lost race or a full
+    /// table arena: with one host thread the first cannot happen, so a fault that keeps asking for retry is an
+    /// emulator bug, reported on the vCPU's diagnostics and completed by emulation.
+    /// </summary>
+    public const int MaxFaultAttempts = 4;
+
+    private readonly HostMemoryArena _host;
     private readonly byte* _ram;
     private readonly byte[] _codePages;
     private readonly List<Cpu.Cpu> _cpus = [];
+
+    // Set when Create built the host arena and MMU, which this object then disposes.
+    private readonly bool _ownsMemory;
+    private ShadowNptMmu? _shadowNpt;
 
     public ulong RamSize { get; }
     public ulong LowRamEnd { get; }
@@ -34,43 +49,51 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// <summary>Count of accesses that went to the MMIO bus (device emulation).</summary>
     public ulong MmioAccesses;
 
+    /// <param name="host">Host memory: guest RAM at the offsets of the platform layout (low RAM, then high RAM).</param>
     /// <param name="ramSize">Guest RAM in bytes.</param>
-    /// <param name="nestedPaging">Translate through L0's MMU (TDP faults); false: plain physical memory.</param>
-    /// <param name="apicvToggle">How L0's MMU removes the APIC-access page when APICv is inhibited.</param>
-    public PhysicalMemory(ulong ramSize, bool nestedPaging = true, ApicvToggle apicvToggle = ApicvToggle.Zap)
+    /// <param name="mmu">L0's MMU over <paramref name="host"/> with the memslots made; null: plain physical memory.</param>
+    /// <remarks>The caller keeps ownership of <paramref name="host"/> and <paramref name="mmu"/>.</remarks>
+    public PhysicalMemory(HostMemoryArena host, ulong ramSize, MmuContext? mmu)
+        : this(host, ramSize, mmu, ownsMemory: false)
     {
-        if (ramSize < (1 << 20) || (ramSize & 0xFFF) != 0)
+    }
+
+    private PhysicalMemory(HostMemoryArena host, ulong ramSize, MmuContext? mmu, bool ownsMemory)
+    {
+        PlatformMemory.CheckRamSize(ramSize);
+        if (host.Size < ramSize)
         {
-            throw new ArgumentOutOfRangeException(nameof(ramSize), "guest memory must be at least 1 MiB and a multiple of 4 KiB");
+            throw new ArgumentException("host memory is smaller than guest RAM", nameof(host));
         }
 
         RamSize = ramSize;
-        LowRamEnd = Math.Min(ramSize, LowRamLimit);
-        HighRamEnd = ramSize > LowRamLimit ? HighRamBase + (ramSize - LowRamLimit) : 0;
-        _arena = new HostMemoryArena(ramSize);
-        _ram = _arena.Base;
-        _codePages = new byte[ramSize >> 12];
-        if (nestedPaging)
-        {
-            // Every vCPU of the machine runs on one host thread (the deterministic scheduler): no MMU lock.
-            Mmu = new MmuContext(ramSize, apicvToggle, tableCapacity: (int)Math.Min(1 << 20, (ramSize >> 20) + 4096), concurrentFaults: false);
-            CreateMemslots(Mmu.Memslots);
-        }
+        LowRamEnd = PlatformMemory.LowRamEnd(ramSize);
+        HighRamEnd = PlatformMemory.HighRamEnd(ramSize);
+        _host = host;
+        _ram = host.Base;
+        _codePages = new byte[host.Size >> 12];
+        Mmu = mmu;
+        _ownsMemory = ownsMemory;
     }
 
-    /// <summary>The platform layout as memslots: low RAM, the BIOS area read-only, RAM above 1 MiB and above 4 GiB.</summary>
-    private void CreateMemslots(MemslotTable slots)
+    /// <summary>
+    /// A memory with the platform layout that owns its host arena and MMU (unit tests, tools): the same steps
+    /// as the Machine's, without the APIC-access page.
+    /// </summary>
+    /// <param name="nestedPaging">Translate through L0's MMU (TDP faults); false: plain physical memory.</param>
+    /// <param name="apicvToggle">How L0's MMU removes the APIC-access page when APICv is inhibited.</param>
+    public static PhysicalMemory Create(ulong ramSize, bool nestedPaging = true, ApicvToggle apicvToggle = ApicvToggle.Zap)
     {
-        slots.Create(0, new Gpa(0), VgaHoleStart, new Hpa(0));
-        slots.Create(1, new Gpa(VgaHoleEnd), BiosRomStart - VgaHoleEnd, new Hpa(VgaHoleEnd));
-        slots.Create(2, new Gpa(BiosRomStart), BiosRomEnd - BiosRomStart, new Hpa(BiosRomStart), MemslotFlags.ReadOnly);
-        if (LowRamEnd > BiosRomEnd)
+        var host = PlatformMemory.CreateHostMemory(ramSize);
+        try
         {
-            slots.Create(3, new Gpa(BiosRomEnd), LowRamEnd - BiosRomEnd, new Hpa(BiosRomEnd));
+            var mmu = nestedPaging ? PlatformMemory.CreateMmu(host, ramSize, apicvToggle) : null;
+            return new PhysicalMemory(host, ramSize, mmu, ownsMemory: true);
         }
-        if (HighRamEnd != 0)
+        catch
         {
-            slots.Create(4, new Gpa(HighRamBase), HighRamEnd - HighRamBase, new Hpa(LowRamLimit));
+            host.Dispose();
+            throw;
         }
     }
 
@@ -102,39 +125,82 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// </summary>
     public MmuContext? Mmu { get; }
 
+    /// <summary>
+    /// The shadow of L1's nested page tables that vCPUs running L2 translate through (null without an MMU).
+    /// One per VM for now, built on first use: it holds one root, so vCPUs in L2 with different nCR3s take
+    /// turns (each reloads its root when it translates, dropping the other's shadow).
+    /// </summary>
+    public ShadowNptMmu? ShadowNpt => Mmu == null ? null : _shadowNpt ??= new ShadowNptMmu(Mmu);
+
+    /// <summary>Shadow tables held by <see cref="ShadowNpt"/> (0 before any vCPU ran L2), for --stats.</summary>
+    public ulong ShadowTables => _shadowNpt?.ShadowTables ?? 0;
+
     /// <summary>The vCPU whose accesses are being translated (charged the modeled fault and emulation costs).</summary>
     internal Cpu.Cpu? Running;
 
+    /// <summary>True for the results that mean "mapped: use the host offset".</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsMapped(RetPf r) => r is RetPf.Continue or RetPf.Fixed or RetPf.Spurious;
+
     /// <summary>
-    /// Host offset (HPA) for <paramref name="gpa"/>, or ulong.MaxValue when the access must be emulated
-    /// (MMIO, unbacked, a write to read-only memory). With an MMU this is the NPT walk plus fault-in.
+    /// Translates L1 guest-physical <paramref name="gpa"/> for an access of kind <paramref name="access"/>
+    /// (<see cref="PfErr"/> bits: Write, Fetch). Continue (mapped, no fault), Fixed or Spurious (a nested-paging
+    /// fault made or found the mapping): <paramref name="hpa"/> is the host offset. Emulate: the access is
+    /// completed by <see cref="EmulatedRead"/>/<see cref="EmulatedWrite"/> (MMIO, unbacked, a write to read-only
+    /// memory or to a write-tracked page). A fault is charged once, whatever the handler needed to settle it.
     /// </summary>
-    public ulong Translate(ulong gpa, bool write)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public RetPf TranslateGpa(ulong gpa, ulong access, out ulong hpa)
     {
-        if (Mmu == null)
+        if (Mmu is not { } mmu)
         {
-            ulong off = RamOffset(gpa);
-            return write && gpa - BiosRomStart < BiosRomEnd - BiosRomStart ? ulong.MaxValue : off;
+            hpa = RamOffset(gpa);
+            bool romWrite = (access & PfErr.Write) != 0 && gpa - BiosRomStart < BiosRomEnd - BiosRomStart;
+            return hpa == ulong.MaxValue || romWrite ? RetPf.Emulate : RetPf.Continue;
         }
 
-        return TranslateNested(gpa, write);
+        ulong spte = mmu.Tdp.Lookup(new Gpa(gpa).Gfn, out int level);
+        if (Allows(spte, access))
+        {
+            hpa = HostOffset(spte, level, gpa);
+            return RetPf.Continue;
+        }
+
+        return TdpFault(gpa, access, out hpa);
     }
 
-    private ulong TranslateNested(ulong gpa, bool write)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Allows(ulong spte, ulong access) =>
+        Spte.IsShadowPresent(spte) && ((access & PfErr.Write) == 0 || (spte & Spte.Writable) != 0);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong HostOffset(ulong spte, int level, ulong gpa) =>
+        (Spte.Pfn(spte) << 12) + (gpa & ((TdpMmu.PagesAt(level) << 12) - 1));
+
+    /// <summary>The #NPF of an L1 access: run L0's fault handler until the access is mapped or must be emulated.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RetPf TdpFault(ulong gpa, ulong access, out ulong hpa)
     {
-        var tdp = Mmu!.Tdp;
+        var mmu = Mmu!;
         var gfn = new Gpa(gpa).Gfn;
-        for (int attempt = 0; attempt < 4; attempt++)
+        RetPf r = RetPf.Retry;
+        for (int attempt = 0; ; attempt++)
         {
-            ulong spte = tdp.Lookup(gfn, out int level);
-            if (Spte.IsShadowPresent(spte) && (!write || (spte & Spte.Writable) != 0))
+            ulong spte = mmu.Tdp.Lookup(gfn, out int level);
+            if (attempt > 0 && Allows(spte, access))
             {
-                ulong pageMask = (TdpMmu.PagesAt(level) << 12) - 1;
-                return (Spte.Pfn(spte) << 12) + (gpa & pageMask);
+                hpa = HostOffset(spte, level, gpa);
+                ChargeFault();
+                return r;
             }
 
-            // #NPF: what the hardware would report (NPT accesses are user accesses).
-            ulong err = PfErr.User | (write ? PfErr.Write : 0);
+            if (attempt == MaxFaultAttempts)
+            {
+                break;
+            }
+
+            // What the hardware would report in EXITINFO1 (NPT accesses are user accesses).
+            ulong err = PfErr.User | (access & (PfErr.Write | PfErr.Fetch | PfErr.GuestPage));
             if (Spte.IsMmio(spte))
             {
                 err |= PfErr.Present | PfErr.Rsvd;
@@ -145,27 +211,33 @@ public sealed unsafe class PhysicalMemory : IDisposable
             }
 
             var pf = PageFault.For(new Gpa(gpa), err);
-            RetPf r = Mmu.Handle(ref pf);
-            if (Running is { } cpu)
-            {
-                cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.FaultHandling;
-            }
-
+            r = mmu.Handle(ref pf);
             if (r == RetPf.Emulate)
             {
-                return ulong.MaxValue;
+                hpa = 0;
+                ChargeFault();
+                return r;
             }
+
+            // Fixed or Spurious: the next lookup finds the mapping. Retry: walk and fault again.
         }
 
-        // A fault that keeps retrying (never expected): emulate rather than spin.
-        return ulong.MaxValue;
+        Running?.Diagnostic?.Invoke($"emu: nested-paging fault at gpa 0x{gpa:X} still unresolved after {MaxFaultAttempts} attempts (last {r}); emulating the access");
+        hpa = 0;
+        ChargeFault();
+        return RetPf.Emulate;
     }
 
-    /// <summary>Host pointer to the page holding <paramref name="gpa"/> for direct access, or null (emulate).</summary>
-    public byte* PagePointer(ulong gpa, bool write)
+    /// <summary>
+    /// One nested-paging fault: the #VMEXIT + VMRUN round trip and L0's handler, charged once per faulting
+    /// access whatever the outcome (an emulated access adds its emulation cost on the emulation path).
+    /// </summary>
+    private void ChargeFault()
     {
-        ulong off = Translate(gpa, write);
-        return off == ulong.MaxValue ? null : _ram + (off & ~0xFFFUL);
+        if (Running is { } cpu)
+        {
+            cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.FaultHandling;
+        }
     }
 
     /// <summary>True when direct (TLB) writes to this RAM page must not be cached because it holds decoded code.</summary>
@@ -179,7 +251,10 @@ public sealed unsafe class PhysicalMemory : IDisposable
 
     public byte* HostPointer(ulong hpa) => _ram + hpa;
 
-    /// <summary>Reads guest-physical memory of any kind (RAM, ROM, MMIO, unbacked) without paging.</summary>
+    /// <summary>
+    /// Reads L1 guest-physical memory of any kind (RAM, ROM, MMIO, unbacked) without paging: devices, loaders, L1's
+    /// page-table walk. A vCPU running L2 translates its own addresses with Cpu.TranslateGpa instead.
+    /// </summary>
     public ulong Read(ulong gpa, int size)
     {
         if (((gpa & 0xFFF) + (ulong)size) > 0x1000)
@@ -193,17 +268,9 @@ public sealed unsafe class PhysicalMemory : IDisposable
             return v;
         }
 
-        ulong off = Translate(gpa, write: false);
-        if (off != ulong.MaxValue)
+        if (IsMapped(TranslateGpa(gpa, 0, out ulong off)))
         {
-            byte* p = _ram + off;
-            return size switch
-            {
-                1 => *p,
-                2 => Unsafe.ReadUnaligned<ushort>(p),
-                4 => Unsafe.ReadUnaligned<uint>(p),
-                _ => Unsafe.ReadUnaligned<ulong>(p),
-            };
+            return LoadRam(off, size);
         }
 
         return EmulatedRead(gpa, size);
@@ -222,35 +289,34 @@ public sealed unsafe class PhysicalMemory : IDisposable
             return;
         }
 
-        ulong off = Translate(gpa, write: true);
-        if (off != ulong.MaxValue)
+        if (IsMapped(TranslateGpa(gpa, PfErr.Write, out ulong off)))
         {
             NotifyWrite(off);
-            byte* p = _ram + off;
-            switch (size)
-            {
-                case 1: *p = (byte)value; break;
-                case 2: Unsafe.WriteUnaligned(p, (ushort)value); break;
-                case 4: Unsafe.WriteUnaligned(p, (uint)value); break;
-                default: Unsafe.WriteUnaligned(p, value); break;
-            }
-
+            StoreRam(off, size, value);
             return;
         }
 
         EmulatedWrite(gpa, size, value);
     }
 
-    /// <summary>The emulation path of an access that has no direct mapping: a device, or all ones / dropped.</summary>
+    /// <summary>
+    /// The emulation path of an access that has no direct mapping. As KVM's emulator: the running vCPU's local
+    /// APIC claims its own page first (wherever IA32_APIC_BASE put it, as KVM matches each vCPU's APIC range
+    /// before anything else); then RAM of a memslot (a read that gave up on faulting, a write to a write-tracked
+    /// page); then a device on the MMIO bus; else all ones.
+    /// </summary>
     public ulong EmulatedRead(ulong gpa, int size)
     {
         ChargeEmulation();
-        // The running vCPU's local APIC claims its own page first, wherever IA32_APIC_BASE put it (as KVM matches
-        // each vCPU's APIC range before the MMIO bus).
         if (Running?.Apic is { } apic && apic.TryReadMmio(gpa, size, out ulong v))
         {
             MmioAccesses++;
             return v;
+        }
+
+        if (SlotRam(gpa, write: false, out ulong hpa))
+        {
+            return LoadRam(hpa, size);
         }
 
         if (Mmio.TryFind(gpa, out var dev, out ulong doff))
@@ -262,6 +328,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
         return size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1;
     }
 
+    /// <summary>The emulated write: the local APIC, RAM of a writable memslot, a device, or dropped (read-only, unbacked).</summary>
     public void EmulatedWrite(ulong gpa, int size, ulong value)
     {
         ChargeEmulation();
@@ -269,13 +336,77 @@ public sealed unsafe class PhysicalMemory : IDisposable
         {
             MmioAccesses++;
         }
+        else if (SlotRam(gpa, write: true, out ulong hpa))
+        {
+            NotifyWrite(hpa);
+            StoreRam(hpa, size, value);
+        }
         else if (Mmio.TryFind(gpa, out var dev, out ulong doff))
         {
             MmioAccesses++;
             dev.Write(doff, size, value);
         }
 
-        Mmu?.NotifyTrackedWrite(new Gpa(gpa));
+        if (Mmu is { } mmu && mmu.NotifyTrackedWrite(new Gpa(gpa)))
+        {
+            // The write changed L1 nested page tables that L2's shadow was built from: the shadow dropped what
+            // it built from them, and vCPUs in L2 must not keep translations through it (KVM flushes remote TLBs).
+            foreach (var cpu in _cpus)
+            {
+                if (cpu.InNestedPaging)
+                {
+                    cpu.FlushTlb();
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Host offset of RAM behind <paramref name="gpa"/> for the emulator: a visible memslot (read-only ones only
+    /// for reads); the access stays inside the page. Without an MMU there are no memslots: the RAM layout.
+    /// </summary>
+    private bool SlotRam(ulong gpa, bool write, out ulong hpa)
+    {
+        if (Mmu is not { } mmu)
+        {
+            hpa = RamOffset(gpa);
+            return hpa != ulong.MaxValue && !(write && gpa - BiosRomStart < BiosRomEnd - BiosRomStart);
+        }
+
+        var gfn = new Gpa(gpa).Gfn;
+        var slot = mmu.Memslots.Current.Find(gfn);
+        if (slot == null || !slot.IsVisible || (write && slot.IsReadOnly))
+        {
+            hpa = 0;
+            return false;
+        }
+
+        hpa = slot.HostPfn(gfn).ToHpa().Value | (gpa & 0xFFF);
+        return true;
+    }
+
+    private ulong LoadRam(ulong hpa, int size)
+    {
+        byte* p = _ram + hpa;
+        return size switch
+        {
+            1 => *p,
+            2 => Unsafe.ReadUnaligned<ushort>(p),
+            4 => Unsafe.ReadUnaligned<uint>(p),
+            _ => Unsafe.ReadUnaligned<ulong>(p),
+        };
+    }
+
+    private void StoreRam(ulong hpa, int size, ulong value)
+    {
+        byte* p = _ram + hpa;
+        switch (size)
+        {
+            case 1: *p = (byte)value; break;
+            case 2: Unsafe.WriteUnaligned(p, (ushort)value); break;
+            case 4: Unsafe.WriteUnaligned(p, (uint)value); break;
+            default: Unsafe.WriteUnaligned(p, value); break;
+        }
     }
 
     private void ChargeEmulation()
@@ -340,9 +471,13 @@ public sealed unsafe class PhysicalMemory : IDisposable
         }
     }
 
+    /// <summary>Disposes the host arena and MMU only when <see cref="Create"/> built them; otherwise their owner does.</summary>
     public void Dispose()
     {
-        Mmu?.Dispose();
-        _arena.Dispose();
+        if (_ownsMemory)
+        {
+            Mmu?.Dispose();
+            _host.Dispose();
+        }
     }
 }

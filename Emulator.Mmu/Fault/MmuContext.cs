@@ -419,12 +419,19 @@ public sealed class MmuContext : IDisposable
     /// <summary>Called after L1's write to a write-tracked gfn was emulated (the page-track notifier).</summary>
     public Action<Gfn>? TrackedWrite { get; set; }
 
-    public void NotifyTrackedWrite(Gpa gpa)
+    /// <summary>
+    /// After an emulated write to <paramref name="gpa"/>: when its gfn is write-tracked, tells the notifier and
+    /// returns true (the caller flushes the TLBs that may hold translations through what the notifier dropped).
+    /// </summary>
+    public bool NotifyTrackedWrite(Gpa gpa)
     {
-        if (IsWriteTracked(gpa.Gfn))
+        if (!IsWriteTracked(gpa.Gfn))
         {
-            TrackedWrite?.Invoke(gpa.Gfn);
+            return false;
         }
+
+        TrackedWrite?.Invoke(gpa.Gfn);
+        return true;
     }
 
     /// <summary>

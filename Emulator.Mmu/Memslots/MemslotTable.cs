@@ -84,6 +84,34 @@ public sealed class MemslotTable
         }
     }
 
+    /// <summary>
+    /// Creates a user slot under the lowest free user id: the one place user slot ids are chosen, so
+    /// callers that lay out memory name ranges, not ids (KVM's userspace picks ids; here the table does).
+    /// </summary>
+    public Memslot CreateUserSlot(Gpa start, ulong size, Hpa host, MemslotFlags flags = MemslotFlags.None)
+    {
+        using (Lock.Write())
+        {
+            return Create(LowestFreeUserId(_current), start, size, host, flags);
+        }
+    }
+
+    private static int LowestFreeUserId(MemslotSet set)
+    {
+        int id = 0;
+        while (set.ById(id) != null)
+        {
+            id++;
+        }
+
+        if (id >= Memslot.UserSlots)
+        {
+            throw new MemslotException("no free user memslot id");
+        }
+
+        return id;
+    }
+
     public void Delete(int id)
     {
         using (Lock.Write())

@@ -7,6 +7,8 @@ using Emulator.Core.Loaders;
 using Emulator.Core.Memory;
 using Emulator.Core.Svm;
 using Emulator.Core.Timing;
+using Emulator.Mmu.Fault;
+using Emulator.Mmu.Memory;
 using Emulator.Svm.Avic;
 using Emulator.Svm.Exits;
 using Emulator.Svm.Nested;
@@ -116,7 +118,7 @@ public sealed class Machine : IDisposable
         }
 
         _diag = _options.Diagnostics ?? TextWriter.Null;
-        Memory = new PhysicalMemory(_options.MemorySize, apicvToggle: _options.ApicvToggle);
+        Memory = BuildMemory(_options.MemorySize, _options.ApicvToggle, out _hostMemory, out _mmu);
         var cpus = new Cpu[_options.Cpus];
         for (int i = 0; i < cpus.Length; i++)
         {
@@ -126,7 +128,7 @@ public sealed class Machine : IDisposable
             cpu.Features[CpuFeature.Hypervisor] = true;
             if (_options.CpuFeatures.Count != 0 && !cpu.Features.TryApply(string.Join(',', _options.CpuFeatures), out string? featureError))
             {
-                Memory.Dispose();
+                DisposeMemory();
                 throw new ArgumentException($"--cpu: {featureError}", nameof(options));
             }
 
@@ -213,6 +215,42 @@ public sealed class Machine : IDisposable
         {
             io.Trace = _diag.WriteLine;
         }
+    }
+
+    // The VM's memory, owned here: the host arena behind guest RAM and L0's MMU (memslots, TDP, shadow NPT).
+    private readonly HostMemoryArena _hostMemory;
+    private readonly MmuContext _mmu;
+
+    /// <summary>
+    /// Builds the VM's memory as KVM's VM creation and QEMU's board setup do together: host memory, L0's MMU
+    /// reading L1's tables through that memory, the platform memslots, and the APIC-access private memslot.
+    /// </summary>
+    private static PhysicalMemory BuildMemory(ulong size, ApicvToggle toggle, out HostMemoryArena host, out MmuContext mmu)
+    {
+        host = PlatformMemory.CreateHostMemory(size);
+        try
+        {
+            mmu = PlatformMemory.CreateMmu(host, size, toggle);
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+
+        // Nothing emulates AVIC yet (the hardware unit is issue 10), so APIC virtualization is off for the VM
+        // as with KVM's enable_apicv=0: the DISABLE reason is set before the APIC-access page exists, so L1's
+        // accesses to 0xFEE00000 fault to Emulate (no MMIO SPTE is cached) and reach the emulated local APIC.
+        mmu.SetApicvInhibit(ApicvInhibit.Disable, true);
+        mmu.CreateApicAccessSlot(PlatformMemory.ApicAccessBacking(size));
+        return new PhysicalMemory(host, size, mmu);
+    }
+
+    private void DisposeMemory()
+    {
+        Memory.Dispose();
+        _mmu.Dispose();
+        _hostMemory.Dispose();
     }
 
     /// <summary>The vCPUs; index = APIC ID; 0 is the bootstrap processor.</summary>
@@ -437,6 +475,9 @@ public sealed class Machine : IDisposable
         if (Memory.Mmu is { } mmu)
         {
             stats.AddRange(mmu.Stats.Counters(mmu.TablesInUse));
+            stats.Add(("mmu.shadow.tables", Memory.ShadowTables));
+            stats.Add(("mmu.shadow.faults", Sum(Cpus, c => c.NestedPageFaults)));
+            stats.Add(("mmu.shadow.reflected", Sum(Cpus, c => c.NestedPageFaultsReflected)));
         }
 
         stats.AddRange(Platform.IrqCounters());
@@ -480,6 +521,6 @@ public sealed class Machine : IDisposable
     public void Dispose()
     {
         Console.Flush();
-        Memory.Dispose();
+        DisposeMemory();
     }
 }

@@ -20,7 +20,7 @@ public sealed class TestGuest : IDisposable
 
     private TestGuest(ulong memory = 16 << 20)
     {
-        Mem = new PhysicalMemory(memory);
+        Mem = PhysicalMemory.Create(memory);
         Cpu = new Cpu(Mem);
     }
 

@@ -20,6 +20,18 @@ public class MemslotTests
     }
 
     [Test]
+    public void UserSlotsTakeTheLowestFreeId()
+    {
+        var t = new MemslotTable(64 << 20);
+        Assert.That(t.CreateUserSlot(new Gpa(0), 0x1000, new Hpa(0)).Id, Is.EqualTo(0));
+        Assert.That(t.CreateUserSlot(new Gpa(0x1000), 0x1000, new Hpa(0x1000)).Id, Is.EqualTo(1));
+        t.Create(Memslot.ApicAccessPrivate, new Gpa(0xFEE00000), 0x1000, new Hpa(0x3000));
+        Assert.That(t.CreateUserSlot(new Gpa(0x2000), 0x1000, new Hpa(0x2000)).Id, Is.EqualTo(2), "private slots do not count");
+        t.Delete(0);
+        Assert.That(t.CreateUserSlot(new Gpa(0x10000), 0x1000, new Hpa(0x10000)).Id, Is.EqualTo(0), "a deleted id is reused");
+    }
+
+    [Test]
     public void OverlappingSlotIsRefused()
     {
         var t = new MemslotTable(64 << 20);

@@ -13,7 +13,7 @@ public sealed class CpuidTests
     [SetUp]
     public void SetUp()
     {
-        _mem = new PhysicalMemory(1 << 20);
+        _mem = PhysicalMemory.Create(1 << 20);
         _c = new Emulator.Core.Cpu.Cpu(_mem);
     }
 

@@ -23,7 +23,7 @@ public sealed class PagingTests
     [SetUp]
     public void SetUp()
     {
-        _mem = new PhysicalMemory(16 << 20);
+        _mem = PhysicalMemory.Create(16 << 20);
         _c = new Emulator.Core.Cpu.Cpu(_mem);
         BootState.EnterLong64(_c, 0x1000, 0x8000);
         _nextTable = Root + 0x1000;

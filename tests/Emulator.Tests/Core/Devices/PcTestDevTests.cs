@@ -13,7 +13,7 @@ public class PcTestDevTests
     [SetUp]
     public void SetUp()
     {
-        _mem = new PhysicalMemory(16 << 20);
+        _mem = PhysicalMemory.Create(16 << 20);
         _console = new MemoryStream();
         _dev = new PcTestDev(new DebugConsole(new ConsoleSink(_console)));
         _dev.Attach(_mem.Io, _mem.Mmio);

@@ -475,7 +475,7 @@ public class DataMoveTests
     [Test]
     public void MovbeIsUndefinedWhenNotReported()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = new Emulator.Core.Cpu.Cpu(mem);
         Emulator.Core.Loaders.BootState.EnterLong64(c, 0x1000, 0x8000);
         c.Features[CpuFeature.Movbe] = false;

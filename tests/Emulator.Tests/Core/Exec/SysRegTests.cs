@@ -233,7 +233,7 @@ public class SysRegTests
     [TestCase(EferBits.LME | EferBits.LMA | (1UL << 1), true, TestName = "EferReservedBit1")]
     public void EferWrites(ulong value, bool faults)
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = new Emulator.Core.Cpu.Cpu(mem);
         Emulator.Core.Loaders.BootState.EnterLong64(c, 0x1000, 0x8000);
         c.Gpr[Reg.RCX] = 0xC000_0080;
@@ -316,7 +316,7 @@ public class SysRegTests
     [TestCase(Msr.MiscEnable, 0x1880UL, 0x1800UL, TestName = "MiscEnableEmonIgnored")]
     public void MsrRoundTrip(uint msr, ulong write, ulong read)
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(Wrmsr(c, msr, write), Is.EqualTo(ExecStatus.EndBlock));
         Assert.That(Rdmsr(c, msr), Is.EqualTo(read));
@@ -327,7 +327,7 @@ public class SysRegTests
     [TestCase(Msr.VmCr, 0x8UL)]
     public void SvmMsrRoundTripNeedsSvm(uint msr, ulong value)
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Features[CpuFeature.Svm] = false;
         Assert.That(Wrmsr(c, msr, value), Is.EqualTo(ExecStatus.Fault));
@@ -361,7 +361,7 @@ public class SysRegTests
     [TestCase(Msr.MiscEnable, 0x800UL, TestName = "MiscEnablePebsUnavailableReadOnly")]
     public void WrmsrFaults(uint msr, ulong value)
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(Wrmsr(c, msr, value), Is.EqualTo(ExecStatus.Fault));
         Assert.That(c.PendingVector, Is.EqualTo(Vector.GP));
@@ -371,7 +371,7 @@ public class SysRegTests
     [Test]
     public void ApicBaseExtdWithoutX2ApicFaults()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(c.Features.TryApply("-x2apic", out _), Is.True);
         Assert.That(Wrmsr(c, Msr.ApicBase, 0xFEE0_0C00UL), Is.EqualTo(ExecStatus.Fault));
@@ -384,7 +384,7 @@ public class SysRegTests
     [TestCase(0xFFFF_FFFFu)]
     public void RdmsrOfUnknownMsrFaults(uint msr)
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Gpr[Reg.RCX] = msr;
         Assert.That(VectorCatcher.Step(c, a => a.rdmsr()), Is.EqualTo(ExecStatus.Fault));
@@ -394,7 +394,7 @@ public class SysRegTests
     [Test]
     public void MsrResetValues()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(Rdmsr(c, Msr.Pat), Is.EqualTo(0x0007_0406_0007_0406UL));
         Assert.That(Rdmsr(c, Msr.ApicBase), Is.EqualTo(0xFEE0_0900UL), "base 0xFEE00000, BSP, enabled");
@@ -407,7 +407,7 @@ public class SysRegTests
     [Test]
     public void FsAndGsBaseMsrsAreTheSegmentBases()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(Wrmsr(c, Msr.FsBase, 0xFFFF_8000_1234_5000), Is.EqualTo(ExecStatus.EndBlock));
         Assert.That(Wrmsr(c, Msr.GsBase, 0x7000), Is.EqualTo(ExecStatus.EndBlock));
@@ -420,7 +420,7 @@ public class SysRegTests
     [Test]
     public void TscWriteSetsWhatRdtscReads()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Cycles = 1_000_000;
         Assert.That(Wrmsr(c, Msr.Tsc, 0x1_0000_0000), Is.EqualTo(ExecStatus.EndBlock));
@@ -433,7 +433,7 @@ public class SysRegTests
     [Test]
     public void RdtscpAndRdpidReadTscAux()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Wrmsr(c, Msr.TscAux, 0x42);
         c.Gpr[Reg.RCX] = ulong.MaxValue;
@@ -449,7 +449,7 @@ public class SysRegTests
     [Test]
     public void EferSvmeNeedsSvmAndNotSvmDis()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Features[CpuFeature.Svm] = true; // not reported by default until VMRUN works
         ulong efer = EferBits.LME | EferBits.LMA | EferBits.NXE;
@@ -474,7 +474,7 @@ public class SysRegTests
     [TestCase(5, 0x3UL, 0x403UL, TestName = "Dr5AliasesDr7")]
     public void DebugRegisterWrites(int dr, ulong value, ulong expected)
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Gpr[Reg.RAX] = value;
         var regs = new[] { dr0, dr1, dr2, dr3, dr4, dr5, dr6, dr7 };
@@ -486,7 +486,7 @@ public class SysRegTests
     [Test]
     public void Dr4AndDr5AreUndefinedWithCr4De()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Cr4 |= Cr4Bits.DE;
         Assert.That(VectorCatcher.Step(c, a => a.mov(rax, dr4)), Is.EqualTo(ExecStatus.Fault));
@@ -498,7 +498,7 @@ public class SysRegTests
     [Test]
     public void Dr7HighBitsFault()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Gpr[Reg.RAX] = 1UL << 32;
         Assert.That(VectorCatcher.Step(c, a => a.mov(dr7, rax)), Is.EqualTo(ExecStatus.Fault));
@@ -510,7 +510,7 @@ public class SysRegTests
     [Test]
     public void GeneralDetectRaisesDebugException()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Gpr[Reg.RAX] = Emulator.Core.Cpu.Cpu.Dr7GeneralDetect;
         Assert.That(VectorCatcher.Step(c, a => a.mov(dr7, rax)), Is.EqualTo(ExecStatus.EndBlock));
@@ -540,7 +540,7 @@ public class SysRegTests
     [Test]
     public void UndefinedControlRegistersAreUd()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(VectorCatcher.Step(c, a => a.mov(rax, cr1)), Is.EqualTo(ExecStatus.Fault));
         Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
@@ -551,7 +551,7 @@ public class SysRegTests
     [Test]
     public void XgetbvIsUndefinedWithoutOsXsave()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(VectorCatcher.Step(c, a => a.xgetbv()), Is.EqualTo(ExecStatus.Fault));
         Assert.That(c.PendingVector, Is.EqualTo(Vector.UD));
@@ -561,7 +561,7 @@ public class SysRegTests
     [Test]
     public void StacAndClacToggleAc()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(VectorCatcher.Step(c, a => a.stac()), Is.EqualTo(ExecStatus.Continue));
         Assert.That(c.Rflags64 & Rflags.AC, Is.EqualTo(Rflags.AC));
@@ -575,7 +575,7 @@ public class SysRegTests
     [Test]
     public void FsGsBaseInstructions()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Gpr[Reg.RAX] = 0xFFFF_8000_0000_1000;
         Assert.That(VectorCatcher.Step(c, a => a.wrfsbase(rax)), Is.EqualTo(ExecStatus.Fault), "#UD without CR4.FSGSBASE");
@@ -598,7 +598,7 @@ public class SysRegTests
     [Test]
     public void UmipMakesSmswAndTheTableStoresFaultAboveCplZero()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         c.Cr4 |= Cr4Bits.UMIP;
         Assert.That(VectorCatcher.Step(c, a => a.smsw(eax)), Is.EqualTo(ExecStatus.Continue), "CPL 0 may");
@@ -637,7 +637,7 @@ public class SysRegTests
     [TestCase(0UL, 0UL, 0x0000_8000_0000_0000UL, false)]
     public void InvpcidRulesWithoutPcide(ulong type, ulong pcid, ulong linear, bool ok)
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         int st = Invpcid(c, type, pcid, linear);
         Assert.That(st, Is.EqualTo(ok ? ExecStatus.EndBlock : ExecStatus.Fault));
@@ -650,7 +650,7 @@ public class SysRegTests
     [Test]
     public void InvpcidWithPcideAcceptsAnyPcidAndNeedsCplZero()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(c.WriteCr4(c.Cr4 | Cr4Bits.PCIDE), Is.True);
         Assert.That(Invpcid(c, 0, 7, 0x1000), Is.EqualTo(ExecStatus.EndBlock));
@@ -663,7 +663,7 @@ public class SysRegTests
     [Test]
     public void InvpcidIsUndefinedWhenNotReported()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(c.Features.TryApply("-invpcid", out _), Is.True);
         Assert.That(Invpcid(c, 2, 0, 0), Is.EqualTo(ExecStatus.Fault));
@@ -673,7 +673,7 @@ public class SysRegTests
     [Test]
     public void InvpcidDropsTheTranslationOfAnAddress()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(c.ReadMem(SegReg.DS, 0x3000, 8, out _), Is.True);
         ulong walks = c.PageWalks;
@@ -688,7 +688,7 @@ public class SysRegTests
     [Test]
     public void ClflushoptAndClwbCheckTheAddressAndNeedTheirFeature()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = NewLongModeCpu(mem);
         Assert.That(VectorCatcher.Step(c, a => a.clflushopt(__byte_ptr[0x2000])), Is.EqualTo(ExecStatus.Continue));
         Assert.That(VectorCatcher.Step(c, a => a.clwb(__byte_ptr[0x2000])), Is.EqualTo(ExecStatus.Continue));

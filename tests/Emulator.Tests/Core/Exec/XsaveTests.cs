@@ -282,7 +282,7 @@ public class XsaveTests
     [Test]
     public void XsetbvAboveCplZeroFaults()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = new Emulator.Core.Cpu.Cpu(mem);
         Emulator.Core.Loaders.BootState.EnterLong64(c, 0x1000, 0x8000);
         c.Cr4 |= Cr4Bits.OSXSAVE;
@@ -297,7 +297,7 @@ public class XsaveTests
     [Test]
     public void OsXsaveNeedsXsaveReported()
     {
-        using var mem = new Emulator.Core.Memory.PhysicalMemory(1 << 20);
+        using var mem = Emulator.Core.Memory.PhysicalMemory.Create(1 << 20);
         var c = new Emulator.Core.Cpu.Cpu(mem);
         Emulator.Core.Loaders.BootState.EnterLong64(c, 0x1000, 0x8000);
         Assert.That(c.WriteCr4(c.Cr4 | Cr4Bits.OSXSAVE), Is.True);

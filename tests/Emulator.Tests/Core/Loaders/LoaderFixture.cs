@@ -11,7 +11,7 @@ public sealed class LoaderFixture : IDisposable
 
     public LoaderFixture(ulong memory = DefaultMemory)
     {
-        Mem = new PhysicalMemory(memory);
+        Mem = PhysicalMemory.Create(memory);
         Cpu = new Cpu(Mem);
     }
 

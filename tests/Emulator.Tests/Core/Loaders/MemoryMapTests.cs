@@ -15,14 +15,14 @@ public class MemoryMapTests
     [TestCase(0xFFFFFFFFFFFFF000UL, 0x2000UL, false)]
     public void UsableRamFollowsThePlatformMap(ulong gpa, ulong length, bool usable)
     {
-        using var mem = new PhysicalMemory(16 << 20);
+        using var mem = PhysicalMemory.Create(16 << 20);
         Assert.That(MemoryMap.IsUsableRam(mem, gpa, length), Is.EqualTo(usable));
     }
 
     [Test]
     public void RangesAreSortedAndDisjoint()
     {
-        using var mem = new PhysicalMemory((3UL << 30) + (1UL << 30));
+        using var mem = PhysicalMemory.Create((3UL << 30) + (1UL << 30));
         var map = MemoryMap.For(mem);
         for (int i = 1; i < map.Length; i++)
         {

@@ -11,7 +11,7 @@ public class AcpiTablesTests
     private PhysicalMemory _mem = null!;
 
     [SetUp]
-    public void SetUp() => _mem = new PhysicalMemory(16 << 20);
+    public void SetUp() => _mem = PhysicalMemory.Create(16 << 20);
 
     [TearDown]
     public void TearDown() => _mem.Dispose();

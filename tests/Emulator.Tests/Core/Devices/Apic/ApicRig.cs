@@ -13,7 +13,7 @@ internal sealed class ApicRig : IDisposable
 {
     public ApicRig(int cpus = 2)
     {
-        Memory = new PhysicalMemory(16 << 20);
+        Memory = PhysicalMemory.Create(16 << 20);
         var list = new CpuModel[cpus];
         for (int i = 0; i < cpus; i++)
         {
