@@ -146,7 +146,7 @@ public sealed unsafe partial class Cpu
     public uint ExitIntInfo, ExitIntInfoError;
 
     /// <summary>An event in EVENTINJ/EXITINTINFO form: vector, type, error-code valid, valid (APM vol. 2 §15.20).</summary>
-    internal static uint EventInfo(int vector, EventKind kind, bool hasError)
+    public static uint EventInfo(int vector, EventKind kind, bool hasError)
     {
         uint type = kind switch
         {

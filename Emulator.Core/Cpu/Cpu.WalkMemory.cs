@@ -1,3 +1,7 @@
+using Emulator.Core.Memory;
+using Emulator.Mmu.Fault;
+using NpfErr = Emulator.Mmu.Fault.PfErr;
+
 namespace Emulator.Core.Cpu;
 
 /// <summary>
@@ -15,7 +19,36 @@ public sealed partial class Cpu
     /// <summary>Reads the 4- or 8-byte paging entry at guest-physical <paramref name="gpa"/>.</summary>
     internal bool ReadPagingEntry(ulong gpa, int size, out ulong value)
     {
+        if (InNestedPaging)
+        {
+            return ReadNestedPagingEntry(gpa, size, out value);
+        }
+
         value = Phys.Read(gpa, size);
+        return true;
+    }
+
+    /// <summary>
+    /// L2's table read under nested paging: the entry's L2 address goes through L1's nested tables as a
+    /// guest-page access (EXITINFO1 bit 33 on an #NPF). Entries are naturally aligned, so never straddle a page.
+    /// </summary>
+    private unsafe bool ReadNestedPagingEntry(ulong gpa, int size, out ulong value)
+    {
+        RetPf r = TranslateGpa(gpa, NpfErr.GuestPage, out ulong hpa, out ulong l1Gpa);
+        if (PhysicalMemory.IsMapped(r))
+        {
+            byte* p = Phys.HostPointer(hpa);
+            value = size == 8 ? *(ulong*)p : *(uint*)p;
+            return true;
+        }
+
+        value = 0;
+        if (r == RetPf.ReflectToGuest)
+        {
+            return false;
+        }
+
+        value = Phys.EmulatedRead(l1Gpa, size);
         return true;
     }
 
@@ -23,8 +56,39 @@ public sealed partial class Cpu
     /// Sets <paramref name="bits"/> (accessed/dirty) in the paging entry at <paramref name="gpa"/> if it still
     /// holds <paramref name="expected"/>; an entry that changed since the walk read it is left as it is now.
     /// </summary>
-    internal bool SetPagingEntryBits(ulong gpa, int size, ulong expected, ulong bits)
+    internal unsafe bool SetPagingEntryBits(ulong gpa, int size, ulong expected, ulong bits)
     {
+        if (InNestedPaging)
+        {
+            RetPf r = TranslateGpa(gpa, NpfErr.GuestPage | NpfErr.Write, out ulong hpa, out ulong l1Gpa);
+            if (PhysicalMemory.IsMapped(r))
+            {
+                byte* p = Phys.HostPointer(hpa);
+                if (size == 8 && *(ulong*)p == expected)
+                {
+                    *(ulong*)p = expected | bits;
+                }
+                else if (size == 4 && *(uint*)p == (uint)expected)
+                {
+                    *(uint*)p = (uint)(expected | bits);
+                }
+
+                return true;
+            }
+
+            if (r == RetPf.ReflectToGuest)
+            {
+                return false;
+            }
+
+            if (Phys.EmulatedRead(l1Gpa, size) == expected)
+            {
+                Phys.EmulatedWrite(l1Gpa, size, expected | bits);
+            }
+
+            return true;
+        }
+
         if (Phys.Read(gpa, size) == expected)
         {
             Phys.Write(gpa, size, expected | bits);

@@ -1,6 +1,7 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Memory;
 using Emulator.Core.Svm;
+using Emulator.Mmu.Walk;
 using Emulator.Svm.Vmcb;
 
 namespace Emulator.Svm.Nested;
@@ -328,8 +329,29 @@ public sealed unsafe class NestedSvm : SvmUnit
         return ExecStatus.Continue;
     }
 
-    // The nested-paging root switch is the MMU's (Part 0 translation work); until it lands, NP runs L2 on L1's view.
-    private static void EnterNestedPaging(Cpu cpu, ulong nestedCr3) => _ = (cpu, nestedCr3);
+    /// <summary>
+    /// L2 under vmcb12's nested paging runs on the shadow of L1's nested tables (DESIGN: "Flow of one
+    /// nested-paging fault"); their format is L1's paging mode at VMRUN and NX follows L1's EFER.NXE (APM vol. 2
+    /// §15.25.3).
+    /// </summary>
+    private void EnterNestedPaging(Cpu cpu, ulong nestedCr3) =>
+        cpu.EnterNestedPaging(nestedCr3, PagingModes.FromControlRegisters(_l1.Cr4, _l1.Efer), (_l1.Efer & EferBits.NXE) != 0);
 
-    private static void LeaveNestedPaging(Cpu cpu) => _ = cpu;
+    private static void LeaveNestedPaging(Cpu cpu) => cpu.LeaveNestedPaging();
+
+    /// <summary>
+    /// The #NPF that L1's nested tables give L2 (<see cref="Cpu.NestedPageFaultExit"/>): a #VMEXIT with the
+    /// hardware's EXITINFO1/2, and the event being delivered, if any, in EXITINTINFO.
+    /// </summary>
+    public void NestedPageFault(Cpu cpu)
+    {
+        if (cpu.NpfEventVector >= 0)
+        {
+            cpu.ExitIntInfo = Cpu.EventInfo(cpu.NpfEventVector, cpu.NpfEventKind, cpu.NpfEventHasError);
+            cpu.ExitIntInfoError = cpu.NpfEventError;
+            cpu.NpfEventVector = -1;
+        }
+
+        Exit(cpu, SvmExit.Npf, cpu.NpfExitInfo1, cpu.NpfExitInfo2);
+    }
 }

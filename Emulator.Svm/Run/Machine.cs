@@ -160,7 +160,9 @@ public sealed class Machine : IDisposable
             // Nested SVM: L0 emulates L1's VMRUN, VMLOAD and VMSAVE and reflects L2's exits (KVM's nested.c).
             if (cpu.Features.Has(CpuFeature.Svm))
             {
-                cpu.Svm = new NestedSvm(Memory);
+                var nested = new NestedSvm(Memory);
+                cpu.Svm = nested;
+                cpu.NestedPageFaultExit = nested.NestedPageFault;
             }
         }
 
