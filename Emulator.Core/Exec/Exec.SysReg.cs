@@ -246,7 +246,10 @@ public static unsafe partial class Exec
         }
 
         ulong cr0 = (c.Cr0 & ~0xEUL) | (v & 0xF) | (c.Cr0 & Cr0Bits.PE);
-        if (Cr0SelectiveExit(c, cr0))
+
+        // LMSW takes the selective intercept on any change, MP included: the TS/MP exemption is MOV CR0's (a
+        // processor exits for an LMSW that only sets MP, which kvm-unit-tests "sel cr0 lmsw intercept" checks).
+        if (c.Intercepted(SvmIntercept.Cr0SelectiveWrite) && cr0 != c.Cr0)
         {
             return c.InterceptExit(SvmExit.Cr0SelectiveWrite);
         }

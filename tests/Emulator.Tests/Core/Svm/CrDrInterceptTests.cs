@@ -119,12 +119,13 @@ public class CrDrInterceptTests
     }
 
     [Test]
-    public void LmswChangingEmIsASelectiveWriteAndCltsNeverIs()
+    public void LmswChangingEmOrMpIsASelectiveWriteAndCltsNeverIs()
     {
-        using (var g = Cr0Guest(a => a.lmsw(bx), Cr0Bits.EM, 0, out var svm))
+        foreach (ulong bit in new[] { Cr0Bits.EM, Cr0Bits.MP })
         {
+            using var g = Cr0Guest(a => a.lmsw(bx), bit, 0, out var svm);
             g.Run(100);
-            Assert.That(svm.Exits.Select(e => e.Code), Is.EqualTo(new[] { SvmExit.Cr0SelectiveWrite }));
+            Assert.That(svm.Exits.Select(e => e.Code), Is.EqualTo(new[] { SvmExit.Cr0SelectiveWrite }), $"CR0 bit {bit:x}");
         }
 
         using (var g = Cr0Guest(a => a.clts(), 0, 0, out var svm))
