@@ -1,5 +1,6 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
+using Emulator.Core.Svm;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
@@ -38,6 +39,13 @@ public static unsafe partial class Exec
     /// </summary>
     public static int IntN(Cpu.Cpu c, ref DecodedOp op)
     {
+        // The INTn intercept (APM vol. 2 §15.9) is taken before delivery looks at any table; EXITINFO1 would
+        // carry the vector only with decode assists, which are not reported.
+        if (c.Intercepted(SvmIntercept.Swint))
+        {
+            return c.InterceptExit(SvmExit.Swint);
+        }
+
         if (c.Mode == CpuMode.Virtual8086)
         {
             int vector = (byte)op.Imm;
@@ -145,6 +153,11 @@ public static unsafe partial class Exec
     /// <summary>INT1 (ICEBP): a #DB without the gate-DPL check (see DeliverEvent).</summary>
     public static int Int1(Cpu.Cpu c, ref DecodedOp op)
     {
+        if (c.Intercepted(SvmIntercept.Icebp))
+        {
+            return c.InterceptExit(SvmExit.Icebp);
+        }
+
         c.SoftwareEventRip = c.Rip;
         return c.RaiseSoftware(Vector.DB, isIntN: false);
     }
@@ -212,6 +225,12 @@ public static unsafe partial class Exec
     /// <summary>IRET/IRETD/IRETQ (APM vol. 3 "IRET"): real, virtual-8086, protected (same/outer privilege, to VM86) and long mode.</summary>
     public static int Iret(Cpu.Cpu c, ref DecodedOp op)
     {
+        // The IRET intercept (APM vol. 2 §15.9) comes before IRET does anything, NMI unblocking included.
+        if (c.Intercepted(SvmIntercept.Iret))
+        {
+            return c.InterceptExit(SvmExit.Iret);
+        }
+
         int size = op.Code switch { Code.Iretw => 2, Code.Iretd => 4, _ => 8 };
         // IRET ends NMI blocking (APM vol. 2 §8.2.3); an NMI that waited is taken after it.
         if (c.NmiBlocked)

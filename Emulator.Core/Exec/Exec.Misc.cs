@@ -1,11 +1,12 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
+using Emulator.Core.Svm;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
 namespace Emulator.Core.Exec;
 
-/// <summary>NOP forms, PAUSE, fences, HLT.</summary>
+/// <summary>NOP forms, PAUSE, fences, HLT, RSM.</summary>
 public static unsafe partial class Exec
 {
     private static void RegisterMisc(HandlerTable t)
@@ -21,6 +22,7 @@ public static unsafe partial class Exec
         t.Add(Code.Sfence, &Nop, CostClass.Memory);
         t.Add(Code.Mfence, &Nop, CostClass.Memory);
         t.Add(Code.Hlt, &Hlt, CostClass.System);
+        t.Add(Code.Rsm, &Rsm, CostClass.Serializing);
 
         // 0F 0D and 0F 18–0F 1F are hint NOPs on a CPU that gives them no other meaning (APM vol. 3
         // "NOP": "reserved for future hints"): prefetches, CLDEMOTE, and CET's ENDBR32/ENDBR64/RDSSP, which
@@ -65,7 +67,21 @@ public static unsafe partial class Exec
     public static int Ud(Cpu.Cpu c, ref DecodedOp op) => c.RaiseUD();
 
     /// <summary>HLT: privileged (#GP(0) unless CPL 0); stops until an interrupt (APM vol. 3 "HLT").</summary>
-    public static int Hlt(Cpu.Cpu c, ref DecodedOp op) => c.Cpl != 0 ? c.RaiseGP(0) : ExecStatus.Halt;
+    public static int Hlt(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        return c.Intercepted(SvmIntercept.Hlt) ? c.InterceptExit(SvmExit.Hlt) : ExecStatus.Halt;
+    }
+
+    /// <summary>
+    /// RSM: there is no system-management mode, so the processor is never in SMM and RSM is #UD (APM vol. 3
+    /// "RSM") — but a hypervisor that intercepts RSM sees it first (APM vol. 2 §15.9: the RSM intercept).
+    /// </summary>
+    public static int Rsm(Cpu.Cpu c, ref DecodedOp op) => c.Intercepted(SvmIntercept.Rsm) ? c.InterceptExit(SvmExit.Rsm) : c.RaiseUD();
 
     public static int Nop(Cpu.Cpu c, ref DecodedOp op) => ExecStatus.Continue;
 
@@ -75,6 +91,13 @@ public static unsafe partial class Exec
     /// </summary>
     public static int Pause(Cpu.Cpu c, ref DecodedOp op)
     {
+        // The pause filter (APM vol. 2 §15.14.4): with a non-zero count each intercepted PAUSE decrements it and
+        // only the one that brings it to zero exits; with a zero count every intercepted PAUSE exits.
+        if (c.Intercepted(SvmIntercept.Pause) && (c.PauseFilterCount == 0 || --c.PauseFilterCount == 0))
+        {
+            return c.InterceptExit(SvmExit.Pause);
+        }
+
         if (c.YieldOnPause)
         {
             if (c.LastPauseRip == c.Rip && c.Instructions - c.LastPauseInstructions < Cpu.Cpu.SpinWindow)

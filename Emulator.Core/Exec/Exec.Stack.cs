@@ -1,6 +1,7 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
 using Emulator.Core.Exec.Forms;
+using Emulator.Core.Svm;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
@@ -253,6 +254,12 @@ public static unsafe partial class Exec
             f = (f & ~Rflags.IF) | ((f & Rflags.VIF) != 0 ? Rflags.IF : 0) | Rflags.IOPL;
         }
 
+        // After the virtual-8086 #GP, before the stack write (APM vol. 2 §15.9).
+        if (c.Intercepted(SvmIntercept.Pushf))
+        {
+            return c.InterceptExit(SvmExit.Pushf);
+        }
+
         return c.Push(f, size) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
@@ -267,6 +274,13 @@ public static unsafe partial class Exec
         where TW : struct, IDataWidth
     {
         int size = TW.Bytes;
+        // The intercept comes before the stack read; the virtual-8086 IOPL #GP (a simple exception) before it.
+        if (c.Intercepted(SvmIntercept.Popf))
+        {
+            bool v86Fault = c.Mode == CpuMode.Virtual8086 && Iopl(c) != 3 && ((c.Cr4 & Cr4Bits.VME) == 0 || size != 2);
+            return v86Fault ? c.RaiseGP(0) : c.InterceptExit(SvmExit.Popf);
+        }
+
         if (!c.PeekStack(0, size, out ulong popped))
         {
             return ExecStatus.Fault;

@@ -1,5 +1,6 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
+using Emulator.Core.Svm;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
@@ -75,6 +76,11 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
+        if (CrIntercepted(c, op.R1, write: false))
+        {
+            return c.InterceptExit(SvmExit.CrRead0 + (ulong)op.R1);
+        }
+
         c.SetReg(op.R0, op.OpSize, v);
         return ExecStatus.Continue;
     }
@@ -94,6 +100,16 @@ public static unsafe partial class Exec
         }
 
         ulong v = c.GetReg(op.R1, op.OpSize);
+        if (CrIntercepted(c, cr, write: true))
+        {
+            return c.InterceptExit(SvmExit.CrWrite0 + (ulong)cr);
+        }
+
+        if (cr == 0 && Cr0SelectiveExit(c, v))
+        {
+            return c.InterceptExit(SvmExit.Cr0SelectiveWrite);
+        }
+
         bool ok;
         switch (cr)
         {
@@ -106,6 +122,25 @@ public static unsafe partial class Exec
 
         return ok ? ExecStatus.EndBlock : c.RaiseGP(0);
     }
+
+    /// <summary>
+    /// The CR intercept word of the running guest (APM vol. 2 §15.9 "CR and DR Intercepts"): reads in bits 15:0,
+    /// writes in bits 31:16. Checked after #UD and the CPL #GP, before the value's own #GP. No decode assists are
+    /// reported, so these exits carry EXITINFO1 0.
+    /// </summary>
+    private static bool CrIntercepted(Cpu.Cpu c, int cr, bool write) =>
+        c.GuestMode && ((c.Intercepts.Cr >> (cr + (write ? 16 : 0))) & 1) != 0;
+
+    /// <summary>The DR intercept word, laid out as the CR one.</summary>
+    private static bool DrIntercepted(Cpu.Cpu c, int dr, bool write) =>
+        c.GuestMode && ((c.Intercepts.Dr >> (dr + (write ? 16 : 0))) & 1) != 0;
+
+    /// <summary>
+    /// The selective CR0 write intercept (APM vol. 2 §15.9.1): a MOV CR0 or LMSW that would change any bit other
+    /// than TS and MP exits, unless the plain CR0 write intercept (checked first) already took it. CLTS never does.
+    /// </summary>
+    private static bool Cr0SelectiveExit(Cpu.Cpu c, ulong newCr0) =>
+        c.Intercepted(SvmIntercept.Cr0SelectiveWrite) && ((newCr0 ^ c.Cr0) & ~(Cr0Bits.TS | Cr0Bits.MP)) != 0;
 
     /// <summary>Checks common to MOV DRn: #UD for DR8+ and for DR4/DR5 with CR4.DE, #GP(0) above CPL 0, #DB when DR7.GD.</summary>
     private static int CheckDrAccess(Cpu.Cpu c, int dr)
@@ -140,6 +175,12 @@ public static unsafe partial class Exec
             return s;
         }
 
+        // After the general-detect #DB too: that is part of the access check, as KVM's emulation orders it.
+        if (DrIntercepted(c, op.R1, write: false))
+        {
+            return c.InterceptExit(SvmExit.DrRead0 + (ulong)op.R1);
+        }
+
         c.SetReg(op.R0, op.OpSize, c.ReadDr(op.R1));
         return ExecStatus.Continue;
     }
@@ -150,6 +191,11 @@ public static unsafe partial class Exec
         if (s != ExecStatus.Continue)
         {
             return s;
+        }
+
+        if (DrIntercepted(c, op.R0, write: true))
+        {
+            return c.InterceptExit(SvmExit.DrWrite0 + (ulong)op.R0);
         }
 
         ulong oldDr7 = c.Dr7;
@@ -170,6 +216,12 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
+        // A CR0 write for the CR0 write intercept; it changes only TS, so never a selective one.
+        if (CrIntercepted(c, 0, write: true))
+        {
+            return c.InterceptExit(SvmExit.CrWrite0);
+        }
+
         c.Cr0 &= ~Cr0Bits.TS;
         return ExecStatus.EndBlock;
     }
@@ -182,12 +234,26 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
+        // The CR0 write intercept comes before the operand is read (a memory exception).
+        if (CrIntercepted(c, 0, write: true))
+        {
+            return c.InterceptExit(SvmExit.CrWrite0);
+        }
+
         if (!ReadOp0(c, ref op, out ulong v))
         {
             return ExecStatus.Fault;
         }
 
         ulong cr0 = (c.Cr0 & ~0xEUL) | (v & 0xF) | (c.Cr0 & Cr0Bits.PE);
+
+        // LMSW takes the selective intercept on any change, MP included: the TS/MP exemption is MOV CR0's (a
+        // processor exits for an LMSW that only sets MP, which kvm-unit-tests "sel cr0 lmsw intercept" checks).
+        if (c.Intercepted(SvmIntercept.Cr0SelectiveWrite) && cr0 != c.Cr0)
+        {
+            return c.InterceptExit(SvmExit.Cr0SelectiveWrite);
+        }
+
         return c.WriteCr0(cr0) ? ExecStatus.EndBlock : c.RaiseGP(0);
     }
 
@@ -199,6 +265,12 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
+        // SMSW reads CR0 (APM vol. 2 §15.9): the CR0 read intercept.
+        if (CrIntercepted(c, 0, write: false))
+        {
+            return c.InterceptExit(SvmExit.CrRead0);
+        }
+
         return WriteOp0(c, ref op, c.Cr0) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
@@ -208,6 +280,13 @@ public static unsafe partial class Exec
         if (c.Cpl != 0)
         {
             return c.RaiseGP(0);
+        }
+
+        // MSR_PROT (APM vol. 2 §15.11): after the CPL #GP, before the MSR's own #GP.
+        int st = PermissionMaps.MsrGate(c, (uint)c.Gpr[Reg.RCX], write: false);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         if (!c.ReadMsr((uint)c.Gpr[Reg.RCX], out ulong v))
@@ -228,6 +307,12 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
+        int st = PermissionMaps.MsrGate(c, (uint)c.Gpr[Reg.RCX], write: true);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
+        }
+
         ulong v = ((c.Gpr[Reg.RDX] & 0xFFFF_FFFF) << 32) | (uint)c.Gpr[Reg.RAX];
         return c.WriteMsr((uint)c.Gpr[Reg.RCX], v) ? ExecStatus.EndBlock : c.RaiseGP(0);
     }
@@ -235,6 +320,11 @@ public static unsafe partial class Exec
     /// <summary>CPUID: EAX = leaf, ECX = subleaf; results zero-extend into RAX, RBX, RCX, RDX.</summary>
     public static int Cpuid(Cpu.Cpu c, ref DecodedOp op)
     {
+        if (c.Intercepted(SvmIntercept.Cpuid))
+        {
+            return c.InterceptExit(SvmExit.Cpuid);
+        }
+
         c.Cpuid((uint)c.Gpr[Reg.RAX], (uint)c.Gpr[Reg.RCX], out uint a, out uint b, out uint cx, out uint d);
         c.Gpr[Reg.RAX] = a;
         c.Gpr[Reg.RBX] = b;
@@ -254,6 +344,11 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
+        if (c.Intercepted(SvmIntercept.Rdtsc))
+        {
+            return c.InterceptExit(SvmExit.Rdtsc);
+        }
+
         ulong t = Tsc(c);
         c.Gpr[Reg.RAX] = (uint)t;
         c.Gpr[Reg.RDX] = t >> 32;
@@ -271,6 +366,12 @@ public static unsafe partial class Exec
         if ((c.Cr4 & Cr4Bits.TSD) != 0 && c.Cpl != 0)
         {
             return c.RaiseGP(0);
+        }
+
+        // Only a reported RDTSCP gets here: an unreported one is #UD above, before any intercept.
+        if (c.Intercepted(SvmIntercept.Rdtscp))
+        {
+            return c.InterceptExit(SvmExit.Rdtscp);
         }
 
         ulong t = Tsc(c);
@@ -298,7 +399,18 @@ public static unsafe partial class Exec
     /// </summary>
     public static int Rdpmc(Cpu.Cpu c, ref DecodedOp op)
     {
-        if ((c.Cpl != 0 && (c.Cr4 & Cr4Bits.PCE) == 0) || (uint)c.Gpr[Reg.RCX] > 3)
+        if (c.Cpl != 0 && (c.Cr4 & Cr4Bits.PCE) == 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        // The counter number is an operand value: its #GP comes after the intercept.
+        if (c.Intercepted(SvmIntercept.Rdpmc))
+        {
+            return c.InterceptExit(SvmExit.Rdpmc);
+        }
+
+        if ((uint)c.Gpr[Reg.RCX] > 3)
         {
             return c.RaiseGP(0);
         }
@@ -316,6 +428,12 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
+        // EXITINFO1 would hold the linear address only with decode assists, which are not reported.
+        if (c.Intercepted(SvmIntercept.Invlpg))
+        {
+            return c.InterceptExit(SvmExit.Invlpg);
+        }
+
         ulong ea = c.Ea(ref op);
         ulong lin = c.Is64
             ? (op.Seg >= SegReg.FS ? ea + c.Seg[op.Seg].Base : ea)
@@ -325,7 +443,21 @@ public static unsafe partial class Exec
     }
 
     /// <summary>WBINVD, INVD: CPL 0; caches are not modelled, so no other effect.</summary>
-    public static int CacheControl(Cpu.Cpu c, ref DecodedOp op) => c.Cpl != 0 ? c.RaiseGP(0) : ExecStatus.Continue;
+    public static int CacheControl(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        bool wbinvd = op.Code == Code.Wbinvd;
+        if (c.Intercepted(wbinvd ? SvmIntercept.Wbinvd : SvmIntercept.Invd))
+        {
+            return c.InterceptExit(wbinvd ? SvmExit.Wbinvd : SvmExit.Invd);
+        }
+
+        return ExecStatus.Continue;
+    }
 
     /// <summary>CLFLUSH: no cache to flush; only the segmentation and canonical checks of the address.</summary>
     public static int Clflush(Cpu.Cpu c, ref DecodedOp op) =>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
+using Emulator.Core.Svm;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
@@ -107,19 +108,33 @@ public static unsafe partial class Exec
         return true;
     }
 
-    public static int InImm(Cpu.Cpu c, ref DecodedOp op) => DoIn(c, (ushort)(byte)op.Imm, IoSize(ref op));
+    public static int InImm(Cpu.Cpu c, ref DecodedOp op) => DoIn(c, (ushort)(byte)op.Imm, IoSize(ref op), op.AddrSize);
 
-    public static int InDx(Cpu.Cpu c, ref DecodedOp op) => DoIn(c, (ushort)c.Gpr[Reg.RDX], IoSize(ref op));
+    public static int InDx(Cpu.Cpu c, ref DecodedOp op) => DoIn(c, (ushort)c.Gpr[Reg.RDX], IoSize(ref op), op.AddrSize);
 
-    public static int OutImm(Cpu.Cpu c, ref DecodedOp op) => DoOut(c, (ushort)(byte)op.Imm, IoSize(ref op));
+    public static int OutImm(Cpu.Cpu c, ref DecodedOp op) => DoOut(c, (ushort)(byte)op.Imm, IoSize(ref op), op.AddrSize);
 
-    public static int OutDx(Cpu.Cpu c, ref DecodedOp op) => DoOut(c, (ushort)c.Gpr[Reg.RDX], IoSize(ref op));
+    public static int OutDx(Cpu.Cpu c, ref DecodedOp op) => DoOut(c, (ushort)c.Gpr[Reg.RDX], IoSize(ref op), op.AddrSize);
 
-    private static int DoIn(Cpu.Cpu c, ushort port, int size)
+    /// <summary>
+    /// The IOIO_PROT intercept (APM vol. 2 §15.10): after the IOPL/TSS permission #GP, before the access (and
+    /// before a REP string instruction's first iteration). Continue when the access goes ahead.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int IoIntercept(Cpu.Cpu c, ushort port, int size, int addrSize, bool input, bool str, bool rep, int segment) =>
+        c.GuestMode ? PermissionMaps.IoGate(c, port, size, addrSize, input, str, rep, segment) : ExecStatus.Continue;
+
+    private static int DoIn(Cpu.Cpu c, ushort port, int size, int addrSize)
     {
         if (!IoAllowed(c, port, size))
         {
             return ExecStatus.Fault;
+        }
+
+        int st = IoIntercept(c, port, size, addrSize, input: true, str: false, rep: false, SegReg.ES);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         uint v = c.Phys.Io.In(port, size);
@@ -127,11 +142,17 @@ public static unsafe partial class Exec
         return c.StopRequested ? ExecStatus.EndBlock : ExecStatus.Continue;
     }
 
-    private static int DoOut(Cpu.Cpu c, ushort port, int size)
+    private static int DoOut(Cpu.Cpu c, ushort port, int size, int addrSize)
     {
         if (!IoAllowed(c, port, size))
         {
             return ExecStatus.Fault;
+        }
+
+        int st = IoIntercept(c, port, size, addrSize, input: false, str: false, rep: false, SegReg.ES);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         c.Phys.Io.Out(port, size, (uint)c.GetReg(Reg.RAX, size));
@@ -156,6 +177,13 @@ public static unsafe partial class Exec
         if (!IoAllowed(c, port, size))
         {
             return ExecStatus.Fault;
+        }
+
+        // INS writes ES:rDI, which no prefix overrides: the segment field is ES.
+        int st = IoIntercept(c, port, size, asz, input: true, str: true, rep, SegReg.ES);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         // One iteration per call on the debug path, so single-step and breakpoint traps follow each iteration.
@@ -218,6 +246,12 @@ public static unsafe partial class Exec
         if (!IoAllowed(c, port, size))
         {
             return ExecStatus.Fault;
+        }
+
+        int st = IoIntercept(c, port, size, asz, input: false, str: true, rep, op.Seg);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         // One iteration per call on the debug path, so single-step and breakpoint traps follow each iteration.
@@ -366,12 +400,19 @@ public static unsafe partial class Exec
     /// <summary>CR4.UMIP blocks SGDT/SIDT/SLDT/STR outside CPL 0 (APM vol. 2 §3.1.3).</summary>
     private static bool UmipBlocks(Cpu.Cpu c) => (c.Cr4 & Cr4Bits.UMIP) != 0 && c.Cpl > 0;
 
-    public static int Lgdt(Cpu.Cpu c, ref DecodedOp op) => LoadTableRegister(c, ref op, ref c.Gdtr);
+    public static int Lgdt(Cpu.Cpu c, ref DecodedOp op) => LoadTableRegister(c, ref op, ref c.Gdtr, SvmIntercept.GdtrWrite);
 
-    public static int Lidt(Cpu.Cpu c, ref DecodedOp op) => LoadTableRegister(c, ref op, ref c.Idtr);
+    public static int Lidt(Cpu.Cpu c, ref DecodedOp op) => LoadTableRegister(c, ref op, ref c.Idtr, SvmIntercept.IdtrWrite);
+
+    /// <summary>
+    /// The descriptor-table read/write intercepts (APM vol. 2 §15.9): after #UD and the CPL/UMIP #GP, before the
+    /// operand's memory access. Continue when not intercepted.
+    /// </summary>
+    private static int TableIntercept(Cpu.Cpu c, int bit) =>
+        c.Intercepted(bit) ? c.InterceptExit(SvmIntercept.ExitCode(bit)) : ExecStatus.Continue;
 
     /// <summary>LGDT/LIDT m16&amp;32 / m16&amp;64: a 16-bit operand loads a 24-bit base; 64-bit mode loads an 8-byte base.</summary>
-    private static int LoadTableRegister(Cpu.Cpu c, ref DecodedOp op, ref TableRegister reg)
+    private static int LoadTableRegister(Cpu.Cpu c, ref DecodedOp op, ref TableRegister reg, int interceptBit)
     {
         if (!op.HasMem)
         {
@@ -381,6 +422,12 @@ public static unsafe partial class Exec
         if (c.Mode != CpuMode.Real && NotCpl0(c))
         {
             return c.RaiseGP(0);
+        }
+
+        int st = TableIntercept(c, interceptBit);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         ulong ea = c.Ea(ref op);
@@ -405,12 +452,12 @@ public static unsafe partial class Exec
         return ExecStatus.Continue;
     }
 
-    public static int Sgdt(Cpu.Cpu c, ref DecodedOp op) => StoreTableRegister(c, ref op, c.Gdtr);
+    public static int Sgdt(Cpu.Cpu c, ref DecodedOp op) => StoreTableRegister(c, ref op, c.Gdtr, SvmIntercept.GdtrRead);
 
-    public static int Sidt(Cpu.Cpu c, ref DecodedOp op) => StoreTableRegister(c, ref op, c.Idtr);
+    public static int Sidt(Cpu.Cpu c, ref DecodedOp op) => StoreTableRegister(c, ref op, c.Idtr, SvmIntercept.IdtrRead);
 
     /// <summary>SGDT/SIDT: limit then base (4 bytes, 8 in 64-bit mode; a 16-bit operand stores the top byte as 0).</summary>
-    private static int StoreTableRegister(Cpu.Cpu c, ref DecodedOp op, TableRegister reg)
+    private static int StoreTableRegister(Cpu.Cpu c, ref DecodedOp op, TableRegister reg, int interceptBit)
     {
         if (!op.HasMem)
         {
@@ -420,6 +467,12 @@ public static unsafe partial class Exec
         if (UmipBlocks(c))
         {
             return c.RaiseGP(0);
+        }
+
+        int st = TableIntercept(c, interceptBit);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         ulong ea = c.Ea(ref op);
@@ -464,6 +517,12 @@ public static unsafe partial class Exec
         if (NotCpl0(c))
         {
             return c.RaiseGP(0);
+        }
+
+        int st = TableIntercept(c, SvmIntercept.LdtrWrite);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         if (!ReadSelector(c, ref op, 0, out ushort sel))
@@ -511,6 +570,12 @@ public static unsafe partial class Exec
         if (NotCpl0(c))
         {
             return c.RaiseGP(0);
+        }
+
+        int st = TableIntercept(c, SvmIntercept.TrWrite);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         if (!ReadSelector(c, ref op, 0, out ushort sel))
@@ -593,12 +658,12 @@ public static unsafe partial class Exec
         return true;
     }
 
-    public static int Sldt(Cpu.Cpu c, ref DecodedOp op) => StoreSelector(c, ref op, c.Seg[Cpu.Cpu.LdtrIndex].Selector);
+    public static int Sldt(Cpu.Cpu c, ref DecodedOp op) => StoreSelector(c, ref op, c.Seg[Cpu.Cpu.LdtrIndex].Selector, SvmIntercept.LdtrRead);
 
-    public static int Str(Cpu.Cpu c, ref DecodedOp op) => StoreSelector(c, ref op, c.Seg[Cpu.Cpu.TrIndex].Selector);
+    public static int Str(Cpu.Cpu c, ref DecodedOp op) => StoreSelector(c, ref op, c.Seg[Cpu.Cpu.TrIndex].Selector, SvmIntercept.TrRead);
 
     /// <summary>SLDT/STR: a register destination gets the selector zero-extended to the operand size; memory gets 16 bits.</summary>
-    private static int StoreSelector(Cpu.Cpu c, ref DecodedOp op, ushort sel)
+    private static int StoreSelector(Cpu.Cpu c, ref DecodedOp op, ushort sel, int interceptBit)
     {
         if (NotProtected(c))
         {
@@ -608,6 +673,12 @@ public static unsafe partial class Exec
         if (UmipBlocks(c))
         {
             return c.RaiseGP(0);
+        }
+
+        int st = TableIntercept(c, interceptBit);
+        if (st != ExecStatus.Continue)
+        {
+            return st;
         }
 
         if (op.R0 != Reg.NoReg)

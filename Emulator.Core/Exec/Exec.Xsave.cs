@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
+using Emulator.Core.Svm;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
@@ -329,7 +330,18 @@ public static unsafe partial class Exec
             return c.RaiseUD();
         }
 
-        if (c.Cpl != 0 || (uint)c.Gpr[Reg.RCX] != 0)
+        if (c.Cpl != 0)
+        {
+            return c.RaiseGP(0);
+        }
+
+        // The XCR number and the value are operands: their #GP comes after the intercept (APM vol. 2 §15.9).
+        if (c.Intercepted(SvmIntercept.Xsetbv))
+        {
+            return c.InterceptExit(SvmExit.Xsetbv);
+        }
+
+        if ((uint)c.Gpr[Reg.RCX] != 0)
         {
             return c.RaiseGP(0);
         }
