@@ -62,8 +62,9 @@ public sealed unsafe partial class Cpu
     /// <paramref name="nCr3"/> (format <paramref name="l1Mode"/>, NX honoured when <paramref name="l1Nxe"/>) by the
     /// VM's shadow NPT. The software TLB is flushed: its entries belong to the other address space.
     /// </summary>
-    public void EnterNestedPaging(ulong nCr3, PagingMode l1Mode, bool l1Nxe)
+    public void EnterNestedPaging(ulong nCr3, PagingMode l1Mode, bool l1Nxe, bool l1Smep = false)
     {
+        _l1Smep = l1Smep;
         var shadow = Phys.ShadowNpt ?? throw new InvalidOperationException("nested paging for L2 needs L0's MMU");
         _nestedCr3 = nCr3;
         _l1Mode = l1Mode;
@@ -75,6 +76,8 @@ public sealed unsafe partial class Cpu
     }
 
     /// <summary>Back to L1's addresses (TDP); the software TLB is flushed.</summary>
+    private bool _l1Smep;
+
     public void LeaveNestedPaging()
     {
         if (_nestedNpt != null)
@@ -114,6 +117,7 @@ public sealed unsafe partial class Cpu
         var shadow = _nestedNpt!;
         // One shadow per VM: take the root back if another vCPU loaded its own (a compare when it is ours).
         shadow.Load(_nestedCr3, _l1Mode, _l1Nxe);
+        shadow.ReportFetch = _l1Nxe || _l1Smep;
         if ((access & NpfErr.GuestPage) != 0)
         {
             // The guest's page-table accesses are checked as user writes in the nested tables, since the CPU

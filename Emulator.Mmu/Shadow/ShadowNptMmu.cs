@@ -76,6 +76,12 @@ public sealed class ShadowNptMmu
 
     public int Root { get; private set; }
 
+    /// <summary>
+    /// Whether an #NPF of an instruction fetch reports I/D (EXITINFO1 bit 4): as for #PF, only when NX (L1's
+    /// EFER.NXE) or SMEP (L1's CR4.SMEP) is on (APM vol. 2 §8.4.2; kvm-unit-tests checks it on bare metal).
+    /// </summary>
+    public bool ReportFetch { get; set; } = true;
+
     public ulong ShadowTables { get; private set; }
 
     /// <summary>Loads (or keeps) the shadow root for a 4-level long-mode L1 NPT at nCR3 (the register value).</summary>
@@ -183,7 +189,9 @@ public sealed class ShadowNptMmu
         if (pf.IsRsvd)
         {
             ulong cached = Lookup(l2Gpa.Gfn, out _);
-            if (IsMmio(cached))
+            // The cached MMIO SPTE carries the access L1's tables allowed when it was made (KVM's MMIO access
+            // bits); a write it does not allow walks L1's tables again, so their permission fault reaches L1.
+            if (IsMmio(cached) && (!pf.IsWrite || (cached & Writable) != 0))
             {
                 ulong gen = slots.Generation;
                 if ((gen & MemslotSet.UpdateInProgress) == 0 && MmioGeneration(cached) == (gen & MemslotTable.MmioGenerationMask))
@@ -199,7 +207,7 @@ public sealed class ShadowNptMmu
         // 1. Walk L1's NPT: every access is a user access; table accesses of L2's own walk arrive as writes.
         // NX follows L1's EFER.NXE; 1 GiB pages and PSE-36 are always there, and I/D is reported for fetches.
         ulong access = (pf.ErrorCode & (PfErr.Write | PfErr.Fetch)) | PfErr.User;
-        const WalkRules hostRules = WalkRules.Page1Gb | WalkRules.Pse36 | WalkRules.ReportFetch;
+        WalkRules hostRules = WalkRules.Page1Gb | WalkRules.Pse36 | (ReportFetch ? WalkRules.ReportFetch : 0);
         var reader = new MemslotTableReader(slots, _ctx.Host);
         WalkResult w = default;
         if (!GuestWalker<TFormat, MemslotTableReader>.Walk(ref reader, NestedCr3.Value, l2Gpa.Value, access, hostRules | (L1Nxe ? WalkRules.Nxe : 0), ref w))
@@ -226,7 +234,7 @@ public sealed class ShadowNptMmu
         if (slot == null)
         {
             // No memory behind the L1 GPA (or a private slot): an MMIO SPTE, then emulate against L1's GPA.
-            RetPf m = Install<TFormat>(l2Gfn, 1, MakeMmio(l1Gfn, MmioAccessMask, slots.Generation), ref w);
+            RetPf m = Install<TFormat>(l2Gfn, 1, MakeMmio(l1Gfn, User | (w.Writable ? Writable : 0), slots.Generation), ref w);
             if (m == RetPf.Retry)
             {
                 return m;

@@ -335,7 +335,7 @@ public sealed unsafe class NestedSvm : SvmUnit
     /// §15.25.3).
     /// </summary>
     private void EnterNestedPaging(Cpu cpu, ulong nestedCr3) =>
-        cpu.EnterNestedPaging(nestedCr3, PagingModes.FromControlRegisters(_l1.Cr4, _l1.Efer), (_l1.Efer & EferBits.NXE) != 0);
+        cpu.EnterNestedPaging(nestedCr3, PagingModes.FromControlRegisters(_l1.Cr4, _l1.Efer), (_l1.Efer & EferBits.NXE) != 0, (_l1.Cr4 & Cr4Bits.SMEP) != 0);
 
     private static void LeaveNestedPaging(Cpu cpu) => cpu.LeaveNestedPaging();
 
