@@ -94,6 +94,42 @@ public sealed unsafe class NestedSvmTests
     }
 
     [Test]
+    public void InterceptedExceptionExitsWithItsCodeAndErrorCodeInsteadOfBeingDelivered()
+    {
+        using var g = L1();
+        VmcbView v = Prepare(g, a =>
+        {
+            a.ud2();
+            a.vmmcall();
+        });
+        v.U32(VmcbOffset.InterceptExceptions) = 1u << Vector.UD;
+
+        g.Run();
+        Assert.That(v.U64(VmcbOffset.ExitCode), Is.EqualTo(SvmExit.Exception0 + (ulong)Vector.UD));
+        Assert.That(v.U64(VmcbOffset.Rip), Is.EqualTo(L2Code), "a fault exits with RIP at the faulting instruction");
+    }
+
+    [Test]
+    public void InterceptedPageFaultReportsTheAddressInExitInfo2AndLeavesCr2()
+    {
+        using var g = L1();
+        VmcbView v = Prepare(g, a =>
+        {
+            a.mov(rax, 0x7FFF_0000_0000UL);
+            a.mov(rbx, __qword_ptr[rax]);
+            a.vmmcall();
+        });
+        v.U32(VmcbOffset.InterceptExceptions) = 1u << Vector.PF;
+        v.U64(VmcbOffset.Cr2) = 0x1111;
+
+        g.Run();
+        Assert.That(v.U64(VmcbOffset.ExitCode), Is.EqualTo(SvmExit.Exception0 + (ulong)Vector.PF));
+        Assert.That(v.U64(VmcbOffset.ExitInfo2), Is.EqualTo(0x7FFF_0000_0000UL));
+        Assert.That(v.U64(VmcbOffset.ExitInfo1) & 1, Is.EqualTo(0UL), "not-present #PF error code");
+        Assert.That(v.U64(VmcbOffset.Cr2), Is.EqualTo(0x1111UL), "CR2 is not written for an intercepted #PF");
+    }
+
+    [Test]
     public void VmrunWithAsidZeroFailsWithVmexitInvalidAndRunsNoGuestCode()
     {
         using var g = L1();
