@@ -148,15 +148,7 @@ public sealed unsafe partial class Cpu
                 break;
             }
 
-            ulong err = NpfErr.User | (access & (NpfErr.Write | NpfErr.Fetch | NpfErr.GuestPage));
-            if (Spte.IsMmio(spte))
-            {
-                err |= NpfErr.Present | NpfErr.Rsvd;
-            }
-            else if (Spte.IsShadowPresent(spte))
-            {
-                err |= NpfErr.Present;
-            }
+            ulong err = PhysicalMemory.NpfErrorCode(spte, access);
 
             var pf = MmuPageFault.ForL2(l2, err);
             r = shadow.Handle(ref pf);

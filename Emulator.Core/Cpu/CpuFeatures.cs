@@ -126,6 +126,7 @@ public sealed class CpuFeatures
 
         // SVM feature identifiers (APM vol. 3 E.4.9), reported only with SVM. VMCB clean bits: every VMRUN reloads
         // everything, which the APM allows. FlushByAsid: every VMRUN flushes the whole TLB, a superset of each TLB_CONTROL.
+        // NPT: L2 runs on the shadow of L1's nested tables (Emulator.Mmu/Shadow).
         new(CpuFeature.Npt, "npt", SvmLeaf, 0, CpuidReg.Edx, 0, true, true),
         new(CpuFeature.LbrVirt, "lbrv", SvmLeaf, 0, CpuidReg.Edx, 1, false, false),
         new(CpuFeature.SvmLock, "svm_lock", SvmLeaf, 0, CpuidReg.Edx, 2, false, false),

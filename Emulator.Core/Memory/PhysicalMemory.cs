@@ -140,6 +140,26 @@ public sealed unsafe class PhysicalMemory : IDisposable
 
     /// <summary>True for the results that mean "mapped: use the host offset".</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary>
+    /// The #NPF error code the hardware reports in EXITINFO1 for an access of kind <paramref name="access"/> that
+    /// <paramref name="spte"/> refused: NPT accesses are user accesses; P for a present entry, P and RSVD for an MMIO
+    /// SPTE (its reserved bit); W, I/D and the guest-page bit from the access.
+    /// </summary>
+    public static ulong NpfErrorCode(ulong spte, ulong access)
+    {
+        ulong err = PfErr.User | (access & (PfErr.Write | PfErr.Fetch | PfErr.GuestPage));
+        if (Spte.IsMmio(spte))
+        {
+            err |= PfErr.Present | PfErr.Rsvd;
+        }
+        else if (Spte.IsShadowPresent(spte))
+        {
+            err |= PfErr.Present;
+        }
+
+        return err;
+    }
+
     public static bool IsMapped(RetPf r) => r is RetPf.Continue or RetPf.Fixed or RetPf.Spurious;
 
     /// <summary>
@@ -199,16 +219,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
                 break;
             }
 
-            // What the hardware would report in EXITINFO1 (NPT accesses are user accesses).
-            ulong err = PfErr.User | (access & (PfErr.Write | PfErr.Fetch | PfErr.GuestPage));
-            if (Spte.IsMmio(spte))
-            {
-                err |= PfErr.Present | PfErr.Rsvd;
-            }
-            else if (Spte.IsShadowPresent(spte))
-            {
-                err |= PfErr.Present;
-            }
+            ulong err = NpfErrorCode(spte, access);
 
             var pf = PageFault.For(new Gpa(gpa), err);
             r = mmu.Handle(ref pf);

@@ -109,7 +109,7 @@ public sealed class CpuidTests
         _c.Cpuid(0x8000_000A, 0, out uint a, out uint b, out _, out uint d);
         Assert.That(a & 0xFF, Is.EqualTo(1), "SVM revision");
         Assert.That(b, Is.GreaterThan(1u), "number of ASIDs");
-        uint expected = (1u << CpuFeatures.Info(CpuFeature.NRips).Bit) | (1u << CpuFeatures.Info(CpuFeature.VmcbClean).Bit)
+        uint expected = (1u << CpuFeatures.Info(CpuFeature.Npt).Bit) | (1u << CpuFeatures.Info(CpuFeature.NRips).Bit) | (1u << CpuFeatures.Info(CpuFeature.VmcbClean).Bit)
             | (1u << CpuFeatures.Info(CpuFeature.FlushByAsid).Bit);
         Assert.That(d, Is.EqualTo(expected));
         Assert.That(_c.Features.TryApply("+avic", out _), Is.False, "AVIC is not implemented");
