@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Emulator.Core.Memory;
 using Emulator.Core.Svm;
 
 namespace Emulator.Core.Cpu;
@@ -186,20 +187,14 @@ public sealed unsafe partial class Cpu
 
     /// <summary>
     /// Reads a byte of the running guest's hypervisor's physical memory (for L2: an L1 guest-physical address, as
-    /// the permission maps are), the way L0 reads L1's memory: through its memslots, never through L2's view.
-    /// False when nothing backs the address (KVM then reflects the exit, as if the bit were set).
+    /// the permission maps are), the way L0 reads L1's memory (<see cref="PhysicalMemory.RamPointer"/>), never
+    /// through L2's view. False when nothing backs the address (KVM then reflects the exit, as if the bit were set).
     /// </summary>
     public bool ReadHostPhysicalByte(ulong gpa, out byte value)
     {
-        ulong off = Phys.RamOffset(gpa);
-        if (off == ulong.MaxValue || off >= Phys.RamSize)
-        {
-            value = 0;
-            return false;
-        }
-
-        value = *Phys.HostPointer(off);
-        return true;
+        byte* p = Phys.RamPointer(gpa, 1);
+        value = p == null ? (byte)0 : *p;
+        return p != null;
     }
 
     /// <summary>

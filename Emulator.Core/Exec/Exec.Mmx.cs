@@ -421,8 +421,7 @@ public static unsafe partial class Exec
             return ExecStatus.Continue;
         }
 
-        ulong di = c.Gpr[Reg.RDI];
-        di = op.AddrSize == 8 ? di : op.AddrSize == 4 ? (uint)di : (ushort)di;
+        ulong di = MaskToSize(c.Gpr[Reg.RDI], op.AddrSize);
         if (!ProbeWrite(c, op.Seg, di, 8))
         {
             return ExecStatus.Fault;

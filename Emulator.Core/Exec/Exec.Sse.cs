@@ -520,8 +520,7 @@ public static unsafe partial class Exec
             return ExecStatus.Continue;
         }
 
-        ulong di = c.Gpr[Reg.RDI];
-        di = op.AddrSize == 8 ? di : op.AddrSize == 4 ? (uint)di : (ushort)di;
+        ulong di = MaskToSize(c.Gpr[Reg.RDI], op.AddrSize);
         int seg = op.Seg;
         if (!ProbeWrite(c, seg, di, 16))
         {

@@ -33,7 +33,7 @@ public static unsafe partial class Exec
     }
 
     /// <summary>rAX as the VMCB address: its width is the address size (EAX unless 64-bit addressing).</summary>
-    private static ulong VmcbAddress(Cpu.Cpu c, ref DecodedOp op) => op.AddrSize == 8 ? c.Gpr[Reg.RAX] : op.AddrSize == 4 ? (uint)c.Gpr[Reg.RAX] : (ushort)c.Gpr[Reg.RAX];
+    private static ulong VmcbAddress(Cpu.Cpu c, ref DecodedOp op) => MaskToSize(c.Gpr[Reg.RAX], op.AddrSize);
 
     /// <summary>
     /// The VMCB address must be page aligned and within the physical-address width (#GP(0)); KVM's

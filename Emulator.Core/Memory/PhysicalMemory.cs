@@ -101,6 +101,17 @@ public sealed unsafe class PhysicalMemory : IDisposable
 
     public IReadOnlyList<Cpu.Cpu> Cpus => _cpus;
 
+    /// <summary>
+    /// Host pointer to <paramref name="bytes"/> of RAM at L1 guest-physical <paramref name="gpa"/> (all of them inside
+    /// guest RAM), or null: how L0 reaches a page of L1's memory without going through a vCPU's translation, as KVM
+    /// maps L1's VMCB and permission maps. RAM of the platform layout only; MMIO and holes give null.
+    /// </summary>
+    public byte* RamPointer(ulong gpa, ulong bytes)
+    {
+        ulong off = RamOffset(gpa);
+        return off == ulong.MaxValue || off + bytes > RamSize ? null : _ram + off;
+    }
+
     /// <summary>Host offset (HPA) of a RAM gpa, or ulong.MaxValue when the gpa is not RAM.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong RamOffset(ulong gpa)

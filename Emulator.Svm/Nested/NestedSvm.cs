@@ -69,11 +69,7 @@ public sealed unsafe class NestedSvm : SvmUnit
     /// <summary>
     /// The VMCB page at L1 guest-physical <paramref name="pa"/> as L0 maps it (KVM's kvm_vcpu_map): RAM only.
     /// </summary>
-    private VmcbView Map(ulong pa)
-    {
-        ulong off = _memory.RamOffset(pa);
-        return off == ulong.MaxValue || off + 4096 > _memory.RamSize ? default : new VmcbView(_memory.HostPointer(off));
-    }
+    private VmcbView Map(ulong pa) => new(_memory.RamPointer(pa, 4096));
 
     public override int Vmrun(Cpu cpu, ulong vmcbPa)
     {
