@@ -76,13 +76,9 @@ public sealed partial class Cpu
     internal void WorldSwitched()
     {
         InterruptShadow = false;
-        UpdateMode();
-        if (Mode is CpuMode.Real)
-        {
-            Cpl = 0;
-        }
 
-        RecomputeSegmentAccess();
+        // UpdateMode also sets CPL for real and virtual-8086 mode and recomputes the segment access rights.
+        UpdateMode();
         FlushTranslations();
 
         // A new RFLAGS, GIF and interrupt masking: held events are looked at again.
