@@ -44,6 +44,43 @@ public sealed unsafe partial class Cpu
         BumpCodeEpoch();
     }
 
+    /// <summary>Drops the data entries (read and write banks), keeping the fetch bank and the decoded blocks.</summary>
+    private void FlushDataTlb() => Array.Fill(_tlbTag, TlbInvalid, Access.Read * TlbEntries, 2 * TlbEntries);
+
+    /// <summary>
+    /// Alignment checking is on (APM vol. 2 §8.2.17 "#AC"): CR0.AM, RFLAGS.AC and CPL 3. While it is on, data
+    /// accesses stay out of the TLB, so each one reaches the slow path, which checks alignment; the fast path pays
+    /// nothing for it. (Each such access then also walks the guest tables, a modeled cost this rare mode accepts.)
+    /// </summary>
+    internal bool AlignmentChecking => Cpl == 3 && (Cr0 & Cr0Bits.AM) != 0 && (FlagsBits & Rflags.AC) != 0;
+
+    /// <summary>
+    /// RFLAGS was loaded (POPF, IRET): if that set AC at CPL 3 with CR0.AM, the data entries filled while alignment
+    /// checking was off must go. (Turning it on by any other route crosses into ring 3 or switches worlds, which flush.)
+    /// </summary>
+    internal void RflagsLoaded(ulong oldFlags)
+    {
+        if ((oldFlags & Rflags.AC) == 0 && AlignmentChecking)
+        {
+            FlushDataTlb();
+        }
+    }
+
+    /// <summary>
+    /// #AC(0) for a misaligned data access of 2, 4 or 8 bytes while alignment checking is on; implicit supervisor
+    /// accesses (descriptor tables, TSS, IDT) are never checked. Checked after the guest walk: #PF has priority.
+    /// </summary>
+    private bool Misaligned(ulong lin, int size)
+    {
+        if ((lin & (ulong)(size - 1)) == 0 || _implicitSupervisor || !AlignmentChecking)
+        {
+            return false;
+        }
+
+        Raise(Vector.AC, 0);
+        return true;
+    }
+
     /// <summary>Drops the write entries only (a page became a code page).</summary>
     public void FlushWriteTlb() => Array.Fill(_tlbTag, TlbInvalid, Access.Write * TlbEntries, TlbEntries);
 
@@ -483,7 +520,7 @@ public sealed unsafe partial class Cpu
         {
             // Page-crossing: translate both pages before touching either (no partial access on a fault).
             ulong lin2 = (lin | 0xFFF) + 1;
-            if (!TranslateBoth(lin, lin2, access, out var first, out var second))
+            if (!TranslateBoth(lin, lin2, access, out var first, out var second) || (access != Access.Fetch && Misaligned(lin, size)))
             {
                 return false;
             }
@@ -499,7 +536,7 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        if (!Translate(lin, access, out ulong gpa))
+        if (!Translate(lin, access, out ulong gpa) || (access != Access.Fetch && Misaligned(lin, size)))
         {
             return false;
         }
@@ -537,7 +574,7 @@ public sealed unsafe partial class Cpu
         if (((lin & 0xFFF) + (ulong)size) > 0x1000)
         {
             ulong lin2 = (lin | 0xFFF) + 1;
-            if (!TranslateBoth(lin, lin2, Access.Write, out var first, out var second))
+            if (!TranslateBoth(lin, lin2, Access.Write, out var first, out var second) || Misaligned(lin, size))
             {
                 return false;
             }
@@ -558,7 +595,7 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        if (!Translate(lin, Access.Write, out ulong gpa))
+        if (!Translate(lin, Access.Write, out ulong gpa) || Misaligned(lin, size))
         {
             return false;
         }
@@ -658,6 +695,11 @@ public sealed unsafe partial class Cpu
         if ((ulong)((long)lin >> 47) + 1 > 1)
         {
             // Tags are canonical pages only: the 64-bit fast path (Fast64) relies on it.
+            return;
+        }
+
+        if (bank != Access.Fetch && AlignmentChecking)
+        {
             return;
         }
 

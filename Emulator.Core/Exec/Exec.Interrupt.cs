@@ -218,7 +218,9 @@ public static unsafe partial class Exec
     private static void SetAllFlags(Cpu.Cpu c, ulong flags)
     {
         c.MaterializeFlags();
+        ulong old = c.FlagsBits;
         c.FlagsBits = flags;
+        c.RflagsLoaded(old);
         c.InterruptWindowOpened();
     }
 

@@ -332,6 +332,7 @@ public static unsafe partial class Exec
         c.SetStackPointer(c.Gpr[Reg.RSP] + (ulong)size, c.StackSize);
         c.FlagsBits = f;
         c.LazyOp = LazyFlags.None;
+        c.RflagsLoaded(old);
         c.InterruptWindowOpened();
         return ((old ^ f) & (Rflags.IF | Rflags.TF | Rflags.AC | Rflags.VIF)) != 0 ? ExecStatus.EndBlock : ExecStatus.Continue;
     }
