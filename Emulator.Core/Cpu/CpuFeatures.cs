@@ -139,7 +139,9 @@ public sealed class CpuFeatures
         new(CpuFeature.PauseFilterThreshold, "pfthreshold", SvmLeaf, 0, CpuidReg.Edx, 12, false, false),
         new(CpuFeature.Avic, "avic", SvmLeaf, 0, CpuidReg.Edx, 13, false, false),
         new(CpuFeature.VmsaveVirt, "v_vmsave_vmload", SvmLeaf, 0, CpuidReg.Edx, 15, false, false),
-        new(CpuFeature.Vgif, "vgif", SvmLeaf, 0, CpuidReg.Edx, 16, false, false),
+        // VGIF: with V_GIF_ENABLE in int_ctl, L2's STGI/CLGI write V_GIF and V_GIF gates L2's interrupts
+        // (Cpu.EffectiveGif); the #VMEXIT writes V_GIF back to vmcb12 (Emulator.Svm/Nested).
+        new(CpuFeature.Vgif, "vgif", SvmLeaf, 0, CpuidReg.Edx, 16, true, true),
     ];
 
     /// <summary>Leaf-1 EDX bits that AMD repeats in 0x80000001 EDX (FPU..APIC, MTRR..PSE36, MMX, FXSR).</summary>

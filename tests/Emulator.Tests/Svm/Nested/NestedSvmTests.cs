@@ -232,6 +232,36 @@ public sealed unsafe class NestedSvmTests
     [TestCase(0x0807_0406_0007_0406UL, false)]
     public void GuestPatValidity(ulong pat, bool valid) => Assert.That(VmrunChecks.PatValid(pat), Is.EqualTo(valid));
 
+    /// <summary>
+    /// VGIF (APM vol. 2 §15.33): with V_GIF_ENABLE, L2's STGI/CLGI (not intercepted) write V_GIF, which the #VMEXIT
+    /// writes back to vmcb12's int_ctl; without it they act on GIF and int_ctl's V_GIF bit is left as L1 wrote it.
+    /// </summary>
+    [TestCase(true, true, false)]
+    [TestCase(true, false, true)]
+    [TestCase(false, true, true)]
+    public void StgiClgiInL2UnderVgifWriteVGif(bool vgifEnable, bool clgi, bool expectVGif)
+    {
+        using var g = L1();
+        VmcbView v = Prepare(g, a =>
+        {
+            if (clgi)
+            {
+                a.clgi();
+            }
+            else
+            {
+                a.stgi();
+            }
+
+            a.vmmcall();
+            a.hlt();
+        });
+        v.U32(VmcbOffset.IntCtl) = (vgifEnable ? IntCtl.VGifEnable : 0) | (clgi ? IntCtl.VGif : 0);
+        g.Run();
+        Assert.That(v.U64(VmcbOffset.ExitCode), Is.EqualTo(SvmExit.Vmmcall));
+        Assert.That((v.U32(VmcbOffset.IntCtl) & IntCtl.VGif) != 0, Is.EqualTo(expectVGif));
+    }
+
     [Test]
     public void SegmentAttributesPackAsTheVmcbDoes()
     {
