@@ -115,7 +115,8 @@ public sealed unsafe partial class Cpu
     private RetPf TranslateL2(ulong gpa, ulong access, out ulong hpa, out ulong l1Gpa)
     {
         var shadow = _nestedNpt!;
-        // One shadow per VM: take the root back if another vCPU loaded its own (a compare when it is ours).
+        // One shadow MMU per VM with a cache of roots: switch back to ours if another vCPU loaded its own
+        // (a compare when it is ours, a cache hit otherwise; no rebuild).
         shadow.Load(_nestedCr3, _l1Mode, _l1Nxe);
         shadow.ReportFetch = _l1Nxe || _l1Smep;
         if ((access & NpfErr.GuestPage) != 0)

@@ -88,9 +88,20 @@ public sealed class ShadowNptMmu
     public bool Load(ulong nestedCr3, bool l1Nxe) => Load(nestedCr3, PagingMode.LongMode4, l1Nxe);
 
     /// <summary>
+    /// Roots kept besides the current one (KVM keeps a few previous roots per vCPU so that switching back to a
+    /// recent nCR3 does not rebuild its shadow). Here the cache serves every vCPU of the VM: vCPUs running L2s
+    /// with different nCR3s switch between their roots instead of rebuilding each other's.
+    /// </summary>
+    public const int CachedRoots = 8;
+
+    private readonly (Gpa NestedCr3, PagingMode Mode, bool Nxe, int Table)[] _cached = new (Gpa, PagingMode, bool, int)[CachedRoots];
+
+    /// <summary>
     /// Loads (or keeps) the shadow root for L1's NPT at nCR3 in format <paramref name="mode"/> (from L1's
-    /// CR4 and EFER: <see cref="PagingModes.FromControlRegisters"/>). A different nCR3, format or NXE drops
-    /// the whole old shadow: no table built for one format is reused for another.
+    /// CR4 and EFER: <see cref="PagingModes.FromControlRegisters"/>). A root built earlier for the same nCR3,
+    /// format and NXE is taken back from the cache with its tables; otherwise a new one is allocated, and the
+    /// current one is cached (evicting the oldest cached root, whose shadow is dropped). No table built for
+    /// one format or NXE is reused for another: each root's tree is its own.
     /// </summary>
     public bool Load(ulong nestedCr3, PagingMode mode, bool l1Nxe)
     {
@@ -101,19 +112,70 @@ public sealed class ShadowNptMmu
             return true;
         }
 
-        Unload();
+        var current = (NestedCr3, Mode, L1Nxe, Root);
+        int hit = -1;
+        for (int i = 0; i < CachedRoots; i++)
+        {
+            var c = _cached[i];
+            if (c.Table != 0 && c.NestedCr3 == rootGpa && c.Mode == mode && c.Nxe == l1Nxe)
+            {
+                hit = i;
+                break;
+            }
+        }
+
+        if (hit >= 0)
+        {
+            Root = _cached[hit].Table;
+            RemoveCached(hit);
+        }
+        else
+        {
+            Root = 0;
+        }
+
+        if (current.Root != 0)
+        {
+            PushCached(current);
+        }
+
         NestedCr3 = rootGpa;
         Mode = mode;
         L1Nxe = l1Nxe;
-        Root = mode switch
+        if (Root == 0)
         {
-            PagingMode.LongMode4 => AllocateRoot<LongMode4>(),
-            PagingMode.Pae => AllocateRoot<Pae>(),
-            PagingMode.Legacy32Pse => AllocateRoot<Legacy32Pse>(),
-            _ => AllocateRoot<Legacy32>(),
-        };
+            Root = mode switch
+            {
+                PagingMode.LongMode4 => AllocateRoot<LongMode4>(),
+                PagingMode.Pae => AllocateRoot<Pae>(),
+                PagingMode.Legacy32Pse => AllocateRoot<Legacy32Pse>(),
+                _ => AllocateRoot<Legacy32>(),
+            };
+        }
+
         return Root != 0;
     }
+
+    /// <summary>Most recent first: slot 0 is the root used last.</summary>
+    private void PushCached((Gpa, PagingMode, bool, int Table) root)
+    {
+        if (_cached[CachedRoots - 1].Table != 0)
+        {
+            Free(_cached[CachedRoots - 1].Table);
+        }
+
+        Array.Copy(_cached, 0, _cached, 1, CachedRoots - 1);
+        _cached[0] = root;
+    }
+
+    private void RemoveCached(int i)
+    {
+        Array.Copy(_cached, i + 1, _cached, i, CachedRoots - 1 - i);
+        _cached[CachedRoots - 1] = default;
+    }
+
+    /// <summary>True for a root table (the current or a cached one): roots have no parent.</summary>
+    private bool IsRoot(int t) => _arena.Parent[t] == 0;
 
     private int AllocateRoot<TFormat>()
         where TFormat : struct, IPagingFormat
@@ -127,6 +189,7 @@ public sealed class ShadowNptMmu
         where TFormat : struct, IPagingFormat
         => (uint)level | (direct ? RoleDirect : 0) | (L1Nxe ? RoleNx : 0) | ((uint)TFormat.Mode << RoleModeShift) | (quadrant << RoleQuadrantShift);
 
+    /// <summary>Drops the current root and every cached one, with all their shadow tables.</summary>
     public void Unload()
     {
         using var exclusive = _ctx.Lock.Write();
@@ -134,6 +197,16 @@ public sealed class ShadowNptMmu
         {
             Free(Root);
             Root = 0;
+        }
+
+        for (int i = 0; i < CachedRoots; i++)
+        {
+            if (_cached[i].Table != 0)
+            {
+                Free(_cached[i].Table);
+            }
+
+            _cached[i] = default;
         }
     }
 
@@ -416,7 +489,7 @@ public sealed class ShadowNptMmu
         while (true)
         {
             int t = _byGfn.Get(gfn);
-            if (t == Root)
+            while (t != 0 && IsRoot(t))
             {
                 t = _nextForGfn[t];
             }
@@ -432,22 +505,27 @@ public sealed class ShadowNptMmu
             _ctx.Stats.ZapCalls++;
         }
 
-        if (Root != 0 && _arena.BaseGfn[Root] == gfn)
+        // Roots stay (each is an nCR3 in use or cached); their entries are rebuilt on the next faults.
+        for (int t = _byGfn.Get(gfn); t != 0; t = _nextForGfn[t])
         {
-            // The root stays (it is nCR3); its entries are rebuilt on the next faults.
-            Span<ulong> table = _arena.Table(Root);
-            for (int i = 0; i < 512; i++)
-            {
-                ulong e = table[i];
-                if (IsShadowPresent(e) && !IsLeaf(e, TdpMmu.RootLevel))
-                {
-                    Free(ChildTable(e));
-                }
+            ClearRoot(t);
+        }
+    }
 
-                table[i] = 0;
+    private void ClearRoot(int root)
+    {
+        Span<ulong> table = _arena.Table(root);
+        for (int i = 0; i < 512; i++)
+        {
+            ulong e = table[i];
+            if (IsShadowPresent(e) && !IsLeaf(e, TdpMmu.RootLevel))
+            {
+                Free(ChildTable(e));
             }
 
-            _ctx.Stats.ZapCalls++;
+            table[i] = 0;
         }
+
+        _ctx.Stats.ZapCalls++;
     }
 }

@@ -128,6 +128,68 @@ public sealed unsafe class ShadowNptTests : IDisposable
         Assert.That(Pfn(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _)), Is.EqualTo(0x700000UL >> 12));
     }
 
+    /// <summary>A second L1 NPT (its own PML4..PT) mapping <see cref="L2Data"/> to <paramref name="target"/>.</summary>
+    private const ulong Ncr3B = 0x110000;
+
+    private void BuildSecondNpt(ulong target)
+    {
+        Write(Ncr3B, (Ncr3B + 0x1000) | NptRwu);
+        Write(Ncr3B + 0x1000, (Ncr3B + 0x2000) | NptRwu);
+        Write(Ncr3B + 0x2000, (Ncr3B + 0x3000) | NptRwu);
+        Write(Ncr3B + 0x3000 + ((L2Data >> 12) * 8), target | NptRwu);
+    }
+
+    /// <summary>
+    /// Switching between two nCR3s (two vCPUs running different L2s, or one L1 alternating) takes the earlier root
+    /// back with the shadow it built: no fault is needed again, and each root keeps its own translation.
+    /// </summary>
+    [Test]
+    public void SwitchingBackToAnEarlierNestedCr3KeepsItsShadow()
+    {
+        BuildSecondNpt(0x700000);
+        Assert.That(L2Fault(L2Data, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
+        int rootA = _shadow.Root;
+        Assert.That(_shadow.Load(Ncr3B, l1Nxe: true), Is.True);
+        Assert.That(_shadow.Root, Is.Not.EqualTo(rootA));
+        Assert.That(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _), Is.Zero, "B's shadow starts empty");
+        Assert.That(L2Fault(L2Data, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
+        Assert.That(Pfn(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _)), Is.EqualTo(0x700000UL >> 12));
+
+        Assert.That(_shadow.Load(Ncr3, l1Nxe: true), Is.True);
+        Assert.That(_shadow.Root, Is.EqualTo(rootA));
+        Assert.That(Pfn(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _)), Is.EqualTo(L1Target >> 12), "A's shadow survived B's use");
+    }
+
+    /// <summary>A write to an L1 table page drops the shadow built from it under a cached root too.</summary>
+    [Test]
+    public void WriteToATablePageOfACachedRootDropsItsShadow()
+    {
+        BuildSecondNpt(0x700000);
+        Assert.That(L2Fault(L2Data, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
+        Assert.That(_shadow.Load(Ncr3B, l1Nxe: true), Is.True);
+        Write(Pt + ((L2Data >> 12) * 8), 0x500000 | NptRwu);
+        _mmu.NotifyTrackedWrite(new Gpa(Pt + ((L2Data >> 12) * 8)));
+        Assert.That(_shadow.Load(Ncr3, l1Nxe: true), Is.True);
+        Assert.That(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _), Is.Zero);
+        Assert.That(L2Fault(L2Data, PfErr.Write, out _), Is.EqualTo(RetPf.Fixed));
+        Assert.That(Pfn(_shadow.Lookup(new L2Gfn(L2Data >> 12), out _)), Is.EqualTo(0x500000UL >> 12));
+    }
+
+    /// <summary>More distinct nCR3s than the cache holds: the oldest root's tables are freed, none leak.</summary>
+    [Test]
+    public void RootsBeyondTheCacheAreFreed()
+    {
+        ulong before = _shadow.ShadowTables;
+        for (int i = 0; i < ShadowNptMmu.CachedRoots + 4; i++)
+        {
+            Assert.That(_shadow.Load(0x200000 + ((ulong)i << 12), l1Nxe: true), Is.True);
+        }
+
+        Assert.That(_shadow.ShadowTables, Is.EqualTo(before + ShadowNptMmu.CachedRoots), "the current root, plus the cached ones, minus the first root");
+        _shadow.Unload();
+        Assert.That(_shadow.ShadowTables, Is.Zero);
+    }
+
     [Test]
     public void L1HugeLeafIsShadowedHugeWhenTheHostAllows()
     {
