@@ -128,7 +128,8 @@ public sealed class CpuFeatures
         // everything, which the APM allows. FlushByAsid: every VMRUN flushes the whole TLB, a superset of each TLB_CONTROL.
         // NPT: L2 runs on the shadow of L1's nested tables (Emulator.Mmu/Shadow).
         new(CpuFeature.Npt, "npt", SvmLeaf, 0, CpuidReg.Edx, 0, true, true),
-        new(CpuFeature.LbrVirt, "lbrv", SvmLeaf, 0, CpuidReg.Edx, 1, false, false),
+        // LbrVirt: vmcb12's VIRT_EXT bit 0 swaps DebugCtl and the LBR MSRs at VMRUN and #VMEXIT (NestedSvm).
+        new(CpuFeature.LbrVirt, "lbrv", SvmLeaf, 0, CpuidReg.Edx, 1, true, true),
         new(CpuFeature.SvmLock, "svm_lock", SvmLeaf, 0, CpuidReg.Edx, 2, false, false),
         new(CpuFeature.NRips, "nrip_save", SvmLeaf, 0, CpuidReg.Edx, 3, true, true),
         new(CpuFeature.TscRateMsr, "tsc_scale", SvmLeaf, 0, CpuidReg.Edx, 4, false, false),
