@@ -60,6 +60,18 @@ public sealed unsafe partial class Cpu
     /// <summary>Pause-filter count left before an intercepted PAUSE exits (APM vol. 2 §15.14.4); 0: every PAUSE exits.</summary>
     public ushort PauseFilterCount;
 
+    /// <summary>
+    /// The pause-filter threshold (APM vol. 2 §15.14.4): when non-zero, an intercepted PAUSE more than this many
+    /// cycles after the previous one first reloads <see cref="PauseFilterCount"/> with <see cref="PauseFilterInitialCount"/>.
+    /// </summary>
+    public ushort PauseFilterThreshold;
+
+    /// <summary>vmcb12's PAUSE_FILTER_COUNT as VMRUN loaded it: what the threshold reloads.</summary>
+    public ushort PauseFilterInitialCount;
+
+    /// <summary>Cycle counter at the last intercepted PAUSE (or at VMRUN), for the pause-filter threshold.</summary>
+    public ulong LastPauseCycle;
+
     public const uint VIntCtlTpr = 0xFF, VIntCtlIrq = 1 << 8, VIntCtlGif = 1 << 9, VIntCtlIgnTpr = 1 << 20;
     public const uint VIntCtlMasking = 1 << 24, VIntCtlGifEnable = 1 << 25;
     public const int VIntCtlPrioShift = 16;

@@ -136,8 +136,9 @@ public sealed class CpuFeatures
         new(CpuFeature.VmcbClean, "vmcb_clean", SvmLeaf, 0, CpuidReg.Edx, 5, true, true),
         new(CpuFeature.FlushByAsid, "flushbyasid", SvmLeaf, 0, CpuidReg.Edx, 6, true, true),
         new(CpuFeature.DecodeAssists, "decodeassists", SvmLeaf, 0, CpuidReg.Edx, 7, false, false),
-        new(CpuFeature.PauseFilter, "pause_filter", SvmLeaf, 0, CpuidReg.Edx, 10, false, false),
-        new(CpuFeature.PauseFilterThreshold, "pfthreshold", SvmLeaf, 0, CpuidReg.Edx, 12, false, false),
+        // Pause filter count and threshold (Exec.Misc PAUSE; the threshold counts modeled cycles).
+        new(CpuFeature.PauseFilter, "pause_filter", SvmLeaf, 0, CpuidReg.Edx, 10, true, true),
+        new(CpuFeature.PauseFilterThreshold, "pfthreshold", SvmLeaf, 0, CpuidReg.Edx, 12, true, true),
         new(CpuFeature.Avic, "avic", SvmLeaf, 0, CpuidReg.Edx, 13, false, false),
         new(CpuFeature.VmsaveVirt, "v_vmsave_vmload", SvmLeaf, 0, CpuidReg.Edx, 15, false, false),
         new(CpuFeature.Vgif, "vgif", SvmLeaf, 0, CpuidReg.Edx, 16, false, false),

@@ -147,6 +147,9 @@ public sealed unsafe class NestedSvm : SvmUnit
         cpu.VIntVector = (byte)v.U32(VmcbOffset.IntVector);
         cpu.HostIf = (_l1.Rflags & Rflags.IF) != 0;
         cpu.PauseFilterCount = cpu.Features.Has(CpuFeature.PauseFilter) ? v.U16(VmcbOffset.PauseFilterCount) : (ushort)0;
+        cpu.PauseFilterInitialCount = cpu.PauseFilterCount;
+        cpu.PauseFilterThreshold = cpu.Features.Has(CpuFeature.PauseFilterThreshold) ? v.U16(VmcbOffset.PauseFilterThreshold) : (ushort)0;
+        cpu.LastPauseCycle = cpu.Cycles;
         cpu.NestedTscOffset = v.U64(VmcbOffset.TscOffset);
         cpu.TscOffset += cpu.NestedTscOffset;
         cpu.GuestMode = true;
