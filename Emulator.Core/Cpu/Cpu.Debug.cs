@@ -19,6 +19,11 @@ namespace Emulator.Core.Cpu;
 /// TLB, so every access to such a page takes <see cref="ReadLinearSlow"/> / <see cref="WriteLinearSlow"/>,
 /// which compare it against the breakpoints. Pages without breakpoints keep their fast path.
 /// </para>
+/// <para>
+/// Last-branch recording (DebugCtl.LBR) rides on the same path: while it is set every instruction runs through
+/// <see cref="DebugStep"/>, which records one whose next RIP is not its fall-through; WRMSR and the world
+/// switches that change DebugCtl end their block. With LBR clear it costs nothing per instruction.
+/// </para>
 /// </summary>
 public sealed unsafe partial class Cpu
 {
@@ -53,6 +58,16 @@ public sealed unsafe partial class Cpu
     /// <summary>B0–B3 of data breakpoints matched by the instruction <see cref="DebugStep"/> is running.</summary>
     private ulong _dataBreakpointHits;
 
+    /// <summary>DebugCtl.LBR (bit 0): control-transfer recording on (APM vol. 2 §13.1.1.6).</summary>
+    public const ulong DebugCtlLbr = 1;
+
+    /// <summary>
+    /// The control-transfer recording MSRs (APM vol. 2 §13.1.1.3; MSRs 1DBh–1DEh), kept while DebugCtl.LBR is set:
+    /// the RIP of the last taken branch, interrupt or exception and of its target, and the same pair as it was
+    /// when the last exception or interrupt was taken. Software may read them; they ignore writes of their own.
+    /// </summary>
+    public ulong LastBranchFromIp, LastBranchToIp, LastExceptionFromIp, LastExceptionToIp;
+
     /// <summary>REP string iterations per handler call: one while debugging, so traps come after each iteration.</summary>
     internal int StringChunk = Exec.Exec.RepChunk;
 
@@ -74,7 +89,7 @@ public sealed unsafe partial class Cpu
     private bool DebugActive
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => ((FlagsBits & (Rflags.TF | Rflags.RF)) | (Dr7 & Dr7EnableBits) | _heldDebugTraps | _pendingDebugTraps) != 0;
+        get => ((FlagsBits & (Rflags.TF | Rflags.RF)) | (Dr7 & Dr7EnableBits) | (DebugCtl & DebugCtlLbr) | _heldDebugTraps | _pendingDebugTraps) != 0;
     }
 
     /// <summary>
@@ -269,6 +284,7 @@ public sealed unsafe partial class Cpu
 
         FlagsBits = flags & ~Rflags.RF;
         bool tf = (flags & Rflags.TF) != 0;
+        ulong from = Rip;
         _dataBreakpointHits = 0;
         SsLoadShadow = false;
         ref DecodedOp op = ref FetchOne();
@@ -298,6 +314,12 @@ public sealed unsafe partial class Cpu
             Rip = NextRip;
             Cycles += op.Cycles;
             Instructions++;
+            RecordBranch(from, ref op);
+        }
+        else if (st == ExecStatus.EndBlock)
+        {
+            Finish(st, ref op);
+            RecordBranch(from, ref op);
         }
         else
         {
@@ -346,6 +368,42 @@ public sealed unsafe partial class Cpu
         {
             RaiseDebugEvent(traps);
         }
+    }
+
+    /// <summary>
+    /// DebugCtl.LBR: records the instruction that just retired from <paramref name="from"/> as the last branch when
+    /// RIP did not fall through to the next instruction (a taken jump, call, return, far transfer). A REP string
+    /// instruction that stays on itself for its next iteration is not a branch.
+    /// </summary>
+    private void RecordBranch(ulong from, ref DecodedOp op)
+    {
+        if ((DebugCtl & DebugCtlLbr) == 0 || Rip == ((from + op.Length) & IpMask) || (Rip == from && op.Rep != 0))
+        {
+            return;
+        }
+
+        LastBranchFromIp = from;
+        LastBranchToIp = Rip;
+    }
+
+    /// <summary>
+    /// DebugCtl.LBR and a delivered exception or interrupt from <paramref name="from"/> (APM vol. 2 §13.1.1.3):
+    /// the last-branch pair moves to the last-exception pair and the event's own transfer becomes the last
+    /// branch. A #DB is not recorded but stops the recording: the processor clears DebugCtl.LBR as it takes the
+    /// #DB, so the handler finds the branches that led to it (§13.1.1.6). Called by <see cref="DeliverEvent"/>.
+    /// </summary>
+    internal void RecordEvent(ulong from, int vector, EventKind kind)
+    {
+        if (vector == Vector.DB && kind is EventKind.Exception or EventKind.PrivilegedSoftware)
+        {
+            DebugCtl &= ~DebugCtlLbr;
+            return;
+        }
+
+        LastExceptionFromIp = LastBranchFromIp;
+        LastExceptionToIp = LastBranchToIp;
+        LastBranchFromIp = from;
+        LastBranchToIp = Rip;
     }
 
     /// <summary>

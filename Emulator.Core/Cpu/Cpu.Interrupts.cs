@@ -65,6 +65,7 @@ public sealed partial class Cpu
 
         ulong restartRip = SoftwareEventRip;
         SoftwareEventRip = NoSoftwareEvent;
+        ulong from = Rip;
         int first = vector;
         bool firstIsException = kind is EventKind.Exception;
         uint interrupted = 0, interruptedError = 0;
@@ -81,6 +82,11 @@ public sealed partial class Cpu
             _imageRf = 0;
             if (ok)
             {
+                if ((DebugCtl & DebugCtlLbr) != 0)
+                {
+                    RecordEvent(from, vector, kind);
+                }
+
                 return;
             }
 

@@ -34,6 +34,9 @@ public static class Msr
 
     /// <summary>DebugCtl (APM vol. 2 §13.1.1.6): bit 0 LBR, bit 1 BTF; the rest reserved.</summary>
     public const uint DebugCtl = 0x1D9;
+
+    /// <summary>Control-transfer recording MSRs (APM vol. 2 §13.1.1.3), read-only.</summary>
+    public const uint LastBranchFromIp = 0x1DB, LastBranchToIp = 0x1DC, LastExceptionFromIp = 0x1DD, LastExceptionToIp = 0x1DE;
     public const uint VmCr = 0xC001_0114, VmHsavePa = 0xC001_0117;
 }
 
@@ -141,6 +144,10 @@ public sealed partial class Cpu
             case Msr.TscAux when Features.Has(CpuFeature.Rdtscp) || Features.Has(CpuFeature.Rdpid): v = TscAux; return true;
             case Msr.Hwcr: v = Hwcr; return true;
             case Msr.DebugCtl: v = DebugCtl; return true;
+            case Msr.LastBranchFromIp: v = LastBranchFromIp; return true;
+            case Msr.LastBranchToIp: v = LastBranchToIp; return true;
+            case Msr.LastExceptionFromIp: v = LastExceptionFromIp; return true;
+            case Msr.LastExceptionToIp: v = LastExceptionToIp; return true;
             case Msr.VmCr when Features.Has(CpuFeature.Svm): v = VmCr; return true;
             case Msr.VmHsavePa when Features.Has(CpuFeature.Svm): v = VmHsavePa; return true;
             case >= Msr.MtrrPhysBase0 and <= Msr.MtrrPhysMask7: v = MtrrVariable[msr - Msr.MtrrPhysBase0]; return true;
@@ -236,8 +243,8 @@ public sealed partial class Cpu
                 return true;
             case Msr.Hwcr: Hwcr = v; return true;
             case Msr.DebugCtl:
-                // Held as KVM on AMD holds it without LBR virtualization: LBR and BTF are accepted and read back,
-                // but no branch records are kept and BTF does not change single-stepping.
+                // LBR starts or stops control-transfer recording (Cpu.Debug.cs); WRMSR ends the block, so the
+                // next one sees it. BTF is accepted and read back but does not change single-stepping.
                 if ((v & ~DebugCtlValidBits) != 0)
                 {
                     return false;

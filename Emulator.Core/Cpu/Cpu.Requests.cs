@@ -7,7 +7,7 @@ namespace Emulator.Core.Cpu;
 /// <para>
 /// Two kinds share the word. Requests are raised by a producer and cleared by <see cref="Cpu.Run"/> once
 /// handled (<see cref="Nmi"/>, <see cref="Interrupt"/>, <see cref="TlbFlush"/>, <see cref="Event"/>,
-/// <see cref="ApicvUpdate"/>). Conditions are vCPU states that stay set for as long as they hold and have a
+/// <see cref="ApicvUpdate"/>, <see cref="Smi"/>). Conditions are vCPU states that stay set for as long as they hold and have a
 /// bool view on <see cref="Cpu"/> (<see cref="Stop"/>, <see cref="Shutdown"/>, <see cref="WaitForSipi"/>,
 /// <see cref="Yield"/>, <see cref="InterruptShadow"/>).
 /// </para>
@@ -47,6 +47,12 @@ public static class VcpuRequest
 
     /// <summary>Reserved for AVIC: APICv was inhibited or uninhibited (KVM_REQ_APICV_UPDATE); no behaviour yet.</summary>
     public const int ApicvUpdate = 1 << 9;
+
+    /// <summary>
+    /// An SMI is pending (KVM_REQ_SMI); the bit is the latch (<see cref="Cpu.SmiPending"/>). GIF clear holds it;
+    /// then it exits an L2 whose hypervisor intercepts SMI, and is otherwise dropped (<see cref="Cpu.RaiseSmi"/>).
+    /// </summary>
+    public const int Smi = 1 << 10;
 }
 
 /// <summary>The request word and the producers' side of it (see <see cref="VcpuRequest"/>).</summary>

@@ -151,6 +151,12 @@ public sealed unsafe partial class Cpu
             // A debug trap an instruction left for its boundary (SYSRET setting TF) goes before NMI and
             // interrupts (APM vol. 2 §8.5, priorities: traps on the previous instruction come first).
             bool trapPending = _pendingDebugTraps != 0;
+            if ((Requests & VcpuRequest.Smi) != 0 && TakeSmi(trapPending))
+            {
+                // SMI goes before NMI and INTR (APM vol. 2 §8.5).
+                continue;
+            }
+
             if ((Requests & VcpuRequest.Nmi) != 0 && TakeNmi(trapPending))
             {
                 continue;

@@ -60,6 +60,53 @@ public sealed unsafe partial class Cpu
     /// <summary>Pause-filter count left before an intercepted PAUSE exits (APM vol. 2 §15.14.4); 0: every PAUSE exits.</summary>
     public ushort PauseFilterCount;
 
+    /// <summary>
+    /// The pause-filter threshold (APM vol. 2 §15.14.4): when non-zero, an intercepted PAUSE more than this many
+    /// cycles after the previous one first reloads <see cref="PauseFilterCount"/> with <see cref="PauseFilterInitialCount"/>.
+    /// </summary>
+    public ushort PauseFilterThreshold;
+
+    /// <summary>vmcb12's PAUSE_FILTER_COUNT as VMRUN loaded it: what the threshold reloads.</summary>
+    public ushort PauseFilterInitialCount;
+
+    /// <summary>Cycle counter at the last intercepted PAUSE (or at VMRUN), for the pause-filter threshold.</summary>
+    public ulong LastPauseCycle;
+
+    /// <summary>An SMI is pending (<see cref="VcpuRequest.Smi"/>).</summary>
+    public bool SmiPending => (Requests & VcpuRequest.Smi) != 0;
+
+    /// <summary>
+    /// An SMI arrives (an SMI IPI or LVT entry). System-management mode is not modelled, so an SMI has one visible
+    /// effect: in a guest whose hypervisor intercepts SMI it causes #VMEXIT(SMI) (APM vol. 2 §15.13.3). Like NMI
+    /// and INTR it is held while GIF is clear (§15.17); see <see cref="TakeSmi"/>.
+    /// </summary>
+    public void RaiseSmi() => MakeRequestAndKick(VcpuRequest.Smi);
+
+    /// <summary>
+    /// The <see cref="VcpuRequest.Smi"/> request at an instruction boundary. Held (request kept) while GIF is clear,
+    /// behind an interrupt shadow or a debug trap. With GIF set: in a guest that intercepts SMI it exits to the
+    /// hypervisor and stays pending, as the hardware leaves it for the host to take once GIF is set again;
+    /// anywhere else it is dropped, which stands for entering and leaving SMM (not modelled: no SMRAM, no RSM).
+    /// True when it caused a #VMEXIT.
+    /// </summary>
+    private bool TakeSmi(bool trapPending)
+    {
+        if (!Gif || InterruptShadow || trapPending)
+        {
+            return false;
+        }
+
+        if (Intercepted(SvmIntercept.Smi))
+        {
+            Halted = false;
+            Svm!.Exit(this, SvmExit.Smi, 0, 0);
+            return true;
+        }
+
+        Requests &= ~VcpuRequest.Smi;
+        return false;
+    }
+
     public const uint VIntCtlTpr = 0xFF, VIntCtlIrq = 1 << 8, VIntCtlGif = 1 << 9, VIntCtlIgnTpr = 1 << 20;
     public const uint VIntCtlMasking = 1 << 24, VIntCtlGifEnable = 1 << 25;
     public const int VIntCtlPrioShift = 16;

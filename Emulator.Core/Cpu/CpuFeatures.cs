@@ -128,15 +128,17 @@ public sealed class CpuFeatures
         // everything, which the APM allows. FlushByAsid: every VMRUN flushes the whole TLB, a superset of each TLB_CONTROL.
         // NPT: L2 runs on the shadow of L1's nested tables (Emulator.Mmu/Shadow).
         new(CpuFeature.Npt, "npt", SvmLeaf, 0, CpuidReg.Edx, 0, true, true),
-        new(CpuFeature.LbrVirt, "lbrv", SvmLeaf, 0, CpuidReg.Edx, 1, false, false),
+        // LbrVirt: vmcb12's VIRT_EXT bit 0 swaps DebugCtl and the LBR MSRs at VMRUN and #VMEXIT (NestedSvm).
+        new(CpuFeature.LbrVirt, "lbrv", SvmLeaf, 0, CpuidReg.Edx, 1, true, true),
         new(CpuFeature.SvmLock, "svm_lock", SvmLeaf, 0, CpuidReg.Edx, 2, false, false),
         new(CpuFeature.NRips, "nrip_save", SvmLeaf, 0, CpuidReg.Edx, 3, true, true),
         new(CpuFeature.TscRateMsr, "tsc_scale", SvmLeaf, 0, CpuidReg.Edx, 4, false, false),
         new(CpuFeature.VmcbClean, "vmcb_clean", SvmLeaf, 0, CpuidReg.Edx, 5, true, true),
         new(CpuFeature.FlushByAsid, "flushbyasid", SvmLeaf, 0, CpuidReg.Edx, 6, true, true),
         new(CpuFeature.DecodeAssists, "decodeassists", SvmLeaf, 0, CpuidReg.Edx, 7, false, false),
-        new(CpuFeature.PauseFilter, "pause_filter", SvmLeaf, 0, CpuidReg.Edx, 10, false, false),
-        new(CpuFeature.PauseFilterThreshold, "pfthreshold", SvmLeaf, 0, CpuidReg.Edx, 12, false, false),
+        // Pause filter count and threshold (Exec.Misc PAUSE; the threshold counts modeled cycles).
+        new(CpuFeature.PauseFilter, "pause_filter", SvmLeaf, 0, CpuidReg.Edx, 10, true, true),
+        new(CpuFeature.PauseFilterThreshold, "pfthreshold", SvmLeaf, 0, CpuidReg.Edx, 12, true, true),
         new(CpuFeature.Avic, "avic", SvmLeaf, 0, CpuidReg.Edx, 13, false, false),
         new(CpuFeature.VmsaveVirt, "v_vmsave_vmload", SvmLeaf, 0, CpuidReg.Edx, 15, false, false),
         // VGIF: with V_GIF_ENABLE in int_ctl, L2's STGI/CLGI write V_GIF and V_GIF gates L2's interrupts

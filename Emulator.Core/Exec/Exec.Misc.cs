@@ -91,9 +91,7 @@ public static unsafe partial class Exec
     /// </summary>
     public static int Pause(Cpu.Cpu c, ref DecodedOp op)
     {
-        // The pause filter (APM vol. 2 §15.14.4): with a non-zero count each intercepted PAUSE decrements it and
-        // only the one that brings it to zero exits; with a zero count every intercepted PAUSE exits.
-        if (c.Intercepted(SvmIntercept.Pause) && (c.PauseFilterCount == 0 || --c.PauseFilterCount == 0))
+        if (c.Intercepted(SvmIntercept.Pause) && PauseFilterExpired(c))
         {
             return c.InterceptExit(SvmExit.Pause);
         }
@@ -111,5 +109,28 @@ public static unsafe partial class Exec
         }
 
         return ExecStatus.Continue;
+    }
+
+    /// <summary>
+    /// The pause filter (APM vol. 2 §15.14.4) for an intercepted PAUSE; true when it exits. With a non-zero count
+    /// each PAUSE decrements it and only the one that brings it to zero exits; with a zero count every one exits.
+    /// With a non-zero threshold, a PAUSE that comes more than threshold cycles (the modeled cycle counter) after
+    /// the previous one is not part of the same spin: the count is first reloaded from vmcb12's value. A zero
+    /// threshold leaves the count alone.
+    /// </summary>
+    private static bool PauseFilterExpired(Cpu.Cpu c)
+    {
+        if (c.PauseFilterThreshold != 0)
+        {
+            ulong now = c.Cycles;
+            if (now - c.LastPauseCycle > c.PauseFilterThreshold)
+            {
+                c.PauseFilterCount = c.PauseFilterInitialCount;
+            }
+
+            c.LastPauseCycle = now;
+        }
+
+        return c.PauseFilterCount == 0 || --c.PauseFilterCount == 0;
     }
 }

@@ -59,6 +59,10 @@ public sealed unsafe class NestedSvm : SvmUnit
     private ulong _vmcb12;
     private bool _nestedPaging;
 
+    /// <summary>vmcb12 enables LBR virtualization; then L1's DebugCtl and LBR MSRs are kept here while L2 runs.</summary>
+    private bool _lbrVirtualized;
+    private ulong _l1DebugCtl, _l1BranchFrom, _l1BranchTo, _l1ExceptionFrom, _l1ExceptionTo;
+
     public NestedSvm(PhysicalMemory memory) => _memory = memory;
 
     public SvmStats Stats { get; } = new();
@@ -143,10 +147,14 @@ public sealed unsafe class NestedSvm : SvmUnit
         cpu.VIntVector = (byte)v.U32(VmcbOffset.IntVector);
         cpu.HostIf = (_l1.Rflags & Rflags.IF) != 0;
         cpu.PauseFilterCount = cpu.Features.Has(CpuFeature.PauseFilter) ? v.U16(VmcbOffset.PauseFilterCount) : (ushort)0;
+        cpu.PauseFilterInitialCount = cpu.PauseFilterCount;
+        cpu.PauseFilterThreshold = cpu.Features.Has(CpuFeature.PauseFilterThreshold) ? v.U16(VmcbOffset.PauseFilterThreshold) : (ushort)0;
+        cpu.LastPauseCycle = cpu.Cycles;
         cpu.NestedTscOffset = v.U64(VmcbOffset.TscOffset);
         cpu.TscOffset += cpu.NestedTscOffset;
         cpu.GuestMode = true;
         cpu.Gif = true;
+        LoadLbr(cpu, v);
         cpu.LoadState(g);
         cpu.InterruptShadow = (v.U32(VmcbOffset.IntState) & 1) != 0;
         if (_nestedPaging)
@@ -255,6 +263,8 @@ public sealed unsafe class NestedSvm : SvmUnit
             v.U64(VmcbOffset.NextRip) = cpu.Features.Has(CpuFeature.NRips) && IsInstructionExit(exitCode) ? cpu.NextRip : 0;
         }
 
+        SaveLbr(cpu, v);
+
         // Back to L1 after its VMRUN (APM vol. 2 §15.7.2): CR0.PE forced, breakpoints disabled, CPL 0, GIF clear.
         CpuState h = _l1;
         h.Cr0 |= Cr0Bits.PE;
@@ -272,6 +282,57 @@ public sealed unsafe class NestedSvm : SvmUnit
         cpu.LoadState(h);
         cpu.SingleStepAfterVmexit();
         return ExecStatus.EndBlock;
+    }
+
+    /// <summary>
+    /// LBR virtualization (APM vol. 2 §15.23): with VIRT_EXT bit 0 set, VMRUN keeps L1's DebugCtl and LBR MSRs and
+    /// loads L2's from vmcb12's save area, so neither sees the other's branches. Without it they are shared: L2
+    /// starts with L1's DebugCtl and L1 finds what L2 recorded.
+    /// </summary>
+    private void LoadLbr(Cpu cpu, VmcbView v)
+    {
+        _lbrVirtualized = cpu.Features.Has(CpuFeature.LbrVirt) && (v.U64(VmcbOffset.VirtExt) & VirtExt.LbrVirtualization) != 0;
+        if (!_lbrVirtualized)
+        {
+            return;
+        }
+
+        _l1DebugCtl = cpu.DebugCtl;
+        _l1BranchFrom = cpu.LastBranchFromIp;
+        _l1BranchTo = cpu.LastBranchToIp;
+        _l1ExceptionFrom = cpu.LastExceptionFromIp;
+        _l1ExceptionTo = cpu.LastExceptionToIp;
+        // Bits DebugCtl does not implement are dropped, as a WRMSR could not have set them.
+        cpu.DebugCtl = v.U64(VmcbOffset.DbgCtl) & Cpu.DebugCtlValidBits;
+        cpu.LastBranchFromIp = v.U64(VmcbOffset.BrFrom);
+        cpu.LastBranchToIp = v.U64(VmcbOffset.BrTo);
+        cpu.LastExceptionFromIp = v.U64(VmcbOffset.LastExcpFrom);
+        cpu.LastExceptionToIp = v.U64(VmcbOffset.LastExcpTo);
+    }
+
+    /// <summary>#VMEXIT under LBR virtualization: L2's DebugCtl and LBR MSRs go to vmcb12, L1's come back.</summary>
+    private void SaveLbr(Cpu cpu, VmcbView v)
+    {
+        if (!_lbrVirtualized)
+        {
+            return;
+        }
+
+        _lbrVirtualized = false;
+        if (!v.IsNull)
+        {
+            v.U64(VmcbOffset.DbgCtl) = cpu.DebugCtl;
+            v.U64(VmcbOffset.BrFrom) = cpu.LastBranchFromIp;
+            v.U64(VmcbOffset.BrTo) = cpu.LastBranchToIp;
+            v.U64(VmcbOffset.LastExcpFrom) = cpu.LastExceptionFromIp;
+            v.U64(VmcbOffset.LastExcpTo) = cpu.LastExceptionToIp;
+        }
+
+        cpu.DebugCtl = _l1DebugCtl;
+        cpu.LastBranchFromIp = _l1BranchFrom;
+        cpu.LastBranchToIp = _l1BranchTo;
+        cpu.LastExceptionFromIp = _l1ExceptionFrom;
+        cpu.LastExceptionToIp = _l1ExceptionTo;
     }
 
     /// <summary>Exits caused by an instruction, for which the CPU reports the next instruction's RIP (NRIPS).</summary>

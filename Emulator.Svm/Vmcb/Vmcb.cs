@@ -41,6 +41,13 @@ public static class IntCtl
     public const uint VGifEnable = 1 << 25, VNmiEnable = 1 << 26, X2AvicEnable = 1 << 30, AvicEnable = 1u << 31;
 }
 
+/// <summary>VIRT_EXT bits (VMCB 0x0B8).</summary>
+public static class VirtExt
+{
+    /// <summary>LBR_VIRTUALIZATION_ENABLE (APM vol. 2 §15.23).</summary>
+    public const ulong LbrVirtualization = 1;
+}
+
 /// <summary>EVENTINJ / EXITINTINFO format (APM vol. 2 §15.20).</summary>
 public static class EventInj
 {

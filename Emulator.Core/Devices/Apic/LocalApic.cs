@@ -301,8 +301,9 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
                 AcceptFixed(message.Vector, message.LevelTriggered);
                 break;
             case ApicDeliveryMode.Smi:
-                // No SMM in this model: the SMI is counted and dropped.
+                // Counted, and handed to the vCPU, which has no SMM: only an SMI intercept makes it visible.
                 SmisReceived++;
+                Cpu.RaiseSmi();
                 break;
             case ApicDeliveryMode.Nmi:
                 Cpu.RaiseNmi();
@@ -419,6 +420,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
                 break;
             case ApicDeliveryMode.Smi:
                 SmisReceived++;
+                Cpu.RaiseSmi();
                 break;
             case ApicDeliveryMode.Nmi:
                 Cpu.RaiseNmi();

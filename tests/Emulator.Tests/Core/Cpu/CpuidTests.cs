@@ -110,7 +110,9 @@ public sealed class CpuidTests
         Assert.That(a & 0xFF, Is.EqualTo(1), "SVM revision");
         Assert.That(b, Is.GreaterThan(1u), "number of ASIDs");
         uint expected = (1u << CpuFeatures.Info(CpuFeature.Npt).Bit) | (1u << CpuFeatures.Info(CpuFeature.NRips).Bit) | (1u << CpuFeatures.Info(CpuFeature.VmcbClean).Bit)
-            | (1u << CpuFeatures.Info(CpuFeature.FlushByAsid).Bit) | (1u << CpuFeatures.Info(CpuFeature.Vgif).Bit);
+            | (1u << CpuFeatures.Info(CpuFeature.FlushByAsid).Bit) | (1u << CpuFeatures.Info(CpuFeature.LbrVirt).Bit)
+            | (1u << CpuFeatures.Info(CpuFeature.PauseFilter).Bit) | (1u << CpuFeatures.Info(CpuFeature.PauseFilterThreshold).Bit)
+            | (1u << CpuFeatures.Info(CpuFeature.Vgif).Bit);
         Assert.That(d, Is.EqualTo(expected));
         Assert.That(_c.Features.TryApply("+avic", out _), Is.False, "AVIC is not implemented");
     }

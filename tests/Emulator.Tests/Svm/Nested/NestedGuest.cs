@@ -1,0 +1,77 @@
+using Emulator.Core.Cpu;
+using Emulator.Core.Svm;
+using Emulator.Svm.Nested;
+using Emulator.Svm.Vmcb;
+using Emulator.Tests.Core;
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Emulator.Tests.Svm.Nested;
+
+/// <summary>
+/// An L1 that sets EFER.SVME, VMRUNs the VMCB at <see cref="Vmcb"/> and halts, and an L2 program whose marked
+/// instruction addresses the test can read back (for the SVM feature tests: LBR virtualization, pause filter).
+/// </summary>
+internal sealed unsafe class NestedGuest : IDisposable
+{
+    public const ulong Vmcb = 0x400000;
+    public const ulong L2Code = 0x180000;
+    public const ulong L2Stack = 0x70000;
+
+    public TestGuest G { get; }
+
+    /// <summary>Addresses of the L2 marks.</summary>
+    public Dictionary<string, ulong> At { get; }
+
+    public VmcbView V { get; }
+
+    public Cpu Cpu => G.Cpu;
+
+    /// <summary>L1's instructions before its VMRUN (run after SVME is set), e.g. to enable LBR.</summary>
+    public NestedGuest(Action<Assembler, MarkedCode> l2, Action<Assembler>? l1BeforeVmrun = null)
+    {
+        G = TestGuest.Long64(a =>
+        {
+            a.mov(ecx, 0xC000_0080);
+            a.rdmsr();
+            a.or(eax, (int)EferBits.SVME);
+            a.wrmsr();
+            l1BeforeVmrun?.Invoke(a);
+            a.mov(rax, Vmcb);
+            a.vmrun();
+            a.hlt();
+        });
+        G.Cpu.Features[CpuFeature.Svm] = true;
+        G.Cpu.Svm = new NestedSvm(G.Mem);
+        VectorCatcher.Install64(G);
+
+        var m = MarkedCode.Assemble(64, L2Code, l2);
+        At = m.At;
+        G.Load(m.Code, L2Code);
+        V = new VmcbView(G.Mem.HostPointer(G.Mem.RamOffset(Vmcb)));
+        Cpu c = G.Cpu;
+        V.U32(VmcbOffset.InterceptMisc2) = (1u << (SvmIntercept.Vmrun - 32)) | (1u << (SvmIntercept.Vmmcall - 32));
+        V.U32(VmcbOffset.Asid) = 1;
+        V.SetSegment(VmcbOffset.Es, c.Seg[SegReg.ES]);
+        V.SetSegment(VmcbOffset.Cs, c.Seg[SegReg.CS]);
+        V.SetSegment(VmcbOffset.Ss, c.Seg[SegReg.SS]);
+        V.SetSegment(VmcbOffset.Ds, c.Seg[SegReg.DS]);
+        V.SetTable(VmcbOffset.Gdtr, c.Gdtr);
+        V.SetTable(VmcbOffset.Idtr, c.Idtr);
+        V.U64(VmcbOffset.Efer) = c.Efer | EferBits.SVME;
+        V.U64(VmcbOffset.Cr0) = c.Cr0;
+        V.U64(VmcbOffset.Cr3) = c.Cr3;
+        V.U64(VmcbOffset.Cr4) = c.Cr4;
+        V.U64(VmcbOffset.Dr6) = 0xFFFF0FF0;
+        V.U64(VmcbOffset.Dr7) = 0x400;
+        V.U64(VmcbOffset.Rflags) = 2;
+        V.U64(VmcbOffset.Rip) = L2Code;
+        V.U64(VmcbOffset.Rsp) = L2Stack;
+    }
+
+    public RunExit Run() => G.Run();
+
+    public ulong this[int reg] => G[reg];
+
+    public void Dispose() => G.Dispose();
+}
