@@ -304,6 +304,9 @@ public sealed class NestedWorkload : IDisposable
 
     public ulong UnitsPerPass { get; }
 
+    /// <summary>Passes run before <see cref="Measure"/> starts counting.</summary>
+    public const ulong WarmupPasses = 128;
+
     /// <summary>Runs <paramref name="passes"/> whole passes; allocation-free.</summary>
     public void Run(ulong passes)
     {
@@ -338,6 +341,13 @@ public sealed class NestedWorkload : IDisposable
     /// </summary>
     public NestedResult Measure(double seconds)
     {
+        // Warm up first (tiered JIT, first-use type loads), so the measured loop is the steady state.
+        long warm = Stopwatch.GetTimestamp();
+        for (ulong n = 0; n < WarmupPasses || Stopwatch.GetElapsedTime(warm).TotalSeconds < seconds / 4; n++)
+        {
+            Run(1);
+        }
+
         ulong passes = 1;
         ulong units0 = Units, cycles0 = Cpu.Cycles;
         long bytes0 = GC.GetAllocatedBytesForCurrentThread();
