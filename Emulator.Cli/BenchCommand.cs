@@ -142,9 +142,16 @@ internal static class BenchCommand
             foreach (string name in selected)
             {
                 NestedResult r;
-                using (var w = NestedWorkload.Create(name, costs))
+                try
                 {
+                    using var w = NestedWorkload.Create(name, costs);
                     r = w.Measure(pr.GetValue(seconds) ?? 0.5);
+                }
+                catch (InvalidOperationException e)
+                {
+                    // The guest left its loop (an emulator bug): say where, as boot does for a stuck guest.
+                    console.Error.WriteLine($"emu: {e.Message}");
+                    return ExitCodes.NoProgress;
                 }
 
                 if (asJson)
