@@ -1,0 +1,48 @@
+using Emulator.Cli.Guests;
+
+namespace Emulator.Tests.Cli.Guests;
+
+/// <summary>The nested workloads: what one pass does, and that the VMRUN/#VMEXIT/nested-#NPF path allocates nothing.</summary>
+public class NestedGuestTests
+{
+    [TestCase("vmmcall", 1UL)]
+    [TestCase("npf-shadow", (ulong)NestedGuest.RegionPages)]
+    [TestCase("npf-reflect", 1UL)]
+    public void APassIsOneVmrunAndItsUnits(string name, ulong units)
+    {
+        using var w = NestedWorkload.Create(name);
+        Assert.That(w.UnitsPerPass, Is.EqualTo(units));
+        ulong before = w.Units;
+        w.Run(10);
+        Assert.That(w.Units - before, Is.EqualTo(10 * units));
+    }
+
+    [TestCase("vmmcall")]
+    [TestCase("npf-shadow")]
+    [TestCase("npf-reflect")]
+    public void ThePassesAllocateNothing(string name)
+    {
+        using var w = NestedWorkload.Create(name);
+        w.Run(64);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        w.Run(256);
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+    }
+
+    [Test]
+    public void TheReflectWorkloadMapsThePageL2FaultedOn()
+    {
+        using var w = NestedWorkload.Create("npf-reflect");
+        var svm = (Emulator.Svm.Nested.NestedSvm)w.Machine.Cpu.Svm!;
+        w.Run(3);
+        Assert.That(svm.Stats.VmrunFailed, Is.Zero);
+        ulong gpa = w.Machine.Memory.Read(NestedGuest.Vmcb + Emulator.Svm.Vmcb.VmcbOffset.ExitInfo2, 8);
+        Assert.That(gpa & ~0x1FFFFFUL, Is.EqualTo(NestedGuest.Region), "the #NPF is at an L2 address in the region");
+        ulong pte = w.Machine.Memory.Read(NestedGuest.NptPt + (((gpa >> 12) & 511) * 8), 8);
+        Assert.That(pte & ~0xFFFUL, Is.EqualTo(gpa & ~0xFFFUL), "L1 mapped the faulting page");
+    }
+
+    [Test]
+    public void AnUnknownWorkloadIsRefused() =>
+        Assert.Throws<ArgumentException>(() => NestedWorkload.Create("nope"));
+}
