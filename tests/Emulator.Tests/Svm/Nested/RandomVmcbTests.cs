@@ -1,0 +1,291 @@
+using System.Diagnostics;
+using Emulator.Core.Cpu;
+using Emulator.Core.Loaders;
+using Emulator.Core.Memory;
+using Emulator.Core.Svm;
+using Emulator.Mmu.Memory;
+using Emulator.Svm.Nested;
+using Emulator.Svm.Vmcb;
+using Emulator.Tests.Core;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Emulator.Tests.Svm.Nested;
+
+/// <summary>How one random VMRUN ended.</summary>
+public enum VmrunOutcome
+{
+    /// <summary>A consistency check failed: EXITCODE VMEXIT_INVALID, L1 continued after VMRUN.</summary>
+    Invalid,
+    /// <summary>L2 ran and a #VMEXIT (any exit code) was reflected to L1, which continued after VMRUN.</summary>
+    Reflected,
+    /// <summary>L2 triple-faulted with SHUTDOWN not intercepted: the VM shuts down.</summary>
+    Shutdown,
+    /// <summary>
+    /// L2 made no more progress of its own accord within the bound: an endless loop or a HLT that nothing L1
+    /// left unmasked can wake (real hardware would hang there too).
+    /// </summary>
+    Bound,
+}
+
+/// <summary>
+/// 100,000 random VMCBs through L1's VMRUN (issue 13, deliverable 6): every VMRUN must end in VMEXIT_INVALID, a
+/// #VMEXIT reflected to L1, or a shutdown of L2; never a host exception, and an endless L2 only by the bound,
+/// which must stay rare. One vCPU wired as the Machine wires it (nested SVM, #NPF exits, L0's MMU with shadow
+/// NPT) is reused; L1's state and the pages a case writes are reset between runs. A periodic interrupt source
+/// stands in for the timer, so a looping L2 is stopped by an intercepted INTR.
+/// </summary>
+public sealed unsafe class RandomVmcbTests
+{
+    private const ulong BaseSeed = 0x5EED_13_06;
+    private static readonly int Cases = int.TryParse(Environment.GetEnvironmentVariable("EMU_VMCB_CASES"), out int n) ? n : 100_000;
+
+    /// <summary>Per run: enough for any short L2 program and several timer periods.</summary>
+    private const ulong MaxInstructions = 200_000, MaxCycles = 2_000_000;
+
+    /// <summary>The harness: one vCPU and its memory, reused for every case.</summary>
+    private sealed class Rig : IDisposable
+    {
+        public readonly PhysicalMemory Mem;
+        public readonly Cpu Cpu;
+        public readonly NestedSvm Nested;
+        public readonly RandomVmcbGenerator Gen;
+        public readonly Timer Tick = new();
+        private readonly byte[] _pristineLow;
+        private readonly byte[] _l1Code;
+        private CpuState _l1;
+        private readonly ulong[] _gprs = new ulong[16];
+        public readonly ulong L1Resume;
+
+        public Rig()
+        {
+            Mem = PhysicalMemory.Create(RandomVmcbGenerator.RamSize);
+            Cpu = new Cpu(Mem);
+            Cpu.Features[CpuFeature.Svm] = true;
+            Cpu.Features[CpuFeature.PauseFilter] = true;
+            Nested = new NestedSvm(Mem);
+            Cpu.Svm = Nested;
+            Cpu.NestedPageFaultExit = Nested.NestedPageFault;
+            Cpu.Interrupts = Tick;
+            Cpu.OnTimerEvent = c =>
+            {
+                Tick.Pending = true;
+                c.MakeRequest(VcpuRequest.Interrupt);
+                c.NextEventCycle = c.Cycles + Tick.Period;
+            };
+
+            // L1: GIF clear while IF is set (the interrupt stays for L2), VMRUN, HLT.
+            _l1Code = TestGuest.Assemble(64, a =>
+            {
+                a.clgi();
+                a.sti();
+                a.mov(rax, RandomVmcbGenerator.Vmcb);
+                a.vmrun();
+                a.hlt();
+            }, RandomVmcbGenerator.L1Code);
+            L1Resume = RandomVmcbGenerator.L1Code + (ulong)_l1Code.Length;
+            Mem.TryLoad(RandomVmcbGenerator.L1Code, _l1Code);
+            BootState.EnterLong64(Cpu, RandomVmcbGenerator.L1Code, TestGuest.StackTop);
+            Cpu.Efer |= EferBits.SVME;
+            Cpu.SaveState(out _l1, RandomVmcbGenerator.L1Code);
+            RandomVmcbGenerator.WriteStaticTables(Mem);
+            Gen = new RandomVmcbGenerator(Mem);
+
+            // L1's GDT (0x9000) and page tables (0x70000–0x75FFF) and the static L2 tables, restored each run.
+            _pristineLow = new byte[0xA0000];
+            Mem.ReadBytes(0, _pristineLow);
+        }
+
+        /// <summary>Puts the vCPU back in L1 before its VMRUN and builds case <paramref name="seed"/>.</summary>
+        public void Prepare(ulong seed)
+        {
+            var c = Cpu;
+            if (c.GuestMode)
+            {
+                // Leave L2 as KVM's forced #VMEXIT does when userspace resets a vCPU in guest mode.
+                c.Svm!.Exit(c, SvmExit.Shutdown, 0, 0);
+            }
+
+            c.Shutdown = false;
+            c.StopRequested = false;
+            c.Halted = false;
+            c.NmiPending = false;
+            c.NmiBlocked = false;
+            c.PendingVector = -1;
+            c.Gif = true;
+            Restore(0x9000, 0x1000);
+            Restore(0x70000, 0x6000);
+            Mem.TryLoad(RandomVmcbGenerator.L1Code, _l1Code);
+            RandomVmcbGenerator.WriteStaticTables(Mem);
+            Gen.Generate(seed, _gprs);
+            c.LoadState(_l1);
+            for (int i = 0; i < 16; i++)
+            {
+                if (i != Reg.RAX && i != Reg.RSP)
+                {
+                    c.Gpr[i] = _gprs[i];
+                }
+            }
+
+            // Pages rewritten behind L0's back: drop shadows built from them (KVM's write tracking would have).
+            if (Mem.ShadowNpt is { } shadow)
+            {
+                foreach (Gfn gfn in RandomVmcbGenerator.NptPoolFrames())
+                {
+                    shadow.ZapGfn(gfn);
+                }
+
+                foreach (ulong pa in s_rewritten)
+                {
+                    shadow.ZapGfn(new Gfn(pa >> 12));
+                }
+            }
+
+            c.FlushTlb();
+            Tick.Pending = false;
+            Tick.Period = Gen.TimerPeriod;
+            c.NextEventCycle = Gen.TimerPeriod == 0 ? ulong.MaxValue : c.Cycles + Gen.TimerPeriod;
+        }
+
+        private static readonly ulong[] s_rewritten =
+        [
+            0x9000, 0x70000, 0x71000, 0x72000, 0x73000, 0x74000, 0x75000, RandomVmcbGenerator.L1Code, RandomVmcbGenerator.L2Code,
+            RandomVmcbGenerator.L2Idt, RandomVmcbGenerator.L2Handler, RandomVmcbGenerator.PaePdpt, RandomVmcbGenerator.Pse32Pd,
+            RandomVmcbGenerator.Vmcb, RandomVmcbGenerator.Iopm, RandomVmcbGenerator.Iopm + 0x1000, RandomVmcbGenerator.Iopm + 0x2000,
+            RandomVmcbGenerator.Msrpm, RandomVmcbGenerator.Msrpm + 0x1000,
+        ];
+
+        private void Restore(ulong at, int bytes) => Mem.TryLoad(at, _pristineLow.AsSpan((int)at, bytes));
+
+        /// <summary>Runs the prepared case and classifies its end; a state no outcome allows fails the test.</summary>
+        public VmrunOutcome Run(ulong seed)
+        {
+            var c = Cpu;
+            ulong reflected = Nested.Stats.Reflected, failed = Nested.Stats.VmrunFailed;
+            RunExit r = c.Run(c.Instructions + MaxInstructions, c.Cycles + MaxCycles);
+            var v = Gen.View;
+            switch (r)
+            {
+                case RunExit.HaltedForever when !c.GuestMode:
+                    Expect(c.Rip == L1Resume, seed, $"L1 halted at 0x{c.Rip:X}, not after its VMRUN");
+                    if (v.U64(VmcbOffset.ExitCode) == SvmExit.Invalid && Nested.Stats.VmrunFailed == failed + 1)
+                    {
+                        Expect(Nested.Stats.Reflected == reflected, seed, "VMEXIT_INVALID after L2 ran");
+                        return VmrunOutcome.Invalid;
+                    }
+
+                    Expect(Nested.Stats.Reflected == reflected + 1 && Nested.Stats.VmrunFailed == failed, seed,
+                        $"one #VMEXIT expected (reflected {Nested.Stats.Reflected - reflected}, failed {Nested.Stats.VmrunFailed - failed})");
+                    return VmrunOutcome.Reflected;
+                case RunExit.TripleFault:
+                    Expect(c.GuestMode, seed, "L1 shut down (its state after #VMEXIT is broken)");
+                    return VmrunOutcome.Shutdown;
+                case RunExit.HaltedForever or RunExit.Halted or RunExit.InstructionLimit or RunExit.CycleLimit:
+                    Expect(c.GuestMode, seed, $"L1 stopped by {r} at 0x{c.Rip:X}");
+                    return VmrunOutcome.Bound;
+                default:
+                    Expect(false, seed, $"run ended with {r}");
+                    return VmrunOutcome.Bound;
+            }
+        }
+
+        private void Expect(bool ok, ulong seed, string what)
+        {
+            if (!ok)
+            {
+                Assert.Fail($"case seed 0x{seed:X}: {what}\n{Replay(seed)}");
+            }
+        }
+
+        /// <summary>The case's fields as generated, regenerated from its seed (the run overwrote the VMCB).</summary>
+        public string Replay(ulong seed)
+        {
+            Gen.Generate(seed, _gprs);
+            return $"mode {Gen.Mode} timer {Gen.TimerPeriod}\nmutations:\n{Gen.Log}fields: {Gen.Describe()}";
+        }
+
+        public void Dispose() => Mem.Dispose();
+    }
+
+    /// <summary>A periodic interrupt line (vector 0x20) standing in for the machine's timer.</summary>
+    private sealed class Timer : IInterruptController
+    {
+        public bool Pending;
+        public ulong Period;
+
+        public bool HasPendingInterrupt => Pending;
+
+        public int Acknowledge()
+        {
+            Pending = false;
+            return 0x20;
+        }
+    }
+
+    private static ulong CaseSeed(int i) => SplitMix64.Mix(BaseSeed + (ulong)i);
+
+    /// <summary>Runs case <paramref name="seed"/> and prints its fields if it throws or fails.</summary>
+    private static VmrunOutcome RunCase(Rig rig, ulong seed)
+    {
+        bool done = false;
+        try
+        {
+            rig.Prepare(seed);
+            VmrunOutcome o = rig.Run(seed);
+            done = true;
+            return o;
+        }
+        finally
+        {
+            if (!done)
+            {
+                TestContext.Out.WriteLine($"failing case: seed 0x{seed:X} (replay: EMU_VMCB_SEED=0x{seed:X} dotnet test --filter ReplayOneCase)");
+            }
+        }
+    }
+
+    [Test]
+    public void HundredThousandRandomVmcbsEachEndInInvalidExitOrShutdown()
+    {
+        using var rig = new Rig();
+        var counts = new int[4];
+        var exitCodes = new Dictionary<ulong, int>();
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < Cases; i++)
+        {
+            ulong seed = CaseSeed(i);
+            VmrunOutcome o = RunCase(rig, seed);
+            counts[(int)o]++;
+            if (o == VmrunOutcome.Reflected)
+            {
+                ulong code = rig.Gen.View.U64(VmcbOffset.ExitCode);
+                exitCodes[code] = exitCodes.GetValueOrDefault(code) + 1;
+            }
+        }
+
+        sw.Stop();
+        TestContext.Out.WriteLine($"{Cases} cases in {sw.Elapsed.TotalSeconds:F1} s: invalid {counts[0]}, reflected {counts[1]}, shutdown {counts[2]}, bound {counts[3]}");
+        TestContext.Out.WriteLine("exit codes: " + string.Join(", ", exitCodes.OrderBy(p => p.Key).Select(p => $"{SvmExit.Name(p.Key)} {p.Value}")));
+
+        // Not degenerate: every end a VMRUN may have occurs, and L2 ran to many different exits.
+        Assert.That(counts[(int)VmrunOutcome.Invalid], Is.GreaterThan(Cases / 20), "VMEXIT_INVALID");
+        Assert.That(counts[(int)VmrunOutcome.Reflected], Is.GreaterThan(Cases / 5), "reflected #VMEXIT");
+        Assert.That(counts[(int)VmrunOutcome.Shutdown], Is.GreaterThan(Cases / 1000), "shutdown");
+        Assert.That(exitCodes.Count, Is.GreaterThan(20), "distinct exit codes");
+
+        // The bound stops only L2s that hang by construction (a loop or HLT with every wake-up source masked by
+        // L1's choices): rare, under 2 % of cases.
+        Assert.That(counts[(int)VmrunOutcome.Bound], Is.LessThan(Cases / 50), "runs stopped by the bound");
+    }
+
+    [Test]
+    [Explicit("replays one case: set EMU_VMCB_SEED")]
+    public void ReplayOneCase()
+    {
+        string? s = Environment.GetEnvironmentVariable("EMU_VMCB_SEED");
+        Assume.That(s, Is.Not.Null);
+        ulong seed = Convert.ToUInt64(s, s!.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? 16 : 10);
+        using var rig = new Rig();
+        TestContext.Out.WriteLine(rig.Replay(seed));
+        TestContext.Out.WriteLine($"outcome: {RunCase(rig, seed)}");
+    }
+}
