@@ -71,7 +71,7 @@ internal sealed unsafe class RandomVmcbGenerator
     /// <summary>L2's mode template (see <see cref="Generate"/>).</summary>
     public int Mode { get; private set; }
 
-    /// <summary>Cycles from VMRUN to the periodic timer interrupt; 0: no interrupt in this case.</summary>
+    /// <summary>Cycles between two interrupts of the periodic timer.</summary>
     public ulong TimerPeriod { get; private set; }
 
     public RandomVmcbGenerator(PhysicalMemory mem)
@@ -85,19 +85,25 @@ internal sealed unsafe class RandomVmcbGenerator
     /// <summary>The page tables L2 may use besides L1's identity map: a PAE PDPT and a 4 MiB-page 32-bit directory.</summary>
     public static void WriteStaticTables(PhysicalMemory mem)
     {
-        Span<byte> e = stackalloc byte[8];
-        for (ulong i = 0; i < 4; i++)
+        mem.TryLoad(PaePdpt, s_staticTables);
+    }
+
+    private static readonly byte[] s_staticTables = BuildStaticTables();
+
+    private static byte[] BuildStaticTables()
+    {
+        var t = new byte[0x2000];
+        for (int i = 0; i < 4; i++)
         {
-            BitConverter.TryWriteBytes(e, (0x72000 + (i * 0x1000)) | 1);
-            mem.TryLoad(PaePdpt + (i * 8), e);
+            BitConverter.TryWriteBytes(t.AsSpan(i * 8), (ulong)(0x72000 + (i * 0x1000)) | 1);
         }
 
-        Span<byte> d = stackalloc byte[4];
-        for (ulong i = 0; i < 1024; i++)
+        for (int i = 0; i < 1024; i++)
         {
-            BitConverter.TryWriteBytes(d, (uint)((i << 22) | 0x87));
-            mem.TryLoad(Pse32Pd + (i * 4), d);
+            BitConverter.TryWriteBytes(t.AsSpan(0x1000 + (i * 4)), (uint)((i << 22) | 0x87));
         }
+
+        return t;
     }
 
     /// <summary>Builds case <paramref name="seed"/>: VMCB, L2 code, IDT, permission maps, nested tables; GPRs in <paramref name="gprs"/>.</summary>
@@ -113,7 +119,7 @@ internal sealed unsafe class RandomVmcbGenerator
 
         gprs[Reg.RCX] = _r.Pick<ulong>([0x10, 0x1B, 0xC0000080, 0xC0000081, 0x174, 0x277, 0xC0010114, 0x40000000, 0x3A, 0x80]) | (_r.Chance(20) ? _r.Next() & 0xFFFF_FFFF : 0);
         gprs[Reg.RDX] = _r.Chance(50) ? 0x80 : gprs[Reg.RDX];
-        TimerPeriod = _r.Pick<ulong>([0, 300, 3_000, 30_000]);
+        TimerPeriod = _r.Pick<ulong>([150, 1_500, 6_000]);
 
         WriteL2Code();
         WriteIdt();
