@@ -36,7 +36,8 @@ public enum VmrunOutcome
 /// </summary>
 public sealed unsafe class RandomVmcbTests
 {
-    private const ulong BaseSeed = 0x5EED_13_06;
+    /// <summary>The sweep's seed; EMU_VMCB_BASE overrides it (with EMU_VMCB_CASES) to hunt with other cases.</summary>
+    private static readonly ulong BaseSeed = ulong.TryParse(Environment.GetEnvironmentVariable("EMU_VMCB_BASE"), out ulong b) ? b : 0x5EED_13_06;
     private static readonly int Cases = int.TryParse(Environment.GetEnvironmentVariable("EMU_VMCB_CASES"), out int n) ? n : 100_000;
 
     /// <summary>Per run: enough for any short L2 program and several timer periods.</summary>
@@ -55,6 +56,9 @@ public sealed unsafe class RandomVmcbTests
         private CpuState _l1;
         private readonly ulong[] _gprs = new ulong[16];
         public readonly ulong L1Resume;
+
+        /// <summary>Shutdowns of L1 after L2 overwrote L1's tables or code.</summary>
+        public int L1Overwritten;
 
         public Rig()
         {
@@ -169,6 +173,13 @@ public sealed unsafe class RandomVmcbTests
             }
 
             var v = Gen.View;
+            if (!c.GuestMode && !(r == RunExit.HaltedForever && c.Rip == L1Resume) && !L1Intact())
+            {
+                // L1 did not get back to its HLT because L2 overwrote it (see L1Intact).
+                L1Overwritten++;
+                return VmrunOutcome.Shutdown;
+            }
+
             switch (r)
             {
                 case RunExit.HaltedForever when !c.GuestMode:
@@ -198,6 +209,19 @@ public sealed unsafe class RandomVmcbTests
                     return VmrunOutcome.Bound;
             }
         }
+
+        /// <summary>
+        /// True while L1's GDT, page tables and code are as L1 wrote them. L1 leaves its memory mapped for L2 (no
+        /// nested paging, or identity nested tables), so L2 may overwrite them; L1 then dies of it, as it would on
+        /// hardware: that is the VM's shutdown, not an emulator fault.
+        /// </summary>
+        private bool L1Intact() =>
+            Same(0x9000, _pristineLow.AsSpan(0x9000, (int)BootState.GdtSize))
+            && Same(0x70000, _pristineLow.AsSpan(0x70000, 0x6000))
+            && Same(RandomVmcbGenerator.L1Code, _l1Code);
+
+        private bool Same(ulong at, ReadOnlySpan<byte> expected) =>
+            new ReadOnlySpan<byte>(Mem.RamPointer(at, (ulong)expected.Length), expected.Length).SequenceEqual(expected);
 
         private void Expect(bool ok, ulong seed, string what)
         {
@@ -274,7 +298,7 @@ public sealed unsafe class RandomVmcbTests
         }
 
         sw.Stop();
-        TestContext.Out.WriteLine($"{Cases} cases in {sw.Elapsed.TotalSeconds:F1} s: invalid {counts[0]}, reflected {counts[1]}, shutdown {counts[2]}, bound {counts[3]}");
+        TestContext.Out.WriteLine($"{Cases} cases in {sw.Elapsed.TotalSeconds:F1} s: invalid {counts[0]}, reflected {counts[1]}, shutdown {counts[2]} (L1 overwritten by L2: {rig.L1Overwritten}), bound {counts[3]}");
         TestContext.Out.WriteLine("exit codes: " + string.Join(", ", exitCodes.OrderBy(p => p.Key).Select(p => $"{SvmExit.Name(p.Key)} {p.Value}")));
 
         // Not degenerate: every end a VMRUN may have occurs, and L2 ran to many different exits.
@@ -296,7 +320,36 @@ public sealed unsafe class RandomVmcbTests
         Assume.That(s, Is.Not.Null);
         ulong seed = Convert.ToUInt64(s, s!.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? 16 : 10);
         using var rig = new Rig();
+        rig.Cpu.Diagnostic = TestContext.Out.WriteLine;
         TestContext.Out.WriteLine(rig.Replay(seed));
-        TestContext.Out.WriteLine($"outcome: {RunCase(rig, seed)}");
+        if (Environment.GetEnvironmentVariable("EMU_VMCB_STEP") != null)
+        {
+            rig.Prepare(seed);
+            var c = rig.Cpu;
+            for (int i = 0; i < 30; i++)
+            {
+                RunExit r = c.Run(c.Instructions + 1);
+                TestContext.Out.WriteLine($"{r} guest {c.GuestMode} rip {c.Rip:X} mode {c.Mode} gif {c.Gif} cr0 {c.Cr0:X} cr3 {c.Cr3:X} cr4 {c.Cr4:X} efer {c.Efer:X} exc {c.ExceptionsDelivered} pend {c.PendingVector} npt {c.InNestedPaging}");
+                if (r == RunExit.TripleFault)
+                {
+                    TestContext.Out.WriteLine(string.Join(", ", rig.Nested.Stats.Exits().Select(e => $"{e.Code:X}:{e.Count}")) + $" reflected {rig.Nested.Stats.Reflected} exit {rig.Gen.View.U64(VmcbOffset.ExitCode):X} nrip {rig.Gen.View.U64(VmcbOffset.NextRip):X} l2rip {rig.Gen.View.U64(VmcbOffset.Rip):X} l2rsp {rig.Gen.View.U64(VmcbOffset.Rsp):X}");
+                    break;
+                }
+            }
+
+            return;
+        }
+
+        try
+        {
+            TestContext.Out.WriteLine($"outcome: {RunCase(rig, seed)}");
+        }
+        finally
+        {
+            var v = rig.Gen.View;
+            var code = new byte[24];
+            rig.Mem.ReadBytes(RandomVmcbGenerator.L2Code, code);
+            TestContext.Out.WriteLine($"L2 code {Convert.ToHexString(code)}; exit {v.U64(VmcbOffset.ExitCode):X} info1 {v.U64(VmcbOffset.ExitInfo1):X} info2 {v.U64(VmcbOffset.ExitInfo2):X} intinfo {v.U32(VmcbOffset.ExitIntInfo):X} l2 rip {v.U64(VmcbOffset.Rip):X}; L1 rip {rig.Cpu.Rip:X} rflags {rig.Cpu.Rflags64:X} gif {rig.Cpu.Gif} dr7 {rig.Cpu.Dr7:X} dr6 {rig.Cpu.Dr6:X}");
+        }
     }
 }
