@@ -94,7 +94,7 @@ public sealed unsafe class RandomVmcbTests
             RandomVmcbGenerator.WriteStaticTables(Mem);
             Gen = new RandomVmcbGenerator(Mem);
 
-            // L1's GDT (0x9000) and page tables (0x70000–0x75FFF) and the static L2 tables, restored each run.
+            // Low RAM as built: L1's GDT (0x9000) and page tables (0x70000–0x75FFF) are restored from it each run.
             _pristineLow = new byte[0xA0000];
             new ReadOnlySpan<byte>(Mem.RamPointer(0, (ulong)_pristineLow.Length), _pristineLow.Length).CopyTo(_pristineLow);
 
