@@ -38,6 +38,14 @@ internal struct SplitMix64
 /// save-area fields and of the nested tables, many of them illegal (reserved bits, bad attributes, loops,
 /// addresses beyond RAM or at the VMCB itself). Everything comes from one seed, so a case can be replayed alone.
 /// </summary>
+/// <summary>L1's paging, which is also the format of the nested tables it gives L2 (APM vol. 2 §15.25.3).</summary>
+public enum L1Paging
+{
+    Long4,
+    Pae,
+    Legacy32,
+}
+
 internal sealed unsafe class RandomVmcbGenerator
 {
     // Guest-physical layout (16 MiB of RAM; L1's boot GDT at 0x9000 and page tables at 0x70000–0x75FFF).
@@ -74,8 +82,11 @@ internal sealed unsafe class RandomVmcbGenerator
     /// <summary>Cycles between two interrupts of the periodic timer.</summary>
     public ulong TimerPeriod { get; private set; }
 
-    public RandomVmcbGenerator(PhysicalMemory mem)
+    private readonly L1Paging _l1;
+
+    public RandomVmcbGenerator(PhysicalMemory mem, L1Paging l1 = L1Paging.Long4)
     {
+        _l1 = l1;
         _mem = mem;
         _v = new VmcbView(mem.HostPointer(mem.RamOffset(Vmcb)));
     }
@@ -89,6 +100,8 @@ internal sealed unsafe class RandomVmcbGenerator
     }
 
     private static readonly byte[] s_staticTables = BuildStaticTables();
+
+    public static ReadOnlySpan<byte> StaticTables => s_staticTables;
 
     private static byte[] BuildStaticTables()
     {
@@ -398,22 +411,49 @@ internal sealed unsafe class RandomVmcbGenerator
         new Span<byte>(_mem.HostPointer(_mem.RamOffset(NptPool)), NptPoolPages * 4096).Clear();
         ulong pml4 = NptPool, pdpt = NptPool + 0x1000, pd = NptPool + 0x2000, pt = NptPool + 0x3000;
         const ulong prwu = 7;
-        Entry(pml4, 0) = pdpt | prwu;
-        Entry(pdpt, 0) = pd | prwu;
-        for (ulong i = 1; i < 4; i++)
+        if (_l1 == L1Paging.Legacy32)
         {
-            Entry(pdpt, (int)i) = (i << 30) | prwu | 0x80;
-        }
+            // Two levels of 4-byte entries: L2 0–16 MiB in 4 MiB pages, the first 4 MiB in 4 KiB pages.
+            uint* dir = (uint*)_mem.HostPointer(_mem.RamOffset(pml4));
+            uint* tab = (uint*)_mem.HostPointer(_mem.RamOffset(pt));
+            dir[0] = (uint)pt | 7;
+            for (uint i = 1; i < 4; i++)
+            {
+                dir[i] = (i << 22) | 0x87;
+            }
 
-        Entry(pd, 0) = pt | prwu;
-        for (ulong i = 1; i < 512; i++)
-        {
-            Entry(pd, (int)i) = (i << 21) | prwu | 0x80;
+            for (uint i = 0; i < 1024; i++)
+            {
+                tab[i] = (i << 12) | 7;
+            }
         }
-
-        for (ulong i = 0; i < 512; i++)
+        else
         {
-            Entry(pt, (int)i) = (i << 12) | prwu;
+            if (_l1 == L1Paging.Long4)
+            {
+                Entry(pml4, 0) = pdpt | prwu;
+                for (ulong i = 1; i < 4; i++)
+                {
+                    Entry(pdpt, (int)i) = (i << 30) | prwu | 0x80;
+                }
+            }
+            else
+            {
+                // PAE: nCR3 names a 32-byte PDPT of four entries.
+                pdpt = pml4;
+            }
+
+            Entry(pdpt, 0) = pd | (_l1 == L1Paging.Pae && _r.Chance(50) ? 1 : prwu);
+            Entry(pd, 0) = pt | prwu;
+            for (ulong i = 1; i < 512; i++)
+            {
+                Entry(pd, (int)i) = (i << 21) | prwu | 0x80;
+            }
+
+            for (ulong i = 0; i < 512; i++)
+            {
+                Entry(pt, (int)i) = (i << 12) | prwu;
+            }
         }
 
         int damage = _r.Pick<int>([0, 0, 0, 1, 1, 2, 4, 8]);

@@ -60,7 +60,7 @@ public sealed unsafe class RandomVmcbTests
         /// <summary>Shutdowns of L1 after L2 overwrote L1's tables or code.</summary>
         public int L1Overwritten;
 
-        public Rig()
+        public Rig(L1Paging l1Paging = L1Paging.Long4)
         {
             Mem = PhysicalMemory.Create(RandomVmcbGenerator.RamSize);
             Cpu = new Cpu(Mem);
@@ -78,21 +78,46 @@ public sealed unsafe class RandomVmcbTests
             };
 
             // L1: GIF clear while IF is set (the interrupt stays for L2), VMRUN, HLT.
-            _l1Code = TestGuest.Assemble(64, a =>
+            _l1Code = TestGuest.Assemble(l1Paging == L1Paging.Long4 ? 64 : 32, a =>
             {
                 a.clgi();
                 a.sti();
-                a.mov(rax, RandomVmcbGenerator.Vmcb);
+                if (l1Paging == L1Paging.Long4)
+                {
+                    a.mov(rax, RandomVmcbGenerator.Vmcb);
+                }
+                else
+                {
+                    a.mov(eax, (uint)RandomVmcbGenerator.Vmcb);
+                }
+
                 a.vmrun();
                 a.hlt();
             }, RandomVmcbGenerator.L1Code);
             L1Resume = RandomVmcbGenerator.L1Code + (ulong)_l1Code.Length;
             Mem.TryLoad(RandomVmcbGenerator.L1Code, _l1Code);
-            BootState.EnterLong64(Cpu, RandomVmcbGenerator.L1Code, TestGuest.StackTop);
+            if (l1Paging == L1Paging.Long4)
+            {
+                BootState.EnterLong64(Cpu, RandomVmcbGenerator.L1Code, TestGuest.StackTop);
+            }
+            else
+            {
+                // 32-bit L1 on the static tables: PAE (PDPT at 0x190000 over the boot PDs) or 4 MiB pages.
+                BootState.EnterLong64(Cpu, RandomVmcbGenerator.L1Code, TestGuest.StackTop); // writes the boot PDs
+                BootState.EnterProtected32(Cpu, RandomVmcbGenerator.L1Code);
+                RandomVmcbGenerator.WriteStaticTables(Mem);
+                bool pae = l1Paging == L1Paging.Pae;
+                Cpu.Cr4 = pae ? Cr4Bits.PAE : Cr4Bits.PSE;
+                Cpu.Cr3 = pae ? RandomVmcbGenerator.PaePdpt : RandomVmcbGenerator.Pse32Pd;
+                Cpu.Cr0 |= Cr0Bits.PG;
+                Cpu.UpdateMode();
+                Cpu.FlushTlb();
+            }
+
             Cpu.Efer |= EferBits.SVME;
             Cpu.SaveState(out _l1, RandomVmcbGenerator.L1Code);
             RandomVmcbGenerator.WriteStaticTables(Mem);
-            Gen = new RandomVmcbGenerator(Mem);
+            Gen = new RandomVmcbGenerator(Mem, l1Paging);
 
             // Low RAM as built: L1's GDT (0x9000) and page tables (0x70000–0x75FFF) are restored from it each run.
             _pristineLow = new byte[0xA0000];
@@ -229,7 +254,8 @@ public sealed unsafe class RandomVmcbTests
         private bool L1Intact() =>
             Same(0x9000, _pristineLow.AsSpan(0x9000, (int)BootState.GdtSize))
             && Same(0x70000, _pristineLow.AsSpan(0x70000, 0x6000))
-            && Same(RandomVmcbGenerator.L1Code, _l1Code);
+            && Same(RandomVmcbGenerator.L1Code, _l1Code)
+            && Same(RandomVmcbGenerator.PaePdpt, RandomVmcbGenerator.StaticTables);
 
         private bool Same(ulong at, ReadOnlySpan<byte> expected) =>
             new ReadOnlySpan<byte>(Mem.RamPointer(at, (ulong)expected.Length), expected.Length).SequenceEqual(expected);
@@ -321,6 +347,27 @@ public sealed unsafe class RandomVmcbTests
         // The bound stops only L2s that hang by construction (a loop or HLT with every wake-up source masked by
         // L1's choices): rare, under 2 % of cases.
         Assert.That(counts[(int)VmrunOutcome.Bound], Is.LessThan(Cases / 50), "runs stopped by the bound");
+    }
+
+    /// <summary>
+    /// L1 in 32-bit paging, so its nested tables for L2 are read in the PAE or two-level legacy format (fewer
+    /// cases: the VMCB side is the long-mode sweep's).
+    /// </summary>
+    [TestCase(L1Paging.Pae)]
+    [TestCase(L1Paging.Legacy32)]
+    public void RandomVmcbsUnderA32BitL1EachEndInInvalidExitOrShutdown(L1Paging paging)
+    {
+        using var rig = new Rig(paging);
+        var counts = new int[4];
+        int cases = Cases / 10;
+        for (int i = 0; i < cases; i++)
+        {
+            counts[(int)RunCase(rig, CaseSeed(i))]++;
+        }
+
+        TestContext.Out.WriteLine($"{cases} cases: invalid {counts[0]}, reflected {counts[1]}, shutdown {counts[2]} (L1 overwritten by L2: {rig.L1Overwritten}), bound {counts[3]}; npf exits {rig.Nested.Stats.Exits().Where(e => e.Code == SvmExit.Npf).Sum(e => (long)e.Count)}");
+        Assert.That(counts[(int)VmrunOutcome.Reflected], Is.GreaterThan(cases / 5));
+        Assert.That(counts[(int)VmrunOutcome.Bound], Is.LessThan(cases / 50));
     }
 
     /// <summary>
