@@ -8,10 +8,17 @@ public interface IPermissionMapReader
     bool ReadByte(ulong address, out byte value);
 }
 
-/// <summary>Reads the maps the way the vCPU's hypervisor sees its memory (<see cref="Cpu.Cpu.ReadHostPhysicalByte"/>).</summary>
-public readonly struct HostPhysicalReader(Cpu.Cpu cpu) : IPermissionMapReader
+/// <summary>
+/// Reads the maps of the current VMCB, which L0 keeps in host memory (vmcb01's, and vmcb02's merged ones): the
+/// address is a host address, as a VMCB holds host-physical addresses. Address 0 (no map) reads as "intercepted".
+/// </summary>
+public readonly unsafe struct HostMemoryReader : IPermissionMapReader
 {
-    public bool ReadByte(ulong address, out byte value) => cpu.ReadHostPhysicalByte(address, out value);
+    public bool ReadByte(ulong address, out byte value)
+    {
+        value = address == 0 ? (byte)0 : *(byte*)address;
+        return address != 0;
+    }
 }
 
 /// <summary>
@@ -101,7 +108,7 @@ public static class PermissionMaps
             return ExecStatus.Continue;
         }
 
-        var reader = new HostPhysicalReader(c);
+        var reader = default(HostMemoryReader);
         if (!IoIntercepted(ref reader, c.Intercepts.IopmBase, port, size))
         {
             return ExecStatus.Continue;
@@ -118,7 +125,7 @@ public static class PermissionMaps
             return ExecStatus.Continue;
         }
 
-        var reader = new HostPhysicalReader(c);
+        var reader = default(HostMemoryReader);
         return MsrIntercepted(ref reader, c.Intercepts.MsrpmBase, msr, write)
             ? c.InterceptExit(SvmExit.Msr, write ? 1UL : 0UL)
             : ExecStatus.Continue;
