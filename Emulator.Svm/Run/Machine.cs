@@ -165,6 +165,9 @@ public sealed class Machine : IDisposable
 
         foreach (var apic in Platform.Apics)
         {
+            // L0's LAPIC emulation limits periodic timers to KVM's min_timer_period_us (200 µs).
+            apic.MinPeriodCycles = KvmMinTimerPeriodCycles;
+
             // KVM inhibits APICv the first time the guest renumbers or moves an APIC.
             apic.LayoutChanged = (_, change) => Memory.Mmu?.SetApicvInhibit(
                 change == ApicLayoutChange.IdModified ? ApicvInhibit.ApicIdModified : ApicvInhibit.ApicBaseModified, true);
@@ -264,6 +267,9 @@ public sealed class Machine : IDisposable
     public Cpu Cpu => Cpus[0];
 
     public PcPlatform Platform { get; }
+
+    /// <summary>KVM's default min_timer_period_us (200 µs) in cycles of the guest clock.</summary>
+    public const ulong KvmMinTimerPeriodCycles = GuestClock.CyclesPerSecond / 5_000;
 
     /// <summary>L0 per vCPU (index = vCPU): vmcb01, the exit-handler table and nested SVM.</summary>
     public IReadOnlyList<L0Svm> L0 { get; }

@@ -15,12 +15,12 @@ namespace Emulator.Tests.Svm.Nested;
 /// </summary>
 public sealed unsafe class NestedSvmTests
 {
-    private const ulong Vmcb = 0x400000;
+    internal const ulong Vmcb = 0x400000;
     private const ulong L2Code = 0x180000;
     private const ulong L2Stack = 0x70000;
 
     /// <summary>L1: set EFER.SVME, VMRUN the VMCB at <see cref="Vmcb"/>, then HLT.</summary>
-    private static TestGuest L1()
+    internal static TestGuest L1()
     {
         var g = TestGuest.Long64(a =>
         {
@@ -37,10 +37,10 @@ public sealed unsafe class NestedSvmTests
         return g;
     }
 
-    private static VmcbView View(TestGuest g) => new(g.Mem.HostPointer(g.Mem.RamOffset(Vmcb)));
+    internal static VmcbView View(TestGuest g) => new(g.Mem.HostPointer(g.Mem.RamOffset(Vmcb)));
 
     /// <summary>A VMCB that runs <paramref name="l2"/> in L1's own long mode, intercepting VMRUN and VMMCALL.</summary>
-    private static VmcbView Prepare(TestGuest g, Action<Assembler> l2)
+    internal static VmcbView Prepare(TestGuest g, Action<Assembler> l2)
     {
         g.Load(TestGuest.Assemble(64, l2, L2Code), L2Code);
         VmcbView v = View(g);

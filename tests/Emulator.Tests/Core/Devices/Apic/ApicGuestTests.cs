@@ -151,7 +151,7 @@ public sealed class ApicGuestTests
         {
             ApicWrite(a, ApicReg.TimerDivide, 0x1); // ÷4
             ApicWrite(a, ApicReg.LvtTimer, 0x2_0041); // periodic
-            ApicWrite(a, ApicReg.TimerInitial, 12_345);
+            ApicWrite(a, ApicReg.TimerInitial, 123_457); // × 4: above L0's 200 µs limit
             WaitForCount(a, PeriodicIntervals + 1);
             ApicWrite(a, ApicReg.LvtTimer, 0x1_0041);
             ApicWrite(a, ApicReg.TimerInitial, 0);
@@ -173,7 +173,7 @@ public sealed class ApicGuestTests
         for (int i = 2; i <= n; i++)
         {
             ulong interval = Q(m, Stamps + (i * 8)) - Q(m, Stamps + ((i - 1) * 8));
-            Assert.That(interval, Is.EqualTo(12_345UL * 4), $"interval {i}");
+            Assert.That(interval, Is.EqualTo(123_457UL * 4), $"interval {i}");
         }
     }
 
