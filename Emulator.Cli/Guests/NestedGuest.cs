@@ -257,7 +257,7 @@ public sealed class NestedWorkload : IDisposable
         Machine = new Machine(new MachineOptions { MemorySize = NestedGuest.MemorySize, CpuFeatures = ["+svm", "+npt", "+nrip_save"], Costs = costs });
         try
         {
-            _svm = (NestedSvm)Machine.Cpu.Svm!;
+            _svm = ((L0Svm)Machine.Cpu.Svm!).Nested;
             NestedGuest.Install(Machine.Cpu, name);
 
             // Warm up (decode, the first faults, the shadow root), then align to a VMRUN and learn the pass length.

@@ -71,7 +71,7 @@ public sealed partial class Cpu
         uint interrupted = 0, interruptedError = 0;
         while (true)
         {
-            if (GuestMode && TryInterceptException(vector, kind, error, hasError, restartRip, interrupted, interruptedError))
+            if (TryInterceptException(vector, kind, error, hasError, restartRip, interrupted, interruptedError))
             {
                 return;
             }
@@ -116,9 +116,10 @@ public sealed partial class Cpu
             if (first == Vector.DF && firstIsException)
             {
                 // A fault while delivering #DF: shutdown (triple fault), or its intercept's #VMEXIT.
-                if (GuestMode && Intercepted(Emulator.Core.Svm.SvmIntercept.Shutdown))
+                // L0 handles its own SHUTDOWN exit by letting the triple fault end the run (KVM_EXIT_SHUTDOWN).
+                if (Intercepted(Emulator.Core.Svm.SvmIntercept.Shutdown)
+                    && Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Shutdown, 0, 0) != ExecStatus.Continue)
                 {
-                    Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Shutdown, 0, 0);
                     return;
                 }
 

@@ -235,10 +235,13 @@ public sealed unsafe partial class Cpu
 
         if (Intercepted(Emulator.Core.Svm.SvmIntercept.Nmi))
         {
-            // L1 intercepts NMI: it stays pending for L1 (APM vol. 2 §15.9.2; GIF is clear after the exit).
+            // A reflected NMI exit leaves it pending for L1 (APM vol. 2 §15.9.2; GIF is clear after the exit); one L0
+            // handles (its own vmcb01 intercept) goes on to the delivery below.
             Halted = false;
-            Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Nmi, 0, 0);
-            return true;
+            if (Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Nmi, 0, 0) != ExecStatus.Continue)
+            {
+                return true;
+            }
         }
 
         // NMI: ahead of maskable interrupts, not subject to IF; blocked until the next IRET (APM vol. 2 §8.2.3).
@@ -279,10 +282,10 @@ public sealed unsafe partial class Cpu
         }
 
         Halted = false;
-        if (Intercepted(Emulator.Core.Svm.SvmIntercept.Intr))
+        // Reflected, the interrupt stays pending in the controller and is L1's once it sets GIF and IF; handled by
+        // L0 (vmcb01's INTR intercept), it is delivered below, as KVM injects it on the next VMRUN.
+        if (Intercepted(Emulator.Core.Svm.SvmIntercept.Intr) && Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Intr, 0, 0) != ExecStatus.Continue)
         {
-            // The interrupt stays pending in the controller and is L1's once it sets GIF and IF.
-            Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Intr, 0, 0);
             return true;
         }
 

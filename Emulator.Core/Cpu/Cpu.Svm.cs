@@ -22,9 +22,13 @@ public abstract class SvmUnit
     public abstract int VmloadVmsave(Cpu cpu, ulong vmcbPa, bool save);
 
     /// <summary>
-    /// #VMEXIT from guest mode with <paramref name="exitCode"/>: the guest's state and the exit information go to
-    /// its VMCB and the host continues after its VMRUN. Returns an <see cref="ExecStatus"/> for the handler that
-    /// intercepted (EndBlock: the vCPU's RIP and NextRip are the host's).
+    /// #VMEXIT with <paramref name="exitCode"/> from the code running under the current VMCB (L1 under L0's
+    /// vmcb01, or L2 under vmcb02). The hypervisor either reflects it to L1 (L2's state and the exit information
+    /// go to vmcb12 and L1 continues after its VMRUN: EndBlock) or handles it itself and enters the guest again.
+    /// Returns an <see cref="ExecStatus"/> for the gate that intercepted: <see cref="ExecStatus.Continue"/> means
+    /// the hypervisor emulates the instruction or event with the CPU's own implementation (the gate goes on as if
+    /// nothing intercepted, as KVM's handlers re-run the instruction's semantics); anything else ends the instruction
+    /// (EndBlock: it completed and RIP is NextRip; Fault: an exception is pending).
     /// </summary>
     public abstract int Exit(Cpu cpu, ulong exitCode, ulong exitInfo1, ulong exitInfo2);
 }
@@ -32,7 +36,10 @@ public abstract class SvmUnit
 /// <summary>SVM state of the vCPU (APM vol. 2 ch. 15) and the intercept gate.</summary>
 public sealed unsafe partial class Cpu
 {
-    /// <summary>The world-switch unit; null when SVM is not reported (the SVM instructions then raise #UD).</summary>
+    /// <summary>
+    /// The world-switch unit: L0, which the machine installs on every vCPU (the SVM instructions still raise #UD
+    /// unless SVM is reported). Null for a bare CPU, which has no intercepts and runs everything directly.
+    /// </summary>
     public SvmUnit? Svm;
 
     /// <summary>True while the vCPU runs a guest that its software started with VMRUN (L2 for an L1 hypervisor).</summary>
@@ -41,7 +48,10 @@ public sealed unsafe partial class Cpu
     /// <summary>Global interrupt flag (APM vol. 2 §15.17): clear, it holds INTR, NMI, SMI and INIT pending.</summary>
     public bool Gif = true;
 
-    /// <summary>The running guest's intercepts (zero outside guest mode).</summary>
+    /// <summary>
+    /// The intercepts of the VMCB the vCPU runs under now: L0's vmcb01 while L1 runs, the merged vmcb02 (vmcb01's
+    /// and vmcb12's) while L2 runs; empty for a bare CPU. The permission-map addresses in it are host addresses.
+    /// </summary>
     public InterceptVector Intercepts;
 
     /// <summary>
@@ -99,10 +109,14 @@ public sealed unsafe partial class Cpu
         if (Intercepted(SvmIntercept.Smi))
         {
             Halted = false;
-            Svm!.Exit(this, SvmExit.Smi, 0, 0);
-            return true;
+            if (Svm!.Exit(this, SvmExit.Smi, 0, 0) != ExecStatus.Continue)
+            {
+                // Reflected to L1: the SMI stays pending for L1's side, where L0's own intercept takes it.
+                return true;
+            }
         }
 
+        // Not intercepted, or L0's exit (vmcb01 intercepts SMI, as KVM's does): dropped, standing for SMM.
         Requests &= ~VcpuRequest.Smi;
         return false;
     }
@@ -111,16 +125,19 @@ public sealed unsafe partial class Cpu
     public const uint VIntCtlMasking = 1 << 24, VIntCtlGifEnable = 1 << 25;
     public const int VIntCtlPrioShift = 16;
 
-    /// <summary>True when the running guest's hypervisor intercepts misc intercept <paramref name="bit"/> (<see cref="SvmIntercept"/>).</summary>
+    /// <summary>True when the current VMCB intercepts misc intercept <paramref name="bit"/> (<see cref="SvmIntercept"/>): one bit test.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Intercepted(int bit) => GuestMode && Intercepts.Has(bit);
+    public bool Intercepted(int bit) => Intercepts.Has(bit);
 
-    /// <summary>#VMEXIT for an intercepted instruction (RIP at the instruction, NextRip after it).</summary>
+    /// <summary>
+    /// #VMEXIT for an intercepted instruction (RIP at the instruction, NextRip after it). Continue: the hypervisor
+    /// lets the instruction run (see <see cref="SvmUnit.Exit"/>).
+    /// </summary>
     public int InterceptExit(ulong exitCode, ulong exitInfo1 = 0, ulong exitInfo2 = 0) => Svm!.Exit(this, exitCode, exitInfo1, exitInfo2);
 
     /// <summary>True when an exception on <paramref name="vector"/> exits instead of being delivered.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool ExceptionIntercepted(int vector) => GuestMode && ((Intercepts.Exceptions >> vector) & 1) != 0;
+    public bool ExceptionIntercepted(int vector) => ((Intercepts.Exceptions >> vector) & 1) != 0;
 
     /// <summary>GIF as the running code sees it: V_GIF when a guest runs with VGIF enabled.</summary>
     public bool EffectiveGif => GuestMode && (VIntCtl & VIntCtlGifEnable) != 0 ? (VIntCtl & VIntCtlGif) != 0 : Gif;
@@ -175,9 +192,8 @@ public sealed unsafe partial class Cpu
         }
 
         Halted = false;
-        if (Intercepted(SvmIntercept.Vintr))
+        if (Intercepted(SvmIntercept.Vintr) && Svm!.Exit(this, SvmExit.Vintr, 0, 0) != ExecStatus.Continue)
         {
-            Svm!.Exit(this, SvmExit.Vintr, 0, 0);
             return true;
         }
 
@@ -207,10 +223,12 @@ public sealed unsafe partial class Cpu
     }
 
     /// <summary>
-    /// In guest mode, an exception (vectors 0–31, including INT3/INTO/INT1 as #BP/#OF/#DB) whose bit is set in the
+    /// An exception (vectors 0–31, including INT3/INTO/INT1 as #BP/#OF/#DB) whose bit is set in the current VMCB's
     /// exception intercepts exits with code 0x40 + vector instead of being delivered (APM vol. 2 §15.12): EXITINFO1
     /// is the error code, EXITINFO2 the faulting address for #PF. A software exception exits with RIP at its
-    /// instruction and nRIP after it. INT n is not an exception (its intercept is SWINT, in its handler).
+    /// instruction and nRIP after it. INT n is not an exception (its intercept is SWINT, in its handler). False also
+    /// when the hypervisor handled the exit by re-injecting the exception (KVM's handlers for #AC, #MC and a #UD that
+    /// is no VMCALL): it is then delivered as if not intercepted.
     /// </summary>
     private bool TryInterceptException(int vector, EventKind kind, uint error, bool hasError, ulong softwareRip, uint interrupted, uint interruptedError)
     {
@@ -219,6 +237,7 @@ public sealed unsafe partial class Cpu
             return false;
         }
 
+        ulong rip = Rip, nextRip = NextRip;
         if (softwareRip != NoSoftwareEvent && kind is EventKind.SoftwareException or EventKind.PrivilegedSoftware)
         {
             NextRip = Rip;
@@ -228,20 +247,16 @@ public sealed unsafe partial class Cpu
         ExitIntInfo = interrupted;
         ExitIntInfoError = interruptedError;
         PendingVector = -1;
-        Svm!.Exit(this, SvmExit.Exception0 + (ulong)vector, hasError ? error : 0, vector == Vector.PF ? PendingFaultAddress : 0);
-        return true;
-    }
+        if (Svm!.Exit(this, SvmExit.Exception0 + (ulong)vector, hasError ? error : 0, vector == Vector.PF ? PendingFaultAddress : 0) != ExecStatus.Continue)
+        {
+            return true;
+        }
 
-    /// <summary>
-    /// Reads a byte of the running guest's hypervisor's physical memory (for L2: an L1 guest-physical address, as
-    /// the permission maps are), the way L0 reads L1's memory (<see cref="PhysicalMemory.RamPointer"/>), never
-    /// through L2's view. False when nothing backs the address (KVM then reflects the exit, as if the bit were set).
-    /// </summary>
-    public bool ReadHostPhysicalByte(ulong gpa, out byte value)
-    {
-        byte* p = Phys.RamPointer(gpa, 1);
-        value = p == null ? (byte)0 : *p;
-        return p != null;
+        // Re-injected: delivered through the guest's IDT as it would have been without the intercept.
+        Rip = rip;
+        NextRip = nextRip;
+        ExitIntInfo = ExitIntInfoError = 0;
+        return false;
     }
 
     /// <summary>
@@ -251,7 +266,7 @@ public sealed unsafe partial class Cpu
     /// </summary>
     public int SvmInstructionChecks()
     {
-        if (Svm == null || (Efer & EferBits.SVME) == 0 || (Cr0 & Cr0Bits.PG) == 0 || Mode == CpuMode.Virtual8086)
+        if (Svm == null || !Features.Has(CpuFeature.Svm) || (Efer & EferBits.SVME) == 0 || (Cr0 & Cr0Bits.PG) == 0 || Mode == CpuMode.Virtual8086)
         {
             return RaiseUD();
         }

@@ -1,3 +1,4 @@
+using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
 using Emulator.Core.Svm;
 using Emulator.Core.Timing;
@@ -15,24 +16,26 @@ public static unsafe partial class Exec
     }
 
     /// <summary>
-    /// VMMCALL (APM vol. 3 "VMMCALL"): exits to the hypervisor when it intercepts the instruction, which L0 always
-    /// does for L1; otherwise #UD.
+    /// VMMCALL (APM vol. 3 "VMMCALL"): exits to the hypervisor when the current VMCB intercepts it, which L0's vmcb01
+    /// always does for L1 (its hypercalls); otherwise #UD.
     /// </summary>
     public static int Vmmcall(Cpu.Cpu c, ref DecodedOp op)
     {
-        if (c.GuestMode)
+        if (c.Intercepted(SvmIntercept.Vmmcall))
         {
-            // L2's VMMCALL goes to L1 when vmcb12 intercepts it; L0 does not serve hypercalls of a nested guest, so
-            // otherwise it is the architectural #UD (APM vol. 3 "VMMCALL").
-            return c.Intercepted(SvmIntercept.Vmmcall) ? c.InterceptExit(SvmExit.Vmmcall) : c.RaiseUD();
+            int exit = c.InterceptExit(SvmExit.Vmmcall);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
-        return c.VmmcallExit is { } exit ? exit(c) : c.RaiseUD();
+        return c.RaiseUD();
     }
 
     /// <summary>
-    /// VMCALL is a VMX instruction; an AMD processor raises #UD for it. When L0 intercepts #UD it sees the
-    /// VMCALL and may complete it instead of reflecting the #UD.
+    /// VMCALL is a VMX instruction; an AMD processor raises #UD for it. L0 intercepts #UD (vmcb01), sees the VMCALL
+    /// and completes it instead of re-injecting the #UD.
     /// </summary>
-    public static int Vmcall(Cpu.Cpu c, ref DecodedOp op) => c.VmcallUdExit is { } exit ? exit(c) : c.RaiseUD();
+    public static int Vmcall(Cpu.Cpu c, ref DecodedOp op) => c.RaiseUD();
 }

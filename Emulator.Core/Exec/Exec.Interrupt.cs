@@ -43,7 +43,11 @@ public static unsafe partial class Exec
         // carry the vector only with decode assists, which are not reported.
         if (c.Intercepted(SvmIntercept.Swint))
         {
-            return c.InterceptExit(SvmExit.Swint);
+            int exit = c.InterceptExit(SvmExit.Swint);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         if (c.Mode == CpuMode.Virtual8086)
@@ -155,7 +159,11 @@ public static unsafe partial class Exec
     {
         if (c.Intercepted(SvmIntercept.Icebp))
         {
-            return c.InterceptExit(SvmExit.Icebp);
+            int exit = c.InterceptExit(SvmExit.Icebp);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         c.SoftwareEventRip = c.Rip;
@@ -230,7 +238,11 @@ public static unsafe partial class Exec
         // The IRET intercept (APM vol. 2 §15.9) comes before IRET does anything, NMI unblocking included.
         if (c.Intercepted(SvmIntercept.Iret))
         {
-            return c.InterceptExit(SvmExit.Iret);
+            int exit = c.InterceptExit(SvmExit.Iret);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         int size = op.Code switch { Code.Iretw => 2, Code.Iretd => 4, _ => 8 };

@@ -74,14 +74,35 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
-        return c.Intercepted(SvmIntercept.Hlt) ? c.InterceptExit(SvmExit.Hlt) : ExecStatus.Halt;
+        if (c.Intercepted(SvmIntercept.Hlt))
+        {
+            int exit = c.InterceptExit(SvmExit.Hlt);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
+        }
+
+        return ExecStatus.Halt;
     }
 
     /// <summary>
     /// RSM: there is no system-management mode, so the processor is never in SMM and RSM is #UD (APM vol. 3
     /// "RSM") — but a hypervisor that intercepts RSM sees it first (APM vol. 2 §15.9: the RSM intercept).
     /// </summary>
-    public static int Rsm(Cpu.Cpu c, ref DecodedOp op) => c.Intercepted(SvmIntercept.Rsm) ? c.InterceptExit(SvmExit.Rsm) : c.RaiseUD();
+    public static int Rsm(Cpu.Cpu c, ref DecodedOp op)
+    {
+        if (c.Intercepted(SvmIntercept.Rsm))
+        {
+            int exit = c.InterceptExit(SvmExit.Rsm);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
+        }
+
+        return c.RaiseUD();
+    }
 
     public static int Nop(Cpu.Cpu c, ref DecodedOp op) => ExecStatus.Continue;
 
@@ -93,7 +114,11 @@ public static unsafe partial class Exec
     {
         if (c.Intercepted(SvmIntercept.Pause) && PauseFilterExpired(c))
         {
-            return c.InterceptExit(SvmExit.Pause);
+            int exit = c.InterceptExit(SvmExit.Pause);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         if (c.YieldOnPause)

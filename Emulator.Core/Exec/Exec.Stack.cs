@@ -257,7 +257,11 @@ public static unsafe partial class Exec
         // After the virtual-8086 #GP, before the stack write (APM vol. 2 §15.9).
         if (c.Intercepted(SvmIntercept.Pushf))
         {
-            return c.InterceptExit(SvmExit.Pushf);
+            int exit = c.InterceptExit(SvmExit.Pushf);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         return c.Push(f, size) ? ExecStatus.Continue : ExecStatus.Fault;
@@ -278,7 +282,16 @@ public static unsafe partial class Exec
         if (c.Intercepted(SvmIntercept.Popf))
         {
             bool v86Fault = c.Mode == CpuMode.Virtual8086 && Iopl(c) != 3 && ((c.Cr4 & Cr4Bits.VME) == 0 || size != 2);
-            return v86Fault ? c.RaiseGP(0) : c.InterceptExit(SvmExit.Popf);
+            if (v86Fault)
+            {
+                return c.RaiseGP(0);
+            }
+
+            int exit = c.InterceptExit(SvmExit.Popf);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         if (!c.PeekStack(0, size, out ulong popped))

@@ -49,10 +49,15 @@ public static unsafe partial class Exec
             return st;
         }
 
-        // VMRUN in guest mode always exits: its intercept bit must be set for VMRUN to have succeeded.
-        if (c.GuestMode)
+        // L0 intercepts L1's VMRUN (vmcb01) and emulates it below; in guest mode VMRUN always exits: vmcb12's
+        // intercept bit must be set for VMRUN to have succeeded.
+        if (c.GuestMode || c.Intercepted(SvmIntercept.Vmrun))
         {
-            return c.InterceptExit(SvmExit.Vmrun);
+            int exit = c.InterceptExit(SvmExit.Vmrun);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         ulong pa = VmcbAddress(c, ref op);
@@ -73,7 +78,11 @@ public static unsafe partial class Exec
 
         if (c.Intercepted(save ? SvmIntercept.Vmsave : SvmIntercept.Vmload))
         {
-            return c.InterceptExit(save ? SvmExit.Vmsave : SvmExit.Vmload);
+            int exit = c.InterceptExit(save ? SvmExit.Vmsave : SvmExit.Vmload);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         ulong pa = VmcbAddress(c, ref op);
@@ -94,7 +103,11 @@ public static unsafe partial class Exec
 
         if (c.Intercepted(value ? SvmIntercept.Stgi : SvmIntercept.Clgi))
         {
-            return c.InterceptExit(value ? SvmExit.Stgi : SvmExit.Clgi);
+            int exit = c.InterceptExit(value ? SvmExit.Stgi : SvmExit.Clgi);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         c.SetGif(value);
@@ -115,7 +128,11 @@ public static unsafe partial class Exec
 
         if (c.Intercepted(SvmIntercept.Invlpga))
         {
-            return c.InterceptExit(SvmExit.Invlpga);
+            int exit = c.InterceptExit(SvmExit.Invlpga);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         c.InvalidateTranslation(VmcbAddress(c, ref op));

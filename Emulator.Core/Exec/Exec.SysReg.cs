@@ -78,7 +78,11 @@ public static unsafe partial class Exec
 
         if (CrIntercepted(c, op.R1, write: false))
         {
-            return c.InterceptExit(SvmExit.CrRead0 + (ulong)op.R1);
+            int exit = c.InterceptExit(SvmExit.CrRead0 + (ulong)op.R1);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         c.SetReg(op.R0, op.OpSize, v);
@@ -102,12 +106,20 @@ public static unsafe partial class Exec
         ulong v = c.GetReg(op.R1, op.OpSize);
         if (CrIntercepted(c, cr, write: true))
         {
-            return c.InterceptExit(SvmExit.CrWrite0 + (ulong)cr);
+            int exit = c.InterceptExit(SvmExit.CrWrite0 + (ulong)cr);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         if (cr == 0 && Cr0SelectiveExit(c, v))
         {
-            return c.InterceptExit(SvmExit.Cr0SelectiveWrite);
+            int exit = c.InterceptExit(SvmExit.Cr0SelectiveWrite);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         bool ok;
@@ -129,11 +141,11 @@ public static unsafe partial class Exec
     /// reported, so these exits carry EXITINFO1 0.
     /// </summary>
     private static bool CrIntercepted(Cpu.Cpu c, int cr, bool write) =>
-        c.GuestMode && ((c.Intercepts.Cr >> (cr + (write ? 16 : 0))) & 1) != 0;
+        ((c.Intercepts.Cr >> (cr + (write ? 16 : 0))) & 1) != 0;
 
     /// <summary>The DR intercept word, laid out as the CR one.</summary>
     private static bool DrIntercepted(Cpu.Cpu c, int dr, bool write) =>
-        c.GuestMode && ((c.Intercepts.Dr >> (dr + (write ? 16 : 0))) & 1) != 0;
+        ((c.Intercepts.Dr >> (dr + (write ? 16 : 0))) & 1) != 0;
 
     /// <summary>
     /// The selective CR0 write intercept (APM vol. 2 §15.9.1): a MOV CR0 or LMSW that would change any bit other
@@ -178,7 +190,11 @@ public static unsafe partial class Exec
         // After the general-detect #DB too: that is part of the access check, as KVM's emulation orders it.
         if (DrIntercepted(c, op.R1, write: false))
         {
-            return c.InterceptExit(SvmExit.DrRead0 + (ulong)op.R1);
+            int exit = c.InterceptExit(SvmExit.DrRead0 + (ulong)op.R1);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         c.SetReg(op.R0, op.OpSize, c.ReadDr(op.R1));
@@ -195,7 +211,11 @@ public static unsafe partial class Exec
 
         if (DrIntercepted(c, op.R0, write: true))
         {
-            return c.InterceptExit(SvmExit.DrWrite0 + (ulong)op.R0);
+            int exit = c.InterceptExit(SvmExit.DrWrite0 + (ulong)op.R0);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         ulong oldDr7 = c.Dr7;
@@ -219,7 +239,11 @@ public static unsafe partial class Exec
         // A CR0 write for the CR0 write intercept; it changes only TS, so never a selective one.
         if (CrIntercepted(c, 0, write: true))
         {
-            return c.InterceptExit(SvmExit.CrWrite0);
+            int exit = c.InterceptExit(SvmExit.CrWrite0);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         c.Cr0 &= ~Cr0Bits.TS;
@@ -237,7 +261,11 @@ public static unsafe partial class Exec
         // The CR0 write intercept comes before the operand is read (a memory exception).
         if (CrIntercepted(c, 0, write: true))
         {
-            return c.InterceptExit(SvmExit.CrWrite0);
+            int exit = c.InterceptExit(SvmExit.CrWrite0);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         if (!ReadOp0(c, ref op, out ulong v))
@@ -251,7 +279,11 @@ public static unsafe partial class Exec
         // processor exits for an LMSW that only sets MP, which kvm-unit-tests "sel cr0 lmsw intercept" checks).
         if (c.Intercepted(SvmIntercept.Cr0SelectiveWrite) && cr0 != c.Cr0)
         {
-            return c.InterceptExit(SvmExit.Cr0SelectiveWrite);
+            int exit = c.InterceptExit(SvmExit.Cr0SelectiveWrite);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         return c.WriteCr0(cr0) ? ExecStatus.EndBlock : c.RaiseGP(0);
@@ -268,7 +300,11 @@ public static unsafe partial class Exec
         // SMSW reads CR0 (APM vol. 2 §15.9): the CR0 read intercept.
         if (CrIntercepted(c, 0, write: false))
         {
-            return c.InterceptExit(SvmExit.CrRead0);
+            int exit = c.InterceptExit(SvmExit.CrRead0);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         return WriteOp0(c, ref op, c.Cr0) ? ExecStatus.Continue : ExecStatus.Fault;
@@ -322,7 +358,11 @@ public static unsafe partial class Exec
     {
         if (c.Intercepted(SvmIntercept.Cpuid))
         {
-            return c.InterceptExit(SvmExit.Cpuid);
+            int exit = c.InterceptExit(SvmExit.Cpuid);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         c.Cpuid((uint)c.Gpr[Reg.RAX], (uint)c.Gpr[Reg.RCX], out uint a, out uint b, out uint cx, out uint d);
@@ -346,7 +386,11 @@ public static unsafe partial class Exec
 
         if (c.Intercepted(SvmIntercept.Rdtsc))
         {
-            return c.InterceptExit(SvmExit.Rdtsc);
+            int exit = c.InterceptExit(SvmExit.Rdtsc);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         ulong t = Tsc(c);
@@ -371,7 +415,11 @@ public static unsafe partial class Exec
         // Only a reported RDTSCP gets here: an unreported one is #UD above, before any intercept.
         if (c.Intercepted(SvmIntercept.Rdtscp))
         {
-            return c.InterceptExit(SvmExit.Rdtscp);
+            int exit = c.InterceptExit(SvmExit.Rdtscp);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         ulong t = Tsc(c);
@@ -407,7 +455,11 @@ public static unsafe partial class Exec
         // The counter number is an operand value: its #GP comes after the intercept.
         if (c.Intercepted(SvmIntercept.Rdpmc))
         {
-            return c.InterceptExit(SvmExit.Rdpmc);
+            int exit = c.InterceptExit(SvmExit.Rdpmc);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         if ((uint)c.Gpr[Reg.RCX] > 3)
@@ -431,7 +483,11 @@ public static unsafe partial class Exec
         // EXITINFO1 would hold the linear address only with decode assists, which are not reported.
         if (c.Intercepted(SvmIntercept.Invlpg))
         {
-            return c.InterceptExit(SvmExit.Invlpg);
+            int exit = c.InterceptExit(SvmExit.Invlpg);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         ulong ea = c.Ea(ref op);
@@ -453,7 +509,11 @@ public static unsafe partial class Exec
         bool wbinvd = op.Code == Code.Wbinvd;
         if (c.Intercepted(wbinvd ? SvmIntercept.Wbinvd : SvmIntercept.Invd))
         {
-            return c.InterceptExit(wbinvd ? SvmExit.Wbinvd : SvmExit.Invd);
+            int exit = c.InterceptExit(wbinvd ? SvmExit.Wbinvd : SvmExit.Invd);
+            if (exit != ExecStatus.Continue)
+            {
+                return exit;
+            }
         }
 
         return ExecStatus.Continue;

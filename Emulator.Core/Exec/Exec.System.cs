@@ -122,7 +122,7 @@ public static unsafe partial class Exec
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int IoIntercept(Cpu.Cpu c, ushort port, int size, int addrSize, bool input, bool str, bool rep, int segment) =>
-        c.GuestMode ? PermissionMaps.IoGate(c, port, size, addrSize, input, str, rep, segment) : ExecStatus.Continue;
+        c.Intercepted(SvmIntercept.IoioProt) ? PermissionMaps.IoGate(c, port, size, addrSize, input, str, rep, segment) : ExecStatus.Continue;
 
     private static int DoIn(Cpu.Cpu c, ushort port, int size, int addrSize)
     {

@@ -8,10 +8,18 @@ public interface IPermissionMapReader
     bool ReadByte(ulong address, out byte value);
 }
 
-/// <summary>Reads the maps the way the vCPU's hypervisor sees its memory (<see cref="Cpu.Cpu.ReadHostPhysicalByte"/>).</summary>
-public readonly struct HostPhysicalReader(Cpu.Cpu cpu) : IPermissionMapReader
+/// <summary>
+/// Reads the maps of the current VMCB, which L0 keeps in host memory (vmcb01's, and vmcb02's merged ones): the
+/// address is a host address, as a VMCB holds host-physical addresses. The gates never read through a map base of
+/// 0 (no map: every access is intercepted).
+/// </summary>
+public readonly unsafe struct HostMemoryReader : IPermissionMapReader
 {
-    public bool ReadByte(ulong address, out byte value) => cpu.ReadHostPhysicalByte(address, out value);
+    public bool ReadByte(ulong address, out byte value)
+    {
+        value = *(byte*)address;
+        return true;
+    }
 }
 
 /// <summary>
@@ -101,8 +109,9 @@ public static class PermissionMaps
             return ExecStatus.Continue;
         }
 
-        var reader = new HostPhysicalReader(c);
-        if (!IoIntercepted(ref reader, c.Intercepts.IopmBase, port, size))
+        var reader = default(HostMemoryReader);
+        ulong iopm = c.Intercepts.IopmBase;
+        if (iopm != 0 && !IoIntercepted(ref reader, iopm, port, size))
         {
             return ExecStatus.Continue;
         }
@@ -118,8 +127,9 @@ public static class PermissionMaps
             return ExecStatus.Continue;
         }
 
-        var reader = new HostPhysicalReader(c);
-        return MsrIntercepted(ref reader, c.Intercepts.MsrpmBase, msr, write)
+        var reader = default(HostMemoryReader);
+        ulong msrpm = c.Intercepts.MsrpmBase;
+        return msrpm == 0 || MsrIntercepted(ref reader, msrpm, msr, write)
             ? c.InterceptExit(SvmExit.Msr, write ? 1UL : 0UL)
             : ExecStatus.Continue;
     }

@@ -39,16 +39,7 @@ public sealed class Hypercalls
         {
             _maxApicId = Math.Max(_maxApicId, apic.InitialApicId);
         }
-
-        Vmmcall = HandleVmmcall;
-        VmcallUd = HandleVmcallUd;
     }
-
-    /// <summary>The VMMCALL exit handler the machine installs on each vCPU (one delegate, built once).</summary>
-    public InterceptedInstruction Vmmcall { get; }
-
-    /// <summary>The #UD-intercept handler for VMCALL.</summary>
-    public InterceptedInstruction VmcallUd { get; }
 
     /// <summary>Hypercalls completed (KVM's per-vCPU <c>hypercalls</c> statistic, summed).</summary>
     public ulong Count { get; private set; }
@@ -56,7 +47,10 @@ public sealed class Hypercalls
     /// <summary>VMCALLs rewritten into VMMCALL by the #UD intercept.</summary>
     public ulong Patched { get; private set; }
 
-    private int HandleVmmcall(Cpu cpu)
+    /// <summary>
+    /// L0's VMMCALL exit handler (<see cref="Run.L0Svm"/>): makes the call; Continue, with RIP to move to NextRip.
+    /// </summary>
+    public int Vmmcall(Cpu cpu)
     {
         cpu.Cycles += cpu.Costs.HypervisorExit;
         Count++;
@@ -81,7 +75,11 @@ public sealed class Hypercalls
         return ExecStatus.Continue;
     }
 
-    private int HandleVmcallUd(Cpu cpu)
+    /// <summary>
+    /// L0's #UD exit handler for a VMCALL at RIP: rewrites it into VMMCALL; EndBlock with NextRip = RIP, so the
+    /// guest executes it again; Fault when the rewrite faults.
+    /// </summary>
+    public int VmcallUd(Cpu cpu)
     {
         cpu.Cycles += cpu.Costs.HypervisorExit + cpu.Costs.InstructionEmulation;
         Patched++;

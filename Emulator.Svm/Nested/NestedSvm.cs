@@ -9,15 +9,29 @@ namespace Emulator.Svm.Nested;
 /// <summary>Counters of one vCPU's nested SVM (<c>--stats</c>: svm.*).</summary>
 public sealed class SvmStats
 {
-    /// <summary>Exit-code slots: 0x000–0x0FF directly, then NPF, the AVIC exits and VMEXIT_INVALID.</summary>
-    private readonly ulong[] _exits = new ulong[0x104];
+    /// <summary>L2's exits reflected to L1, per exit code.</summary>
+    private readonly ExitCounts _exits = new();
 
     public ulong Vmrun;
     public ulong VmrunFailed;
     public ulong Reflected;
     public ulong Vmload, Vmsave;
 
-    internal void CountExit(ulong code) => _exits[Slot(code)]++;
+    internal void CountExit(ulong code) => _exits.Count(code);
+
+    /// <summary>(exit code, count) for every exit that happened, in code order.</summary>
+    public IEnumerable<(ulong Code, ulong Count)> Exits() => _exits.Nonzero();
+}
+
+/// <summary>Counts per exit code: 0x000–0x0FF directly, then NPF, the AVIC exits and VMEXIT_INVALID.</summary>
+public sealed class ExitCounts
+{
+    private readonly ulong[] _counts = new ulong[0x104];
+
+    internal void Count(ulong code) => _counts[Slot(code)]++;
+
+    /// <summary>The count of <paramref name="code"/>.</summary>
+    public ulong this[ulong code] => _counts[Slot(code)];
 
     private static int Slot(ulong code) => code switch
     {
@@ -29,32 +43,31 @@ public sealed class SvmStats
     };
 
     /// <summary>(exit code, count) for every exit that happened, in code order.</summary>
-    public IEnumerable<(ulong Code, ulong Count)> Exits()
+    public IEnumerable<(ulong Code, ulong Count)> Nonzero()
     {
-        for (int i = 0; i < _exits.Length; i++)
+        for (int i = 0; i < _counts.Length; i++)
         {
-            if (_exits[i] != 0)
+            if (_counts[i] != 0)
             {
                 ulong code = i < 0x100 ? (ulong)i : i switch { 0x100 => SvmExit.Npf, 0x101 => SvmExit.AvicIncompleteIpi, 0x102 => SvmExit.AvicNoAccel, _ => SvmExit.Invalid };
-                yield return (code, _exits[i]);
+                yield return (code, _counts[i]);
             }
         }
     }
 }
 
 /// <summary>
-/// L0's nested SVM for one vCPU (KVM's nested.c): L1's VMRUN is intercepted by L0, which checks L1's VMCB (vmcb12),
-/// keeps L1's state aside (vmcb01's save area in KVM; here a <see cref="CpuState"/>), and runs L2 with vmcb12's
-/// state and intercepts. An L2 event that vmcb12 intercepts is reflected to L1 as a #VMEXIT: L2's state and the
-/// exit information are written to vmcb12 and L1 resumes after its VMRUN with GIF clear.
-///
-/// The merged vmcb02 is modeled rather than built as a page: the interpreter's intercept gate tests vmcb12's
-/// intercepts (those are reflected), and the exits L0 adds for itself (interrupts, NPT faults, I/O and MSRs that L1
-/// passes through) are handled by L0's existing paths as for L1, charged the round-trip cost.
+/// L0's nested SVM for one vCPU (KVM's nested.c), owned by <see cref="Run.L0Svm"/>: L1's VMRUN exits to L0, which
+/// checks L1's VMCB (vmcb12), keeps L1's state aside (vmcb01's save area in KVM; here a <see cref="CpuState"/>), and
+/// runs L2 with vmcb12's state under vmcb02's intercepts (vmcb01's merged with vmcb12's, KVM's recalc_intercepts).
+/// An L2 exit that vmcb12 intercepts (<see cref="L1Intercepts"/>) is reflected to L1 as a #VMEXIT: L2's state and
+/// the exit information are written to vmcb12 and L1 resumes after its VMRUN with GIF clear, under vmcb01 again.
+/// The other L2 exits are L0's (its exit-handler table).
 /// </summary>
-public sealed unsafe class NestedSvm : SvmUnit
+public sealed unsafe class NestedSvm
 {
     private readonly PhysicalMemory _memory;
+    private readonly Run.Vmcb01 _vmcb01;
     private CpuState _l1;
     private ulong _vmcb12;
     private bool _nestedPaging;
@@ -63,7 +76,14 @@ public sealed unsafe class NestedSvm : SvmUnit
     private bool _lbrVirtualized;
     private ulong _l1DebugCtl, _l1BranchFrom, _l1BranchTo, _l1ExceptionFrom, _l1ExceptionTo;
 
-    public NestedSvm(PhysicalMemory memory) => _memory = memory;
+    /// <summary>vmcb12's own intercepts (map addresses are L1 guest-physical), kept for the reflect decision.</summary>
+    private InterceptVector _vmcb12Intercepts;
+
+    internal NestedSvm(PhysicalMemory memory, Run.Vmcb01 vmcb01)
+    {
+        _memory = memory;
+        _vmcb01 = vmcb01;
+    }
 
     public SvmStats Stats { get; } = new();
 
@@ -75,7 +95,8 @@ public sealed unsafe class NestedSvm : SvmUnit
     /// </summary>
     private VmcbView Map(ulong pa) => new(_memory.RamPointer(pa, 4096));
 
-    public override int Vmrun(Cpu cpu, ulong vmcbPa)
+    /// <summary>L1's VMRUN, which L0 emulates after its VMRUN exit (the exit charged the round trip).</summary>
+    internal int Vmrun(Cpu cpu, ulong vmcbPa)
     {
         VmcbView v = Map(vmcbPa);
         if (v.IsNull)
@@ -84,7 +105,7 @@ public sealed unsafe class NestedSvm : SvmUnit
             return cpu.RaiseGP();
         }
 
-        cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.HypervisorExit;
+        cpu.Cycles += cpu.Costs.HypervisorExit;
         Stats.Vmrun++;
         if (!VmrunChecks.Valid(cpu, v))
         {
@@ -133,16 +154,8 @@ public sealed unsafe class NestedSvm : SvmUnit
             g.Pat = v.U64(VmcbOffset.GPat);
         }
 
-        cpu.Intercepts = new InterceptVector
-        {
-            Cr = v.U32(VmcbOffset.InterceptCr),
-            Dr = v.U32(VmcbOffset.InterceptDr),
-            Exceptions = v.U32(VmcbOffset.InterceptExceptions),
-            Misc = v.U32(VmcbOffset.InterceptMisc1) | ((ulong)v.U32(VmcbOffset.InterceptMisc2) << 32),
-            Misc3 = v.U32(VmcbOffset.InterceptMisc3),
-            IopmBase = v.U64(VmcbOffset.IopmBasePa) & ~0xFFFUL,
-            MsrpmBase = v.U64(VmcbOffset.MsrpmBasePa) & ~0xFFFUL,
-        };
+        _vmcb12Intercepts = Run.Vmcb01.ReadIntercepts(v);
+        cpu.Intercepts = _vmcb01.MergeForL2(_vmcb12Intercepts, _memory);
         cpu.VIntCtl = v.U32(VmcbOffset.IntCtl);
         cpu.VIntVector = (byte)v.U32(VmcbOffset.IntVector);
         cpu.HostIf = (_l1.Rflags & Rflags.IF) != 0;
@@ -213,7 +226,34 @@ public sealed unsafe class NestedSvm : SvmUnit
 
     private static ulong CanonicalBase(ulong b) => (ulong)((long)(b << 16) >> 16);
 
-    public override int Exit(Cpu cpu, ulong exitCode, ulong exitInfo1, ulong exitInfo2)
+    /// <summary>
+    /// True when vmcb12 intercepts the L2 exit (KVM's nested_svm_exit_handled): its intercept bit, and for IOIO and
+    /// MSR exits also its I/O or MSR permission map (read in L1's memory; an unreadable byte counts as set). A nested
+    /// #NPF is always L1's: it comes from L1's nested tables.
+    /// </summary>
+    internal bool L1Intercepts(Cpu cpu, ulong exitCode, ulong exitInfo1)
+    {
+        ref readonly InterceptVector i = ref _vmcb12Intercepts;
+        var reader = new GuestRamReader(_memory);
+        return exitCode switch
+        {
+            < SvmExit.CrWrite0 => ((i.Cr >> (int)exitCode) & 1) != 0,
+            < SvmExit.DrRead0 => ((i.Cr >> (int)(exitCode - SvmExit.CrWrite0 + 16)) & 1) != 0,
+            < SvmExit.DrWrite0 => ((i.Dr >> (int)(exitCode - SvmExit.DrRead0)) & 1) != 0,
+            < SvmExit.Exception0 => ((i.Dr >> (int)(exitCode - SvmExit.DrWrite0 + 16)) & 1) != 0,
+            < SvmExit.Intr => ((i.Exceptions >> (int)(exitCode - SvmExit.Exception0)) & 1) != 0,
+            SvmExit.Ioio => i.Has(SvmIntercept.IoioProt)
+                && PermissionMaps.IoIntercepted(ref reader, i.IopmBase, (ushort)(exitInfo1 >> 16), (int)((exitInfo1 >> 4) & 7)),
+            SvmExit.Msr => i.Has(SvmIntercept.MsrProt)
+                && PermissionMaps.MsrIntercepted(ref reader, i.MsrpmBase, (uint)cpu.Gpr[Reg.RCX], exitInfo1 != 0),
+            <= SvmExit.Rdpru => i.Has((int)(exitCode - SvmExit.Intr)),
+            >= 0xA0 and < 0xC0 => ((i.Misc3 >> (int)(exitCode - 0xA0)) & 1) != 0,
+            _ => true,
+        };
+    }
+
+    /// <summary>Reflects an L2 exit that vmcb12 intercepts to L1 (the #VMEXIT L1 sees).</summary>
+    internal int Reflect(Cpu cpu, ulong exitCode, ulong exitInfo1, ulong exitInfo2)
     {
         VmcbView v = Map(_vmcb12);
         Stats.CountExit(exitCode);
@@ -274,7 +314,7 @@ public sealed unsafe class NestedSvm : SvmUnit
         h.Dr6 = cpu.Dr6;
         cpu.ExitIntInfo = cpu.ExitIntInfoError = 0;
         cpu.GuestMode = false;
-        cpu.Intercepts = default;
+        cpu.Intercepts = _vmcb01.Intercepts;
         cpu.VIntCtl = 0;
         cpu.Gif = false;
         cpu.TscOffset -= cpu.NestedTscOffset;
@@ -340,7 +380,8 @@ public sealed unsafe class NestedSvm : SvmUnit
         code is (< 0x40) or (>= SvmExit.Rdtsc and <= SvmExit.Invlpga) or SvmExit.Ioio or SvmExit.Msr
             or (>= SvmExit.Vmrun and <= SvmExit.Rdpru) or SvmExit.Cr0SelectiveWrite or (>= SvmExit.IdtrRead and <= SvmExit.TrWrite);
 
-    public override int VmloadVmsave(Cpu cpu, ulong vmcbPa, bool save)
+    /// <summary>VMLOAD/VMSAVE, which L0 emulates after their exit (the exit charged the round trip).</summary>
+    internal int VmloadVmsave(Cpu cpu, ulong vmcbPa, bool save)
     {
         VmcbView v = Map(vmcbPa);
         if (v.IsNull)
@@ -348,7 +389,7 @@ public sealed unsafe class NestedSvm : SvmUnit
             return cpu.RaiseGP();
         }
 
-        cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.HypervisorExit;
+        cpu.Cycles += cpu.Costs.HypervisorExit;
         if (save)
         {
             Stats.Vmsave++;
@@ -409,6 +450,17 @@ public sealed unsafe class NestedSvm : SvmUnit
             cpu.NpfEventVector = -1;
         }
 
-        Exit(cpu, SvmExit.Npf, cpu.NpfExitInfo1, cpu.NpfExitInfo2);
+        Reflect(cpu, SvmExit.Npf, cpu.NpfExitInfo1, cpu.NpfExitInfo2);
+    }
+}
+
+/// <summary>Reads a permission map of L1's (vmcb12's) in L1's guest-physical memory, as KVM reads it: RAM only.</summary>
+internal readonly unsafe struct GuestRamReader(PhysicalMemory memory) : IPermissionMapReader
+{
+    public bool ReadByte(ulong address, out byte value)
+    {
+        byte* p = memory.RamPointer(address, 1);
+        value = p == null ? (byte)0 : *p;
+        return p != null;
     }
 }

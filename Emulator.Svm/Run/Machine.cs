@@ -149,25 +149,25 @@ public sealed class Machine : IDisposable
         Platform = new PcPlatform(Memory, cpus, rtcBase);
         Hypercalls = new Hypercalls(Platform.Apics);
         KvmClock = new KvmClock(Memory, cpus, rtcBase);
-        foreach (var cpu in cpus)
+        var l0 = new L0Svm[cpus.Length];
+        for (int i = 0; i < cpus.Length; i++)
         {
-            // L1 runs under L0, which intercepts VMMCALL and #UD (for VMCALL) on every vCPU.
-            cpu.VmmcallExit = Hypercalls.Vmmcall;
-            cpu.VmcallUdExit = Hypercalls.VmcallUd;
+            // L1 runs under L0's vmcb01 on every vCPU: its intercepted instructions and events exit to L0's handler
+            // table (hypercalls, VMCALL through #UD, I/O, MSRs, CPUID, HLT, …), and with SVM reported L0 emulates
+            // L1's VMRUN, VMLOAD and VMSAVE and reflects L2's exits (KVM's nested.c).
+            var cpu = cpus[i];
             cpu.HypervisorLeaves = KvmClock.Leaves;
             cpu.ParavirtMsrs = KvmClock.Msrs;
-
-            // Nested SVM: L0 emulates L1's VMRUN, VMLOAD and VMSAVE and reflects L2's exits (KVM's nested.c).
-            if (cpu.Features.Has(CpuFeature.Svm))
-            {
-                var nested = new NestedSvm(Memory);
-                cpu.Svm = nested;
-                cpu.NestedPageFaultExit = nested.NestedPageFault;
-            }
+            l0[i] = new L0Svm(Memory, Hypercalls).Attach(cpu);
         }
+
+        L0 = l0;
 
         foreach (var apic in Platform.Apics)
         {
+            // L0's LAPIC emulation limits periodic timers to KVM's min_timer_period_us (200 µs).
+            apic.MinPeriodCycles = KvmMinTimerPeriodCycles;
+
             // KVM inhibits APICv the first time the guest renumbers or moves an APIC.
             apic.LayoutChanged = (_, change) => Memory.Mmu?.SetApicvInhibit(
                 change == ApicLayoutChange.IdModified ? ApicvInhibit.ApicIdModified : ApicvInhibit.ApicBaseModified, true);
@@ -252,6 +252,11 @@ public sealed class Machine : IDisposable
     {
         Memory.Dispose();
         _mmu.Dispose();
+        foreach (var l0 in L0 ?? [])
+        {
+            l0.Dispose();
+        }
+
         _hostMemory.Dispose();
     }
 
@@ -262,6 +267,12 @@ public sealed class Machine : IDisposable
     public Cpu Cpu => Cpus[0];
 
     public PcPlatform Platform { get; }
+
+    /// <summary>KVM's default min_timer_period_us (200 µs) in cycles of the guest clock.</summary>
+    public const ulong KvmMinTimerPeriodCycles = GuestClock.CyclesPerSecond / 5_000;
+
+    /// <summary>L0 per vCPU (index = vCPU): vmcb01, the exit-handler table and nested SVM.</summary>
+    public IReadOnlyList<L0Svm> L0 { get; }
 
     /// <summary>L0's hypercall exits (VMMCALL, and VMCALL through the #UD intercept).</summary>
     public Hypercalls Hypercalls { get; }
@@ -469,10 +480,7 @@ public sealed class Machine : IDisposable
             stats.Add(($"vcpu.{i}.halted", c.Halted || c.WaitingForSipi ? 1UL : 0UL));
         }
 
-        if (Cpus[0].Svm != null)
-        {
-            AddSvmStats(stats);
-        }
+        AddSvmStats(stats, Cpus[0].Features.Has(CpuFeature.Svm));
 
         if (Memory.Mmu is { } mmu)
         {
@@ -486,27 +494,28 @@ public sealed class Machine : IDisposable
         return stats;
     }
 
-    /// <summary>svm.*: L1's VMRUNs (failed ones too), VMLOAD/VMSAVE, and L2's exits reflected to L1 per exit code.</summary>
-    private void AddSvmStats(List<(string, ulong)> stats)
+    /// <summary>
+    /// svm.*: the exits L0 handled for L1 (svm.exits.l1.NAME, every machine), and with SVM reported L1's VMRUNs
+    /// (failed ones too), VMLOAD/VMSAVE, L2's exits reflected to L1 (svm.exits.l2.NAME) and L2's exits L0 handled
+    /// itself (svm.exits.l0.NAME), per exit code.
+    /// </summary>
+    private void AddSvmStats(List<(string, ulong)> stats, bool svm)
     {
-        ulong vmrun = 0, failed = 0, reflected = 0, vmload = 0, vmsave = 0;
-        var exits = new SortedDictionary<ulong, ulong>();
-        foreach (var cpu in Cpus)
+        AddExits(stats, "svm.exits.l1.", l => l.L1Exits.Nonzero());
+        if (!svm)
         {
-            if (cpu.Svm is not NestedSvm n)
-            {
-                continue;
-            }
+            return;
+        }
 
+        ulong vmrun = 0, failed = 0, reflected = 0, vmload = 0, vmsave = 0;
+        foreach (var l0 in L0)
+        {
+            var n = l0.Nested;
             vmrun += n.Stats.Vmrun;
             failed += n.Stats.VmrunFailed;
             reflected += n.Stats.Reflected;
             vmload += n.Stats.Vmload;
             vmsave += n.Stats.Vmsave;
-            foreach (var (code, count) in n.Stats.Exits())
-            {
-                exits[code] = exits.GetValueOrDefault(code) + count;
-            }
         }
 
         stats.Add(("svm.vmrun", vmrun));
@@ -514,9 +523,25 @@ public sealed class Machine : IDisposable
         stats.Add(("svm.vmload", vmload));
         stats.Add(("svm.vmsave", vmsave));
         stats.Add(("svm.nested.reflected", reflected));
-        foreach (var (code, count) in exits)
+        AddExits(stats, "svm.exits.l2.", l => l.Nested.Stats.Exits());
+        AddExits(stats, "svm.exits.l0.", l => l.L0Exits.Nonzero());
+    }
+
+    /// <summary>One counter per exit code that happened, summed over the vCPUs, in code order.</summary>
+    private void AddExits(List<(string, ulong)> stats, string prefix, Func<L0Svm, IEnumerable<(ulong Code, ulong Count)>> exits)
+    {
+        var byName = new SortedDictionary<ulong, ulong>();
+        foreach (var l0 in L0)
         {
-            stats.Add(($"svm.exits.l2.{SvmExit.Name(code)}", count));
+            foreach (var (code, count) in exits(l0))
+            {
+                byName[code] = byName.GetValueOrDefault(code) + count;
+            }
+        }
+
+        foreach (var (code, count) in byName)
+        {
+            stats.Add((prefix + SvmExit.Name(code), count));
         }
     }
 

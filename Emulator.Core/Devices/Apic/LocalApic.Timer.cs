@@ -23,6 +23,16 @@ public sealed partial class LocalApic
     /// <summary>Timer mode from LVT timer bits 18:17 (3 is reserved: the timer does not run).</summary>
     private int TimerMode => (int)((_lvt[LvtTimer] >> TimerModeShift) & 3);
 
+    /// <summary>
+    /// Shortest period of a periodic timer, in cycles; 0 (a bare LAPIC) for none. L0 sets KVM's limit
+    /// (min_timer_period_us, 200 µs): KVM's LAPIC emulation raises shorter periods to it, so a guest cannot make its
+    /// hypervisor spend all its time delivering timer interrupts (each costs it an exit).
+    /// </summary>
+    public ulong MinPeriodCycles { get; set; }
+
+    /// <summary>The period of the timer in its current mode: a periodic one is raised to <see cref="MinPeriodCycles"/>.</summary>
+    private ulong LimitedPeriod(ulong period) => TimerMode == TimerPeriodic ? Math.Max(period, MinPeriodCycles) : period;
+
     /// <summary>Cycles per timer count: divide configuration bits 3, 1:0 → 2, 4, 8, …, 128, 1.</summary>
     public uint TimerDivide => _timerDivide;
 
@@ -64,6 +74,7 @@ public sealed partial class LocalApic
             return;
         }
 
+        _timerPeriod = LimitedPeriod(_timerPeriod);
         _timerDeadline = _events.Now + _timerPeriod;
         _timerArmed = true;
         _timer.Schedule(_timerDeadline);
@@ -83,7 +94,7 @@ public sealed partial class LocalApic
         ulong now = _events.Now;
         ulong remaining = _timerDeadline > now ? _timerDeadline - now : 0;
         remaining = (ulong)((UInt128)remaining * _timerDivide / old);
-        _timerPeriod = (ulong)_timerInitial * _timerDivide;
+        _timerPeriod = LimitedPeriod((ulong)_timerInitial * _timerDivide);
         _timerDeadline = now + remaining;
         _timer.Schedule(_timerDeadline);
     }
@@ -160,6 +171,7 @@ public sealed partial class LocalApic
                 _tscDeadline = 0;
                 break;
             case TimerPeriodic when _timerArmed && _timerPeriod != 0:
+                _timerPeriod = LimitedPeriod(_timerPeriod);
                 ulong next = deadline + _timerPeriod;
                 ulong now = _events.Now;
                 if (next <= now)

@@ -22,18 +22,26 @@ public class NestedGuestTests
     [TestCase("npf-reflect")]
     public void ThePassesAllocateNothing(string name)
     {
+        // A path that allocates per pass shows in every window; a one-off of the runtime (the JIT tiering a method
+        // up on this thread while other tests load the cores) shows in one at most, so the best of three counts.
         using var w = NestedWorkload.Create(name);
         w.Run(64);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        w.Run(256);
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        long least = long.MaxValue;
+        for (int i = 0; i < 3 && least != 0; i++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            w.Run(256);
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+
+        Assert.That(least, Is.Zero);
     }
 
     [Test]
     public void TheReflectWorkloadMapsThePageL2FaultedOn()
     {
         using var w = NestedWorkload.Create("npf-reflect");
-        var svm = (Emulator.Svm.Nested.NestedSvm)w.Machine.Cpu.Svm!;
+        var svm = ((Emulator.Svm.Run.L0Svm)w.Machine.Cpu.Svm!).Nested;
         w.Run(3);
         Assert.That(svm.Stats.VmrunFailed, Is.Zero);
         ulong gpa = w.Machine.Memory.Read(NestedGuest.Vmcb + Emulator.Svm.Vmcb.VmcbOffset.ExitInfo2, 8);

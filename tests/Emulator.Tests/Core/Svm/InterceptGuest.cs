@@ -6,7 +6,8 @@ namespace Emulator.Tests.Core.Svm;
 
 /// <summary>
 /// A world-switch unit that only records #VMEXITs: the exit code, EXITINFO1/2 and the RIP of the instruction
-/// that exited. Like a real exit it leaves guest mode (so later instructions run unintercepted), but it switches no
+/// that exited. Like a real exit it leaves guest mode and the guest's intercepts (so later instructions run
+/// unintercepted, as under a bare CPU's empty vector), but it switches no
 /// other state: the vCPU goes on after the intercepted instruction as if the hypervisor had skipped it.
 /// </summary>
 internal sealed class RecordingSvmUnit : SvmUnit
@@ -21,6 +22,7 @@ internal sealed class RecordingSvmUnit : SvmUnit
     {
         Exits.Add((exitCode, exitInfo1, exitInfo2, cpu.Rip));
         cpu.GuestMode = false;
+        cpu.Intercepts = default;
         return ExecStatus.EndBlock;
     }
 }
@@ -38,9 +40,19 @@ internal static class InterceptGuest
         svm = new RecordingSvmUnit();
         g.Cpu.Svm = svm;
         g.Cpu.GuestMode = true;
-        g.Cpu.Intercepts = new InterceptVector { Misc = misc, Cr = cr, Dr = dr, IopmBase = IopmBase, MsrpmBase = MsrpmBase };
+        // The current VMCB's map addresses are host addresses: here the maps live in the test's guest RAM.
+        g.Cpu.Intercepts = new InterceptVector
+        {
+            Misc = misc,
+            Cr = cr,
+            Dr = dr,
+            IopmBase = HostAddress(g, IopmBase),
+            MsrpmBase = HostAddress(g, MsrpmBase),
+        };
         return g;
     }
 
     public static ulong Bit(int miscBit) => 1UL << miscBit;
+
+    private static unsafe ulong HostAddress(TestGuest g, ulong gpa) => (ulong)g.Mem.RamPointer(gpa, 4096);
 }

@@ -1,6 +1,7 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Svm;
 using Emulator.Svm.Nested;
+using Emulator.Svm.Run;
 using Emulator.Svm.Vmcb;
 using Emulator.Tests.Core;
 using Iced.Intel;
@@ -42,7 +43,7 @@ internal sealed unsafe class NestedGuest : IDisposable
             a.hlt();
         });
         G.Cpu.Features[CpuFeature.Svm] = true;
-        G.Cpu.Svm = new NestedSvm(G.Mem);
+        new L0Svm(G.Mem).Attach(G.Cpu);
         VectorCatcher.Install64(G);
 
         var m = MarkedCode.Assemble(64, L2Code, l2);

@@ -1,6 +1,7 @@
 using Emulator.Core.Cpu;
 using Emulator.Core.Svm;
 using Emulator.Svm.Nested;
+using Emulator.Svm.Run;
 using Emulator.Svm.Vmcb;
 using Emulator.Tests.Core;
 using Iced.Intel;
@@ -14,12 +15,12 @@ namespace Emulator.Tests.Svm.Nested;
 /// </summary>
 public sealed unsafe class NestedSvmTests
 {
-    private const ulong Vmcb = 0x400000;
+    internal const ulong Vmcb = 0x400000;
     private const ulong L2Code = 0x180000;
     private const ulong L2Stack = 0x70000;
 
     /// <summary>L1: set EFER.SVME, VMRUN the VMCB at <see cref="Vmcb"/>, then HLT.</summary>
-    private static TestGuest L1()
+    internal static TestGuest L1()
     {
         var g = TestGuest.Long64(a =>
         {
@@ -32,14 +33,14 @@ public sealed unsafe class NestedSvmTests
             a.hlt();
         });
         g.Cpu.Features[CpuFeature.Svm] = true;
-        g.Cpu.Svm = new NestedSvm(g.Mem);
+        new L0Svm(g.Mem).Attach(g.Cpu);
         return g;
     }
 
-    private static VmcbView View(TestGuest g) => new(g.Mem.HostPointer(g.Mem.RamOffset(Vmcb)));
+    internal static VmcbView View(TestGuest g) => new(g.Mem.HostPointer(g.Mem.RamOffset(Vmcb)));
 
     /// <summary>A VMCB that runs <paramref name="l2"/> in L1's own long mode, intercepting VMRUN and VMMCALL.</summary>
-    private static VmcbView Prepare(TestGuest g, Action<Assembler> l2)
+    internal static VmcbView Prepare(TestGuest g, Action<Assembler> l2)
     {
         g.Load(TestGuest.Assemble(64, l2, L2Code), L2Code);
         VmcbView v = View(g);
@@ -90,7 +91,7 @@ public sealed unsafe class NestedSvmTests
         Assert.That(c.Gif, Is.False, "#VMEXIT clears GIF");
         // L1: mov ecx (5), rdmsr (2), or eax (5), wrmsr (2), mov rax imm64 (10), vmrun (3), hlt (1).
         Assert.That(c.Rip, Is.EqualTo(TestGuest.CodeBase + 28), "L1 resumes after VMRUN and halts at the next instruction");
-        Assert.That(((NestedSvm)c.Svm!).Stats.Reflected, Is.EqualTo(1UL));
+        Assert.That(((L0Svm)c.Svm!).Nested.Stats.Reflected, Is.EqualTo(1UL));
     }
 
     [Test]
@@ -185,7 +186,7 @@ public sealed unsafe class NestedSvmTests
             a.hlt();
         });
         g.Cpu.Features[CpuFeature.Svm] = true;
-        g.Cpu.Svm = new NestedSvm(g.Mem);
+        new L0Svm(g.Mem).Attach(g.Cpu);
         VectorCatcher.Install64(g);
         g.Run();
         Assert.That(VectorCatcher.CaughtVector(g), Is.EqualTo(Vector.UD));
@@ -211,7 +212,7 @@ public sealed unsafe class NestedSvmTests
             a.hlt();
         });
         g.Cpu.Features[CpuFeature.Svm] = true;
-        g.Cpu.Svm = new NestedSvm(g.Mem);
+        new L0Svm(g.Mem).Attach(g.Cpu);
         g.Cpu.Lstar = 0xFFFF_8000_1234_5000;
         g.Run();
         Assert.That(View(g).U64(VmcbOffset.Lstar), Is.EqualTo(0xFFFF_8000_1234_5000UL));

@@ -5,6 +5,7 @@ using Emulator.Core.Memory;
 using Emulator.Core.Svm;
 using Emulator.Mmu.Memory;
 using Emulator.Svm.Nested;
+using Emulator.Svm.Run;
 using Emulator.Svm.Vmcb;
 using Emulator.Tests.Core;
 using static Iced.Intel.AssemblerRegisters;
@@ -66,9 +67,8 @@ public sealed unsafe class RandomVmcbTests
             Cpu = new Cpu(Mem);
             Cpu.Features[CpuFeature.Svm] = true;
             Cpu.Features[CpuFeature.PauseFilter] = true;
-            Nested = new NestedSvm(Mem);
-            Cpu.Svm = Nested;
-            Cpu.NestedPageFaultExit = Nested.NestedPageFault;
+            // L0 as the machine installs it: L1 under vmcb01, L2's exits reflected or handled by L0's table.
+            Nested = new L0Svm(Mem).Attach(Cpu).Nested;
             Cpu.Interrupts = Tick;
             Cpu.OnTimerEvent = c =>
             {

@@ -75,6 +75,25 @@ public sealed class ApicTimerTests
     }
 
     [Test]
+    public void APeriodicTimerIsRaisedToTheMinimumPeriodButAOneShotIsNot()
+    {
+        _r[0].MinPeriodCycles = 20_000;
+        _r.Write(0, ApicReg.TimerDivide, 0xB); // ÷1
+        _r.Write(0, ApicReg.LvtTimer, 0x2_0041);
+        ulong start = _r.Cpus[0].Cycles;
+        _r.Write(0, ApicReg.TimerInitial, 1000);
+        Assert.That(_r[0].TimerDeadline, Is.EqualTo(start + 20_000));
+        _r.Advance(20_000);
+        Assert.That(_r[0].TimerDeadline, Is.EqualTo(start + 40_000), "re-armed with the raised period");
+        Assert.That(_r.Read(0, ApicReg.TimerInitial), Is.EqualTo(1000u), "the register keeps what was written");
+
+        _r.Write(0, ApicReg.LvtTimer, 0x41); // one-shot
+        start = _r.Cpus[0].Cycles;
+        _r.Write(0, ApicReg.TimerInitial, 1000);
+        Assert.That(_r[0].TimerDeadline, Is.EqualTo(start + 1000));
+    }
+
+    [Test]
     public void MaskedTimerCountsWithoutInterrupts()
     {
         _r.Write(0, ApicReg.TimerDivide, 0xB);
