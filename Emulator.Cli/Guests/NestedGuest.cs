@@ -213,21 +213,7 @@ public static class NestedGuest
         v.U64(VmcbOffset.NestedCtl) = 1;
         v.U64(VmcbOffset.NestedCr3) = NptPml4;
         v.U64(VmcbOffset.GPat) = 0x0007_0406_0007_0406;
-        v.SetSegment(VmcbOffset.Es, cpu.Seg[SegReg.ES]);
-        v.SetSegment(VmcbOffset.Cs, cpu.Seg[SegReg.CS]);
-        v.SetSegment(VmcbOffset.Ss, cpu.Seg[SegReg.SS]);
-        v.SetSegment(VmcbOffset.Ds, cpu.Seg[SegReg.DS]);
-        v.SetTable(VmcbOffset.Gdtr, cpu.Gdtr);
-        v.SetTable(VmcbOffset.Idtr, cpu.Idtr);
-        v.U64(VmcbOffset.Efer) = cpu.Efer | EferBits.SVME;
-        v.U64(VmcbOffset.Cr0) = cpu.Cr0;
-        v.U64(VmcbOffset.Cr3) = cpu.Cr3;
-        v.U64(VmcbOffset.Cr4) = cpu.Cr4;
-        v.U64(VmcbOffset.Dr6) = 0xFFFF_0FF0;
-        v.U64(VmcbOffset.Dr7) = 0x400;
-        v.U64(VmcbOffset.Rflags) = 2;
-        v.U64(VmcbOffset.Rip) = L2Code;
-        v.U64(VmcbOffset.Rsp) = L2Stack;
+        v.SetGuestStateLike(cpu, L2Code, L2Stack);
     }
 }
 

@@ -109,4 +109,28 @@ public readonly unsafe struct VmcbView
         U32(offset + 4) = t.Limit;
         U64(offset + 8) = t.Base;
     }
+
+    /// <summary>
+    /// Fills the save area for a guest that runs in <paramref name="cpu"/>'s own mode and tables (the setup of a
+    /// test or benchmark hypervisor): ES, CS, SS, DS, GDTR, IDTR, EFER (with SVME), CR0, CR3, CR4, DR6/DR7 at their
+    /// reset values, RFLAGS with only its fixed bit, and the given RIP and RSP.
+    /// </summary>
+    public void SetGuestStateLike(Cpu cpu, ulong rip, ulong rsp)
+    {
+        SetSegment(VmcbOffset.Es, cpu.Seg[SegReg.ES]);
+        SetSegment(VmcbOffset.Cs, cpu.Seg[SegReg.CS]);
+        SetSegment(VmcbOffset.Ss, cpu.Seg[SegReg.SS]);
+        SetSegment(VmcbOffset.Ds, cpu.Seg[SegReg.DS]);
+        SetTable(VmcbOffset.Gdtr, cpu.Gdtr);
+        SetTable(VmcbOffset.Idtr, cpu.Idtr);
+        U64(VmcbOffset.Efer) = cpu.Efer | EferBits.SVME;
+        U64(VmcbOffset.Cr0) = cpu.Cr0;
+        U64(VmcbOffset.Cr3) = cpu.Cr3;
+        U64(VmcbOffset.Cr4) = cpu.Cr4;
+        U64(VmcbOffset.Dr6) = 0xFFFF_0FF0;
+        U64(VmcbOffset.Dr7) = 0x400;
+        U64(VmcbOffset.Rflags) = 2;
+        U64(VmcbOffset.Rip) = rip;
+        U64(VmcbOffset.Rsp) = rsp;
+    }
 }

@@ -53,21 +53,7 @@ internal sealed unsafe class NestedGuest : IDisposable
         Cpu c = G.Cpu;
         V.U32(VmcbOffset.InterceptMisc2) = (1u << (SvmIntercept.Vmrun - 32)) | (1u << (SvmIntercept.Vmmcall - 32));
         V.U32(VmcbOffset.Asid) = 1;
-        V.SetSegment(VmcbOffset.Es, c.Seg[SegReg.ES]);
-        V.SetSegment(VmcbOffset.Cs, c.Seg[SegReg.CS]);
-        V.SetSegment(VmcbOffset.Ss, c.Seg[SegReg.SS]);
-        V.SetSegment(VmcbOffset.Ds, c.Seg[SegReg.DS]);
-        V.SetTable(VmcbOffset.Gdtr, c.Gdtr);
-        V.SetTable(VmcbOffset.Idtr, c.Idtr);
-        V.U64(VmcbOffset.Efer) = c.Efer | EferBits.SVME;
-        V.U64(VmcbOffset.Cr0) = c.Cr0;
-        V.U64(VmcbOffset.Cr3) = c.Cr3;
-        V.U64(VmcbOffset.Cr4) = c.Cr4;
-        V.U64(VmcbOffset.Dr6) = 0xFFFF0FF0;
-        V.U64(VmcbOffset.Dr7) = 0x400;
-        V.U64(VmcbOffset.Rflags) = 2;
-        V.U64(VmcbOffset.Rip) = L2Code;
-        V.U64(VmcbOffset.Rsp) = L2Stack;
+        V.SetGuestStateLike(c, L2Code, L2Stack);
     }
 
     public RunExit Run() => G.Run();

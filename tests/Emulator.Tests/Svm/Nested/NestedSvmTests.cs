@@ -48,21 +48,7 @@ public sealed unsafe class NestedSvmTests
         v.U64(VmcbOffset.InterceptMisc1) = 0;
         v.U32(VmcbOffset.InterceptMisc2) = (1u << (SvmIntercept.Vmrun - 32)) | (1u << (SvmIntercept.Vmmcall - 32));
         v.U32(VmcbOffset.Asid) = 1;
-        v.SetSegment(VmcbOffset.Es, c.Seg[SegReg.ES]);
-        v.SetSegment(VmcbOffset.Cs, c.Seg[SegReg.CS]);
-        v.SetSegment(VmcbOffset.Ss, c.Seg[SegReg.SS]);
-        v.SetSegment(VmcbOffset.Ds, c.Seg[SegReg.DS]);
-        v.SetTable(VmcbOffset.Gdtr, c.Gdtr);
-        v.SetTable(VmcbOffset.Idtr, c.Idtr);
-        v.U64(VmcbOffset.Efer) = c.Efer | EferBits.SVME;
-        v.U64(VmcbOffset.Cr0) = c.Cr0;
-        v.U64(VmcbOffset.Cr3) = c.Cr3;
-        v.U64(VmcbOffset.Cr4) = c.Cr4;
-        v.U64(VmcbOffset.Dr6) = 0xFFFF0FF0;
-        v.U64(VmcbOffset.Dr7) = 0x400;
-        v.U64(VmcbOffset.Rflags) = 2;
-        v.U64(VmcbOffset.Rip) = L2Code;
-        v.U64(VmcbOffset.Rsp) = L2Stack;
+        v.SetGuestStateLike(c, L2Code, L2Stack);
         v.U64(VmcbOffset.Rax) = 0x1234;
         return v;
     }
