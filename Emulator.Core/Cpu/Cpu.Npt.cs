@@ -60,9 +60,11 @@ public sealed unsafe partial class Cpu
     /// <summary>
     /// Switches this vCPU's guest-physical addresses to L2's: translated through L1's nested page tables at
     /// <paramref name="nCr3"/> (format <paramref name="l1Mode"/>, NX honoured when <paramref name="l1Nxe"/>) by the
-    /// VM's shadow NPT. The software TLB is flushed: its entries belong to the other address space.
+    /// VM's shadow NPT. The software TLB is flushed: its entries belong to the other address space. A world switch
+    /// that flushes anyway (<see cref="LoadState"/> next to this call, with no access in between) passes
+    /// <paramref name="flush"/> false.
     /// </summary>
-    public void EnterNestedPaging(ulong nCr3, PagingMode l1Mode, bool l1Nxe, bool l1Smep = false)
+    public void EnterNestedPaging(ulong nCr3, PagingMode l1Mode, bool l1Nxe, bool l1Smep = false, bool flush = true)
     {
         _l1Smep = l1Smep;
         var shadow = Phys.ShadowNpt ?? throw new InvalidOperationException("nested paging for L2 needs L0's MMU");
@@ -72,18 +74,24 @@ public sealed unsafe partial class Cpu
         _nestedNpt = shadow;
         // A root that cannot be allocated (table arena full) is retried by the next translation.
         shadow.Load(nCr3, l1Mode, l1Nxe);
-        FlushTlb();
+        if (flush)
+        {
+            FlushTlb();
+        }
     }
 
-    /// <summary>Back to L1's addresses (TDP); the software TLB is flushed.</summary>
     private bool _l1Smep;
 
-    public void LeaveNestedPaging()
+    /// <summary>Back to L1's addresses (TDP); the software TLB is flushed unless <paramref name="flush"/> is false (as for <see cref="EnterNestedPaging"/>).</summary>
+    public void LeaveNestedPaging(bool flush = true)
     {
         if (_nestedNpt != null)
         {
             _nestedNpt = null;
-            FlushTlb();
+            if (flush)
+            {
+                FlushTlb();
+            }
         }
     }
 

@@ -430,12 +430,13 @@ public sealed unsafe class NestedSvm
     /// <summary>
     /// L2 under vmcb12's nested paging runs on the shadow of L1's nested tables (DESIGN: "Flow of one
     /// nested-paging fault"); their format is L1's paging mode at VMRUN and NX follows L1's EFER.NXE (APM vol. 2
-    /// §15.25.3).
+    /// §15.25.3). The root changes inside the world switch, whose LoadState flushes the software TLB once (just
+    /// before entry, just after exit, with no access in between), so these do not flush again.
     /// </summary>
     private void EnterNestedPaging(Cpu cpu, ulong nestedCr3) =>
-        cpu.EnterNestedPaging(nestedCr3, PagingModes.FromControlRegisters(_l1.Cr4, _l1.Efer), (_l1.Efer & EferBits.NXE) != 0, (_l1.Cr4 & Cr4Bits.SMEP) != 0);
+        cpu.EnterNestedPaging(nestedCr3, PagingModes.FromControlRegisters(_l1.Cr4, _l1.Efer), (_l1.Efer & EferBits.NXE) != 0, (_l1.Cr4 & Cr4Bits.SMEP) != 0, flush: false);
 
-    private static void LeaveNestedPaging(Cpu cpu) => cpu.LeaveNestedPaging();
+    private static void LeaveNestedPaging(Cpu cpu) => cpu.LeaveNestedPaging(flush: false);
 
     /// <summary>
     /// The #NPF that L1's nested tables give L2 (<see cref="Cpu.NestedPageFaultExit"/>): a #VMEXIT with the
