@@ -135,6 +135,16 @@ public sealed unsafe partial class Cpu
     /// </summary>
     public int InterceptExit(ulong exitCode, ulong exitInfo1 = 0, ulong exitInfo2 = 0) => Svm!.Exit(this, exitCode, exitInfo1, exitInfo2);
 
+    /// <summary>
+    /// The instruction gates' form of <see cref="InterceptExit"/> (no exit information): true when the instruction ends
+    /// here with <paramref name="status"/>, false when the hypervisor hands it back to run (Continue).
+    /// </summary>
+    public bool InterceptEnds(ulong exitCode, out int status)
+    {
+        status = Svm!.Exit(this, exitCode, 0, 0);
+        return status != ExecStatus.Continue;
+    }
+
     /// <summary>True when an exception on <paramref name="vector"/> exits instead of being delivered.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool ExceptionIntercepted(int vector) => ((Intercepts.Exceptions >> vector) & 1) != 0;

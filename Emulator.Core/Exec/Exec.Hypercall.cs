@@ -21,13 +21,9 @@ public static unsafe partial class Exec
     /// </summary>
     public static int Vmmcall(Cpu.Cpu c, ref DecodedOp op)
     {
-        if (c.Intercepted(SvmIntercept.Vmmcall))
+        if (c.Intercepted(SvmIntercept.Vmmcall) && c.InterceptEnds(SvmExit.Vmmcall, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Vmmcall);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         return c.RaiseUD();

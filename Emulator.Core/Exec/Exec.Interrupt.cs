@@ -41,13 +41,9 @@ public static unsafe partial class Exec
     {
         // The INTn intercept (APM vol. 2 §15.9) is taken before delivery looks at any table; EXITINFO1 would
         // carry the vector only with decode assists, which are not reported.
-        if (c.Intercepted(SvmIntercept.Swint))
+        if (c.Intercepted(SvmIntercept.Swint) && c.InterceptEnds(SvmExit.Swint, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Swint);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         if (c.Mode == CpuMode.Virtual8086)
@@ -157,13 +153,9 @@ public static unsafe partial class Exec
     /// <summary>INT1 (ICEBP): a #DB without the gate-DPL check (see DeliverEvent).</summary>
     public static int Int1(Cpu.Cpu c, ref DecodedOp op)
     {
-        if (c.Intercepted(SvmIntercept.Icebp))
+        if (c.Intercepted(SvmIntercept.Icebp) && c.InterceptEnds(SvmExit.Icebp, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Icebp);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         c.SoftwareEventRip = c.Rip;
@@ -236,13 +228,9 @@ public static unsafe partial class Exec
     public static int Iret(Cpu.Cpu c, ref DecodedOp op)
     {
         // The IRET intercept (APM vol. 2 §15.9) comes before IRET does anything, NMI unblocking included.
-        if (c.Intercepted(SvmIntercept.Iret))
+        if (c.Intercepted(SvmIntercept.Iret) && c.InterceptEnds(SvmExit.Iret, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Iret);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         int size = op.Code switch { Code.Iretw => 2, Code.Iretd => 4, _ => 8 };

@@ -74,13 +74,9 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
-        if (c.Intercepted(SvmIntercept.Hlt))
+        if (c.Intercepted(SvmIntercept.Hlt) && c.InterceptEnds(SvmExit.Hlt, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Hlt);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         return ExecStatus.Halt;
@@ -92,13 +88,9 @@ public static unsafe partial class Exec
     /// </summary>
     public static int Rsm(Cpu.Cpu c, ref DecodedOp op)
     {
-        if (c.Intercepted(SvmIntercept.Rsm))
+        if (c.Intercepted(SvmIntercept.Rsm) && c.InterceptEnds(SvmExit.Rsm, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Rsm);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         return c.RaiseUD();
@@ -112,13 +104,9 @@ public static unsafe partial class Exec
     /// </summary>
     public static int Pause(Cpu.Cpu c, ref DecodedOp op)
     {
-        if (c.Intercepted(SvmIntercept.Pause) && PauseFilterExpired(c))
+        if (c.Intercepted(SvmIntercept.Pause) && PauseFilterExpired(c) && c.InterceptEnds(SvmExit.Pause, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Pause);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         if (c.YieldOnPause)

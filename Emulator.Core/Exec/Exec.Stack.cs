@@ -255,13 +255,9 @@ public static unsafe partial class Exec
         }
 
         // After the virtual-8086 #GP, before the stack write (APM vol. 2 §15.9).
-        if (c.Intercepted(SvmIntercept.Pushf))
+        if (c.Intercepted(SvmIntercept.Pushf) && c.InterceptEnds(SvmExit.Pushf, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Pushf);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         return c.Push(f, size) ? ExecStatus.Continue : ExecStatus.Fault;
@@ -287,8 +283,7 @@ public static unsafe partial class Exec
                 return c.RaiseGP(0);
             }
 
-            int exit = c.InterceptExit(SvmExit.Popf);
-            if (exit != ExecStatus.Continue)
+            if (c.InterceptEnds(SvmExit.Popf, out int exit))
             {
                 return exit;
             }

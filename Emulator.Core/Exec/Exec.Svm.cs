@@ -51,13 +51,9 @@ public static unsafe partial class Exec
 
         // L0 intercepts L1's VMRUN (vmcb01) and emulates it below; in guest mode VMRUN always exits: vmcb12's
         // intercept bit must be set for VMRUN to have succeeded.
-        if (c.GuestMode || c.Intercepted(SvmIntercept.Vmrun))
+        if ((c.GuestMode || c.Intercepted(SvmIntercept.Vmrun)) && c.InterceptEnds(SvmExit.Vmrun, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Vmrun);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         ulong pa = VmcbAddress(c, ref op);
@@ -76,13 +72,9 @@ public static unsafe partial class Exec
             return st;
         }
 
-        if (c.Intercepted(save ? SvmIntercept.Vmsave : SvmIntercept.Vmload))
+        if (c.Intercepted(save ? SvmIntercept.Vmsave : SvmIntercept.Vmload) && c.InterceptEnds(save ? SvmExit.Vmsave : SvmExit.Vmload, out int exit))
         {
-            int exit = c.InterceptExit(save ? SvmExit.Vmsave : SvmExit.Vmload);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         ulong pa = VmcbAddress(c, ref op);
@@ -101,13 +93,9 @@ public static unsafe partial class Exec
             return st;
         }
 
-        if (c.Intercepted(value ? SvmIntercept.Stgi : SvmIntercept.Clgi))
+        if (c.Intercepted(value ? SvmIntercept.Stgi : SvmIntercept.Clgi) && c.InterceptEnds(value ? SvmExit.Stgi : SvmExit.Clgi, out int exit))
         {
-            int exit = c.InterceptExit(value ? SvmExit.Stgi : SvmExit.Clgi);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         c.SetGif(value);
@@ -126,13 +114,9 @@ public static unsafe partial class Exec
             return st;
         }
 
-        if (c.Intercepted(SvmIntercept.Invlpga))
+        if (c.Intercepted(SvmIntercept.Invlpga) && c.InterceptEnds(SvmExit.Invlpga, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Invlpga);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         c.InvalidateTranslation(VmcbAddress(c, ref op));

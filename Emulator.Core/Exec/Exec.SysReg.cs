@@ -76,13 +76,9 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
-        if (CrIntercepted(c, op.R1, write: false))
+        if (CrIntercepted(c, op.R1, write: false) && c.InterceptEnds(SvmExit.CrRead0 + (ulong)op.R1, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.CrRead0 + (ulong)op.R1);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         c.SetReg(op.R0, op.OpSize, v);
@@ -104,22 +100,14 @@ public static unsafe partial class Exec
         }
 
         ulong v = c.GetReg(op.R1, op.OpSize);
-        if (CrIntercepted(c, cr, write: true))
+        if (CrIntercepted(c, cr, write: true) && c.InterceptEnds(SvmExit.CrWrite0 + (ulong)cr, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.CrWrite0 + (ulong)cr);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
-        if (cr == 0 && Cr0SelectiveExit(c, v))
+        if (cr == 0 && Cr0SelectiveExit(c, v) && c.InterceptEnds(SvmExit.Cr0SelectiveWrite, out int selectiveExit))
         {
-            int exit = c.InterceptExit(SvmExit.Cr0SelectiveWrite);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return selectiveExit;
         }
 
         bool ok;
@@ -188,13 +176,9 @@ public static unsafe partial class Exec
         }
 
         // After the general-detect #DB too: that is part of the access check, as KVM's emulation orders it.
-        if (DrIntercepted(c, op.R1, write: false))
+        if (DrIntercepted(c, op.R1, write: false) && c.InterceptEnds(SvmExit.DrRead0 + (ulong)op.R1, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.DrRead0 + (ulong)op.R1);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         c.SetReg(op.R0, op.OpSize, c.ReadDr(op.R1));
@@ -209,13 +193,9 @@ public static unsafe partial class Exec
             return s;
         }
 
-        if (DrIntercepted(c, op.R0, write: true))
+        if (DrIntercepted(c, op.R0, write: true) && c.InterceptEnds(SvmExit.DrWrite0 + (ulong)op.R0, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.DrWrite0 + (ulong)op.R0);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         ulong oldDr7 = c.Dr7;
@@ -237,13 +217,9 @@ public static unsafe partial class Exec
         }
 
         // A CR0 write for the CR0 write intercept; it changes only TS, so never a selective one.
-        if (CrIntercepted(c, 0, write: true))
+        if (CrIntercepted(c, 0, write: true) && c.InterceptEnds(SvmExit.CrWrite0, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.CrWrite0);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         c.Cr0 &= ~Cr0Bits.TS;
@@ -259,13 +235,9 @@ public static unsafe partial class Exec
         }
 
         // The CR0 write intercept comes before the operand is read (a memory exception).
-        if (CrIntercepted(c, 0, write: true))
+        if (CrIntercepted(c, 0, write: true) && c.InterceptEnds(SvmExit.CrWrite0, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.CrWrite0);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         if (!ReadOp0(c, ref op, out ulong v))
@@ -277,13 +249,9 @@ public static unsafe partial class Exec
 
         // LMSW takes the selective intercept on any change, MP included: the TS/MP exemption is MOV CR0's (a
         // processor exits for an LMSW that only sets MP, which kvm-unit-tests "sel cr0 lmsw intercept" checks).
-        if (c.Intercepted(SvmIntercept.Cr0SelectiveWrite) && cr0 != c.Cr0)
+        if (c.Intercepted(SvmIntercept.Cr0SelectiveWrite) && cr0 != c.Cr0 && c.InterceptEnds(SvmExit.Cr0SelectiveWrite, out int selectiveExit))
         {
-            int exit = c.InterceptExit(SvmExit.Cr0SelectiveWrite);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return selectiveExit;
         }
 
         return c.WriteCr0(cr0) ? ExecStatus.EndBlock : c.RaiseGP(0);
@@ -298,13 +266,9 @@ public static unsafe partial class Exec
         }
 
         // SMSW reads CR0 (APM vol. 2 §15.9): the CR0 read intercept.
-        if (CrIntercepted(c, 0, write: false))
+        if (CrIntercepted(c, 0, write: false) && c.InterceptEnds(SvmExit.CrRead0, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.CrRead0);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         return WriteOp0(c, ref op, c.Cr0) ? ExecStatus.Continue : ExecStatus.Fault;
@@ -356,13 +320,9 @@ public static unsafe partial class Exec
     /// <summary>CPUID: EAX = leaf, ECX = subleaf; results zero-extend into RAX, RBX, RCX, RDX.</summary>
     public static int Cpuid(Cpu.Cpu c, ref DecodedOp op)
     {
-        if (c.Intercepted(SvmIntercept.Cpuid))
+        if (c.Intercepted(SvmIntercept.Cpuid) && c.InterceptEnds(SvmExit.Cpuid, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Cpuid);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         c.Cpuid((uint)c.Gpr[Reg.RAX], (uint)c.Gpr[Reg.RCX], out uint a, out uint b, out uint cx, out uint d);
@@ -384,13 +344,9 @@ public static unsafe partial class Exec
             return c.RaiseGP(0);
         }
 
-        if (c.Intercepted(SvmIntercept.Rdtsc))
+        if (c.Intercepted(SvmIntercept.Rdtsc) && c.InterceptEnds(SvmExit.Rdtsc, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Rdtsc);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         ulong t = Tsc(c);
@@ -413,13 +369,9 @@ public static unsafe partial class Exec
         }
 
         // Only a reported RDTSCP gets here: an unreported one is #UD above, before any intercept.
-        if (c.Intercepted(SvmIntercept.Rdtscp))
+        if (c.Intercepted(SvmIntercept.Rdtscp) && c.InterceptEnds(SvmExit.Rdtscp, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Rdtscp);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         ulong t = Tsc(c);
@@ -453,13 +405,9 @@ public static unsafe partial class Exec
         }
 
         // The counter number is an operand value: its #GP comes after the intercept.
-        if (c.Intercepted(SvmIntercept.Rdpmc))
+        if (c.Intercepted(SvmIntercept.Rdpmc) && c.InterceptEnds(SvmExit.Rdpmc, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Rdpmc);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         if ((uint)c.Gpr[Reg.RCX] > 3)
@@ -481,13 +429,9 @@ public static unsafe partial class Exec
         }
 
         // EXITINFO1 would hold the linear address only with decode assists, which are not reported.
-        if (c.Intercepted(SvmIntercept.Invlpg))
+        if (c.Intercepted(SvmIntercept.Invlpg) && c.InterceptEnds(SvmExit.Invlpg, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Invlpg);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         ulong ea = c.Ea(ref op);
@@ -507,13 +451,9 @@ public static unsafe partial class Exec
         }
 
         bool wbinvd = op.Code == Code.Wbinvd;
-        if (c.Intercepted(wbinvd ? SvmIntercept.Wbinvd : SvmIntercept.Invd))
+        if (c.Intercepted(wbinvd ? SvmIntercept.Wbinvd : SvmIntercept.Invd) && c.InterceptEnds(wbinvd ? SvmExit.Wbinvd : SvmExit.Invd, out int exit))
         {
-            int exit = c.InterceptExit(wbinvd ? SvmExit.Wbinvd : SvmExit.Invd);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         return ExecStatus.Continue;

@@ -336,13 +336,9 @@ public static unsafe partial class Exec
         }
 
         // The XCR number and the value are operands: their #GP comes after the intercept (APM vol. 2 §15.9).
-        if (c.Intercepted(SvmIntercept.Xsetbv))
+        if (c.Intercepted(SvmIntercept.Xsetbv) && c.InterceptEnds(SvmExit.Xsetbv, out int exit))
         {
-            int exit = c.InterceptExit(SvmExit.Xsetbv);
-            if (exit != ExecStatus.Continue)
-            {
-                return exit;
-            }
+            return exit;
         }
 
         if ((uint)c.Gpr[Reg.RCX] != 0)
