@@ -117,8 +117,8 @@ public sealed unsafe partial class Cpu
         }
     }
 
-    /// <summary>Linear address of the instruction at RIP, as instruction breakpoints compare it.</summary>
-    private ulong CodeLinear => Mode == CpuMode.Long64 ? Rip : (uint)(Seg[SegReg.CS].Base + Rip);
+    /// <summary>Linear address of the instruction at RIP (CS:RIP), as instruction breakpoints and L0's VMCALL patching use it.</summary>
+    public ulong CodeLinear => Mode == CpuMode.Long64 ? Rip : (uint)(Seg[SegReg.CS].Base + Rip);
 
     /// <summary>
     /// B0–B3 of the enabled breakpoints of kind <paramref name="kind"/> whose range overlaps

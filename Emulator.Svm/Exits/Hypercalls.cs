@@ -85,11 +85,7 @@ public sealed class Hypercalls
         Patched++;
         // The rewrite is an emulated data write at the instruction's linear address with the guest's
         // privilege; a page fault on it goes to the guest.
-        ulong lin = cpu.Seg[SegReg.CS].Base + cpu.Rip;
-        if (cpu.Mode != CpuMode.Long64)
-        {
-            lin = (uint)lin;
-        }
+        ulong lin = cpu.CodeLinear;
 
         var code = KvmHypercall.VmmcallBytes;
         if (!cpu.WriteLinearSlow(lin, 2, (ulong)code[0] | ((ulong)code[1] << 8)) || !cpu.WriteLinearSlow(lin + 2, 1, code[2]))

@@ -173,15 +173,11 @@ public sealed unsafe class L0Svm : SvmUnit, IDisposable
     /// <summary>True when the bytes at CS:RIP are VMCALL (0F 01 C1), fetched as the guest would.</summary>
     private static bool AtVmcall(Cpu cpu)
     {
-        ulong lin = cpu.Seg[SegReg.CS].Base + cpu.Rip;
+        ulong lin = cpu.CodeLinear;
         ReadOnlySpan<byte> vmcall = [0x0F, 0x01, 0xC1];
         for (int i = 0; i < vmcall.Length; i++)
         {
-            ulong at = lin + (ulong)i;
-            if (cpu.Mode != CpuMode.Long64)
-            {
-                at = (uint)at;
-            }
+            ulong at = cpu.Mode == CpuMode.Long64 ? lin + (ulong)i : (uint)(lin + (ulong)i);
 
             if (!cpu.ReadLinearSlow(at, 1, Access.Fetch, out ulong b) || b != vmcall[i])
             {
