@@ -28,6 +28,9 @@ namespace Emulator.Cli.Guests;
 /// <item><c>npf-reflect</c>: L1's table starts empty; L2 reads the pages of <see cref="Region"/> in turn, each
 /// read is an #NPF that L0 reflects to L1, whose handler unmaps the page it mapped last, maps the faulting one
 /// and VMRUNs; L2's read then faults once more in L0 (shadow entry). One unit: one #NPF reflected to L1.</item>
+/// <item><c>vmmcall-flush</c>: <c>vmmcall</c> with L0 flushing the entered world's TLB at every VMRUN and #VMEXIT, as
+/// KVM through Linux 6.x does (<see cref="NestedSvm.FlushOnTransition"/>); side by side with <c>vmmcall</c> it shows
+/// what the tagged TLB saves.</item>
 /// </list>
 /// Every pass through a workload holds exactly one VMRUN, so running whole passes keeps the counts exact.
 /// </summary>
@@ -49,7 +52,10 @@ public static class NestedGuest
     /// <summary>Guest RAM the workloads need (L2's first GiB is mapped, but only the first 18 MiB is touched).</summary>
     public const ulong MemorySize = 64UL << 20;
 
-    public static readonly string[] Names = ["vmmcall", "npf-shadow", "npf-reflect"];
+    public static readonly string[] Names = ["vmmcall", "npf-shadow", "npf-reflect", "vmmcall-flush"];
+
+    /// <summary>The guest program a workload runs (<c>vmmcall-flush</c> runs <c>vmmcall</c>'s; only L0 differs).</summary>
+    internal static string Program(string name) => name == "vmmcall-flush" ? "vmmcall" : name;
 
     // Nested-table entry bits: present, writable, user (every NPT access is a user access), accessed, dirty, 2 MiB.
     private const ulong P = 1, Rw = 2, Us = 4, A = 0x20, D = 0x40, Ps = 0x80;
@@ -66,6 +72,7 @@ public static class NestedGuest
             throw new ArgumentException($"unknown nested workload '{name}' (known: {string.Join(", ", Names)})", nameof(name));
         }
 
+        name = Program(name);
         Load(cpu, L1Code, AssembleL1(name));
         Load(cpu, L2Code, AssembleL2(name));
         WriteNestedTables(cpu, mapRegion: name != "npf-reflect");
@@ -244,6 +251,7 @@ public sealed class NestedWorkload : IDisposable
         try
         {
             _svm = ((L0Svm)Machine.Cpu.Svm!).Nested;
+            _svm.FlushOnTransition = name == "vmmcall-flush";
             NestedGuest.Install(Machine.Cpu, name);
 
             // Warm up (decode, the first faults, the shadow root), then align to a VMRUN and learn the pass length.
@@ -276,10 +284,10 @@ public sealed class NestedWorkload : IDisposable
     private Cpu Cpu => Machine.Cpu;
 
     /// <summary>What one unit is: a round trip (vmmcall) or a nested page fault.</summary>
-    public string Unit => Name == "vmmcall" ? "round trip" : "fault";
+    public string Unit => NestedGuest.Program(Name) == "vmmcall" ? "round trip" : "fault";
 
     /// <summary>Units done so far: exits reflected to L1, shadow-NPT faults L0 handled, or #NPFs reflected to L1.</summary>
-    public ulong Units => Name switch
+    public ulong Units => NestedGuest.Program(Name) switch
     {
         "vmmcall" => _svm.Stats.Reflected,
         "npf-shadow" => Cpu.NestedPageFaults,

@@ -108,8 +108,7 @@ public sealed partial class Cpu
         InterruptShadow = false;
         PendingVector = -1;
         WaitingForSipi = !IsBsp;
-        FlushTlb();
-        BumpCodeEpoch();
+        FlushAllTlbs();
         Apic?.Reset();
         ExitRequest = 1;
     }

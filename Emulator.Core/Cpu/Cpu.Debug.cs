@@ -207,13 +207,14 @@ public sealed unsafe partial class Cpu
 
     /// <summary>
     /// After MOV DRn: a change of DR0–DR3 or DR7 while data breakpoints are (or were) enabled flushes the
-    /// TLB, so pages that now hold a breakpoint leave it (see <see cref="PageHasDataBreakpoint"/>).
+    /// TLB, so pages that now hold a breakpoint leave it (see <see cref="PageHasDataBreakpoint"/>). Every set:
+    /// DR0–DR3 stay across a world switch, so the other address space's breakpoints moved too.
     /// </summary>
     internal void DebugRegistersWritten(ulong oldDr7)
     {
         if (((oldDr7 | Dr7) & Dr7EnableBits) != 0)
         {
-            FlushTlb();
+            FlushAllTlbs();
         }
     }
 

@@ -24,8 +24,9 @@ public sealed unsafe partial class Cpu
     public const int TlbEntries = 1 << TlbBits;
     private const ulong TlbInvalid = 1;
 
-    private readonly ulong[] _tlbTag = new ulong[3 * TlbEntries];
-    private readonly long[] _tlbAdd = new long[3 * TlbEntries];
+    // The set in use (Cpu.TlbSets.cs): the hot paths index these two arrays directly.
+    private ulong[] _tlbTag;
+    private long[] _tlbAdd;
 
     /// <summary>Per segment register: bit0 readable, bit1 writable, bit2 expand-down, bit3 unusable.</summary>
     private ulong _segAccess;
@@ -36,8 +37,7 @@ public sealed unsafe partial class Cpu
     /// <summary>True while the current access is an implicit supervisor access (descriptor tables, TSS, IDT).</summary>
     private bool _implicitSupervisor;
 
-    private void InitTlb() => FlushTlb();
-
+    /// <summary>Flushes the set in use (the current address space's entries).</summary>
     public void FlushTlb()
     {
         Array.Fill(_tlbTag, TlbInvalid);
@@ -81,8 +81,15 @@ public sealed unsafe partial class Cpu
         return true;
     }
 
-    /// <summary>Drops the write entries only (a page became a code page).</summary>
-    public void FlushWriteTlb() => Array.Fill(_tlbTag, TlbInvalid, Access.Write * TlbEntries, TlbEntries);
+    /// <summary>Drops the write entries only, in every set (a page became a code page, whoever maps it).</summary>
+    public void FlushWriteTlb()
+    {
+        Array.Fill(_hostTlb.Tag, TlbInvalid, Access.Write * TlbEntries, TlbEntries);
+        if (_guestTlb != null)
+        {
+            Array.Fill(_guestTlb.Tag, TlbInvalid, Access.Write * TlbEntries, TlbEntries);
+        }
+    }
 
     public void InvalidatePage(ulong linear)
     {

@@ -110,9 +110,10 @@ public sealed unsafe partial class Cpu
         {
             if ((Requests & VcpuRequest.TlbFlush) != 0)
             {
-                // A zap in L0's NPT (inhibit, memslot update) asked for a remote TLB flush.
+                // A zap in L0's NPT (inhibit, memslot update) asked for a remote TLB flush: every address space's
+                // entries may go through the zapped SPTE (KVM's list of what a conditional nested flush needs).
                 Requests &= ~VcpuRequest.TlbFlush;
-                FlushTlb();
+                FlushAllTlbs();
             }
 
             if (StopRequested)

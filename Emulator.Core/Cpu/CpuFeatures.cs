@@ -125,7 +125,8 @@ public sealed class CpuFeatures
         new(CpuFeature.Lm, "lm", E1, 0, CpuidReg.Edx, 29, true, true),
 
         // SVM feature identifiers (APM vol. 3 E.4.9), reported only with SVM. VMCB clean bits: every VMRUN reloads
-        // everything, which the APM allows. FlushByAsid: every VMRUN flushes the whole TLB, a superset of each TLB_CONTROL.
+        // everything, which the APM allows. FlushByAsid: TLB_CONTROL 3 and 7 flush the guest ASID's set of the tagged TLB
+        // (Cpu.TlbSets.cs; 7 flushes global entries too, a superset).
         // NPT: L2 runs on the shadow of L1's nested tables (Emulator.Mmu/Shadow).
         new(CpuFeature.Npt, "npt", SvmLeaf, 0, CpuidReg.Edx, 0, true, true),
         // LbrVirt: vmcb12's VIRT_EXT bit 0 swaps DebugCtl and the LBR MSRs at VMRUN and #VMEXIT (NestedSvm).

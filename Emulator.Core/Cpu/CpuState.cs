@@ -47,10 +47,12 @@ public sealed partial class Cpu
 
     /// <summary>
     /// Loads <paramref name="s"/> whole, as VMRUN and #VMEXIT do: no MOV CR checks (the caller ran the
-    /// consistency checks), then the derived state (mode, segment access, TLB, decoded-block lookups) is rebuilt.
+    /// consistency checks), then the derived state (mode, segment access, decoded-block lookups) is rebuilt and the
+    /// software TLB moves to <paramref name="space"/>'s set (Cpu.TlbSets.cs).
     /// </summary>
-    public void LoadState(in CpuState s)
+    public void LoadState(in CpuState s, in TlbSpace space = default)
     {
+        TlbFillState leaving = CurrentFillState();
         Seg = s.Seg;
         Gdtr = s.Gdtr;
         Idtr = s.Idtr;
@@ -69,17 +71,17 @@ public sealed partial class Cpu
         Gpr[Reg.RAX] = s.Rax;
         Pat = s.Pat;
         Cpl = s.Cpl;
-        WorldSwitched();
+        WorldSwitched(leaving, space);
     }
 
-    /// <summary>Rebuilds what depends on the state a world switch replaced.</summary>
-    internal void WorldSwitched()
+    /// <summary>Rebuilds what depends on the state a world switch replaced; the TLB moves to <paramref name="space"/>'s set.</summary>
+    private void WorldSwitched(in TlbFillState leaving, in TlbSpace space)
     {
         InterruptShadow = false;
 
         // UpdateMode also sets CPL for real and virtual-8086 mode and recomputes the segment access rights.
         UpdateMode();
-        FlushTranslations();
+        SwitchTlb(leaving, space);
 
         // A new RFLAGS, GIF and interrupt masking: held events are looked at again.
         MakeRequestAndKick(VcpuRequest.Nmi | VcpuRequest.Interrupt);

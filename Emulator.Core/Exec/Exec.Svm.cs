@@ -103,8 +103,8 @@ public static unsafe partial class Exec
     }
 
     /// <summary>
-    /// INVLPGA: drops the translation of the linear address in rAX for the ASID in ECX. Translations here are
-    /// not tagged by ASID, so the page is dropped for every ASID, which only costs refills.
+    /// INVLPGA: drops the translation of the linear address in rAX for the ASID in ECX (APM vol. 3 "INVLPGA"), in
+    /// that ASID's set of the tagged TLB.
     /// </summary>
     public static int Invlpga(Cpu.Cpu c, ref DecodedOp op)
     {
@@ -119,7 +119,7 @@ public static unsafe partial class Exec
             return exit;
         }
 
-        c.InvalidateTranslation(VmcbAddress(c, ref op));
+        c.InvalidateAsidPage((uint)c.Gpr[Reg.RCX], VmcbAddress(c, ref op));
         return ExecStatus.Continue;
     }
 

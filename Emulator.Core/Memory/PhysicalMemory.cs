@@ -375,10 +375,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
             // it built from them, and vCPUs in L2 must not keep translations through it (KVM flushes remote TLBs).
             foreach (var cpu in _cpus)
             {
-                if (cpu.InNestedPaging)
-                {
-                    cpu.FlushTlb();
-                }
+                cpu.FlushNestedTranslations();
             }
         }
     }

@@ -87,6 +87,38 @@ public sealed unsafe class NestedSvm
 
     public SvmStats Stats { get; } = new();
 
+    /// <summary>
+    /// Flush the TLB of the world entered at every VMRUN and #VMEXIT, as KVM through Linux 6.x does
+    /// (nested_svm_transition_tlb_flush, whose TODO lists what a conditional flush must honour). Off by default: L0
+    /// then flushes L2's ASID only when that list asks (L1's TLB_CONTROL, a new vmcb12 ASID or N_CR3, L1's nested
+    /// tables changing, remote flushes), and L1's entries survive L2's run.
+    /// </summary>
+    public bool FlushOnTransition { get; set; }
+
+    /// <summary>
+    /// TLB_CONTROL (APM vol. 2 §15.16; low three bits, as KVM masks it): 1 flushes every ASID, 3 and 7 L2's. Other values
+    /// are reserved and do nothing.
+    /// </summary>
+    private static void ApplyTlbControl(Cpu cpu, byte control)
+    {
+        switch (control & 7)
+        {
+            case 1:
+                cpu.FlushAllTlbs();
+                break;
+            case 3:
+            case 7:
+                cpu.FlushGuestTlb();
+                break;
+        }
+    }
+
+    /// <summary>The tagged-TLB space L2 runs in: vmcb12's ASID and, with nested paging, L1's tables as the walk reads them.</summary>
+    private TlbSpace GuestSpace(VmcbView v) => _nestedPaging
+        ? new TlbSpace(v.U32(VmcbOffset.Asid), true, v.U64(VmcbOffset.NestedCr3), PagingModes.FromControlRegisters(_l1.Cr4, _l1.Efer),
+            (_l1.Efer & EferBits.NXE) != 0, (_l1.Cr4 & Cr4Bits.SMEP) != 0)
+        : new TlbSpace(v.U32(VmcbOffset.Asid), false, 0, default, false, false);
+
     /// <summary>L1 GPA of the VMCB that L2 runs under (valid in guest mode).</summary>
     public ulong Vmcb12 => _vmcb12;
 
@@ -168,7 +200,13 @@ public sealed unsafe class NestedSvm
         cpu.GuestMode = true;
         cpu.Gif = true;
         LoadLbr(cpu, v);
-        cpu.LoadState(g);
+        ApplyTlbControl(cpu, v.U8(VmcbOffset.TlbControl));
+        cpu.LoadState(g, GuestSpace(v));
+        if (FlushOnTransition)
+        {
+            cpu.FlushTranslations();
+        }
+
         cpu.InterruptShadow = (v.U32(VmcbOffset.IntState) & 1) != 0;
         if (_nestedPaging)
         {
@@ -319,7 +357,12 @@ public sealed unsafe class NestedSvm
         cpu.Gif = false;
         cpu.TscOffset -= cpu.NestedTscOffset;
         cpu.NestedTscOffset = 0;
-        cpu.LoadState(h);
+        cpu.LoadState(h, TlbSpace.Host);
+        if (FlushOnTransition)
+        {
+            cpu.FlushTranslations();
+        }
+
         cpu.SingleStepAfterVmexit();
         return ExecStatus.EndBlock;
     }
