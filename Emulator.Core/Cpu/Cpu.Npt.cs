@@ -148,7 +148,7 @@ public sealed unsafe partial class Cpu
                     return RetPf.Continue;
                 }
 
-                ChargeNestedFault();
+                ChargeL0NestedFault();
                 return r;
             }
 
@@ -176,7 +176,7 @@ public sealed unsafe partial class Cpu
                 // or write-tracked memory) and is emulated there.
                 hpa = 0;
                 l1Gpa = pf.Gfn.ToGpa().Value | (gpa & 0xFFF);
-                ChargeNestedFault();
+                ChargeL0NestedFault();
                 return r;
             }
 
@@ -195,7 +195,7 @@ public sealed unsafe partial class Cpu
 
         Diagnostic?.Invoke($"emu: L2 nested-paging fault at gpa 0x{gpa:X} unresolved (last {r}); the access reads all ones");
         hpa = 0;
-        ChargeNestedFault();
+        ChargeL0NestedFault();
         return RetPf.Emulate;
     }
 
@@ -207,6 +207,13 @@ public sealed unsafe partial class Cpu
 
     /// <summary>One #NPF of L2 handled by L0 (round trip and handler), charged once per faulting access.</summary>
     private void ChargeNestedFault() => Cycles += Costs.VmexitRoundTrip + Costs.FaultHandling;
+
+    /// <summary><see cref="ChargeNestedFault"/> for a fault L0 resolved itself, which is also one of L0's exits.</summary>
+    private void ChargeL0NestedFault()
+    {
+        ChargeNestedFault();
+        Svm?.NestedPageFaultHandled(this);
+    }
 
     /// <summary>Takes a pending #NPF: the SVM layer's #VMEXIT, or shutdown when nothing handles it.</summary>
     private void TakeNestedPageFault()

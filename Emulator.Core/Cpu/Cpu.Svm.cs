@@ -31,6 +31,14 @@ public abstract class SvmUnit
     /// (EndBlock: it completed and RIP is NextRip; Fault: an exception is pending).
     /// </summary>
     public abstract int Exit(Cpu cpu, ulong exitCode, ulong exitInfo1, ulong exitInfo2);
+
+    /// <summary>
+    /// An #NPF exit that L0's MMU handled (the fault handler runs in Mmu, not through <see cref="Exit"/>): for the
+    /// exit counts only. Not called for an #NPF reflected to L1, which goes through the nested #VMEXIT.
+    /// </summary>
+    public virtual void NestedPageFaultHandled(Cpu cpu)
+    {
+    }
 }
 
 /// <summary>SVM state of the vCPU (APM vol. 2 ch. 15) and the intercept gate.</summary>

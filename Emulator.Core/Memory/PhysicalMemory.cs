@@ -259,6 +259,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
         if (Running is { } cpu)
         {
             cpu.Cycles += cpu.Costs.VmexitRoundTrip + cpu.Costs.FaultHandling;
+            cpu.Svm?.NestedPageFaultHandled(cpu);
         }
     }
 

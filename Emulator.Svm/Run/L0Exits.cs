@@ -63,6 +63,12 @@ public sealed unsafe class L0Svm : SvmUnit, IDisposable
 
     public override int VmloadVmsave(Cpu cpu, ulong vmcbPa, bool save) => Nested.VmloadVmsave(cpu, vmcbPa, save);
 
+    /// <summary>
+    /// L0's #NPF handler is the MMU's page-fault handler (Mmu.Fault for L1 through the TDP, Mmu.Shadow for L2 through
+    /// the shadow NPT), which the translation calls directly and charges the round trip; here it is counted as the exit.
+    /// </summary>
+    public override void NestedPageFaultHandled(Cpu cpu) => (cpu.GuestMode ? L0Exits : L1Exits).Count(SvmExit.Npf);
+
     public override int Exit(Cpu cpu, ulong exitCode, ulong exitInfo1, ulong exitInfo2)
     {
         if (cpu.GuestMode && Nested.L1Intercepts(cpu, exitCode, exitInfo1))

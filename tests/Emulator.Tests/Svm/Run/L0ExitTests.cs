@@ -45,6 +45,22 @@ public sealed unsafe class L0ExitTests
     }
 
     [Test]
+    public void EveryNestedPageFaultL0HandlesForL1CountsAsAnL1NpfExit()
+    {
+        // The first touch of each page faults in L0's TDP; the MMU's handler is L0's #NPF handler.
+        using var g = L1Guest(a =>
+        {
+            a.mov(rax, __qword_ptr[0x600000]);
+            a.mov(__qword_ptr[0x900000], rax);
+        }, out var l0);
+        ulong before = g.Mem.Mmu!.Stats.Faults;
+        g.Run();
+        ulong faults = g.Mem.Mmu.Stats.Faults - before;
+        Assert.That(faults, Is.GreaterThanOrEqualTo(2UL), "the data pages were never touched before");
+        Assert.That(l0.L1Exits[SvmExit.Npf], Is.EqualTo(g.Mem.Mmu.Stats.Faults));
+    }
+
+    [Test]
     public void AnL1OutGoesThroughTheTableToTheDeviceAndCostsAnExit()
     {
         using var g = L1Guest(a => a.@out(dx, al), out var l0);
