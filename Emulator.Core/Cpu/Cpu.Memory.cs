@@ -549,6 +549,14 @@ public sealed unsafe partial class Cpu
         }
 
         RetPf r = TranslateGpa(gpa, gpaAccess, out ulong hpa, out ulong l1Gpa);
+        if (PhysicalMemory.IsMapped(r) && IsAvicAccess(gpa))
+        {
+            // APM vol. 2 §15.29: the nested walk allowed the access; AVIC redirects it to the backing page. (Code is
+            // not fetched from the APIC page through AVIC: that fetch is emulated.)
+            v = access == Access.Fetch ? Phys.EmulatedRead(gpa, size) : Avic!.Read(this, (int)(gpa & 0xFFF), size);
+            return true;
+        }
+
         if (PhysicalMemory.IsMapped(r))
         {
             byte* page = Phys.HostPointer(hpa & ~0xFFFUL);
@@ -616,6 +624,12 @@ public sealed unsafe partial class Cpu
             }
 
             Phys.EmulatedWrite(l1Gpa, size, v);
+            return true;
+        }
+
+        if (IsAvicAccess(gpa))
+        {
+            Avic!.Write(this, (int)(gpa & 0xFFF), size, v);
             return true;
         }
 
@@ -690,8 +704,9 @@ public sealed unsafe partial class Cpu
             return false;
         }
 
-        first = new TranslatedPage(r1, hpa1, l1Gpa1);
-        second = new TranslatedPage(r2, hpa2, l1Gpa2);
+        // An access crossing into or out of the APIC page under AVIC is not accelerated: it is emulated as a whole.
+        first = IsAvicAccess(gpa1) ? new TranslatedPage(RetPf.Emulate, 0, gpa1) : new TranslatedPage(r1, hpa1, l1Gpa1);
+        second = IsAvicAccess(gpa2) ? new TranslatedPage(RetPf.Emulate, 0, gpa2) : new TranslatedPage(r2, hpa2, l1Gpa2);
         return true;
     }
 
@@ -740,7 +755,7 @@ public sealed unsafe partial class Cpu
     internal byte* GuestPagePointer(ulong gpa, int access)
     {
         RetPf r = TranslateGpa(gpa, GpaAccess(access), out ulong hpa, out _);
-        return PhysicalMemory.IsMapped(r) ? Phys.HostPointer(hpa & ~0xFFFUL) : null;
+        return PhysicalMemory.IsMapped(r) && !IsAvicAccess(gpa) ? Phys.HostPointer(hpa & ~0xFFFUL) : null;
     }
 
     // ---- Stack ----

@@ -45,7 +45,7 @@ public static class VcpuRequest
     /// <summary>A timer deadline moved earlier than the one the running block was given (<see cref="Cpu.NextEventCycle"/>).</summary>
     public const int Event = 1 << 8;
 
-    /// <summary>Reserved for AVIC: APICv was inhibited or uninhibited (KVM_REQ_APICV_UPDATE); no behaviour yet.</summary>
+    /// <summary>APICv was inhibited or uninhibited VM-wide (KVM_REQ_APICV_UPDATE): the vCPU's hypervisor updates its AVIC state.</summary>
     public const int ApicvUpdate = 1 << 9;
 
     /// <summary>

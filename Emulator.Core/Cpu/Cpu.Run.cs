@@ -38,6 +38,9 @@ public sealed unsafe partial class Cpu
 {
     public IInterruptController? Interrupts;
 
+    /// <summary>The vCPU is blocked in HLT as its hypervisor was told (<see cref="SvmUnit.VcpuBlocking"/>).</summary>
+    private bool _blocked;
+
     private ulong _nextEventCycle = ulong.MaxValue;
 
     /// <summary>
@@ -116,6 +119,13 @@ public sealed unsafe partial class Cpu
                 FlushAllTlbs();
             }
 
+            if ((Requests & VcpuRequest.ApicvUpdate) != 0)
+            {
+                // No guest instruction runs under an APIC-virtualization state older than the VM's latest change.
+                Requests &= ~VcpuRequest.ApicvUpdate;
+                Svm?.ApicvUpdate(this);
+            }
+
             if (StopRequested)
             {
                 return RunExit.Stopped;
@@ -175,6 +185,12 @@ public sealed unsafe partial class Cpu
 
             if (Halted)
             {
+                if (!_blocked)
+                {
+                    _blocked = true;
+                    Svm?.VcpuBlocking(this, true);
+                }
+
                 if (!PhysicalInterruptsEnabled || Interrupts == null)
                 {
                     if (NextEventCycle == ulong.MaxValue || !PhysicalInterruptsEnabled)
@@ -193,10 +209,16 @@ public sealed unsafe partial class Cpu
                 continue;
             }
 
+            if (_blocked)
+            {
+                _blocked = false;
+                Svm?.VcpuBlocking(this, false);
+            }
+
             ulong budget = maxInstructions - Instructions;
             int limit = InterruptShadow ? 1 : budget < BlockCache.MaxBlockOps ? (int)budget : BlockCache.MaxBlockOps;
             // The blocks run against the deadline read here; moving it earlier meanwhile requests Event again.
-            Requests &= ~(VcpuRequest.InterruptShadow | VcpuRequest.Event | VcpuRequest.ApicvUpdate);
+            Requests &= ~(VcpuRequest.InterruptShadow | VcpuRequest.Event);
             ulong stopCycle = NextEventCycle < maxCycles ? NextEventCycle : maxCycles;
             RunBlocks(limit, maxInstructions, stopCycle);
             if (YieldRequested)

@@ -39,6 +39,16 @@ public abstract class SvmUnit
     public virtual void NestedPageFaultHandled(Cpu cpu)
     {
     }
+
+    /// <summary>The vCPU's <see cref="VcpuRequest.ApicvUpdate"/>: bring its APIC virtualization up to the VM's state before it runs on.</summary>
+    public virtual void ApicvUpdate(Cpu cpu)
+    {
+    }
+
+    /// <summary>The vCPU blocks in HLT (<paramref name="blocked"/> true) or runs again after it (KVM's vcpu_blocking/unblocking).</summary>
+    public virtual void VcpuBlocking(Cpu cpu, bool blocked)
+    {
+    }
 }
 
 /// <summary>SVM state of the vCPU (APM vol. 2 ch. 15) and the intercept gate.</summary>

@@ -22,7 +22,7 @@ namespace Emulator.Svm.Run;
 /// instruction (RIP = NextRip), Fault when it injected an exception. Each L0-handled exit charges one #VMEXIT/VMRUN
 /// round trip here; the handler adds its own work (the instruction's cost, a hypercall, an emulation).
 /// </summary>
-public sealed unsafe class L0Svm : SvmUnit, IDisposable
+public sealed unsafe partial class L0Svm : SvmUnit, IDisposable
 {
     /// <summary>The exit-handler table: static function pointers, built once; null entries are unknown exits.</summary>
     private static readonly delegate*<L0Svm, Cpu, ulong, ulong, int>[] Handlers = BuildHandlers();
@@ -80,13 +80,15 @@ public sealed unsafe class L0Svm : SvmUnit, IDisposable
         cpu.ExitIntInfo = cpu.ExitIntInfoError = 0;
         cpu.Cycles += cpu.Costs.VmexitRoundTrip;
         (cpu.GuestMode ? L0Exits : L1Exits).Count(exitCode);
-        var handler = exitCode < (ulong)Handlers.Length ? Handlers[exitCode] : null;
+        ulong slot = exitCode is >= SvmExit.Npf and <= SvmExit.AvicNoAccel ? 0x100 + (exitCode - SvmExit.Npf) : exitCode;
+        var handler = slot < (ulong)Handlers.Length ? Handlers[slot] : null;
         return handler != null ? handler(this, cpu, exitInfo1, exitInfo2) : Unknown(cpu, exitCode);
     }
 
     private static delegate*<L0Svm, Cpu, ulong, ulong, int>[] BuildHandlers()
     {
-        var t = new delegate*<L0Svm, Cpu, ulong, ulong, int>[0x100];
+        // 0x00–0xFF by code; 0x100–0x102 for #NPF (handled by the MMU, never dispatched here) and the two AVIC exits.
+        var t = new delegate*<L0Svm, Cpu, ulong, ulong, int>[0x103];
         t[SvmExit.Exception0 + Vector.UD] = &UdException;
         t[SvmExit.Exception0 + Vector.AC] = &Emulate;
         t[SvmExit.Exception0 + Vector.MC] = &Emulate;
@@ -106,6 +108,8 @@ public sealed unsafe class L0Svm : SvmUnit, IDisposable
         t[SvmExit.Vmmcall] = &Vmmcall;
         t[SvmExit.Skinit] = &InjectUd;
         t[SvmExit.Rdpru] = &InjectUd;
+        t[0x100 + (SvmExit.AvicIncompleteIpi - SvmExit.Npf)] = &AvicIncompleteIpi;
+        t[0x100 + (SvmExit.AvicNoAccel - SvmExit.Npf)] = &AvicNoAccel;
         return t;
     }
 

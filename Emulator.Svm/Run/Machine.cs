@@ -170,7 +170,7 @@ public sealed class Machine : IDisposable
 
             // KVM inhibits APICv the first time the guest renumbers or moves an APIC.
             apic.LayoutChanged = (_, change) => Memory.Mmu?.SetApicvInhibit(
-                change == ApicLayoutChange.IdModified ? ApicvInhibit.ApicIdModified : ApicvInhibit.ApicBaseModified, true);
+                (int)(change == ApicLayoutChange.IdModified ? ApicvInhibitReason.ApicIdModified : ApicvInhibitReason.ApicBaseModified), true);
         }
 
         var events = Platform.Events;
@@ -243,7 +243,7 @@ public sealed class Machine : IDisposable
         // Nothing emulates AVIC yet (the hardware unit is issue 10), so APIC virtualization is off for the VM
         // as with KVM's enable_apicv=0: the DISABLE reason is set before the APIC-access page exists, so L1's
         // accesses to 0xFEE00000 fault to Emulate (no MMIO SPTE is cached) and reach the emulated local APIC.
-        mmu.SetApicvInhibit(ApicvInhibit.Disable, true);
+        mmu.SetApicvInhibit((int)ApicvInhibitReason.Disable, true);
         mmu.CreateApicAccessSlot(PlatformMemory.ApicAccessBacking(size));
         return new PhysicalMemory(host, size, mmu);
     }

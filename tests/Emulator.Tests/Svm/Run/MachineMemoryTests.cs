@@ -34,7 +34,7 @@ public class MachineMemoryTests
         Assert.That(slots.Where(s => !s.IsPrivate).Select(s => s.Id), Is.EquivalentTo(new[] { 0, 1, 2, 3, 4 }));
         Assert.That(mmu.Memslots.Current.ById(Memslot.ApicAccessPrivate)!.HostOffset, Is.EqualTo(m.Memory.RamSize), "backed by the page after RAM");
         Assert.That(mmu.Host, Is.Not.Null, "the shadow NPT reads L1's tables through the host arena");
-        Assert.That(mmu.ApicvInhibitReasons, Is.EqualTo(1UL << ApicvInhibit.Disable), "no AVIC unit yet: APICv disabled");
+        Assert.That(mmu.ApicvInhibitReasons, Is.EqualTo(1UL << (int)ApicvInhibitReason.Disable), "no AVIC unit yet: APICv disabled");
     }
 
     [Test]

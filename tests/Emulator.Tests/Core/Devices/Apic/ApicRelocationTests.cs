@@ -58,7 +58,7 @@ public sealed class ApicRelocationTests
         Assert.That(m.Memory.Read(Data + Moved, 8), Is.EqualTo((ulong)LocalApic.VersionValue), "version at the new base");
         Assert.That(m.Memory.Read(Data + Old, 8), Is.EqualTo(0xFFFF_FFFFUL), "nothing at 0xFEE00000 any more");
         Assert.That(m.Memory.Read(Data + Back, 8), Is.EqualTo((ulong)LocalApic.VersionValue), "back at the default base");
-        Assert.That(m.Memory.Mmu!.ApicvInhibitReasons & (1UL << ApicvInhibit.ApicBaseModified), Is.Not.Zero, "APICv stays inhibited");
+        Assert.That(m.Memory.Mmu!.ApicvInhibitReasons & (1UL << (int)ApicvInhibitReason.ApicBaseModified), Is.Not.Zero, "APICv stays inhibited");
     }
 
     [Test]
@@ -68,10 +68,10 @@ public sealed class ApicRelocationTests
         m.Load([0xF4], new BootOptions { Format = ImageFormat.Flat, LoadAddress = Code, Mode = EntryMode.Long });
         var mmu = m.Memory.Mmu!;
         // DISABLE is set from the start while there is no AVIC unit (Machine.BuildMemory).
-        const ulong disabled = 1UL << ApicvInhibit.Disable;
+        const ulong disabled = 1UL << (int)ApicvInhibitReason.Disable;
         m.Platform.Apics[1].WriteMmio(ApicReg.Id, 4, 1u << 24);
         Assert.That(mmu.ApicvInhibitReasons, Is.EqualTo(disabled), "rewriting the initial ID changes nothing");
         m.Platform.Apics[1].WriteMmio(ApicReg.Id, 4, 7u << 24);
-        Assert.That(mmu.ApicvInhibitReasons, Is.EqualTo(disabled | (1UL << ApicvInhibit.ApicIdModified)));
+        Assert.That(mmu.ApicvInhibitReasons, Is.EqualTo(disabled | (1UL << (int)ApicvInhibitReason.ApicIdModified)));
     }
 }

@@ -1,0 +1,385 @@
+using System.Numerics;
+using Emulator.Core.Cpu;
+using Emulator.Core.Svm;
+using Emulator.Svm.Vmcb;
+
+namespace Emulator.Svm.Avic;
+
+/// <summary>
+/// The AVIC hardware of one vCPU (APM vol. 2 §15.29): what the processor does with a guest access to the APIC page
+/// (the VMCB's APIC_BAR, reached through a present nested-page entry) while the VMCB has AVIC_ENABLE. Its
+/// configuration is read from the VMCB as VMRUN reads it (<see cref="Load"/>): the backing page, the physical and
+/// logical APIC ID tables and the physical table's largest index.
+///
+/// Each access is one of three kinds (the APM's guest vAPIC register access table):
+/// <list type="bullet">
+/// <item>accelerated: served from the backing page with no exit, including what the hardware does itself for a TPR
+/// write (new PPR), an EOI of an edge-triggered vector (ISR bit cleared, next interrupt evaluated) and an ICR write
+/// (IPI virtualization, below);</item>
+/// <item>trap: the write lands in the backing page, then #VMEXIT AVIC_NOACCEL (EXITINFO1 = offset, bit 32 write) after
+/// the instruction, for L0 to do the side effects;</item>
+/// <item>fault: nothing is done, #VMEXIT AVIC_NOACCEL before the access, and L0 emulates the instruction.</item>
+/// </list>
+/// Only 32-bit accesses at a register's 16-byte-aligned offset are accelerated or trapped; any other size or offset
+/// faults, and L0's emulation gives the architectural result. (The APM defines the table for aligned 32-bit accesses;
+/// treating the rest as faults is this model's choice, always correct since L0 emulates them.)
+///
+/// Exits are taken synchronously inside the access: L0's handler runs at once (a fault's emulation completes the
+/// access with L0's result). The guest cannot tell, since a trap's handler only acts on state after the write and the
+/// instruction has no later architectural effect on the APIC.
+/// </summary>
+internal sealed unsafe class AvicUnit : AvicPort
+{
+    public const int IdOffset = 0x20, TprOffset = 0x80, EoiOffset = 0xB0, DfrOffset = 0xE0, IsrOffset = 0x100, TmrOffset = 0x180;
+    public const int IrrOffset = 0x200, IcrLowOffset = 0x300, IcrHighOffset = 0x310;
+
+    /// <summary>INCOMPLETE_IPI causes (EXITINFO2 bits 63:32).</summary>
+    public const uint InvalidIntType = 0, TargetNotRunning = 1, InvalidTarget = 2, InvalidBackingPage = 3, InvalidVector = 4;
+
+    private readonly AvicTables _tables;
+    private byte* _backing;
+    private ulong* _physical;
+    private uint* _logical;
+    private int _maxIndex;
+
+    // Targets of the last ICR write whose IsRunning was clear: L0 wakes them on the INCOMPLETE_IPI exit.
+    private readonly ulong[] _notRunning = new ulong[4];
+
+    public AvicUnit(AvicTables tables) => _tables = tables;
+
+    /// <summary>The vCPU's APIC as L0 sees it (re-evaluation, trapped-write side effects, emulation).</summary>
+    public IAvicBacking? Apic { get; set; }
+
+    public ulong ApicBar { get; private set; }
+
+    public ulong AcceleratedReads, AcceleratedWrites, Traps, Faults, IpisAccelerated, Doorbells;
+
+    /// <summary>INCOMPLETE_IPI exits by cause (0–4).</summary>
+    public ulong[] IncompleteIpis { get; } = new ulong[5];
+
+    // The access a fault exit hands to L0's emulation (EXITINFO has only the offset; KVM decodes the instruction).
+    internal int PendingOffset, PendingSize;
+    internal bool PendingWrite;
+    internal ulong PendingValue;
+
+    /// <summary>
+    /// The last AVIC_NOACCEL was a fault (else a trap). KVM tells them apart by the offset and, for a fault, decodes the
+    /// instruction; this model's L0 reads the kind here instead, so an odd-sized write to a trap register is emulated.
+    /// </summary>
+    internal bool PendingIsFault;
+
+    /// <summary>
+    /// Reads the AVIC fields of <paramref name="v"/> as VMRUN does; true when AVIC_ENABLE is set. The pointers are
+    /// host-physical addresses (pointers in this model), bits 51:12; the physical table's field holds the largest
+    /// index in bits 7:0.
+    /// </summary>
+    public bool Load(VmcbView v)
+    {
+        if ((v.U32(VmcbOffset.IntCtl) & IntCtl.AvicEnable) == 0)
+        {
+            return false;
+        }
+
+        ApicBar = v.U64(VmcbOffset.AvicApicBar) & AvicTables.BackingMask;
+        _backing = (byte*)(v.U64(VmcbOffset.AvicBackingPage) & AvicTables.BackingMask);
+        ulong phys = v.U64(VmcbOffset.AvicPhysicalTable);
+        _physical = (ulong*)(phys & AvicTables.BackingMask);
+        _maxIndex = Math.Min((int)(phys & 0xFF), AvicTables.MaxXAvicIndex);
+        _logical = (uint*)(v.U64(VmcbOffset.AvicLogicalTable) & AvicTables.BackingMask);
+        return true;
+    }
+
+    private uint Reg(int offset) => *(uint*)(_backing + offset);
+
+    private void SetReg(int offset, uint value) => *(uint*)(_backing + offset) = value;
+
+    public override ulong Read(Cpu cpu, int offset, int size)
+    {
+        if (size == 4 && (offset & 0xF) == 0 && ReadAccelerated(offset))
+        {
+            AcceleratedReads++;
+            return Reg(offset);
+        }
+
+        return Fault(cpu, offset, size, write: false, 0);
+    }
+
+    public override void Write(Cpu cpu, int offset, int size, ulong value)
+    {
+        if (size != 4 || (offset & 0xF) != 0)
+        {
+            Fault(cpu, offset, size, write: true, value);
+            return;
+        }
+
+        uint v = (uint)value;
+        switch (offset)
+        {
+            case TprOffset:
+                // Accelerated: the new TPR (bits 7:0) and with it PPR; a now-unmasked interrupt may be delivered.
+                AcceleratedWrites++;
+                SetReg(TprOffset, v & 0xFF);
+                Apic?.CommitWrite(TprOffset);
+                break;
+            case EoiOffset:
+                int isr = HighestIsr();
+                if (isr >= 0 && TestBit(TmrOffset, isr))
+                {
+                    // A level-triggered vector's EOI must reach the I/O APIC: trap.
+                    SetReg(EoiOffset, v);
+                    Trap(cpu, EoiOffset);
+                }
+                else
+                {
+                    AcceleratedWrites++;
+                    SetReg(EoiOffset, v);
+                    Apic?.CommitWrite(EoiOffset);
+                }
+
+                break;
+            case IcrHighOffset:
+                AcceleratedWrites++;
+                SetReg(IcrHighOffset, v);
+                break;
+            case IcrLowOffset:
+                SetReg(IcrLowOffset, v & ~(1u << 12)); // delivery status reads idle
+                SendIpi(cpu, v);
+                break;
+            case IdOffset or 0xC0 or 0xD0 or DfrOffset or 0xF0 or 0x280 or (>= 0x320 and <= 0x370) or 0x380 or 0x3E0:
+                SetReg(offset, v);
+                Trap(cpu, offset);
+                break;
+            default:
+                Fault(cpu, offset, size, write: true, value);
+                break;
+        }
+    }
+
+    /// <summary>Registers the unit reads from the backing page (the current count, EOI and the rest fault).</summary>
+    private static bool ReadAccelerated(int offset) => offset switch
+    {
+        IdOffset or 0x30 or TprOffset or 0x90 or 0xA0 or 0xC0 or 0xD0 or DfrOffset or 0xF0 => true,
+        >= IsrOffset and <= 0x270 => true,
+        0x280 or IcrLowOffset or IcrHighOffset => true,
+        >= 0x320 and <= 0x370 => true,
+        0x380 or 0x3E0 => true,
+        _ => false,
+    };
+
+    private ulong Fault(Cpu cpu, int offset, int size, bool write, ulong value)
+    {
+        Faults++;
+        PendingIsFault = true;
+        PendingOffset = offset;
+        PendingSize = size;
+        PendingWrite = write;
+        PendingValue = value;
+        cpu.Svm!.Exit(cpu, SvmExit.AvicNoAccel, (uint)(offset & 0xFF0) | (write ? 1UL << 32 : 0), 0);
+        return PendingValue;
+    }
+
+    private void Trap(Cpu cpu, int offset)
+    {
+        Traps++;
+        PendingIsFault = false;
+        cpu.Svm!.Exit(cpu, SvmExit.AvicNoAccel, (uint)offset | (1UL << 32), 0);
+    }
+
+    /// <summary>L0's emulation of the access a fault exit stopped (the read's result is what the access returns).</summary>
+    internal void EmulatePending()
+    {
+        if (Apic is not { } apic)
+        {
+            PendingValue = PendingWrite ? 0 : ulong.MaxValue >> (64 - (8 * PendingSize));
+            return;
+        }
+
+        if (PendingWrite)
+        {
+            apic.EmulateWrite(PendingOffset, PendingSize, PendingValue);
+        }
+        else
+        {
+            PendingValue = apic.EmulateRead(PendingOffset, PendingSize);
+        }
+    }
+
+    /// <summary>
+    /// IPI virtualization (APM vol. 2 §15.29.7): a fixed, edge-triggered IPI with a vector of 16 or more is delivered by
+    /// the hardware: each target's IRR bit is set in its backing page, and a target marked IsRunning gets a doorbell to
+    /// its core; if a target was not running the write completes and INCOMPLETE_IPI (cause 1) tells L0 to wake it. Any
+    /// other IPI, or one with an invalid target, is not delivered at all and exits for L0 to emulate (causes 0 and 2).
+    /// Targets are checked before any IRR bit is set (this model's choice), so L0's emulation never delivers twice.
+    /// </summary>
+    private void SendIpi(Cpu cpu, uint icrLow)
+    {
+        uint icrHigh = Reg(IcrHighOffset);
+        int vector = (int)(icrLow & 0xFF);
+        uint mode = (icrLow >> 8) & 7;
+        bool level = (icrLow & (1u << 15)) != 0;
+        uint shorthand = (icrLow >> 18) & 3;
+        if (mode != 0 || level)
+        {
+            Incomplete(cpu, icrLow, icrHigh, InvalidIntType, 0);
+            return;
+        }
+
+        if (vector < 16)
+        {
+            Incomplete(cpu, icrLow, icrHigh, InvalidVector, 0);
+            return;
+        }
+
+        if (shorthand == 1)
+        {
+            // Self: no table lookup, the local IRR directly.
+            IpisAccelerated++;
+            SetBit(_backing, IrrOffset, vector);
+            Apic?.RescanIrr();
+            return;
+        }
+
+        Array.Clear(_notRunning);
+        byte dest = (byte)(icrHigh >> 24);
+        bool broadcast = shorthand >= 2 || dest == 0xFF;
+        if (!broadcast && !TargetsValid(dest, (icrLow & (1u << 11)) != 0, out int badIndex))
+        {
+            Incomplete(cpu, icrLow, icrHigh, InvalidTarget, badIndex);
+            return;
+        }
+
+        IpisAccelerated++;
+        if (broadcast)
+        {
+            for (int i = 0; i <= _maxIndex; i++)
+            {
+                ulong e = _physical[i];
+                if ((e & AvicTables.Valid) != 0 && !(shorthand == 3 && (byte*)(e & AvicTables.BackingMask) == _backing))
+                {
+                    Deliver(i, vector);
+                }
+            }
+        }
+        else if ((icrLow & (1u << 11)) == 0)
+        {
+            Deliver(dest, vector);
+        }
+        else
+        {
+            ForEachLogicalTarget(dest, vector);
+        }
+
+        int first = FirstNotRunning();
+        if (first >= 0)
+        {
+            Incomplete(cpu, icrLow, icrHigh, TargetNotRunning, first);
+        }
+    }
+
+    /// <summary>True when every target of a physical or logical destination has a valid entry (else the first bad index).</summary>
+    private bool TargetsValid(byte dest, bool logical, out int badIndex)
+    {
+        badIndex = dest;
+        if (!logical)
+        {
+            return dest <= _maxIndex && (_physical[dest] & AvicTables.Valid) != 0;
+        }
+
+        bool flat = Reg(DfrOffset) >> 28 == 0xF;
+        for (int bit = 0; bit < 8; bit++)
+        {
+            if ((dest & (1 << bit)) == 0 || (!flat && bit >= 4))
+            {
+                continue;
+            }
+
+            int index = LogicalIndex(dest, bit, flat);
+            uint le = _logical[index];
+            badIndex = index;
+            if ((le & AvicTables.LogicalValid) == 0)
+            {
+                return false;
+            }
+
+            int id = (int)(le & AvicTables.LogicalIdMask);
+            if (id > _maxIndex || (_physical[id] & AvicTables.Valid) == 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Logical table index: flat mode, the bit's position; cluster mode, cluster · 4 + the bit in the low nibble.</summary>
+    private static int LogicalIndex(byte dest, int bit, bool flat) => flat ? bit : ((dest >> 4) * 4) + bit;
+
+    private void ForEachLogicalTarget(byte dest, int vector)
+    {
+        bool flat = Reg(DfrOffset) >> 28 == 0xF;
+        for (int bit = 0; bit < 8; bit++)
+        {
+            if ((dest & (1 << bit)) != 0 && (flat || bit < 4))
+            {
+                Deliver((int)(_logical[LogicalIndex(dest, bit, flat)] & AvicTables.LogicalIdMask), vector);
+            }
+        }
+    }
+
+    private void Deliver(int index, int vector)
+    {
+        ulong e = _physical[index];
+        SetBit((byte*)(e & AvicTables.BackingMask), IrrOffset, vector);
+        if ((e & AvicTables.IsRunning) != 0)
+        {
+            Doorbells++;
+            _tables.Doorbell(e & AvicTables.HostIdMask);
+        }
+        else
+        {
+            _notRunning[index >> 6] |= 1UL << (index & 63);
+        }
+    }
+
+    private int FirstNotRunning()
+    {
+        for (int w = 0; w < _notRunning.Length; w++)
+        {
+            if (_notRunning[w] != 0)
+            {
+                return (w * 64) + BitOperations.TrailingZeroCount(_notRunning[w]);
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>True when the target with guest APIC ID <paramref name="index"/> of the last IPI was not running (L0 wakes it).</summary>
+    internal bool WasNotRunning(int index) => (uint)index < 256 && (_notRunning[index >> 6] & (1UL << (index & 63))) != 0;
+
+    private void Incomplete(Cpu cpu, uint icrLow, uint icrHigh, uint cause, int index)
+    {
+        IncompleteIpis[cause]++;
+        cpu.Svm!.Exit(cpu, SvmExit.AvicIncompleteIpi, icrLow | ((ulong)icrHigh << 32), ((ulong)cause << 32) | (uint)index);
+    }
+
+    private int HighestIsr()
+    {
+        for (int w = 7; w >= 0; w--)
+        {
+            uint bits = Reg(IsrOffset + (w * 0x10));
+            if (bits != 0)
+            {
+                return (w * 32) + 31 - BitOperations.LeadingZeroCount(bits);
+            }
+        }
+
+        return -1;
+    }
+
+    private bool TestBit(int baseOffset, int vector) => (Reg(baseOffset + ((vector >> 5) * 0x10)) & (1u << (vector & 31))) != 0;
+
+    /// <summary>Sets a vector's bit in a register array of a backing page (atomic: another vCPU's unit may set bits too).</summary>
+    private static void SetBit(byte* page, int baseOffset, int vector) =>
+        Interlocked.Or(ref *(uint*)(page + baseOffset + ((vector >> 5) * 0x10)), 1u << (vector & 31));
+}

@@ -1,0 +1,154 @@
+using Emulator.Core.Cpu;
+using Emulator.Core.Svm;
+using Emulator.Svm.Avic;
+using Emulator.Svm.Vmcb;
+
+namespace Emulator.Svm.Run;
+
+/// <summary>
+/// L0's AVIC for one vCPU (KVM's avic.c): it programs vmcb01's AVIC fields and the VM's tables, turns the unit on or
+/// off when the VM's APICv state changes (<see cref="ApicvUpdate"/>, on the vCPU's own request bit), keeps the vCPU's
+/// IsRunning bit as it blocks in HLT and runs again, and handles the two AVIC exits.
+/// </summary>
+public sealed unsafe partial class L0Svm
+{
+    private AvicTables? _avicTables;
+    private int _apicId, _hostId;
+
+    /// <summary>The vCPU's AVIC hardware, once L0 has set AVIC up for it (null: AVIC never used on this vCPU).</summary>
+    internal AvicUnit? Avic { get; private set; }
+
+    /// <summary>True when the VM's APICv is active (no inhibit reason); L0 asks the VM (the MMU holds the reasons).</summary>
+    internal Func<bool>? ApicvActive { get; set; }
+
+    /// <summary>
+    /// Gives the vCPU AVIC (KVM's avic_init_vcpu and avic_init_vmcb): its physical-table entry (backing page, valid)
+    /// and vmcb01's APIC_BAR, backing page and table pointers. The unit is turned on by the next <see cref="ApicvUpdate"/>.
+    /// </summary>
+    internal void SetUpAvic(Cpu cpu, AvicTables tables, IAvicBacking apic, int apicId, int hostId)
+    {
+        _avicTables = tables;
+        _apicId = apicId;
+        _hostId = hostId;
+        Avic = new AvicUnit(tables) { Apic = apic };
+        tables.Physical[apicId] = ((ulong)apic.Page & AvicTables.BackingMask) | AvicTables.Valid;
+        tables.SetVcpu(apicId, apic);
+        var v = Vmcb01.View;
+        v.U64(VmcbOffset.AvicApicBar) = 0xFEE0_0000;
+        v.U64(VmcbOffset.AvicBackingPage) = (ulong)apic.Page;
+        v.U64(VmcbOffset.AvicLogicalTable) = tables.LogicalAddress;
+        v.U64(VmcbOffset.AvicPhysicalTable) = tables.PhysicalAddress | AvicTables.MaxXAvicIndex;
+        cpu.MakeRequestAndKick(VcpuRequest.ApicvUpdate);
+    }
+
+    /// <summary>
+    /// KVM_REQ_APICV_UPDATE (kvm_vcpu_update_apicv, then avic_refresh_apicv_exec_ctrl): AVIC_ENABLE in vmcb01 follows
+    /// the VM's state, and with it the unit and this vCPU's IsRunning (avic_vcpu_load/put). L2 never runs with AVIC
+    /// (vmcb02 has none, as KVM never gives L2 AVIC), so only vmcb01 changes.
+    /// </summary>
+    public override void ApicvUpdate(Cpu cpu)
+    {
+        if (Avic is not { } unit || _avicTables is not { } tables)
+        {
+            return;
+        }
+
+        bool active = ApicvActive?.Invoke() ?? false;
+        var v = Vmcb01.View;
+        uint intCtl = v.U32(VmcbOffset.IntCtl);
+        bool was = (intCtl & IntCtl.AvicEnable) != 0;
+        if (active == was)
+        {
+            return;
+        }
+
+        v.U32(VmcbOffset.IntCtl) = active ? intCtl | IntCtl.AvicEnable : intCtl & ~IntCtl.AvicEnable;
+        SetRunning(tables, active && !cpu.Halted);
+        if (active)
+        {
+            // (While L2 runs the unit stays off by itself: the memory path only routes L1's accesses to it.)
+            unit.Load(v);
+            cpu.SetAvic(unit, unit.ApicBar);
+
+            // Interrupts requested while AVIC was off are in the same page: evaluate them under AVIC now.
+            unit.Apic?.RescanIrr();
+        }
+        else
+        {
+            cpu.SetAvic(null, 0);
+        }
+    }
+
+    /// <summary>avic_vcpu_blocking / unblocking: a vCPU halted in HLT is not running, so IPIs to it exit and L0 wakes it.</summary>
+    public override void VcpuBlocking(Cpu cpu, bool blocked)
+    {
+        if (_avicTables is { } tables && (Vmcb01.View.U32(VmcbOffset.IntCtl) & IntCtl.AvicEnable) != 0)
+        {
+            SetRunning(tables, !blocked);
+        }
+    }
+
+    private void SetRunning(AvicTables tables, bool running)
+    {
+        ref ulong e = ref tables.Physical[_apicId];
+        e = running
+            ? (e & ~AvicTables.HostIdMask) | (uint)_hostId | AvicTables.IsRunning
+            : e & ~AvicTables.IsRunning;
+        tables.SetCore(_hostId, running ? Avic!.Apic : null);
+    }
+
+    /// <summary>
+    /// AVIC_NOACCEL (KVM's avic_unaccelerated_access_interception): a trapped write already sits in the backing page
+    /// and L0 does its side effects; a faulted access is emulated (the local APIC's MMIO path, charged as emulation).
+    /// </summary>
+    private static int AvicNoAccel(L0Svm l0, Cpu cpu, ulong exitInfo1, ulong exitInfo2)
+    {
+        if (l0.Avic is not { Apic: { } apic } unit)
+        {
+            return l0.Unknown(cpu, SvmExit.AvicNoAccel);
+        }
+
+        if (!unit.PendingIsFault && (exitInfo1 >> 32 & 1) != 0)
+        {
+            apic.CommitWrite((int)(exitInfo1 & 0xFF0));
+        }
+        else
+        {
+            unit.EmulatePending();
+        }
+
+        return ExecStatus.EndBlock;
+    }
+
+    /// <summary>
+    /// AVIC_INCOMPLETE_IPI (KVM's avic_incomplete_ipi_interception): an IPI the unit could not deliver (cause 0, 2) is
+    /// sent by L0's APIC emulation from the ICR in the backing page; targets that were not running (cause 1) already
+    /// have their IRR bits and are woken; an invalid vector (4) or backing page (3) is dropped.
+    /// </summary>
+    private static int AvicIncompleteIpi(L0Svm l0, Cpu cpu, ulong exitInfo1, ulong exitInfo2)
+    {
+        if (l0.Avic is not { Apic: { } apic } unit || l0._avicTables is not { } tables)
+        {
+            return l0.Unknown(cpu, SvmExit.AvicIncompleteIpi);
+        }
+
+        switch ((uint)(exitInfo2 >> 32))
+        {
+            case AvicUnit.InvalidIntType or AvicUnit.InvalidTarget:
+                apic.CommitWrite(AvicUnit.IcrLowOffset);
+                break;
+            case AvicUnit.TargetNotRunning:
+                for (int id = 0; id <= AvicTables.MaxXAvicIndex; id++)
+                {
+                    if (unit.WasNotRunning(id))
+                    {
+                        tables.Vcpu(id)?.RescanIrr();
+                    }
+                }
+
+                break;
+        }
+
+        return ExecStatus.EndBlock;
+    }
+}
