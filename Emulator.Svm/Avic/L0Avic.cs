@@ -15,6 +15,9 @@ public sealed unsafe partial class L0Svm
     private AvicTables? _avicTables;
     private int _apicId, _hostId;
 
+    /// <summary>The logical-table entry this vCPU holds now, or -1 (KVM's ldr_reg bookkeeping).</summary>
+    private int _logicalIndex = -1;
+
     /// <summary>The vCPU's AVIC hardware, once L0 has set AVIC up for it (null: AVIC never used on this vCPU).</summary>
     internal AvicUnit? Avic { get; private set; }
 
@@ -68,6 +71,7 @@ public sealed unsafe partial class L0Svm
         {
             // (While L2 runs the unit stays off by itself: the memory path only routes L1's accesses to it.)
             unit.Load(v);
+            UpdateLogicalEntry(tables, unit.Apic!);
             cpu.SetAvic(unit, unit.ApicBar);
 
             // Interrupts requested while AVIC was off are in the same page: evaluate them under AVIC now.
@@ -86,6 +90,35 @@ public sealed unsafe partial class L0Svm
         {
             SetRunning(tables, !blocked);
         }
+    }
+
+    private const int LdrOffset = 0xD0;
+
+    /// <summary>
+    /// Points this vCPU's logical APIC ID table entry at its APIC ID (KVM's avic_ldr_write): the index is derived from
+    /// the logical ID in LDR bits 31:24, flat (DFR model 0xF: the set bit, 0–7) or cluster (cluster · 4 + the set bit of
+    /// the low nibble, cluster 15 being broadcast). An ID that names no single entry (zero, or several bits) leaves the
+    /// vCPU without one, as in KVM; IPIs to it then exit as invalid targets and L0 emulates them.
+    /// </summary>
+    private void UpdateLogicalEntry(AvicTables tables, IAvicBacking apic)
+    {
+        if (_logicalIndex >= 0)
+        {
+            tables.Logical[_logicalIndex] = 0;
+            _logicalIndex = -1;
+        }
+
+        uint id = *(uint*)(apic.Page + LdrOffset) >> 24;
+        bool flat = *(uint*)(apic.Page + AvicUnit.DfrOffset) >> 28 == 0xF;
+        uint bits = flat ? id : id & 0xF;
+        if (bits == 0 || (bits & (bits - 1)) != 0 || (!flat && id >> 4 == 0xF))
+        {
+            return;
+        }
+
+        int bit = System.Numerics.BitOperations.TrailingZeroCount(bits);
+        _logicalIndex = flat ? bit : (int)((id >> 4) * 4) + bit;
+        tables.Logical[_logicalIndex] = AvicTables.LogicalValid | (uint)_apicId;
     }
 
     private void SetRunning(AvicTables tables, bool running)
@@ -110,7 +143,13 @@ public sealed unsafe partial class L0Svm
 
         if (!unit.PendingIsFault && (exitInfo1 >> 32 & 1) != 0)
         {
-            apic.CommitWrite((int)(exitInfo1 & 0xFF0));
+            int offset = (int)(exitInfo1 & 0xFF0);
+            apic.CommitWrite(offset);
+            if (offset is LdrOffset or AvicUnit.DfrOffset && l0._avicTables is { } tables)
+            {
+                // avic_handle_ldr_update / dfr update: the logical table follows the guest's LDR and DFR.
+                l0.UpdateLogicalEntry(tables, apic);
+            }
         }
         else
         {

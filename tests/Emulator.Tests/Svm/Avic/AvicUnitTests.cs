@@ -293,6 +293,20 @@ public sealed unsafe class AvicUnitTests
         Assert.That(r.IncompleteExits, Is.Zero);
     }
 
+    [TestCase(0xFFFF_FFFFu, 0x0400_0000u, 2, TestName = "FlatBit2")]
+    [TestCase(0x0FFF_FFFFu, 0x2800_0000u, 11, TestName = "Cluster2Bit3")]
+    public void L0KeepsTheLogicalTableInStepWithTrappedLdrAndDfrWrites(uint dfr, uint ldr, int index)
+    {
+        using var r = new Rig();
+        r.Write(0xE0, dfr);
+        r.Write(0xD0, ldr);
+        Assert.That(r.Tables.Logical[index], Is.EqualTo(AvicTables.LogicalValid | 0u));
+
+        // A new LDR moves the entry; the old one is invalid again.
+        r.Write(0xD0, 0);
+        Assert.That(r.Tables.Logical[index], Is.Zero);
+    }
+
     [Test]
     public void BlockingInHltClearsIsRunningAndRunningAgainSetsIt()
     {
