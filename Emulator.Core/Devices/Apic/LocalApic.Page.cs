@@ -8,7 +8,7 @@ namespace Emulator.Core.Devices.Apic;
 /// <summary>
 /// The register page: every register with an xAPIC offset lives at that offset in one 4 KiB, 4 KiB-aligned native
 /// page, holding what a guest read at the offset returns (except the current count, computed on read). The layout is
-/// the AVIC backing page's (APM vol. 2 §15.29.3; KVM hands its LAPIC register page to the hardware as the backing
+/// the AVIC backing page's (APM vol. 2 §15.29; KVM hands its LAPIC register page to the hardware as the backing
 /// page), so an APIC-virtualization unit can serve accelerated accesses and post interrupts into this very page; the
 /// emulation then rebuilds its derived state from it (<see cref="RescanIrr"/>, <see cref="CommitTrappedWrite"/>).
 /// </summary>
@@ -134,7 +134,7 @@ public sealed unsafe partial class LocalApic : IDisposable
 
     /// <summary>
     /// The side effects of a guest write whose value already sits in the page at <paramref name="offset"/> (AVIC's
-    /// trap semantics, APM vol. 2 §15.29.3.1: the write lands in the backing page, then #VMEXIT AVIC_NOACCEL). KVM
+    /// trap semantics, APM vol. 2 §15.29: the write lands in the backing page, then #VMEXIT AVIC_NOACCEL). KVM
     /// re-runs its register write with the value read from the page; here the register's previous value is put back
     /// and the value goes through the same write logic as an MMIO write (xAPIC) or WRMSR (x2APIC), so the page and
     /// every effect (IPI, EOI broadcast, timer, LVT masking) end exactly as on that path. In x2APIC mode the ICR is
