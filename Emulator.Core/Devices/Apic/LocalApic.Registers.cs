@@ -181,17 +181,15 @@ public sealed partial class LocalApic
         v = 0;
         switch (reg)
         {
-            case ApicReg.Apr when !x2:
-            // KVM has no x2APIC APR MSR (0x809 #GPs) and reads the xAPIC APR as 0; the value here is the
-            // manuals' arbitration priority.
-            case ApicReg.Dfr when !x2:
-            case ApicReg.IcrHigh when !x2:
+            case ApicReg.Apr or ApicReg.Dfr or ApicReg.IcrHigh when !x2:
             case ApicReg.Id or ApicReg.Version or ApicReg.Tpr or ApicReg.Ppr or ApicReg.Ldr or ApicReg.Svr:
             case >= ApicReg.Isr and < ApicReg.Esr + 0x10:
             case ApicReg.IcrLow:
             case >= ApicReg.LvtTimer and <= ApicReg.TimerInitial:
             case ApicReg.TimerDivide:
-                // The register page holds each of these as read (ID and LDR in the current mode's form).
+                // The register page holds each of these as read: ID and LDR in the current mode's form, ISR, TMR,
+                // IRR, ESR. APR (xAPIC only) is the manuals' arbitration priority; KVM has no x2APIC APR MSR
+                // (0x809 #GPs) and reads the xAPIC APR as 0.
                 v = Reg(reg);
                 return true;
             case ApicReg.TimerCurrent:
