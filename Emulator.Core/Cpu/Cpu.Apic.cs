@@ -15,15 +15,25 @@ public sealed partial class Cpu
     private byte _tpr;
 
     /// <summary>
-    /// The APIC task-priority register; MOV CR8 reads and writes bits 7:4. A new priority can make a requested
-    /// vector deliverable: every write asks the loop to look at the controller at the next block boundary.
+    /// The APIC task-priority register; MOV CR8 reads and writes bits 7:4. With a local APIC it is the TPR in that
+    /// APIC's register page (the one copy, as KVM keeps it; see <see cref="LocalApic.TaskPriority"/>). A new
+    /// priority can make a requested vector deliverable: every write asks the loop to look at the controller at the
+    /// next block boundary.
     /// </summary>
     public byte Tpr
     {
-        get => _tpr;
+        get => Apic is { } apic ? apic.TaskPriority : _tpr;
         set
         {
-            _tpr = value;
+            if (Apic is { } apic)
+            {
+                apic.TaskPriority = value;
+            }
+            else
+            {
+                _tpr = value;
+            }
+
             MakeRequest(VcpuRequest.Interrupt);
         }
     }

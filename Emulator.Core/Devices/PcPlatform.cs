@@ -11,7 +11,7 @@ namespace Emulator.Core.Devices;
 /// bus, the ISA interrupt router, and the timer queue every device arms on the cycle clock. Console and
 /// test devices are attached by the machine; this class owns what the APIC, PIC, I/O APIC and timers share.
 /// </summary>
-public sealed class PcPlatform
+public sealed class PcPlatform : IDisposable
 {
     /// <param name="rtcEpoch">Time the RTC shows at cycle 0 (default <see cref="Rtc.DefaultEpoch"/>).</param>
     public PcPlatform(PhysicalMemory memory, IReadOnlyList<Cpu.Cpu> cpus, DateTime? rtcEpoch = null)
@@ -79,6 +79,15 @@ public sealed class PcPlatform
     public Rtc Rtc { get; }
 
     public IoApic IoApic { get; }
+
+    /// <summary>Frees what the local APICs hold outside the managed heap (their register pages).</summary>
+    public void Dispose()
+    {
+        foreach (var apic in Apics)
+        {
+            apic.Dispose();
+        }
+    }
 
     /// <summary>The interrupt-controller and timer counters (irq.*) for <c>--stats</c>.</summary>
     public IEnumerable<(string Name, ulong Value)> IrqCounters()

@@ -549,5 +549,6 @@ public sealed class Machine : IDisposable
     {
         Console.Flush();
         DisposeMemory();
+        Platform.Dispose();
     }
 }

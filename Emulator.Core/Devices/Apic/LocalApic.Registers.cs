@@ -119,7 +119,7 @@ public sealed partial class LocalApic
         int reg = (int)(msr - ApicReg.MsrBase) << 4;
         if (reg == ApicReg.IcrLow)
         {
-            value = ((ulong)_icrHigh << 32) | _icrLow;
+            value = ((ulong)Reg(ApicReg.IcrHigh) << 32) | Reg(ApicReg.IcrLow);
             return true;
         }
 
@@ -153,18 +153,26 @@ public sealed partial class LocalApic
         int reg = (int)(msr - ApicReg.MsrBase) << 4;
         if (reg == ApicReg.IcrLow)
         {
-            if ((value & X2IcrReserved) != 0)
-            {
-                return false;
-            }
-
-            _icrLow = (uint)value & IcrLowWritable;
-            _icrHigh = (uint)(value >> 32);
-            SendIpi(_icrLow, _icrHigh);
-            return true;
+            return WriteIcr64(value);
         }
 
         return (value >> 32) == 0 && TryWrite(reg, (uint)value, true);
+    }
+
+    /// <summary>The x2APIC ICR, one 64-bit register (destination in 63:32), stored as low 0x300 / high 0x310.</summary>
+    private bool WriteIcr64(ulong value)
+    {
+        if ((value & X2IcrReserved) != 0)
+        {
+            return false;
+        }
+
+        uint low = (uint)value & IcrLowWritable;
+        uint high = (uint)(value >> 32);
+        Set(ApicReg.IcrLow, low);
+        Set(ApicReg.IcrHigh, high);
+        SendIpi(low, high);
+        return true;
     }
 
     /// <summary>Reads a 32-bit register; false when it does not exist or is write-only in this mode.</summary>
@@ -173,61 +181,19 @@ public sealed partial class LocalApic
         v = 0;
         switch (reg)
         {
-            case ApicReg.Id:
-                v = x2 ? InitialApicId : (uint)_xapicId << 24;
-                return true;
-            case ApicReg.Version:
-                v = VersionValue;
-                return true;
-            case ApicReg.Tpr:
-                v = Cpu.Tpr;
-                return true;
-            case ApicReg.Apr when !x2:
-                // KVM has no x2APIC APR MSR (0x809 #GPs) and reads the xAPIC APR as 0; the value here is the
-                // manuals' arbitration priority.
-                v = (uint)ArbitrationPriority;
-                return true;
-            case ApicReg.Ppr:
-                v = (uint)ProcessorPriority;
-                return true;
-            case ApicReg.Ldr:
-                v = x2 ? X2ApicLdr : _ldr;
-                return true;
-            case ApicReg.Dfr when !x2:
-                v = _dfr;
-                return true;
-            case ApicReg.Svr:
-                v = _svr;
-                return true;
-            case >= ApicReg.Isr and < ApicReg.Isr + 0x80:
-                v = _isr[(reg - ApicReg.Isr) >> 4];
-                return true;
-            case >= ApicReg.Tmr and < ApicReg.Tmr + 0x80:
-                v = _tmr[(reg - ApicReg.Tmr) >> 4];
-                return true;
-            case >= ApicReg.Irr and < ApicReg.Irr + 0x80:
-                v = _irr[(reg - ApicReg.Irr) >> 4];
-                return true;
-            case ApicReg.Esr:
-                v = _esr;
-                return true;
+            case ApicReg.Apr or ApicReg.Dfr or ApicReg.IcrHigh when !x2:
+            case ApicReg.Id or ApicReg.Version or ApicReg.Tpr or ApicReg.Ppr or ApicReg.Ldr or ApicReg.Svr:
+            case >= ApicReg.Isr and < ApicReg.Esr + 0x10:
             case ApicReg.IcrLow:
-                v = _icrLow;
-                return true;
-            case ApicReg.IcrHigh when !x2:
-                v = _icrHigh;
-                return true;
-            case >= ApicReg.LvtTimer and <= ApicReg.LvtError:
-                v = _lvt[(reg - ApicReg.LvtTimer) >> 4];
-                return true;
-            case ApicReg.TimerInitial:
-                v = _timerInitial;
+            case >= ApicReg.LvtTimer and <= ApicReg.TimerInitial:
+            case ApicReg.TimerDivide:
+                // The register page holds each of these as read: ID and LDR in the current mode's form, ISR, TMR,
+                // IRR, ESR. APR (xAPIC only) is the manuals' arbitration priority; KVM has no x2APIC APR MSR
+                // (0x809 #GPs) and reads the xAPIC APR as 0.
+                v = Reg(reg);
                 return true;
             case ApicReg.TimerCurrent:
                 v = CurrentCount();
-                return true;
-            case ApicReg.TimerDivide:
-                v = _timerDivideConfig;
                 return true;
             default:
                 // Reserved, EOI, remote read (KVM does not implement it) and SELF_IPI.
@@ -247,8 +213,8 @@ public sealed partial class LocalApic
                     return false;
                 }
 
-                _xapicId = (byte)(v >> 24);
-                if (_xapicId != InitialApicId)
+                Set(ApicReg.Id, v & 0xFF00_0000);
+                if ((v >> 24) != InitialApicId)
                 {
                     LayoutChanged?.Invoke(this, ApicLayoutChange.IdModified);
                 }
@@ -274,11 +240,11 @@ public sealed partial class LocalApic
                 Eoi();
                 return true;
             case ApicReg.Ldr when !x2:
-                _ldr = v & 0xFF00_0000;
+                Set(ApicReg.Ldr, v & 0xFF00_0000);
                 return true;
             case ApicReg.Dfr when !x2:
                 // Model in bits 31:28 (flat 1111b, cluster 0000b); bits 27:0 read as ones.
-                _dfr = v | 0x0FFF_FFFF;
+                Set(ApicReg.Dfr, v | 0x0FFF_FFFF);
                 return true;
             case ApicReg.Svr:
                 if (x2 && (v & ~SvrWritable) != 0)
@@ -296,15 +262,15 @@ public sealed partial class LocalApic
                     return false;
                 }
 
-                _esr = _esrPending;
+                Set(ApicReg.Esr, _esrPending);
                 _esrPending = 0;
                 return true;
             case ApicReg.IcrLow when !x2:
-                _icrLow = v & IcrLowWritable;
-                SendIpi(_icrLow, _icrHigh >> 24);
+                Set(ApicReg.IcrLow, v & IcrLowWritable);
+                SendIpi(v & IcrLowWritable, Reg(ApicReg.IcrHigh) >> 24);
                 return true;
             case ApicReg.IcrHigh when !x2:
-                _icrHigh = v & 0xFF00_0000;
+                Set(ApicReg.IcrHigh, v & 0xFF00_0000);
                 return true;
             case >= ApicReg.LvtTimer and <= ApicReg.LvtError:
                 return WriteLvt((reg - ApicReg.LvtTimer) >> 4, v, x2);
@@ -341,12 +307,12 @@ public sealed partial class LocalApic
     /// </summary>
     private void WriteSvr(uint v)
     {
-        _svr = v;
+        Set(ApicReg.Svr, v);
         if ((v & SvrEnable) == 0)
         {
             for (int i = 0; i < LvtCount; i++)
             {
-                _lvt[i] |= Masked;
+                SetLvt(i, Lvt(i) | Masked);
             }
         }
 
@@ -378,11 +344,12 @@ public sealed partial class LocalApic
             v |= Masked;
         }
 
-        uint old = _lvt[index];
-        _lvt[index] = (v & writable) | (old & RemoteIrr & readOnly);
+        uint old = Lvt(index);
+        uint now = (v & writable) | (old & RemoteIrr & readOnly);
+        SetLvt(index, now);
         if (index == LvtTimer)
         {
-            TimerLvtChanged(old, _lvt[index]);
+            TimerLvtChanged(old, now);
         }
 
         // Unmasking LINT0 in ExtINT mode can make the PIC's INTR deliverable.

@@ -12,8 +12,8 @@ namespace Emulator.Core.Devices.Apic;
 public sealed partial class LocalApic
 {
     private readonly TimerEvent _timer;
-    private uint _timerInitial;
-    private uint _timerDivideConfig;
+
+    // Initial count (0x380) and divide configuration (0x3E0) are in the register page; the divisor is derived.
     private uint _timerDivide;
     private ulong _timerPeriod;
     private ulong _timerDeadline;
@@ -21,7 +21,7 @@ public sealed partial class LocalApic
     private ulong _tscDeadline;
 
     /// <summary>Timer mode from LVT timer bits 18:17 (3 is reserved: the timer does not run).</summary>
-    private int TimerMode => (int)((_lvt[LvtTimer] >> TimerModeShift) & 3);
+    private int TimerMode => (int)((Lvt(LvtTimer) >> TimerModeShift) & 3);
 
     /// <summary>
     /// Shortest period of a periodic timer, in cycles; 0 (a bare LAPIC) for none. L0 sets KVM's limit
@@ -48,8 +48,8 @@ public sealed partial class LocalApic
     private void ResetTimer()
     {
         _timer.Cancel();
-        _timerInitial = 0;
-        _timerDivideConfig = 0;
+        Set(ApicReg.TimerInitial, 0);
+        Set(ApicReg.TimerDivide, 0);
         _timerDivide = DivideOf(0);
         _timerPeriod = 0;
         _timerDeadline = 0;
@@ -57,7 +57,10 @@ public sealed partial class LocalApic
         _tscDeadline = 0;
     }
 
-    /// <summary>Initial-count write: (re)starts the count-down; ignored in TSC-deadline mode.</summary>
+    /// <summary>
+    /// Initial-count write: (re)starts the count-down; ignored in TSC-deadline mode, where the initial count stays 0
+    /// (entering the mode cleared it).
+    /// </summary>
     private void WriteInitialCount(uint v)
     {
         if (TimerMode == TimerTscDeadline)
@@ -65,7 +68,7 @@ public sealed partial class LocalApic
             return;
         }
 
-        _timerInitial = v;
+        Set(ApicReg.TimerInitial, v);
         _timer.Cancel();
         _timerArmed = false;
         _timerPeriod = (ulong)v * _timerDivide;
@@ -84,7 +87,7 @@ public sealed partial class LocalApic
     private void WriteDivide(uint config)
     {
         uint old = _timerDivide;
-        _timerDivideConfig = config;
+        Set(ApicReg.TimerDivide, config);
         _timerDivide = DivideOf(config);
         if (old == _timerDivide || !_timerArmed)
         {
@@ -94,7 +97,7 @@ public sealed partial class LocalApic
         ulong now = _events.Now;
         ulong remaining = _timerDeadline > now ? _timerDeadline - now : 0;
         remaining = (ulong)((UInt128)remaining * _timerDivide / old);
-        _timerPeriod = LimitedPeriod((ulong)_timerInitial * _timerDivide);
+        _timerPeriod = LimitedPeriod((ulong)Reg(ApicReg.TimerInitial) * _timerDivide);
         _timerDeadline = now + remaining;
         _timer.Schedule(_timerDeadline);
     }
@@ -108,7 +111,7 @@ public sealed partial class LocalApic
         {
             _timer.Cancel();
             _timerArmed = false;
-            _timerInitial = 0;
+            Set(ApicReg.TimerInitial, 0);
             _timerPeriod = 0;
             _tscDeadline = 0;
         }

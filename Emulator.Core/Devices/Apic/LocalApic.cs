@@ -1,4 +1,3 @@
-using System.Numerics;
 using Emulator.Core.Cpu;
 using Emulator.Core.Timing;
 
@@ -64,23 +63,13 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     private readonly ApicBus _bus;
     private readonly EventQueue _events;
 
-    // 256-bit registers as eight 32-bit words, word i = vectors 32·i .. 32·i+31 (MMIO offset base + 0x10·i).
-    private readonly uint[] _irr = new uint[8];
-    private readonly uint[] _isr = new uint[8];
-    private readonly uint[] _tmr = new uint[8];
-    private readonly uint[] _lvt = new uint[LvtCount];
+    // State without an xAPIC offset; the registers themselves are in the register page (LocalApic.Page.cs).
     private readonly bool[] _lintLevel = new bool[2];
 
+    // Derived from the page's IRR and ISR (rebuilt by RescanIrr).
     private int _highestIrr = -1;
     private int _highestIsr = -1;
-    private byte _xapicId;
-    private uint _ldr;
-    private uint _dfr;
-    private uint _svr;
-    private uint _esr;
     private uint _esrPending;
-    private uint _icrLow;
-    private uint _icrHigh;
     private bool _extIntRequested;
     private bool _deliveringError;
 
@@ -90,13 +79,15 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
         InitialApicId = apicId;
         _bus = bus;
         _events = events;
+        AllocatePage();
         _timer = events.Create($"apic{apicId}.timer", TimerExpired);
-        _xapicId = (byte)apicId;
         cpu.ApicId = (byte)apicId; // CPUID 1 EBX[31:24]: the initial APIC ID
         cpu.Apic = this;
         cpu.Interrupts = this;
         bus.Add(this);
-        ResetRegisters();
+        Set(ApicReg.Id, apicId << 24);
+        Set(ApicReg.Version, VersionValue);
+        ResetRegisters(x2: false);
     }
 
     public Cpu.Cpu Cpu { get; }
@@ -105,7 +96,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     public uint InitialApicId { get; }
 
     /// <summary>The ID this APIC answers to: the 32-bit x2APIC ID, or the (writable) 8-bit xAPIC ID.</summary>
-    public uint ApicId => X2ApicMode ? InitialApicId : _xapicId;
+    public uint ApicId => X2ApicMode ? Reg(ApicReg.Id) : Reg(ApicReg.Id) >> 24;
 
     /// <summary>The PIC's INTR, seen through LINT0 in ExtINT mode (or directly while the APIC is disabled).</summary>
     public IExtIntSource? ExtInt { get; set; }
@@ -115,7 +106,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     public bool HardwareEnabled => (Cpu.ApicBase & Emulator.Core.Cpu.Cpu.ApicBaseEnable) != 0;
 
     /// <summary>SVR bit 8: the APIC software enable.</summary>
-    public bool SoftwareEnabled => (_svr & SvrEnable) != 0;
+    public bool SoftwareEnabled => (Reg(ApicReg.Svr) & SvrEnable) != 0;
 
     public bool TakesFixedInterrupts => HardwareEnabled && SoftwareEnabled;
 
@@ -138,39 +129,16 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     public ulong SmisReceived;
 
     /// <summary>
-    /// Processor priority (APM vol. 2 §16.6.4): the task priority, or the class of the highest in-service
-    /// vector when that class is higher.
+    /// Processor priority (APM vol. 2 §16.6.4): PPR in the page, kept current as TPR and ISR change
+    /// (see <see cref="UpdatePriorities"/>).
     /// </summary>
-    public int ProcessorPriority
-    {
-        get
-        {
-            int tpr = Cpu.Tpr;
-            int isrv = _highestIsr < 0 ? 0 : _highestIsr;
-            return (tpr & 0xF0) >= (isrv & 0xF0) ? tpr : isrv & 0xF0;
-        }
-    }
+    public int ProcessorPriority => (int)Reg(ApicReg.Ppr);
 
     /// <summary>
-    /// Arbitration priority (APM vol. 2 §16.6.3; Intel SDM vol. 3 §10.6.2.4): the TPR when it is at least the
-    /// highest requested class and above the highest in-service class, otherwise the highest of the three
-    /// classes. Lowest-priority delivery picks the APIC with the lowest value.
+    /// Arbitration priority (APM vol. 2 §16.6.3): APR in the page, kept current as TPR, ISR and IRR change.
+    /// Lowest-priority delivery picks the APIC with the lowest value.
     /// </summary>
-    public int ArbitrationPriority
-    {
-        get
-        {
-            int tpr = Cpu.Tpr;
-            int isrv = (_highestIsr < 0 ? 0 : _highestIsr) & 0xF0;
-            int irrv = (_highestIrr < 0 ? 0 : _highestIrr) & 0xF0;
-            if ((tpr & 0xF0) >= irrv && (tpr & 0xF0) > isrv)
-            {
-                return tpr;
-            }
-
-            return Math.Max(tpr & 0xF0, Math.Max(isrv, irrv));
-        }
-    }
+    public int ArbitrationPriority => (int)Reg(ApicReg.Apr);
 
     /// <summary>Highest vector requested in the IRR, or -1.</summary>
     public int HighestRequested => _highestIrr;
@@ -179,7 +147,12 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     public int HighestInService => _highestIsr;
 
     /// <summary>LINT0 is unmasked in ExtINT mode: the PIC's INTR reaches the processor through it.</summary>
-    private bool Lint0RoutesPic => (_lvt[LvtLint0] & (Masked | ModeMask)) == ExtIntLvt;
+    private bool Lint0RoutesPic => (Lvt(LvtLint0) & (Masked | ModeMask)) == ExtIntLvt;
+
+    /// <summary>LVT entry <paramref name="index"/> (offset 0x320 + 0x10·index).</summary>
+    private ref uint Lvt(int index) => ref Reg(ApicReg.LvtTimer + (index << 4));
+
+    private void SetLvt(int index, uint value) => Set(ApicReg.LvtTimer + (index << 4), value);
 
     /// <summary>
     /// The PIC's INTR is deliverable: while the APIC is hardware-disabled the INTR pin goes to the core
@@ -226,17 +199,18 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
         if (v < 0 || (v & 0xF0) <= ProcessorPriority)
         {
             SpuriousInterrupts++;
-            return (int)(_svr & VectorMask);
+            return (int)(Reg(ApicReg.Svr) & VectorMask);
         }
 
-        ClearBit(_irr, v);
-        _highestIrr = Highest(_irr);
-        SetBit(_isr, v);
+        ClearBit(ApicReg.Irr, v);
+        _highestIrr = Highest(ApicReg.Irr);
+        SetBit(ApicReg.Isr, v);
         if (v > _highestIsr)
         {
             _highestIsr = v;
         }
 
+        UpdatePriorities();
         return v;
     }
 
@@ -254,7 +228,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
                 return true;
             }
 
-            uint ldr = X2ApicLdr;
+            uint ldr = Reg(ApicReg.Ldr);
             return (ldr >> 16) == (destination >> 16) && (ldr & destination & 0xFFFF) != 0;
         }
 
@@ -264,8 +238,8 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
             return true;
         }
 
-        uint id = _ldr >> 24;
-        return (_dfr >> 28) switch
+        uint id = Reg(ApicReg.Ldr) >> 24;
+        return (Reg(ApicReg.Dfr) >> 28) switch
         {
             0xF => (id & destination) != 0,
             0x0 => (id >> 4) == (destination >> 4) && (id & destination & 0xF) != 0,
@@ -343,19 +317,20 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
         }
 
         InterruptsAccepted++;
-        SetBit(_irr, vector);
+        SetBit(ApicReg.Irr, vector);
         if (level)
         {
-            SetBit(_tmr, vector);
+            SetBit(ApicReg.Tmr, vector);
         }
         else
         {
-            ClearBit(_tmr, vector);
+            ClearBit(ApicReg.Tmr, vector);
         }
 
         if (vector > _highestIrr)
         {
             _highestIrr = vector;
+            UpdatePriorities();
         }
 
         // The target vCPU re-evaluates its pending interrupts at its next instruction boundary.
@@ -375,9 +350,10 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
         }
 
         Eois++;
-        ClearBit(_isr, v);
-        _highestIsr = Highest(_isr);
-        if (TestBit(_tmr, v))
+        ClearBit(ApicReg.Isr, v);
+        _highestIsr = Highest(ApicReg.Isr);
+        UpdatePriorities();
+        if (TestBit(ApicReg.Tmr, v))
         {
             LintEoi(v);
             _bus.BroadcastEoi((byte)v);
@@ -405,7 +381,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     /// <summary>Delivers a local interrupt source through its LVT entry, unless masked.</summary>
     private void DeliverLocal(int index)
     {
-        uint lvt = _lvt[index];
+        uint lvt = Lvt(index);
         if (!HardwareEnabled || (lvt & Masked) != 0)
         {
             return;
@@ -457,7 +433,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
         }
 
         int index = LvtLint0 + pin;
-        uint lvt = _lvt[index];
+        uint lvt = Lvt(index);
         if ((lvt & Masked) != 0 || (lvt & ModeMask) == ExtIntLvt)
         {
             return;
@@ -479,11 +455,11 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     /// <summary>Level-triggered fixed LINT: delivers while the pin is active and no earlier delivery awaits its EOI.</summary>
     private void LintLevelDeliver(int index)
     {
-        uint lvt = _lvt[index];
+        uint lvt = Lvt(index);
         bool active = _lintLevel[index - LvtLint0] != ((lvt & Polarity) != 0);
         if (active && (lvt & (RemoteIrr | Masked)) == 0)
         {
-            _lvt[index] = lvt | RemoteIrr;
+            SetLvt(index, lvt | RemoteIrr);
             DeliverLocal(index);
         }
     }
@@ -492,10 +468,10 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     {
         for (int index = LvtLint0; index <= LvtLint1; index++)
         {
-            uint lvt = _lvt[index];
+            uint lvt = Lvt(index);
             if ((lvt & RemoteIrr) != 0 && (lvt & VectorMask) == (uint)vector)
             {
-                _lvt[index] = lvt & ~RemoteIrr;
+                SetLvt(index, lvt & ~RemoteIrr);
                 LintLevelDeliver(index);
             }
         }
@@ -524,11 +500,24 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
 
         if (oldEn && !newEn)
         {
-            ResetRegisters();
+            ResetRegisters(x2: false);
+            if (oldX2)
+            {
+                // Back to the xAPIC layout (unobservable while disabled; enabling sets it again below).
+                Set(ApicReg.Id, InitialApicId << 24);
+            }
         }
         else if (!oldEn && newEn)
         {
-            _xapicId = (byte)InitialApicId;
+            Set(ApicReg.Id, InitialApicId << 24);
+        }
+
+        if (newX2 && !oldX2)
+        {
+            // x2APIC mode: ID is the full 32-bit x2APIC ID and LDR the logical ID derived from it, both read-only;
+            // KVM stores them in its register page in that form when the mode is entered.
+            Set(ApicReg.Id, InitialApicId);
+            Set(ApicReg.Ldr, X2ApicLdr);
         }
 
         if (newEn && (value & ~(PageSize - 1)) != DefaultBase)
@@ -542,60 +531,43 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     }
 
     /// <summary>INIT: every register back to its reset value except the APIC ID and IA32_APIC_BASE.</summary>
-    public void Reset() => ResetRegisters();
+    public void Reset() => ResetRegisters(X2ApicMode);
 
     /// <summary>
     /// Register reset values (Intel SDM vol. 3 §10.4.7.1 / §10.12.5.1; APM vol. 2 §16.3.2): IRR, ISR, TMR, ICR,
     /// LDR, TPR, ESR, timer counts and divide configuration zero; every LVT masked; DFR all ones; SVR 0xFF
     /// (software-disabled). As QEMU and KVM do on the pc machine, the LINT0 entry of the APIC with ID 0 comes
-    /// out of reset as ExtINT, unmasked, so the 8259's interrupts reach the bootstrap processor.
+    /// out of reset as ExtINT, unmasked, so the 8259's interrupts reach the bootstrap processor. In x2APIC mode
+    /// (<paramref name="x2"/>) the LDR keeps the logical ID derived from the x2APIC ID.
     /// </summary>
-    private void ResetRegisters()
+    private void ResetRegisters(bool x2)
     {
-        Array.Clear(_irr);
-        Array.Clear(_isr);
-        Array.Clear(_tmr);
+        ClearBank(ApicReg.Irr);
+        ClearBank(ApicReg.Isr);
+        ClearBank(ApicReg.Tmr);
         _highestIrr = -1;
         _highestIsr = -1;
         for (int i = 0; i < LvtCount; i++)
         {
-            _lvt[i] = Masked;
+            SetLvt(i, Masked);
         }
 
         if (InitialApicId == 0)
         {
-            _lvt[LvtLint0] = ExtIntLvt;
+            SetLvt(LvtLint0, ExtIntLvt);
         }
 
-        _ldr = 0;
-        _dfr = 0xFFFF_FFFF;
-        _svr = 0xFF;
-        _esr = 0;
+        Set(ApicReg.Ldr, x2 ? X2ApicLdr : 0);
+        Set(ApicReg.Dfr, 0xFFFF_FFFF);
+        Set(ApicReg.Svr, 0xFF);
+        Set(ApicReg.Esr, 0);
         _esrPending = 0;
-        _icrLow = 0;
-        _icrHigh = 0;
+        Set(ApicReg.IcrLow, 0);
+        Set(ApicReg.IcrHigh, 0);
         _extIntRequested = false;
+        // Through the CPU: TPR is the page's, and the CPU asks for an interrupt evaluation (PPR/APR follow).
         Cpu.Tpr = 0;
         ResetTimer();
-    }
-
-    private static void SetBit(uint[] reg, int v) => reg[v >> 5] |= 1u << (v & 31);
-
-    private static void ClearBit(uint[] reg, int v) => reg[v >> 5] &= ~(1u << (v & 31));
-
-    private static bool TestBit(uint[] reg, int v) => (reg[v >> 5] & (1u << (v & 31))) != 0;
-
-    private static int Highest(uint[] reg)
-    {
-        for (int i = reg.Length - 1; i >= 0; i--)
-        {
-            if (reg[i] != 0)
-            {
-                return (i << 5) + 31 - BitOperations.LeadingZeroCount(reg[i]);
-            }
-        }
-
-        return -1;
     }
 }
 

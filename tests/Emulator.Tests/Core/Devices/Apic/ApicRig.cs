@@ -75,7 +75,11 @@ internal sealed class ApicRig : IDisposable
         return cpu.WriteMsr(Emulator.Core.Cpu.Msr.ApicBase, cpu.ApicBase | CpuModel.ApicBaseExtd);
     }
 
-    public void Dispose() => Memory.Dispose();
+    public void Dispose()
+    {
+        Platform.Dispose();
+        Memory.Dispose();
+    }
 }
 
 /// <summary>An 8259-style INTR line for the LINT0/ExtINT tests: a request waits until acknowledged.</summary>
