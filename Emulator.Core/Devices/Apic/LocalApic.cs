@@ -150,7 +150,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     private bool Lint0RoutesPic => (Lvt(LvtLint0) & (Masked | ModeMask)) == ExtIntLvt;
 
     /// <summary>LVT entry <paramref name="index"/> (offset 0x320 + 0x10·index).</summary>
-    private ref uint Lvt(int index) => ref Reg(ApicReg.LvtTimer + (index << 4));
+    private uint Lvt(int index) => Reg(ApicReg.LvtTimer + (index << 4));
 
     private void SetLvt(int index, uint value) => Set(ApicReg.LvtTimer + (index << 4), value);
 
