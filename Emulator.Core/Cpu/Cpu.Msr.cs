@@ -374,6 +374,13 @@ public sealed partial class Cpu
             return false;
         }
 
+        if (((ApicBase ^ v) & (ApicBaseEnable | ApicBaseExtd)) != 0)
+        {
+            // The APIC's mode changed (disabled, xAPIC, x2APIC): the hypervisor re-decides this vCPU's APIC
+            // virtualization before it runs on (KVM's kvm_lapic_set_base requests KVM_REQ_APICV_UPDATE).
+            MakeRequestAndKick(VcpuRequest.ApicvUpdate);
+        }
+
         ApicBase = v;
         return true;
     }

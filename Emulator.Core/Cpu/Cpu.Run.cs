@@ -306,8 +306,11 @@ public sealed unsafe partial class Cpu
 
         Halted = false;
         // Reflected, the interrupt stays pending in the controller and is L1's once it sets GIF and IF; handled by
-        // L0 (vmcb01's INTR intercept), it is delivered below, as KVM injects it on the next VMRUN.
-        if (Intercepted(Emulator.Core.Svm.SvmIntercept.Intr) && Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Intr, 0, 0) != ExecStatus.Continue)
+        // L0 (vmcb01's INTR intercept), it is delivered below, as KVM injects it on the next VMRUN. With AVIC on, an
+        // APIC vector is the hardware's to deliver from the backing page's IRR, with no exit (APM vol. 2 §15.29.2);
+        // the PIC's ExtINT still goes through L0.
+        bool avicDelivers = Avic != null && !GuestMode && Apic is { ExtIntNext: false };
+        if (!avicDelivers && Intercepted(Emulator.Core.Svm.SvmIntercept.Intr) && Svm!.Exit(this, Emulator.Core.Svm.SvmExit.Intr, 0, 0) != ExecStatus.Continue)
         {
             return true;
         }

@@ -31,7 +31,8 @@ public enum CpuidReg : byte
 /// <summary>One row of the feature table: the name <c>--cpu</c> uses, where CPUID reports it, and whether it is on by default.</summary>
 /// <param name="Implemented">False for bits that exist in the table only so later work can switch them on;
 /// such a feature is off by default and <c>--cpu +name</c> still refuses it.</param>
-public readonly record struct CpuFeatureInfo(CpuFeature Feature, string Name, uint Leaf, uint Subleaf, CpuidReg Reg, int Bit, bool Default, bool Implemented);
+/// <param name="Reported">False for a feature of the machine L0 uses itself but does not offer its guest in CPUID.</param>
+public readonly record struct CpuFeatureInfo(CpuFeature Feature, string Name, uint Leaf, uint Subleaf, CpuidReg Reg, int Bit, bool Default, bool Implemented, bool Reported = true);
 
 /// <summary>
 /// The feature set presented to the guest (PLATFORM.md, "CPU presented to L1"): data, not code. CPUID
@@ -140,7 +141,9 @@ public sealed class CpuFeatures
         // Pause filter count and threshold (Exec.Misc PAUSE; the threshold counts modeled cycles).
         new(CpuFeature.PauseFilter, "pause_filter", SvmLeaf, 0, CpuidReg.Edx, 10, true, true),
         new(CpuFeature.PauseFilterThreshold, "pfthreshold", SvmLeaf, 0, CpuidReg.Edx, 12, true, true),
-        new(CpuFeature.Avic, "avic", SvmLeaf, 0, CpuidReg.Edx, 13, false, false),
+        // AVIC: the machine's (L0 uses it for L1, docs/avic.md; --cpu -avic is KVM's enable_apicv=0). KVM does not offer
+        // AVIC to a nested hypervisor, so L1's CPUID does not report it.
+        new(CpuFeature.Avic, "avic", SvmLeaf, 0, CpuidReg.Edx, 13, true, true, Reported: false),
         new(CpuFeature.VmsaveVirt, "v_vmsave_vmload", SvmLeaf, 0, CpuidReg.Edx, 15, false, false),
         // VGIF: with V_GIF_ENABLE in int_ctl, L2's STGI/CLGI write V_GIF and V_GIF gates L2's interrupts
         // (Cpu.EffectiveGif); the #VMEXIT writes V_GIF back to vmcb12 (Emulator.Svm/Nested).
@@ -227,7 +230,7 @@ public sealed class CpuFeatures
         uint v = 0;
         foreach (CpuFeatureInfo f in Table)
         {
-            if (f.Leaf == leaf && f.Subleaf == subleaf && f.Reg == reg && _on[(int)f.Feature])
+            if (f.Leaf == leaf && f.Subleaf == subleaf && f.Reg == reg && _on[(int)f.Feature] && f.Reported)
             {
                 v |= 1u << f.Bit;
             }

@@ -56,7 +56,11 @@ public sealed unsafe partial class L0Svm
             return;
         }
 
-        bool active = ApicvActive?.Invoke() ?? false;
+        // Per vCPU, AVIC also needs the APIC enabled in xAPIC mode (KVM deactivates APICv on a vCPU whose APIC is
+        // disabled since 5.17; 5.15's AVIC has no x2APIC mode). Off on one vCPU only, the APIC-access page stays
+        // mapped, so that vCPU's accesses reach the page itself, as memory.
+        bool active = (ApicvActive?.Invoke() ?? false)
+            && (cpu.ApicBase & (Cpu.ApicBaseEnable | Cpu.ApicBaseExtd)) == Cpu.ApicBaseEnable;
         var v = Vmcb01.View;
         uint intCtl = v.U32(VmcbOffset.IntCtl);
         bool was = (intCtl & IntCtl.AvicEnable) != 0;

@@ -163,15 +163,26 @@ public sealed class Machine : IDisposable
 
         L0 = l0;
 
-        foreach (var apic in Platform.Apics)
+        Apicv = new ApicvState(_mmu, cpus);
+        _avicTables = new AvicTables(cpus.Length);
+        for (int i = 0; i < cpus.Length; i++)
         {
+            var apic = Platform.Apics[i];
+
             // L0's LAPIC emulation limits periodic timers to KVM's min_timer_period_us (200 µs).
             apic.MinPeriodCycles = KvmMinTimerPeriodCycles;
 
             // KVM inhibits APICv the first time the guest renumbers or moves an APIC.
-            apic.LayoutChanged = (_, change) => Memory.Mmu?.SetApicvInhibit(
-                (int)(change == ApicLayoutChange.IdModified ? ApicvInhibitReason.ApicIdModified : ApicvInhibitReason.ApicBaseModified), true);
+            apic.LayoutChanged = (_, change) => Apicv.SetInhibit(
+                change == ApicLayoutChange.IdModified ? ApicvInhibitReason.ApicIdModified : ApicvInhibitReason.ApicBaseModified, true);
+
+            // Every vCPU gets AVIC (the local APIC's register page as backing page, host core i); it is on while no
+            // reason inhibits APICv, from the vCPU's first entry (its ApicvUpdate request).
+            l0[i].ApicvActive = () => Apicv.Active;
+            l0[i].SetUpAvic(cpus[i], _avicTables, new LocalApicBacking(cpus[i], apic), (int)apic.InitialApicId, i);
         }
+
+        SetCreationInhibits(cpus[0].Features);
 
         var events = Platform.Events;
         events.Clock = () => _current.Cycles;
@@ -227,6 +238,32 @@ public sealed class Machine : IDisposable
     /// Builds the VM's memory as KVM's VM creation and QEMU's board setup do together: host memory, L0's MMU
     /// reading L1's tables through that memory, the platform memslots, and the APIC-access private memslot.
     /// </summary>
+    /// <summary>L0's APICv-inhibit machinery (the reasons, the request to every vCPU on a change).</summary>
+    public ApicvState Apicv { get; }
+
+    private readonly AvicTables _avicTables;
+
+    /// <summary>
+    /// The reasons KVM 5.15 sets when the VM and its vCPUs' CPUID are made: DISABLE without AVIC (<c>--cpu -avic</c>;
+    /// KVM's enable_apicv), NESTED when the guest's CPUID has SVM, X2APIC when it has x2APIC (5.15's AVIC has no
+    /// x2APIC mode). None of them is ever cleared.
+    /// </summary>
+    private void SetCreationInhibits(CpuFeatures features)
+    {
+        if (features.Has(CpuFeature.Svm))
+        {
+            Apicv.SetInhibit(ApicvInhibitReason.Nested, true);
+        }
+
+        if (features.Has(CpuFeature.X2Apic))
+        {
+            Apicv.SetInhibit(ApicvInhibitReason.X2Apic, true);
+        }
+
+        // BuildMemory set DISABLE before the APIC-access page existed; it stays only without AVIC.
+        Apicv.SetInhibit(ApicvInhibitReason.Disable, !features.Has(CpuFeature.Avic));
+    }
+
     private static PhysicalMemory BuildMemory(ulong size, ApicvToggle toggle, out HostMemoryArena host, out MmuContext mmu)
     {
         host = PlatformMemory.CreateHostMemory(size);
@@ -240,9 +277,8 @@ public sealed class Machine : IDisposable
             throw;
         }
 
-        // Nothing emulates AVIC yet (the hardware unit is issue 10), so APIC virtualization is off for the VM
-        // as with KVM's enable_apicv=0: the DISABLE reason is set before the APIC-access page exists, so L1's
-        // accesses to 0xFEE00000 fault to Emulate (no MMIO SPTE is cached) and reach the emulated local APIC.
+        // APICv starts inhibited (DISABLE) until the vCPUs have their AVIC units and the creation-time reasons are
+        // set (SetCreationInhibits, which clears DISABLE when the machine has AVIC).
         mmu.SetApicvInhibit((int)ApicvInhibitReason.Disable, true);
         mmu.CreateApicAccessSlot(PlatformMemory.ApicAccessBacking(size));
         return new PhysicalMemory(host, size, mmu);
@@ -481,6 +517,7 @@ public sealed class Machine : IDisposable
         }
 
         AddSvmStats(stats, Cpus[0].Features.Has(CpuFeature.Svm));
+        AddAvicStats(stats);
 
         if (Memory.Mmu is { } mmu)
         {
@@ -525,6 +562,42 @@ public sealed class Machine : IDisposable
         stats.Add(("svm.nested.reflected", reflected));
         AddExits(stats, "svm.exits.l2.", l => l.Nested.Stats.Exits());
         AddExits(stats, "svm.exits.l0.", l => l.L0Exits.Nonzero());
+    }
+
+    /// <summary>
+    /// apicv.* and avic.*: whether APICv is active at the end and how often it flipped, the inhibit reasons set, and
+    /// what the AVIC units did (accelerated accesses, traps, faults, IPIs delivered, doorbells, incomplete IPIs).
+    /// </summary>
+    private void AddAvicStats(List<(string, ulong)> stats)
+    {
+        stats.Add(("apicv.active", Apicv.Active ? 1UL : 0));
+        stats.Add(("apicv.transitions", Apicv.Transitions));
+        stats.Add(("apicv.inhibit_reasons", _mmu.ApicvInhibitReasons));
+        ulong reads = 0, writes = 0, traps = 0, faults = 0, ipis = 0, doorbells = 0, incomplete = 0;
+        foreach (var l0 in L0)
+        {
+            if (l0.Avic is { } u)
+            {
+                reads += u.AcceleratedReads;
+                writes += u.AcceleratedWrites;
+                traps += u.Traps;
+                faults += u.Faults;
+                ipis += u.IpisAccelerated;
+                doorbells += u.Doorbells;
+                foreach (ulong n in u.IncompleteIpis)
+                {
+                    incomplete += n;
+                }
+            }
+        }
+
+        stats.Add(("avic.accelerated_reads", reads));
+        stats.Add(("avic.accelerated_writes", writes));
+        stats.Add(("avic.traps", traps));
+        stats.Add(("avic.faults", faults));
+        stats.Add(("avic.ipis", ipis));
+        stats.Add(("avic.doorbells", doorbells));
+        stats.Add(("avic.incomplete_ipis", incomplete));
     }
 
     /// <summary>One counter per exit code that happened, summed over the vCPUs, in code order.</summary>

@@ -162,6 +162,9 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
     private bool ExtIntDeliverable =>
         ExtInt is { } pic && (_extIntRequested || ((!HardwareEnabled || Lint0RoutesPic) && pic.ExtIntPending));
 
+    /// <summary>The next interrupt is the PIC's ExtINT (not an APIC vector from IRR).</summary>
+    public bool ExtIntNext => ExtIntDeliverable;
+
     public bool HasPendingInterrupt
     {
         get

@@ -64,14 +64,15 @@ public sealed class ApicRelocationTests
     [Test]
     public void WritingAnotherXapicIdInhibitsApicv()
     {
-        using var m = new Machine(new MachineOptions { MemorySize = 16 << 20, Cpus = 2 });
+        // An xAPIC guest without SVM: APICv starts active.
+        using var m = new Machine(new MachineOptions { MemorySize = 16 << 20, Cpus = 2, CpuFeatures = ["-x2apic", "-svm"] });
         m.Load([0xF4], new BootOptions { Format = ImageFormat.Flat, LoadAddress = Code, Mode = EntryMode.Long });
         var mmu = m.Memory.Mmu!;
-        // DISABLE is set from the start while there is no AVIC unit (Machine.BuildMemory).
-        const ulong disabled = 1UL << (int)ApicvInhibitReason.Disable;
         m.Platform.Apics[1].WriteMmio(ApicReg.Id, 4, 1u << 24);
-        Assert.That(mmu.ApicvInhibitReasons, Is.EqualTo(disabled), "rewriting the initial ID changes nothing");
+        Assert.That(mmu.ApicvInhibitReasons, Is.Zero, "rewriting the initial ID changes nothing");
+        ulong transitions = m.Apicv.Transitions;
         m.Platform.Apics[1].WriteMmio(ApicReg.Id, 4, 7u << 24);
-        Assert.That(mmu.ApicvInhibitReasons, Is.EqualTo(disabled | (1UL << (int)ApicvInhibitReason.ApicIdModified)));
+        Assert.That(mmu.ApicvInhibitReasons, Is.EqualTo(1UL << (int)ApicvInhibitReason.ApicIdModified));
+        Assert.That(m.Apicv.Transitions, Is.EqualTo(transitions + 1), "active -> inhibited");
     }
 }
