@@ -196,4 +196,40 @@ public sealed class YamlSuiteRunTests : IDisposable
         Assert.That(c.GetProperty("cycles").GetUInt64(), Is.EqualTo(c.GetProperty("counters").GetProperty("cpu.cycles").GetUInt64()).And.GreaterThan(0));
         Assert.That(c.GetProperty("output").GetString(), Does.Contain("emu: built-in guest done"));
     }
+
+    [Test]
+    public void ScheduledActionsRunAtTheirCycleAndSplittingTheRunChangesNothingElse()
+    {
+        var plain = YamlSuite.Parse("name: s\ncases:\n  - {name: demo, guest: builtin:demo, memory: 16M, expect: {exit: 0}}\n", Path.Combine(_dir, "t.yaml")).Single();
+        var runner = new SuiteRunner { Jobs = 1 };
+        var reference = runner.RunOne(plain);
+
+        ulong seenAt = 0;
+        var idle = new SuiteCase
+        {
+            Name = "demo",
+            Builtin = plain.Builtin,
+            Memory = plain.Memory,
+            Expect = plain.Expect,
+            Actions = [new ScheduledAction(300_000, "look", m => seenAt = m.Cpu.Cycles), new ScheduledAction(600_000, "nothing", _ => { })],
+        };
+        var split = runner.RunOne(idle);
+        Assert.That(split.Outcome, Is.EqualTo(CaseOutcome.Pass), split.Reason);
+        Assert.That(seenAt, Is.GreaterThanOrEqualTo(300_000UL).And.LessThan(310_000UL));
+        Assert.That((split.Cycles, split.Output), Is.EqualTo((reference.Cycles, reference.Output)));
+        Assert.That(split.Counters, Is.EqualTo(reference.Counters));
+
+        var stop = new SuiteCase
+        {
+            Name = "demo",
+            Builtin = plain.Builtin,
+            Memory = plain.Memory,
+            Expect = plain.Expect,
+            Actions = [new ScheduledAction(500_000, "stop", m => m.RequestStop(42))],
+        };
+        var stopped = runner.RunOne(stop);
+        Assert.That(stopped.ExitStatus, Is.EqualTo(42));
+        Assert.That(stopped.Reason, Is.EqualTo("exit status 42, expected 0"));
+        Assert.That(stopped.Output, Does.Not.Contain("done"));
+    }
 }
