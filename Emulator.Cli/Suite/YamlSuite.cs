@@ -121,8 +121,11 @@ internal static class YamlSuite
             return cases;
         }
 
-        /// <summary>A case's keys over the defaults; <c>expect</c> merges key by key, so a case can add to the defaults' expectations.</summary>
-        private (Dictionary<string, (YamlNode Key, YamlNode Value)> Keys, Dictionary<string, (YamlNode Key, YamlNode Value)>? Expect) Merge(
+        /// <summary>
+        /// A case's keys over the defaults. The <c>expect</c> mappings of both are kept, in that order, for
+        /// <see cref="Expect"/> to combine, so a case adds to the defaults' expectations rather than replacing them.
+        /// </summary>
+        private (Dictionary<string, (YamlNode Key, YamlNode Value)> Keys, List<Dictionary<string, (YamlNode Key, YamlNode Value)>> Expect) Merge(
             Dictionary<string, (YamlNode Key, YamlNode Value)> defaults, Dictionary<string, (YamlNode Key, YamlNode Value)> keys)
         {
             var merged = new Dictionary<string, (YamlNode, YamlNode)>(defaults, StringComparer.Ordinal);
@@ -131,23 +134,19 @@ internal static class YamlSuite
                 merged[k] = v;
             }
 
-            Dictionary<string, (YamlNode, YamlNode)>? expect = null;
+            var expect = new List<Dictionary<string, (YamlNode, YamlNode)>>();
             foreach (var source in new[] { defaults, keys })
             {
                 if (source.TryGetValue("expect", out var e))
                 {
-                    expect ??= new Dictionary<string, (YamlNode, YamlNode)>(StringComparer.Ordinal);
-                    foreach (var (k, v) in Mapping(e.Value, "expect (a mapping of expectations)", s_expectKeys))
-                    {
-                        expect[k] = v;
-                    }
+                    expect.Add(Mapping(e.Value, "expect (a mapping of expectations)", s_expectKeys));
                 }
             }
 
             return (merged, expect);
         }
 
-        private SuiteCase Case(YamlNode at, Dictionary<string, (YamlNode Key, YamlNode Value)> k, Dictionary<string, (YamlNode Key, YamlNode Value)>? expectKeys, string suite)
+        private SuiteCase Case(YamlNode at, Dictionary<string, (YamlNode Key, YamlNode Value)> k, List<Dictionary<string, (YamlNode Key, YamlNode Value)>> expectSources, string suite)
         {
             string name = k.TryGetValue("name", out var n) ? Scalar(n.Value, "the case's name (a string)")
                 : throw Error(at, "missing key 'name' (the case's name)");
@@ -248,7 +247,7 @@ internal static class YamlSuite
                 actions = Actions(act.Value);
             }
 
-            var expect = expectKeys == null ? null : Expect(expectKeys);
+            var expect = expectSources.Count == 0 ? null : Expect(expectSources);
             if (expect is not { Exit: not null } and not { KvmUnitTests: not null })
             {
                 throw Error(k.TryGetValue("expect", out var e) ? e.Key : at, $"case '{name}': expected an 'exit' or 'kvm-unit-tests' expectation (how the run must end)");
@@ -334,58 +333,71 @@ internal static class YamlSuite
 
         private static string KnownActions() => ScheduledActions.Names.Any() ? string.Join(", ", ScheduledActions.Names) : "(none: no action exists yet)";
 
-        private CaseExpectations Expect(Dictionary<string, (YamlNode Key, YamlNode Value)> k)
+        /// <summary>
+        /// The expectations of the defaults and then the case: exit, kvm-unit-tests and cycles of the later replace
+        /// the earlier; console lines add up; counters merge by name, the later range winning.
+        /// </summary>
+        private CaseExpectations Expect(List<Dictionary<string, (YamlNode Key, YamlNode Value)>> sources)
         {
             var x = new CaseExpectations();
-            if (k.TryGetValue("exit", out var e))
+            var counters = new List<(string Name, CounterRange Range)>();
+            foreach (var k in sources)
             {
-                x = x with { Exit = (int)Number(e.Value, "exit (an exit status 0..255)", 0, 255) };
-            }
-
-            if (k.TryGetValue("console", out var c))
-            {
-                x = x with { Console = ConsoleMatches(c.Value, "console") };
-            }
-
-            if (k.TryGetValue("console-not", out var cn))
-            {
-                x = x with { ConsoleNot = ConsoleMatches(cn.Value, "console-not") };
-            }
-
-            if (k.TryGetValue("kvm-unit-tests", out var kut))
-            {
-                x = x with { KvmUnitTests = Kut(kut.Value) };
-            }
-
-            if (k.TryGetValue("counters", out var ct))
-            {
-                var counters = new List<(string, CounterRange)>();
-                foreach (var (name, (key, value)) in Mapping(ct.Value, "counters (a mapping of counter name to value or range)", null))
+                if (k.TryGetValue("exit", out var e))
                 {
-                    if (!CounterCatalog.IsKnown(name))
-                    {
-                        string near = string.Join(", ", CounterCatalog.Near(name));
-                        throw Error(key, $"unknown counter '{name}'; expected a name 'emu boot --stats' prints" + (near.Length != 0 ? $" (did you mean {near}?)" : ""));
-                    }
-
-                    string text = Scalar(value, $"the value of counter {name}");
-                    if (!CounterRange.TryParse(text, out var range))
-                    {
-                        throw Error(value, $"counter {name}: '{text}' is not a value or range; expected N, '== N', '>= N', '> N', '<= N', '< N' or 'N..M'");
-                    }
-
-                    counters.Add((name, range));
+                    x = x with { Exit = (int)Number(e.Value, "exit (an exit status 0..255)", 0, 255) };
                 }
 
-                x = x with { Counters = counters };
+                if (k.TryGetValue("console", out var c))
+                {
+                    x = x with { Console = [.. x.Console, .. ConsoleMatches(c.Value, "console")] };
+                }
+
+                if (k.TryGetValue("console-not", out var cn))
+                {
+                    x = x with { ConsoleNot = [.. x.ConsoleNot, .. ConsoleMatches(cn.Value, "console-not")] };
+                }
+
+                if (k.TryGetValue("kvm-unit-tests", out var kut))
+                {
+                    x = x with { KvmUnitTests = Kut(kut.Value) };
+                }
+
+                if (k.TryGetValue("counters", out var ct))
+                {
+                    foreach (var (name, (key, value)) in Mapping(ct.Value, "counters (a mapping of counter name to value or range)", null))
+                    {
+                        if (!CounterCatalog.IsKnown(name))
+                        {
+                            string near = string.Join(", ", CounterCatalog.Near(name));
+                            throw Error(key, $"unknown counter '{name}'; expected a name 'emu boot --stats' prints" + (near.Length != 0 ? $" (did you mean {near}?)" : ""));
+                        }
+
+                        string text = Scalar(value, $"the value of counter {name}");
+                        if (!CounterRange.TryParse(text, out var range))
+                        {
+                            throw Error(value, $"counter {name}: '{text}' is not a value or range; expected N, '== N', '>= N', '> N', '<= N', '< N' or 'N..M'");
+                        }
+
+                        int at = counters.FindIndex(p => p.Name == name);
+                        if (at >= 0)
+                        {
+                            counters[at] = (name, range);
+                        }
+                        else
+                        {
+                            counters.Add((name, range));
+                        }
+                    }
+                }
+
+                if (k.TryGetValue("cycles", out var cy))
+                {
+                    x = x with { Cycles = Budget(cy.Value) };
+                }
             }
 
-            if (k.TryGetValue("cycles", out var cy))
-            {
-                x = x with { Cycles = Budget(cy.Value) };
-            }
-
-            return x;
+            return x with { Counters = counters };
         }
 
         private KutExpectation Kut(YamlNode node)

@@ -98,6 +98,33 @@ public sealed class YamlSuiteTests
         Assert.That((cases[1].Memory, cases[1].CpuFeatures), Is.EqualTo((128UL << 20, new[] { "+svm", "+npt", "+nrip_save", "+x2apic" })));
     }
 
+    [Test]
+    public void ACaseAddsToTheDefaultsExpectations()
+    {
+        var c = Parse("""
+            name: s
+            defaults:
+              expect:
+                exit: 1
+                console: [a]
+                console-not: [/FAIL/]
+                counters: {cpu.exceptions: 0, io.unhandled: 0}
+                cycles: 10
+            cases:
+              - name: x
+                guest: builtin:demo
+                expect:
+                  exit: 0
+                  console: [b]
+                  counters: {io.unhandled: "< 5", mmu.pf.emulate: 2}
+            """).Single().Expect!;
+        Assert.That(c.Exit, Is.Zero, "the case's exit replaces the default");
+        Assert.That(c.Console.Select(m => m.Text), Is.EqualTo(new[] { "a", "b" }));
+        Assert.That(c.ConsoleNot.Select(m => m.Text), Is.EqualTo(new[] { "/FAIL/" }));
+        Assert.That(c.Counters.Select(p => $"{p.Name} {p.Range}"), Is.EqualTo(new[] { "cpu.exceptions 0", "io.unhandled < 5", "mmu.pf.emulate 2" }));
+        Assert.That(c.Cycles?.Expected, Is.EqualTo(10UL));
+    }
+
     [TestCase("name: s\ncases:\n  - name: a\n    guest: builtin:demo\n    memroy: 1G\n    expect: {exit: 0}\n", 5, 5, "unknown key 'memroy'")]
     [TestCase("name: s\ncolour: red\ncases: []\n", 2, 1, "unknown key 'colour'; expected one of: name, defaults, cases")]
     [TestCase("name: s\ncases:\n  - name: a\n    guest: builtin:demo\n    expect: {exit: 0, exits: 1}\n", 5, 23, "unknown key 'exits'")]
