@@ -9,7 +9,7 @@ internal sealed record BuiltinGuest(string Name, string Description, Action<Mach
 /// <summary>
 /// The guests emu carries: <c>demo</c> (what <c>emu boot</c> runs without an image), <c>workload</c> (the endless
 /// integer loop of <c>emu bench cpu</c>) and the nested-SVM workloads of <c>emu bench nested</c>
-/// (<c>nested-vmmcall</c>, <c>nested-npf-shadow</c>, <c>nested-npf-reflect</c>). The endless ones need a
+/// (<c>nested-vmmcall</c>, <c>nested-npf-shadow</c>, <c>nested-npf-reflect</c>, <c>nested-vmmcall-flush</c>). The endless ones need a
 /// max-instructions or max-cycles limit.
 /// </summary>
 internal static class BuiltinGuests
@@ -31,8 +31,16 @@ internal static class BuiltinGuests
         };
         foreach (string name in NestedGuest.Names)
         {
-            all.Add(new("nested-" + name, $"the endless nested-SVM workload '{name}' of 'emu bench nested'",
-                m => NestedGuest.Install(m.Cpu, name), NestedGuest.MemorySize, s_nestedFeatures));
+            all.Add(new("nested-" + name, $"the endless nested-SVM workload '{name}' of 'emu bench nested'", m =>
+            {
+                // vmmcall-flush is vmmcall with L0 flushing the TLB at every world switch, as NestedWorkload sets it up.
+                foreach (var l0 in m.L0)
+                {
+                    l0.Nested.FlushOnTransition = name == "vmmcall-flush";
+                }
+
+                NestedGuest.Install(m.Cpu, name);
+            }, NestedGuest.MemorySize, s_nestedFeatures));
         }
 
         return all;

@@ -232,4 +232,18 @@ public sealed class YamlSuiteRunTests : IDisposable
         Assert.That(stopped.Reason, Is.EqualTo("exit status 42, expected 0"));
         Assert.That(stopped.Output, Does.Not.Contain("done"));
     }
+
+    [Test]
+    public void TheFlushingNestedGuestFlushesTheTlbAtEveryWorldSwitch()
+    {
+        // The same L1 and L2 program; only L0's flush on VMRUN and #VMEXIT differs (NestedSvm.FlushOnTransition).
+        const string Case = "name: s\ncases:\n  - {name: n, guest: builtin:GUEST, max-instructions: 100000, expect: {exit: 124}}\n";
+        var tagged = RunOne(Case.Replace("GUEST", "nested-vmmcall", StringComparison.Ordinal));
+        var flushed = RunOne(Case.Replace("GUEST", "nested-vmmcall-flush", StringComparison.Ordinal));
+        Assert.That((tagged.Outcome, flushed.Outcome), Is.EqualTo((CaseOutcome.Pass, CaseOutcome.Pass)));
+        Assert.That(flushed.Counters["svm.vmrun"], Is.EqualTo(tagged.Counters["svm.vmrun"]));
+        Assert.That(tagged.Counters["cpu.tlb.misses"], Is.LessThan(10UL));
+        Assert.That(flushed.Counters["cpu.tlb.misses"], Is.GreaterThan(3 * flushed.Counters["svm.vmrun"]));
+        Assert.That(flushed.Cycles!.Value, Is.GreaterThan(tagged.Cycles!.Value));
+    }
 }
