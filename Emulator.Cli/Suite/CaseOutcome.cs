@@ -25,6 +25,15 @@ internal sealed record CaseResult(SuiteCase Case, CaseOutcome Outcome, SubtestSu
 {
     /// <summary>Guest console output (kept for reports that want it).</summary>
     public string Output { get; init; } = "";
+
+    /// <summary>The run's exit status; null when the case did not run (skipped, image missing).</summary>
+    public int? ExitStatus { get; init; }
+
+    /// <summary>Modeled cycles of the bootstrap vCPU at the end of the run (<c>cpu.cycles</c>); null when it did not run.</summary>
+    public ulong? Cycles { get; init; }
+
+    /// <summary>The machine's counters at the end of the run, as <c>emu boot --stats</c> lists them; empty when it did not run.</summary>
+    public IReadOnlyDictionary<string, ulong> Counters { get; init; } = new Dictionary<string, ulong>();
 }
 
 /// <summary>

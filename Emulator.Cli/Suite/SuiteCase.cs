@@ -1,3 +1,5 @@
+using Emulator.Mmu.Fault;
+
 namespace Emulator.Cli.Suite;
 
 /// <summary>
@@ -13,6 +15,33 @@ internal sealed class SuiteCase
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(90);
 
     public required string Name { get; init; }
+
+    /// <summary>The suite the case belongs to (a YAML suite's name, or the suite file's name), for reports.</summary>
+    public string Suite { get; init; } = "";
+
+    /// <summary>Where the case is written (<c>file:line:column</c> for YAML suites; the file for others).</summary>
+    public string Source { get; init; } = "";
+
+    /// <summary>A guest built into emu (<c>builtin:NAME</c>) instead of an image; null boots <see cref="ImagePath"/>.</summary>
+    public BuiltinGuest? Builtin { get; init; }
+
+    /// <summary>A file loaded as the first Multiboot module (<c>--initrd</c>); null loads none.</summary>
+    public string? InitrdPath { get; init; }
+
+    /// <summary>How L0 hides the APIC-access page while APICv is inhibited (<c>--apicv-toggle</c>).</summary>
+    public ApicvToggle ApicvToggle { get; init; } = ApicvToggle.Zap;
+
+    /// <summary>Guest instructions (all vCPUs) after which the run stops with status 124.</summary>
+    public ulong MaxInstructions { get; init; } = ulong.MaxValue;
+
+    /// <summary>Modeled cycles of the bootstrap vCPU after which the run stops with status 124.</summary>
+    public ulong MaxCycles { get; init; } = ulong.MaxValue;
+
+    /// <summary>What the run must show (YAML suites); null classifies it as kvm-unit-tests reports.</summary>
+    public CaseExpectations? Expect { get; init; }
+
+    /// <summary>Actions applied at given cycles, in cycle order.</summary>
+    public IReadOnlyList<ScheduledAction> Actions { get; init; } = [];
 
     /// <summary>The image as the suite file names it; empty when it names none.</summary>
     public string File { get; init; } = "";

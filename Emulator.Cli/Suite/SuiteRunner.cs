@@ -69,15 +69,27 @@ internal sealed class SuiteRunner
             return new CaseResult(c, CaseOutcome.Skip, null, [], c.SkipReason, TimeSpan.Zero);
         }
 
-        byte[] image;
+        byte[] image = [];
+        var modules = new List<BootModule>();
+        string reading = "image";
         try
         {
-            image = File.ReadAllBytes(c.ImagePath);
+            if (c.Builtin == null)
+            {
+                image = File.ReadAllBytes(c.ImagePath);
+            }
+
+            if (c.InitrdPath != null)
+            {
+                reading = "initrd";
+                modules.Add(new BootModule(c.InitrdPath, File.ReadAllBytes(c.InitrdPath)));
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            string why = e is FileNotFoundException or DirectoryNotFoundException ? "image missing" : e.Message;
-            return new CaseResult(c, CaseOutcome.Error, null, [], $"{c.ImagePath}: {why}", clock.Elapsed);
+            string path = reading == "image" ? c.ImagePath : c.InitrdPath!;
+            string why = e is FileNotFoundException or DirectoryNotFoundException ? $"{reading} missing" : e.Message;
+            return new CaseResult(c, CaseOutcome.Error, null, [], $"{path}: {why}", clock.Elapsed);
         }
 
         if (c.Cpus > MachineOptions.MaxCpus)
@@ -96,6 +108,7 @@ internal sealed class SuiteRunner
                 Cpus = c.Cpus,
                 CpuFeatures = c.CpuFeatures,
                 RtcBase = c.RtcBase,
+                ApicvToggle = c.ApicvToggle,
                 ConsoleOutput = console,
                 Diagnostics = TextWriter.Synchronized(diag),
             });
@@ -106,34 +119,97 @@ internal sealed class SuiteRunner
         }
 
         RunResult run;
+        Dictionary<string, ulong> counters;
+        ulong cycles;
         using (machine)
         {
             try
             {
-                machine.Load(image, new BootOptions { ImageName = c.ImagePath, CommandLine = c.Append });
+                if (c.Builtin is { } builtin)
+                {
+                    builtin.Install(machine);
+                }
+                else
+                {
+                    machine.Load(image, new BootOptions { ImageName = c.ImagePath, CommandLine = c.Append, Modules = modules });
+                }
             }
             catch (LoaderException e)
             {
                 return new CaseResult(c, CaseOutcome.Error, null, [], $"{c.ImagePath}: {e.Message}", clock.Elapsed);
             }
 
-            run = machine.Run(new RunLimits { Timeout = c.Timeout * TimeoutScale });
+            run = Run(machine, c, c.Timeout * TimeoutScale);
+            cycles = machine.Cpu.Cycles;
+            counters = new Dictionary<string, ulong>(StringComparer.Ordinal);
+            foreach (var (name, value) in machine.Stats())
+            {
+                counters[name] = value;
+            }
         }
 
         string output = Encoding.UTF8.GetString(console.GetBuffer(), 0, (int)console.Length);
         var (outcome, summary, fails) = CaseClassifier.Classify(run.ExitStatus, output);
-        string? reason = outcome switch
+        string? reason;
+        if (c.Expect is { } expect)
         {
-            CaseOutcome.Error or CaseOutcome.Timeout => run.Message ?? CaseClassifier.Describe(run.ExitStatus),
-            _ => null,
-        };
-        if (outcome == CaseOutcome.Error && (diag.Lines.Count != 0 ? diag.Lines[^1] : LastLine(output)) is { Length: > 0 } last)
+            // A YAML case passes when every expectation holds; only the wall-clock limit is a timeout, as the
+            // instruction and cycle limits are part of what the case asks for (it may expect exit 124).
+            reason = run.Reason == StopReason.Timeout ? run.Message : expect.Check(new CaseExpectations.Run(run.ExitStatus, output, counters, cycles));
+            outcome = run.Reason == StopReason.Timeout ? CaseOutcome.Timeout : reason == null ? CaseOutcome.Pass : CaseOutcome.Fail;
+            if (reason != null && run.Message != null && run.Reason != StopReason.Timeout)
+            {
+                reason += $" ({run.Message.Replace("emu: ", "", StringComparison.Ordinal)})";
+            }
+        }
+        else
         {
-            // The emulator's last diagnostic (an unimplemented instruction), or else the kernel's last words.
-            reason += "; " + (last.Length > 160 ? last[..160] + "..." : last);
+            reason = outcome switch
+            {
+                CaseOutcome.Error or CaseOutcome.Timeout => run.Message ?? CaseClassifier.Describe(run.ExitStatus),
+                _ => null,
+            };
+            if (outcome == CaseOutcome.Error && (diag.Lines.Count != 0 ? diag.Lines[^1] : LastLine(output)) is { Length: > 0 } last)
+            {
+                // The emulator's last diagnostic (an unimplemented instruction), or else the kernel's last words.
+                reason += "; " + (last.Length > 160 ? last[..160] + "..." : last);
+            }
         }
 
-        return new CaseResult(c, outcome, summary, fails, reason, clock.Elapsed) { Output = output };
+        return new CaseResult(c, outcome, summary, fails, reason, clock.Elapsed)
+        {
+            Output = output,
+            ExitStatus = run.ExitStatus,
+            Cycles = cycles,
+            Counters = counters,
+        };
+    }
+
+    /// <summary>Runs the machine to the case's limits, stopping at each scheduled action's cycle to apply it.</summary>
+    private static RunResult Run(Machine machine, SuiteCase c, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        foreach (var action in c.Actions)
+        {
+            if (action.AtCycle >= c.MaxCycles)
+            {
+                break;
+            }
+
+            if (machine.Cpu.Cycles < action.AtCycle)
+            {
+                var part = machine.Run(new RunLimits { MaxInstructions = c.MaxInstructions, MaxCycles = action.AtCycle, Timeout = timeout - clock.Elapsed });
+                if (part.Reason != StopReason.CycleLimit)
+                {
+                    return part;
+                }
+            }
+
+            action.Apply(machine);
+        }
+
+        var left = timeout - clock.Elapsed;
+        return machine.Run(new RunLimits { MaxInstructions = c.MaxInstructions, MaxCycles = c.MaxCycles, Timeout = left > TimeSpan.Zero ? left : TimeSpan.FromTicks(1) });
     }
 
     /// <summary>The kernel's report of an unhandled exception (lib/x86/desc.c prints it before the register dump), else its last line.</summary>

@@ -18,7 +18,8 @@ internal static class UnittestsCfg
     /// <summary>Parses <paramref name="text"/>; images are looked up in <paramref name="imagesDir"/>.</summary>
     /// <param name="groupSelected">True when the user asked for a group: cases in group "nodefault" then run, as upstream does.</param>
     /// <param name="now">The host time of the run (a <c>`date +%s`</c> and every case's RTC start); default the current time.</param>
-    public static List<SuiteCase> Parse(string text, string imagesDir, bool groupSelected = false, DateTimeOffset? now = null)
+    /// <param name="file">The suite file's path, for reports (each case's suite and source).</param>
+    public static List<SuiteCase> Parse(string text, string imagesDir, bool groupSelected = false, DateTimeOffset? now = null, string file = "")
     {
         DateTimeOffset start = now ?? DateTimeOffset.UtcNow;
         var cases = new List<SuiteCase>();
@@ -37,7 +38,7 @@ internal static class UnittestsCfg
             {
                 if (name != null)
                 {
-                    cases.Add(Build(name, keys, imagesDir, groupSelected, start));
+                    cases.Add(Build(name, keys, imagesDir, groupSelected, start, file));
                 }
 
                 name = line[1..^1].Trim();
@@ -63,7 +64,7 @@ internal static class UnittestsCfg
 
         if (name != null)
         {
-            cases.Add(Build(name, keys, imagesDir, groupSelected, start));
+            cases.Add(Build(name, keys, imagesDir, groupSelected, start, file));
         }
 
         return cases;
@@ -98,7 +99,7 @@ internal static class UnittestsCfg
         return sb.ToString().Trim();
     }
 
-    private static SuiteCase Build(string name, Dictionary<string, string> keys, string imagesDir, bool groupSelected, DateTimeOffset start)
+    private static SuiteCase Build(string name, Dictionary<string, string> keys, string imagesDir, bool groupSelected, DateTimeOffset start, string source)
     {
         var notes = new List<string>();
         string? skip = null;
@@ -177,6 +178,8 @@ internal static class UnittestsCfg
         return new SuiteCase
         {
             Name = name,
+            Suite = source.Length == 0 ? "" : Path.GetFileName(source),
+            Source = source,
             File = file,
             ImagePath = file.Length == 0 ? "" : Path.Combine(imagesDir, file),
             Cpus = cpus,

@@ -1,0 +1,48 @@
+using Emulator.Cli.Guests;
+using Emulator.Svm.Run;
+
+namespace Emulator.Cli.Suite;
+
+/// <summary>A guest built into emu, named <c>builtin:NAME</c> in a suite, with the machine it needs unless the case says otherwise.</summary>
+internal sealed record BuiltinGuest(string Name, string Description, Action<Machine> Install, ulong? Memory = null, IReadOnlyList<string>? CpuFeatures = null);
+
+/// <summary>
+/// The guests emu carries: <c>demo</c> (what <c>emu boot</c> runs without an image), <c>workload</c> (the endless
+/// integer loop of <c>emu bench cpu</c>) and the nested-SVM workloads of <c>emu bench nested</c>
+/// (<c>nested-vmmcall</c>, <c>nested-npf-shadow</c>, <c>nested-npf-reflect</c>, <c>nested-vmmcall-flush</c>). The endless ones need a
+/// max-instructions or max-cycles limit.
+/// </summary>
+internal static class BuiltinGuests
+{
+    public const string Prefix = "builtin:";
+
+    private static readonly string[] s_nestedFeatures = ["+svm", "+npt", "+nrip_save"];
+
+    public static IReadOnlyList<BuiltinGuest> All { get; } = Build();
+
+    public static BuiltinGuest? Find(string name) => All.FirstOrDefault(g => g.Name == name);
+
+    private static List<BuiltinGuest> Build()
+    {
+        var all = new List<BuiltinGuest>
+        {
+            new("demo", "the guest 'emu boot' runs without an image", m => DemoGuest.Install(m.Cpu)),
+            new("workload", "the endless integer loop of 'emu bench cpu'", m => WorkloadGuest.Install(m.Cpu)),
+        };
+        foreach (string name in NestedGuest.Names)
+        {
+            all.Add(new("nested-" + name, $"the endless nested-SVM workload '{name}' of 'emu bench nested'", m =>
+            {
+                // vmmcall-flush is vmmcall with L0 flushing the TLB at every world switch, as NestedWorkload sets it up.
+                foreach (var l0 in m.L0)
+                {
+                    l0.Nested.FlushOnTransition = name == "vmmcall-flush";
+                }
+
+                NestedGuest.Install(m.Cpu, name);
+            }, NestedGuest.MemorySize, s_nestedFeatures));
+        }
+
+        return all;
+    }
+}
