@@ -150,6 +150,34 @@ public sealed partial class Cpu
             _interruptWindowArmed = false;
             Requests |= VcpuRequest.Interrupt;
         }
+
+        if (_hypervisorWindow && (FlagsBits & Rflags.IF) != 0)
+        {
+            _hypervisorWindow = false;
+            Svm?.InterruptWindow(this, false);
+        }
+    }
+
+    /// <summary>The hypervisor was told it needs an interrupt window (<see cref="SvmUnit.InterruptWindow"/>) that has not opened yet.</summary>
+    private bool _hypervisorWindow;
+
+    /// <summary>
+    /// An interrupt is pending while L1's IF is clear and L0 would have to inject it itself when IF opens: an ExtINT
+    /// from the PIC, or any interrupt while AVIC is off on this vCPU (with AVIC on, the hardware delivers APIC vectors
+    /// from the backing page on its own). L0 then asks for an interrupt window (KVM's enable_irq_window).
+    /// </summary>
+    private void RequestHypervisorWindow()
+    {
+        if (_hypervisorWindow || Svm == null || GuestMode || !Gif || (FlagsBits & Rflags.IF) != 0)
+        {
+            return;
+        }
+
+        if ((Avic == null || Apic is { ExtIntNext: true }) && Interrupts is { HasPendingInterrupt: true })
+        {
+            _hypervisorWindow = true;
+            Svm.InterruptWindow(this, true);
+        }
     }
 
     /// <summary>Called by L0's MMU after a zap asked for a remote TLB flush (KVM's kvm_flush_remote_tlbs).</summary>

@@ -290,6 +290,7 @@ public sealed unsafe partial class Cpu
             // IF (or GIF, or the host IF under V_INTR_MASKING) clear: parked until one of them opens the window.
             Requests &= ~VcpuRequest.Interrupt;
             _interruptWindowArmed = true;
+            RequestHypervisorWindow();
             return false;
         }
 

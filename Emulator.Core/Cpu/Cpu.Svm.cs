@@ -45,6 +45,14 @@ public abstract class SvmUnit
     {
     }
 
+    /// <summary>
+    /// L1 has an interrupt pending behind IF that the hypervisor must inject (<paramref name="requested"/> true), or
+    /// the window it asked for opened (false): KVM's enable_irq_window and interrupt_window_interception.
+    /// </summary>
+    public virtual void InterruptWindow(Cpu cpu, bool requested)
+    {
+    }
+
     /// <summary>The vCPU blocks in HLT (<paramref name="blocked"/> true) or runs again after it (KVM's vcpu_blocking/unblocking).</summary>
     public virtual void VcpuBlocking(Cpu cpu, bool blocked)
     {

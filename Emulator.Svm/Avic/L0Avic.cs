@@ -87,6 +87,15 @@ public sealed unsafe partial class L0Svm
         }
     }
 
+    /// <summary>L0 wants an interrupt window (true) or got it (false); the machine turns it into the IRQWIN inhibit.</summary>
+    internal Action<bool>? IrqWindow { get; set; }
+
+    /// <summary>
+    /// KVM 5.15's svm_enable_irq_window inhibits APICv (IRQWIN) because it injects through V_IRQ, which AVIC ignores,
+    /// and interrupt_window_interception lifts the inhibit. One VM-wide bit, as in 5.15 (later kernels count requests).
+    /// </summary>
+    public override void InterruptWindow(Cpu cpu, bool requested) => IrqWindow?.Invoke(requested);
+
     /// <summary>avic_vcpu_blocking / unblocking: a vCPU halted in HLT is not running, so IPIs to it exit and L0 wakes it.</summary>
     public override void VcpuBlocking(Cpu cpu, bool blocked)
     {

@@ -179,6 +179,7 @@ public sealed class Machine : IDisposable
             // Every vCPU gets AVIC (the local APIC's register page as backing page, host core i); it is on while no
             // reason inhibits APICv, from the vCPU's first entry (its ApicvUpdate request).
             l0[i].ApicvActive = () => Apicv.Active;
+            l0[i].IrqWindow = requested => Apicv.SetInhibit(ApicvInhibitReason.IrqWindow, requested);
             l0[i].SetUpAvic(cpus[i], _avicTables, new LocalApicBacking(cpus[i], apic), (int)apic.InitialApicId, i);
         }
 

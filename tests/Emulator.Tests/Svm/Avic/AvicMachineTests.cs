@@ -85,6 +85,68 @@ public sealed class AvicMachineTests
         Assert.That(emulated.Cpu.Cycles, Is.GreaterThan(avic.Cpu.Cycles));
     }
 
+    /// <summary>
+    /// The PIT's IRQ 0 (through the PIC and LINT0 as ExtINT, vector 8) arrives while IF is clear and the guest reads
+    /// TPR in a loop; then STI opens the window, the handler sets Data and masks the PIC, and one more TPR read follows.
+    /// </summary>
+    private static byte[] ExtIntBehindIf() => Assemble(
+        a =>
+        {
+            var handler = a.CreateLabel();
+            var start = a.CreateLabel();
+            var loop = a.CreateLabel();
+            a.jmp(start);
+            a.Label(ref handler);
+            a.mov(__qword_ptr[Data], 1);
+            a.mov(al, 0x20);
+            a.@out(0x20, al); // PIC EOI
+            a.mov(al, 0xFF);
+            a.@out(0x21, al); // no more IRQs
+            a.iretq();
+            a.Label(ref start);
+            a.mov(__word_ptr[IdtrAt], 0xFFF);
+            a.mov(__qword_ptr[IdtrAt + 2], (int)Idt);
+            a.lidt(__[IdtrAt]);
+            SetGate(a, 8, handler);
+            a.mov(al, 0xFE);
+            a.@out(0x21, al); // only IRQ 0
+            a.mov(al, 0x34);
+            a.@out(0x43, al); // PIT channel 0, mode 2
+            a.mov(al, 10);
+            a.@out(0x40, al);
+            a.mov(al, 0);
+            a.@out(0x40, al);
+            a.mov(ebx, XapicBase);
+            a.mov(ecx, 20_000);
+            a.Label(ref loop);
+            a.mov(eax, __dword_ptr[rbx + 0x80]);
+            a.dec(ecx);
+            a.jnz(loop);
+            a.sti();
+            a.nop();
+            a.cli();
+            a.mov(eax, __dword_ptr[rbx + 0x80]);
+            Exit(a, 0);
+        },
+        out _);
+
+    [Test]
+    public void AnExtIntBehindIfMakesL0AskForAWindowWhichInhibitsApicvUntilItOpens()
+    {
+        using var m = Boot(ExtIntBehindIf(), "-x2apic", "-svm");
+        var r = m.Run(new RunLimits { MaxCycles = 1_000_000_000 });
+        Assert.That(r.Reason, Is.EqualTo(StopReason.DebugExit), r.Message);
+        Assert.That(m.Memory.Read(Data, 8), Is.EqualTo(1UL), "the PIC interrupt was taken once IF opened");
+
+        // Active at creation, inhibited by the window request (IRQWIN), active again when the window opened.
+        Assert.That(Stat(m, "apicv.transitions"), Is.EqualTo(3UL));
+        Assert.That(Stat(m, "apicv.active"), Is.EqualTo(1UL));
+        Assert.That(Stat(m, "apicv.inhibit_reasons"), Is.Zero);
+        Assert.That(Stat(m, "avic.accelerated_reads"), Is.GreaterThan(1UL), "reads before the IRQ and the one after the window");
+        Assert.That(Stat(m, "mmu.apic_emulations"), Is.GreaterThan(0UL), "reads while IRQWIN held APICv off");
+        Assert.That(Stat(m, "avic.accelerated_reads") + Stat(m, "mmu.apic_emulations"), Is.EqualTo(20_001UL), "every read, one way or the other");
+    }
+
     /// <summary>An endless loop reading TPR: two instructions per read.</summary>
     private static byte[] TprLoop() => Assemble(
         a =>
