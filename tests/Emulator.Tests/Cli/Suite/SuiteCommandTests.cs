@@ -12,40 +12,10 @@ namespace Emulator.Tests.Cli.Suite;
 /// </summary>
 public sealed class SuiteCommandTests : IDisposable
 {
-    private const ulong Kernel = 0x400000, Text = Kernel + 0x800;
 
     private readonly string _dir = Directory.CreateTempSubdirectory("emu-suite-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    /// <summary>Prints <paramref name="console"/> on COM1, then writes <paramref name="code"/> to port 0xF4 (status code*2+1).</summary>
-    private static byte[] Kernel32(string console, int code) => Image(a =>
-    {
-        var loop = a.CreateLabel();
-        var done = a.CreateLabel();
-        a.mov(esi, (uint)Text);
-        a.mov(edx, 0x3F8);
-        a.Label(ref loop);
-        a.movzx(eax, __byte_ptr[esi]);
-        a.test(al, al);
-        a.jz(done);
-        a.@out(dx, al);
-        a.inc(esi);
-        a.jmp(loop);
-        a.Label(ref done);
-        a.mov(eax, code);
-        a.mov(edx, 0xF4);
-        a.@out(dx, eax);
-        a.hlt();
-    }, console);
-
-    private static byte[] Image(Action<Iced.Intel.Assembler> body, string text = "")
-    {
-        var code = TestGuest.Assemble(32, body, Kernel + 12);
-        var head = Concat(MultibootHeader(0), code);
-        var str = Encoding.ASCII.GetBytes(text + "\0");
-        return Elf(false, Kernel + 12, [new(Kernel, head, (ulong)head.Length), new(Text, str, (ulong)str.Length)]);
-    }
 
     private string Write(string name, byte[] bytes)
     {
@@ -56,16 +26,11 @@ public sealed class SuiteCommandTests : IDisposable
 
     private string Suite()
     {
-        Write("pass.flat", Kernel32("PASS: one\nPASS: two\nSKIP: three\nSUMMARY: 3 tests, 1 skipped\n", 0));
-        Write("fail.flat", Kernel32("PASS: one\nFAIL: two went wrong\nSUMMARY: 2 tests, 1 unexpected failures\n", 1));
-        Write("skip.flat", Kernel32("SKIP: no such feature\nSUMMARY: 1 tests, 1 skipped\n", 38));
-        Write("hang.flat", Image(a =>
-        {
-            var l = a.CreateLabel();
-            a.Label(ref l);
-            a.jmp(l);
-        }));
-        Write("triple.flat", Image(a => a.ud2())); // no IDT: #UD → #GP → #DF → shutdown
+        Write("pass.flat", SuiteKernels.Printing("PASS: one\nPASS: two\nSKIP: three\nSUMMARY: 3 tests, 1 skipped\n", 0));
+        Write("fail.flat", SuiteKernels.Printing("PASS: one\nFAIL: two went wrong\nSUMMARY: 2 tests, 1 unexpected failures\n", 1));
+        Write("skip.flat", SuiteKernels.Printing("SKIP: no such feature\nSUMMARY: 1 tests, 1 skipped\n", 38));
+        Write("hang.flat", SuiteKernels.Hang());
+        Write("triple.flat", SuiteKernels.TripleFault());
         return Write("unittests.cfg", Encoding.ASCII.GetBytes("""
             # a miniature of kvm-unit-tests' x86/unittests.cfg
             [pass]
@@ -125,7 +90,7 @@ public sealed class SuiteCommandTests : IDisposable
     {
         // The kernel echoes its command line back; with two vCPUs fw_cfg reports NB_CPUS = 2.
         string cfg = Suite();
-        Write("pass.flat", Image(a =>
+        Write("pass.flat", SuiteKernels.Image(a =>
         {
             var loop = a.CreateLabel();
             var done = a.CreateLabel();

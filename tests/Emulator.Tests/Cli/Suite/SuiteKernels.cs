@@ -42,7 +42,8 @@ internal static class SuiteKernels
     /// <summary>No IDT: #UD → #GP → #DF → shutdown (exit status 4).</summary>
     public static byte[] TripleFault() => Image(a => a.ud2());
 
-    private static byte[] Image(Action<Iced.Intel.Assembler> body, string text = "")
+    /// <summary>A Multiboot ELF kernel running <paramref name="body"/> (32-bit), with <paramref name="text"/> at its data address.</summary>
+    public static byte[] Image(Action<Iced.Intel.Assembler> body, string text = "")
     {
         var code = TestGuest.Assemble(32, body, Kernel + 12);
         var head = Concat(MultibootHeader(0), code);

@@ -59,6 +59,16 @@ public class TaggedTlbTests
         return (l1, l2);
     }
 
+    /// <summary>Runs L1, L2 (ASID 1) and L1 again, so both sets hold the code page and their data page.</summary>
+    private static (CpuState L1, CpuState L2) Warm(TestGuest g)
+    {
+        var (l1, l2) = States(g);
+        RunIn(g, l1, TlbSpace.Host);
+        RunIn(g, l2, Asid1);
+        RunIn(g, l1, TlbSpace.Host);
+        return (l1, l2);
+    }
+
     [Test]
     public void EachSpaceKeepsItsEntriesAcrossWorldSwitches()
     {
@@ -102,10 +112,7 @@ public class TaggedTlbTests
     public void AGuestSetFilledUnderOtherPermissionsIsFlushedOnEntry(int change)
     {
         using var g = ReadDataThenHalt();
-        var (l1, l2) = States(g);
-        RunIn(g, l1, TlbSpace.Host);
-        RunIn(g, l2, Asid1);
-        RunIn(g, l1, TlbSpace.Host);
+        var (l1, l2) = Warm(g);
         if (change == 3)
         {
             l2.Cpl = 3;
@@ -124,10 +131,7 @@ public class TaggedTlbTests
     public void FlushingTheGuestSetLeavesTheHostSet()
     {
         using var g = ReadDataThenHalt();
-        var (l1, l2) = States(g);
-        RunIn(g, l1, TlbSpace.Host);
-        RunIn(g, l2, Asid1);
-        RunIn(g, l1, TlbSpace.Host);
+        var (l1, l2) = Warm(g);
 
         ulong misses = g.Cpu.TlbMisses;
         g.Cpu.FlushGuestTlb();
@@ -141,10 +145,7 @@ public class TaggedTlbTests
     public void ARemoteFlushRequestFlushesEverySet()
     {
         using var g = ReadDataThenHalt();
-        var (l1, l2) = States(g);
-        RunIn(g, l1, TlbSpace.Host);
-        RunIn(g, l2, Asid1);
-        RunIn(g, l1, TlbSpace.Host);
+        var (l1, l2) = Warm(g);
 
         // L0's zap asks every vCPU for a flush; it is served while this vCPU runs L1, and L2's set must go too.
         g.Cpu.MakeRequest(VcpuRequest.TlbFlush);
@@ -159,10 +160,7 @@ public class TaggedTlbTests
     public void InvlpgaFromTheHostDropsOnePageOfThatAsid()
     {
         using var g = ReadDataThenHalt();
-        var (l1, l2) = States(g);
-        RunIn(g, l1, TlbSpace.Host);
-        RunIn(g, l2, Asid1);
-        RunIn(g, l1, TlbSpace.Host);
+        var (l1, l2) = Warm(g);
 
         ulong misses = g.Cpu.TlbMisses;
         g.Cpu.InvalidateAsidPage(2, Data);
