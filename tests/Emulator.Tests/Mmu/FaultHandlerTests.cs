@@ -10,7 +10,7 @@ public class FaultHandlerTests
 {
     private const ulong HostSize = 64UL << 20;
     private const ulong ApicBacking = 60UL << 20;
-    private const int ApicvReasonIrqWindow = 6;
+    private const int ApicvReasonIrqWindow = (int)Emulator.Svm.Avic.ApicvInhibitReason.IrqWindow;
 
     private static MmuContext NewVm(ApicvToggle toggle = ApicvToggle.Zap)
     {

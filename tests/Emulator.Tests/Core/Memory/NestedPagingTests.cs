@@ -77,9 +77,9 @@ public class NestedPagingTests
         apic.Last = 0x50014;
 
         Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
-        Assert.That(g[Reg.RAX], Is.Zero, "APICv active: the access reads the private page (AVIC backing)");
+        Assert.That(g[Reg.RAX], Is.Zero, "APICv active and no AVIC unit on this bare vCPU: the access reads the APIC-access page itself");
 
-        mmu.SetApicvInhibit(6, true);
+        mmu.SetApicvInhibit((int)Emulator.Svm.Avic.ApicvInhibitReason.IrqWindow, true);
         g.Cpu.Rip = TestGuest.CodeBase;
         g.Cpu.Halted = false;
         Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
