@@ -93,12 +93,7 @@ public sealed unsafe partial class Cpu
 
     public void InvalidatePage(ulong linear)
     {
-        int i = (int)(linear >> 12) & (TlbEntries - 1);
-        for (int k = 0; k < 3; k++)
-        {
-            _tlbTag[(k * TlbEntries) + i] = TlbInvalid;
-        }
-
+        _activeTlb.InvalidateEntry(linear);
         BumpCodeEpoch();
     }
 

@@ -52,14 +52,22 @@ public sealed partial class Cpu
             MayHoldLargePages = false;
         }
 
+        /// <summary>INVLPG of an inactive set: the page, or every entry if one may belong to a large page.</summary>
         public void InvalidatePage(ulong linear)
         {
             if (MayHoldLargePages)
             {
                 Flush();
-                return;
             }
+            else
+            {
+                InvalidateEntry(linear);
+            }
+        }
 
+        /// <summary>Drops the 4 KiB entry of <paramref name="linear"/> from the three banks.</summary>
+        public void InvalidateEntry(ulong linear)
+        {
             int i = (int)(linear >> 12) & (TlbEntries - 1);
             for (int k = 0; k < 3; k++)
             {

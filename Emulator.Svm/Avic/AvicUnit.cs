@@ -1,5 +1,6 @@
 using System.Numerics;
 using Emulator.Core.Cpu;
+using Emulator.Core.Devices.Apic;
 using Emulator.Core.Svm;
 using Emulator.Svm.Vmcb;
 
@@ -30,9 +31,6 @@ namespace Emulator.Svm.Avic;
 /// </summary>
 internal sealed unsafe class AvicUnit : AvicPort
 {
-    public const int IdOffset = 0x20, TprOffset = 0x80, EoiOffset = 0xB0, DfrOffset = 0xE0, IsrOffset = 0x100, TmrOffset = 0x180;
-    public const int IrrOffset = 0x200, IcrLowOffset = 0x300, IcrHighOffset = 0x310;
-
     /// <summary>INCOMPLETE_IPI causes (EXITINFO2 bits 63:32).</summary>
     public const uint InvalidIntType = 0, TargetNotRunning = 1, InvalidTarget = 2, InvalidBackingPage = 3, InvalidVector = 4;
 
@@ -115,37 +113,38 @@ internal sealed unsafe class AvicUnit : AvicPort
         uint v = (uint)value;
         switch (offset)
         {
-            case TprOffset:
+            case ApicReg.Tpr:
                 // Accelerated: the new TPR (bits 7:0) and with it PPR; a now-unmasked interrupt may be delivered.
                 AcceleratedWrites++;
-                SetReg(TprOffset, v & 0xFF);
-                Apic?.CommitWrite(TprOffset);
+                SetReg(ApicReg.Tpr, v & 0xFF);
+                Apic?.CommitWrite(ApicReg.Tpr);
                 break;
-            case EoiOffset:
-                int isr = HighestIsr();
-                if (isr >= 0 && TestBit(TmrOffset, isr))
+            case ApicReg.Eoi:
+                int isr = ApicPage.Highest(_backing, ApicReg.Isr);
+                if (isr >= 0 && ApicPage.TestBit(_backing, ApicReg.Tmr, isr))
                 {
                     // A level-triggered vector's EOI must reach the I/O APIC: trap.
-                    SetReg(EoiOffset, v);
-                    Trap(cpu, EoiOffset);
+                    SetReg(ApicReg.Eoi, v);
+                    Trap(cpu, ApicReg.Eoi);
                 }
                 else
                 {
                     AcceleratedWrites++;
-                    SetReg(EoiOffset, v);
-                    Apic?.CommitWrite(EoiOffset);
+                    SetReg(ApicReg.Eoi, v);
+                    Apic?.CommitWrite(ApicReg.Eoi);
                 }
 
                 break;
-            case IcrHighOffset:
+            case ApicReg.IcrHigh:
                 AcceleratedWrites++;
-                SetReg(IcrHighOffset, v);
+                SetReg(ApicReg.IcrHigh, v);
                 break;
-            case IcrLowOffset:
-                SetReg(IcrLowOffset, v & ~(1u << 12)); // delivery status reads idle
+            case ApicReg.IcrLow:
+                SetReg(ApicReg.IcrLow, v & ~(1u << 12)); // delivery status reads idle
                 SendIpi(cpu, v);
                 break;
-            case IdOffset or 0xC0 or 0xD0 or DfrOffset or 0xF0 or 0x280 or (>= 0x320 and <= 0x370) or 0x380 or 0x3E0:
+            case ApicReg.Id or ApicReg.Rrd or ApicReg.Ldr or ApicReg.Dfr or ApicReg.Svr or ApicReg.Esr or (>= ApicReg.LvtTimer and <= ApicReg.LvtError)
+                or ApicReg.TimerInitial or ApicReg.TimerDivide:
                 SetReg(offset, v);
                 Trap(cpu, offset);
                 break;
@@ -158,11 +157,11 @@ internal sealed unsafe class AvicUnit : AvicPort
     /// <summary>Registers the unit reads from the backing page (the current count, EOI and the rest fault).</summary>
     private static bool ReadAccelerated(int offset) => offset switch
     {
-        IdOffset or 0x30 or TprOffset or 0x90 or 0xA0 or 0xC0 or 0xD0 or DfrOffset or 0xF0 => true,
-        >= IsrOffset and <= 0x270 => true,
-        0x280 or IcrLowOffset or IcrHighOffset => true,
-        >= 0x320 and <= 0x370 => true,
-        0x380 or 0x3E0 => true,
+        ApicReg.Id or ApicReg.Version or ApicReg.Tpr or ApicReg.Apr or ApicReg.Ppr or ApicReg.Rrd or ApicReg.Ldr or ApicReg.Dfr or ApicReg.Svr => true,
+        >= ApicReg.Isr and <= ApicReg.Irr + 0x70 => true,
+        ApicReg.Esr or ApicReg.IcrLow or ApicReg.IcrHigh => true,
+        >= ApicReg.LvtTimer and <= ApicReg.LvtError => true,
+        ApicReg.TimerInitial or ApicReg.TimerDivide => true,
         _ => false,
     };
 
@@ -213,7 +212,7 @@ internal sealed unsafe class AvicUnit : AvicPort
     /// </summary>
     private void SendIpi(Cpu cpu, uint icrLow)
     {
-        uint icrHigh = Reg(IcrHighOffset);
+        uint icrHigh = Reg(ApicReg.IcrHigh);
         int vector = (int)(icrLow & 0xFF);
         uint mode = (icrLow >> 8) & 7;
         bool level = (icrLow & (1u << 15)) != 0;
@@ -234,7 +233,7 @@ internal sealed unsafe class AvicUnit : AvicPort
         {
             // Self: no table lookup, the local IRR directly.
             IpisAccelerated++;
-            SetBit(_backing, IrrOffset, vector);
+            SetBit(_backing, ApicReg.Irr, vector);
             Apic?.RescanIrr();
             return;
         }
@@ -285,7 +284,7 @@ internal sealed unsafe class AvicUnit : AvicPort
             return dest <= _maxIndex && (_physical[dest] & AvicTables.Valid) != 0;
         }
 
-        bool flat = Reg(DfrOffset) >> 28 == 0xF;
+        bool flat = Reg(ApicReg.Dfr) >> 28 == 0xF;
         for (int bit = 0; bit < 8; bit++)
         {
             if ((dest & (1 << bit)) == 0 || (!flat && bit >= 4))
@@ -316,7 +315,7 @@ internal sealed unsafe class AvicUnit : AvicPort
 
     private void ForEachLogicalTarget(byte dest, int vector)
     {
-        bool flat = Reg(DfrOffset) >> 28 == 0xF;
+        bool flat = Reg(ApicReg.Dfr) >> 28 == 0xF;
         for (int bit = 0; bit < 8; bit++)
         {
             if ((dest & (1 << bit)) != 0 && (flat || bit < 4))
@@ -329,7 +328,7 @@ internal sealed unsafe class AvicUnit : AvicPort
     private void Deliver(int index, int vector)
     {
         ulong e = _physical[index];
-        SetBit((byte*)(e & AvicTables.BackingMask), IrrOffset, vector);
+        SetBit((byte*)(e & AvicTables.BackingMask), ApicReg.Irr, vector);
         if ((e & AvicTables.IsRunning) != 0)
         {
             Doorbells++;
@@ -363,23 +362,7 @@ internal sealed unsafe class AvicUnit : AvicPort
         cpu.Svm!.Exit(cpu, SvmExit.AvicIncompleteIpi, icrLow | ((ulong)icrHigh << 32), ((ulong)cause << 32) | (uint)index);
     }
 
-    private int HighestIsr()
-    {
-        for (int w = 7; w >= 0; w--)
-        {
-            uint bits = Reg(IsrOffset + (w * 0x10));
-            if (bits != 0)
-            {
-                return (w * 32) + 31 - BitOperations.LeadingZeroCount(bits);
-            }
-        }
-
-        return -1;
-    }
-
-    private bool TestBit(int baseOffset, int vector) => (Reg(baseOffset + ((vector >> 5) * 0x10)) & (1u << (vector & 31))) != 0;
-
     /// <summary>Sets a vector's bit in a register array of a backing page (atomic: another vCPU's unit may set bits too).</summary>
-    private static void SetBit(byte* page, int baseOffset, int vector) =>
-        Interlocked.Or(ref *(uint*)(page + baseOffset + ((vector >> 5) * 0x10)), 1u << (vector & 31));
+    private static void SetBit(byte* page, int bank, int vector) =>
+        Interlocked.Or(ref ApicPage.VectorWord(page, bank, vector), 1u << (vector & 31));
 }

@@ -1,4 +1,5 @@
 using Emulator.Core.Cpu;
+using Emulator.Core.Devices.Apic;
 using Emulator.Core.Svm;
 using Emulator.Svm.Avic;
 using Emulator.Svm.Vmcb;
@@ -105,8 +106,6 @@ public sealed unsafe partial class L0Svm
         }
     }
 
-    private const int LdrOffset = 0xD0;
-
     /// <summary>
     /// Points this vCPU's logical APIC ID table entry at its APIC ID (KVM's avic_ldr_write): the index is derived from
     /// the logical ID in LDR bits 31:24, flat (DFR model 0xF: the set bit, 0–7) or cluster (cluster · 4 + the set bit of
@@ -121,8 +120,8 @@ public sealed unsafe partial class L0Svm
             _logicalIndex = -1;
         }
 
-        uint id = *(uint*)(apic.Page + LdrOffset) >> 24;
-        bool flat = *(uint*)(apic.Page + AvicUnit.DfrOffset) >> 28 == 0xF;
+        uint id = *(uint*)(apic.Page + ApicReg.Ldr) >> 24;
+        bool flat = *(uint*)(apic.Page + ApicReg.Dfr) >> 28 == 0xF;
         uint bits = flat ? id : id & 0xF;
         if (bits == 0 || (bits & (bits - 1)) != 0 || (!flat && id >> 4 == 0xF))
         {
@@ -158,7 +157,7 @@ public sealed unsafe partial class L0Svm
         {
             int offset = (int)(exitInfo1 & 0xFF0);
             apic.CommitWrite(offset);
-            if (offset is LdrOffset or AvicUnit.DfrOffset && l0._avicTables is { } tables)
+            if (offset is ApicReg.Ldr or ApicReg.Dfr && l0._avicTables is { } tables)
             {
                 // avic_handle_ldr_update / dfr update: the logical table follows the guest's LDR and DFR.
                 l0.UpdateLogicalEntry(tables, apic);
@@ -187,7 +186,7 @@ public sealed unsafe partial class L0Svm
         switch ((uint)(exitInfo2 >> 32))
         {
             case AvicUnit.InvalidIntType or AvicUnit.InvalidTarget:
-                apic.CommitWrite(AvicUnit.IcrLowOffset);
+                apic.CommitWrite(ApicReg.IcrLow);
                 break;
             case AvicUnit.TargetNotRunning:
                 for (int id = 0; id <= AvicTables.MaxXAvicIndex; id++)

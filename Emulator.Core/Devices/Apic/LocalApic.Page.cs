@@ -6,6 +6,34 @@ using Emulator.Core.Cpu;
 namespace Emulator.Core.Devices.Apic;
 
 /// <summary>
+/// The 256-bit registers of an xAPIC register page (ISR 0x100, TMR 0x180, IRR 0x200): word i holds vectors
+/// 32·i .. 32·i+31 at base + 0x10·i. Shared by the local APIC and the AVIC unit, which reads the same page as its
+/// backing page.
+/// </summary>
+public static unsafe class ApicPage
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref uint VectorWord(byte* page, int bank, int v) => ref *(uint*)(page + bank + ((v >> 5) << 4));
+
+    public static bool TestBit(byte* page, int bank, int v) => (VectorWord(page, bank, v) & (1u << (v & 31))) != 0;
+
+    /// <summary>Highest vector set in the 256-bit register at <paramref name="bank"/>, or -1.</summary>
+    public static int Highest(byte* page, int bank)
+    {
+        for (int i = 7; i >= 0; i--)
+        {
+            uint w = *(uint*)(page + bank + (i << 4));
+            if (w != 0)
+            {
+                return (i << 5) + 31 - BitOperations.LeadingZeroCount(w);
+            }
+        }
+
+        return -1;
+    }
+}
+
+/// <summary>
 /// The register page: every register with an xAPIC offset lives at that offset in one 4 KiB, 4 KiB-aligned native
 /// page, holding what a guest read at the offset returns (except the current count, computed on read). The layout is
 /// the AVIC backing page's (APM vol. 2 §15.29; KVM hands its LAPIC register page to the hardware as the backing
@@ -68,30 +96,16 @@ public sealed unsafe partial class LocalApic : IDisposable
         }
     }
 
-    // 256-bit registers (ISR 0x100, TMR 0x180, IRR 0x200): word i holds vectors 32·i .. 32·i+31 at base + 0x10·i.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ref uint VectorWord(int bank, int v) => ref *(uint*)(_page + bank + ((v >> 5) << 4));
+    private ref uint VectorWord(int bank, int v) => ref ApicPage.VectorWord(_page, bank, v);
 
     private void SetBit(int bank, int v) => VectorWord(bank, v) |= 1u << (v & 31);
 
     private void ClearBit(int bank, int v) => VectorWord(bank, v) &= ~(1u << (v & 31));
 
-    private bool TestBit(int bank, int v) => (VectorWord(bank, v) & (1u << (v & 31))) != 0;
+    private bool TestBit(int bank, int v) => ApicPage.TestBit(_page, bank, v);
 
-    /// <summary>Highest vector set in the 256-bit register at <paramref name="bank"/>, or -1.</summary>
-    private int Highest(int bank)
-    {
-        for (int i = 7; i >= 0; i--)
-        {
-            uint w = *(uint*)(_page + bank + (i << 4));
-            if (w != 0)
-            {
-                return (i << 5) + 31 - BitOperations.LeadingZeroCount(w);
-            }
-        }
-
-        return -1;
-    }
+    private int Highest(int bank) => ApicPage.Highest(_page, bank);
 
     private void ClearBank(int bank)
     {
