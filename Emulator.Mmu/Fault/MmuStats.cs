@@ -29,8 +29,8 @@ public sealed class MmuStats
         yield return ("mmu.pf.spurious", Of(RetPf.Spurious));
         yield return ("mmu.pf.reflect", Of(RetPf.ReflectToGuest));
         yield return ("mmu.pf.fast_fixed", FastPathFixes);
-        yield return ("mmu.mmio_sptes_created", MmioSptesCreated);
-        yield return ("mmu.mmio_stale_refaults", StaleMmioRefaults);
+        yield return ("mmu.mmio_spte.created", MmioSptesCreated);
+        yield return ("mmu.mmio_spte.stale_refaults", StaleMmioRefaults);
         yield return ("mmu.apic_emulations", ApicEmulations);
         yield return ("mmu.zap.calls", ZapCalls);
         yield return ("mmu.zap.sptes", SptesZapped);

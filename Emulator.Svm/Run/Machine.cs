@@ -184,6 +184,7 @@ public sealed class Machine : IDisposable
         }
 
         SetCreationInhibits(cpus[0].Features);
+        Apicv.CreationDone();
 
         var events = Platform.Events;
         events.Clock = () => _current.Cycles;
@@ -573,7 +574,13 @@ public sealed class Machine : IDisposable
     {
         stats.Add(("apicv.active", Apicv.Active ? 1UL : 0));
         stats.Add(("apicv.transitions", Apicv.Transitions));
+        stats.Add(("apicv.inhibit_changes", Apicv.InhibitChanges));
         stats.Add(("apicv.inhibit_reasons", _mmu.ApicvInhibitReasons));
+        for (int r = 0; r < ApicvState.ReasonCount; r++)
+        {
+            stats.Add(("apicv.inhibit." + ApicvState.ReasonName((ApicvInhibitReason)r), Apicv.Raised[r]));
+        }
+
         ulong reads = 0, writes = 0, traps = 0, faults = 0, ipis = 0, doorbells = 0, incomplete = 0;
         foreach (var l0 in L0)
         {
@@ -592,13 +599,14 @@ public sealed class Machine : IDisposable
             }
         }
 
-        stats.Add(("avic.accelerated_reads", reads));
-        stats.Add(("avic.accelerated_writes", writes));
-        stats.Add(("avic.traps", traps));
-        stats.Add(("avic.faults", faults));
-        stats.Add(("avic.ipis", ipis));
-        stats.Add(("avic.doorbells", doorbells));
-        stats.Add(("avic.incomplete_ipis", incomplete));
+        stats.Add(("avic.accelerated", reads + writes));
+        stats.Add(("avic.accelerated.read", reads));
+        stats.Add(("avic.accelerated.write", writes));
+        stats.Add(("avic.trap", traps));
+        stats.Add(("avic.noaccel", faults));
+        stats.Add(("avic.ipi", ipis));
+        stats.Add(("avic.doorbell", doorbells));
+        stats.Add(("avic.incomplete_ipi", incomplete));
     }
 
     /// <summary>One counter per exit code that happened, summed over the vCPUs, in code order.</summary>

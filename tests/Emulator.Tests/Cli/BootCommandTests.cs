@@ -43,7 +43,7 @@ public class BootCommandTests
 
         Assert.That(Counter("mmu.pf.fixed"), Is.GreaterThan(0));
         Assert.That(Counter("mmu.pf.emulate"), Is.GreaterThan(0));
-        Assert.That(Counter("mmu.mmio_sptes_created"), Is.GreaterThan(0));
+        Assert.That(Counter("mmu.mmio_spte.created"), Is.GreaterThan(0));
     }
 
     [Test]

@@ -61,10 +61,10 @@ public sealed class AvicMachineTests
         Assert.That(m.Memory.Read(Data + 8, 8), Is.EqualTo(1UL), "the self-IPI was taken once");
         Assert.That(Stat(m, "apicv.active"), Is.EqualTo(1UL));
         Assert.That(Stat(m, "mmu.apic_emulations"), Is.Zero, "no APIC access was emulated");
-        Assert.That(Stat(m, "avic.accelerated_reads"), Is.EqualTo(1UL), "the TPR read");
-        Assert.That(Stat(m, "avic.accelerated_writes"), Is.EqualTo(2UL), "the TPR write and the EOI");
-        Assert.That(Stat(m, "avic.traps"), Is.EqualTo(1UL), "the SVR write");
-        Assert.That(Stat(m, "avic.ipis"), Is.EqualTo(1UL), "the self-IPI");
+        Assert.That(Stat(m, "avic.accelerated.read"), Is.EqualTo(1UL), "the TPR read");
+        Assert.That(Stat(m, "avic.accelerated.write"), Is.EqualTo(2UL), "the TPR write and the EOI");
+        Assert.That(Stat(m, "avic.trap"), Is.EqualTo(1UL), "the SVR write");
+        Assert.That(Stat(m, "avic.ipi"), Is.EqualTo(1UL), "the self-IPI");
         Assert.That(Stat(m, "svm.exits.l1.avic_noaccel"), Is.EqualTo(1UL));
         Assert.That(m.Stats().Any(s => s.Name == "svm.exits.l1.intr"), Is.False, "AVIC delivered the interrupt: no INTR exit");
     }
@@ -81,7 +81,7 @@ public sealed class AvicMachineTests
         Assert.That(emulated.Memory.Read(Data + 8, 8), Is.EqualTo(1UL));
         Assert.That(Stat(emulated, "apicv.active"), Is.Zero);
         Assert.That(Stat(emulated, "mmu.apic_emulations"), Is.EqualTo(5UL), "SVR, TPR write, TPR read, ICR and EOI");
-        Assert.That(Stat(emulated, "avic.accelerated_reads") + Stat(emulated, "avic.accelerated_writes"), Is.Zero);
+        Assert.That(Stat(emulated, "avic.accelerated.read") + Stat(emulated, "avic.accelerated.write"), Is.Zero);
         Assert.That(emulated.Cpu.Cycles, Is.GreaterThan(avic.Cpu.Cycles));
     }
 
@@ -138,13 +138,17 @@ public sealed class AvicMachineTests
         Assert.That(r.Reason, Is.EqualTo(StopReason.DebugExit), r.Message);
         Assert.That(m.Memory.Read(Data, 8), Is.EqualTo(1UL), "the PIC interrupt was taken once IF opened");
 
-        // Active at creation, inhibited by the window request (IRQWIN), active again when the window opened.
-        Assert.That(Stat(m, "apicv.transitions"), Is.EqualTo(3UL));
+        // Inhibited by the window request (IRQWIN), active again when the window opened.
+        Assert.That(Stat(m, "apicv.transitions"), Is.EqualTo(2UL));
         Assert.That(Stat(m, "apicv.active"), Is.EqualTo(1UL));
         Assert.That(Stat(m, "apicv.inhibit_reasons"), Is.Zero);
-        Assert.That(Stat(m, "avic.accelerated_reads"), Is.GreaterThan(1UL), "reads before the IRQ and the one after the window");
+        Assert.That(Stat(m, "apicv.inhibit.irqwin"), Is.EqualTo(1UL), "raised once");
+        Assert.That(Stat(m, "apicv.inhibit_changes"), Is.EqualTo(2UL), "IRQWIN set, then cleared");
+        Assert.That(Stat(m, "apicv.inhibit.nested") + Stat(m, "apicv.inhibit.x2apic"), Is.Zero, "neither in the guest's CPUID");
+        Assert.That(Stat(m, "avic.accelerated"), Is.EqualTo(Stat(m, "avic.accelerated.read") + Stat(m, "avic.accelerated.write")));
+        Assert.That(Stat(m, "avic.accelerated.read"), Is.GreaterThan(1UL), "reads before the IRQ and the one after the window");
         Assert.That(Stat(m, "mmu.apic_emulations"), Is.GreaterThan(0UL), "reads while IRQWIN held APICv off");
-        Assert.That(Stat(m, "avic.accelerated_reads") + Stat(m, "mmu.apic_emulations"), Is.EqualTo(20_001UL), "every read, one way or the other");
+        Assert.That(Stat(m, "avic.accelerated.read") + Stat(m, "mmu.apic_emulations"), Is.EqualTo(20_001UL), "every read, one way or the other");
     }
 
     /// <summary>An endless loop reading TPR: two instructions per read.</summary>
@@ -164,23 +168,23 @@ public sealed class AvicMachineTests
     {
         using var m = Boot(TprLoop(), "-x2apic", "-svm");
         m.Run(new RunLimits { MaxInstructions = 1 + (2 * 10) });
-        Assert.That(Stat(m, "avic.accelerated_reads"), Is.EqualTo(10UL));
+        Assert.That(Stat(m, "avic.accelerated.read"), Is.EqualTo(10UL));
         Assert.That(Stat(m, "mmu.apic_emulations"), Is.Zero);
-        ulong mmioSptes = Stat(m, "mmu.mmio_sptes_created");
+        ulong mmioSptes = Stat(m, "mmu.mmio_spte.created");
 
         // An IRQ window request inhibits APICv: the vCPU is kicked and the APIC-access SPTE zapped.
         m.Apicv.SetInhibit(ApicvInhibitReason.IrqWindow, true);
         m.Run(new RunLimits { MaxInstructions = 1 + (2 * 20) });
         Assert.That(Stat(m, "apicv.active"), Is.Zero);
-        Assert.That(Stat(m, "avic.accelerated_reads"), Is.EqualTo(10UL), "no access reaches the unit while inhibited");
+        Assert.That(Stat(m, "avic.accelerated.read"), Is.EqualTo(10UL), "no access reaches the unit while inhibited");
         Assert.That(Stat(m, "mmu.apic_emulations"), Is.EqualTo(10UL), "each read goes straight to emulation");
-        Assert.That(Stat(m, "mmu.mmio_sptes_created"), Is.EqualTo(mmioSptes), "and none is cached as MMIO");
+        Assert.That(Stat(m, "mmu.mmio_spte.created"), Is.EqualTo(mmioSptes), "and none is cached as MMIO");
 
         m.Apicv.SetInhibit(ApicvInhibitReason.IrqWindow, false);
         m.Run(new RunLimits { MaxInstructions = 1 + (2 * 30) });
         Assert.That(Stat(m, "apicv.active"), Is.EqualTo(1UL));
-        Assert.That(Stat(m, "avic.accelerated_reads"), Is.EqualTo(20UL), "accelerated again");
+        Assert.That(Stat(m, "avic.accelerated.read"), Is.EqualTo(20UL), "accelerated again");
         Assert.That(Stat(m, "mmu.apic_emulations"), Is.EqualTo(10UL));
-        Assert.That(Stat(m, "apicv.transitions"), Is.EqualTo(3UL), "active at creation, inhibited, active");
+        Assert.That(Stat(m, "apicv.transitions"), Is.EqualTo(2UL), "inhibited, active again");
     }
 }

@@ -38,9 +38,9 @@ public sealed class AvicSmpTests
         Assert.That(r.Reason, Is.EqualTo(StopReason.DebugExit), r.Message);
         AssertRingIntact(m, 2);
         Assert.That(Stat(m, "apicv.active"), Is.EqualTo(1UL));
-        Assert.That(Stat(m, "avic.ipis"), Is.GreaterThanOrEqualTo((ulong)Hops), "the ring's IPIs went through the unit");
-        Assert.That(Stat(m, "avic.incomplete_ipis"), Is.GreaterThan(0UL), "halted targets were woken by L0");
-        Assert.That(Stat(m, "avic.doorbells") + Stat(m, "avic.incomplete_ipis"), Is.GreaterThanOrEqualTo((ulong)Hops),
+        Assert.That(Stat(m, "avic.ipi"), Is.GreaterThanOrEqualTo((ulong)Hops), "the ring's IPIs went through the unit");
+        Assert.That(Stat(m, "avic.incomplete_ipi"), Is.GreaterThan(0UL), "halted targets were woken by L0");
+        Assert.That(Stat(m, "avic.doorbell") + Stat(m, "avic.incomplete_ipi"), Is.GreaterThanOrEqualTo((ulong)Hops),
             "every ring IPI reached a running target's doorbell or L0's wake-up");
     }
 
@@ -72,9 +72,9 @@ public sealed class AvicSmpTests
         Assert.That(done, Is.EqualTo(toggles), "the ring was still running when the toggles ended");
         AssertRingIntact(m, 2, hops);
         Assert.That(Stat(m, "apicv.transitions"), Is.GreaterThanOrEqualTo((ulong)toggles));
-        Assert.That(Stat(m, "avic.ipis"), Is.GreaterThan(0UL));
+        Assert.That(Stat(m, "avic.ipi"), Is.GreaterThan(0UL));
         // While inhibited, accesses were emulated: by the APIC-access slot's emulate rule (zap), or as MMIO once the
         // slot was deleted, through cached MMIO SPTEs (memslot).
-        Assert.That(Stat(m, toggle == ApicvToggle.Zap ? "mmu.apic_emulations" : "mmu.mmio_sptes_created"), Is.GreaterThan(0UL));
+        Assert.That(Stat(m, toggle == ApicvToggle.Zap ? "mmu.apic_emulations" : "mmu.mmio_spte.created"), Is.GreaterThan(0UL));
     }
 }
