@@ -74,13 +74,54 @@ public sealed class CostTable
     /// <summary>A full hypervisor exit and return (about 2,500 cycles).</summary>
     public ulong HypervisorExit { get; set; } = 2500;
 
+    // What inhibiting and un-inhibiting APICv costs L0 (docs/avic.md, "What a toggle costs"). KVM publishes no cycle
+    // counts for these steps; the defaults are estimates placed against the figures that do exist: an SVM exit and
+    // re-entry of about 1,350 cycles (VmexitRoundTrip), an expedited SRCU grace period that "can complete in less than
+    // a microsecond" with no readers (Paul McKenney, commit 22607d66bbc3, 2017), and about 20 ms for a normal grace
+    // period on a CONFIG_HZ=100 host (Sean Christopherson, "KVM: Expedite SRCU callbacks ...", March 2026). Cycles
+    // assume a 3 GHz host.
+
+    /// <summary>
+    /// Kicking one running vCPU and waiting for it to leave guest mode (KVM_REQUEST_WAIT: an IPI, then the wait for
+    /// the target's exit), charged to the vCPU that asks; the target pays its own exit (<see cref="VmexitRoundTrip"/>).
+    /// </summary>
+    public ulong VcpuKick { get; set; } = 1500;
+
+    /// <summary>Taking and releasing mmu_lock for write, uncontended.</summary>
+    public ulong MmuLockWrite { get; set; } = 100;
+
+    /// <summary>Clearing one SPTE during a zap (walk share, atomic clear, freeing its table when emptied).</summary>
+    public ulong SpteZap { get; set; } = 50;
+
+    /// <summary>One memslot-array install: copy the array with the change, publish it, bump the generation.</summary>
+    public ulong MemslotInstall { get; set; } = 4000;
+
+    /// <summary>
+    /// synchronize_srcu_expedited on kvm->srcu after an install: about 10 µs, between the sub-microsecond figure for
+    /// no readers and a normal grace period, since every vCPU thread outside guest mode is an SRCU reader.
+    /// </summary>
+    public ulong SrcuGracePeriod { get; set; } = 30000;
+
+    /// <summary>A vCPU reloading its MMU after every root was invalidated (kvm_mmu_zap_all_fast): free the obsolete root, build and load a new one.</summary>
+    public ulong MmuRootReload { get; set; } = 3000;
+
+    /// <summary>
+    /// An APIC access the AVIC unit completes without an exit, on top of the instruction's own cost: the backing-page
+    /// access behind the APIC-access page (estimate: an L1-resident memory access).
+    /// </summary>
+    public ulong AvicAccess { get; set; } = 5;
+
     /// <summary>Names of the cost classes in a cost-table file: the <see cref="CostClass"/> names in lower case, in order.</summary>
     private static readonly string[] ClassNames = Array.ConvertAll(
         Enum.GetNames<CostClass>()[..(int)CostClass.Count], n => n.ToLowerInvariant());
 
     /// <summary>Names of the extras in a cost-table file, in the order <see cref="GetExtra"/> and <see cref="SetExtra"/> number them.</summary>
     private static readonly string[] ExtraNames =
-        ["tlb_miss", "page_walk_level", "mmio_access", "event_delivery", "decode_miss", "vmexit_round_trip", "fault_handling", "instruction_emulation", "hypervisor_exit"];
+        [
+            "tlb_miss", "page_walk_level", "mmio_access", "event_delivery", "decode_miss", "vmexit_round_trip", "fault_handling",
+            "instruction_emulation", "hypervisor_exit", "vcpu_kick", "mmu_lock_write", "spte_zap", "memslot_install",
+            "srcu_grace_period", "mmu_root_reload", "avic_access",
+        ];
 
     private ulong GetExtra(int i) => i switch
     {
@@ -92,7 +133,14 @@ public sealed class CostTable
         5 => VmexitRoundTrip,
         6 => FaultHandling,
         7 => InstructionEmulation,
-        _ => HypervisorExit,
+        8 => HypervisorExit,
+        9 => VcpuKick,
+        10 => MmuLockWrite,
+        11 => SpteZap,
+        12 => MemslotInstall,
+        13 => SrcuGracePeriod,
+        14 => MmuRootReload,
+        _ => AvicAccess,
     };
 
     private void SetExtra(int i, ulong v)
@@ -107,7 +155,14 @@ public sealed class CostTable
             case 5: VmexitRoundTrip = v; break;
             case 6: FaultHandling = v; break;
             case 7: InstructionEmulation = v; break;
-            default: HypervisorExit = v; break;
+            case 8: HypervisorExit = v; break;
+            case 9: VcpuKick = v; break;
+            case 10: MmuLockWrite = v; break;
+            case 11: SpteZap = v; break;
+            case 12: MemslotInstall = v; break;
+            case 13: SrcuGracePeriod = v; break;
+            case 14: MmuRootReload = v; break;
+            default: AvicAccess = v; break;
         }
     }
 

@@ -48,10 +48,45 @@ public sealed class MmuContext : IDisposable
         _arena = new TableArena(tableCapacity);
         Tdp = new TdpMmu(_arena, Stats, Lock);
         Toggle = toggle;
-        Memslots.SlotInvalidated = slot => Tdp.ZapRange(new Gfn(slot.BaseGfn), new Gfn(slot.EndGfn));
+        Memslots.SlotInvalidated = slot =>
+        {
+            if (ZapAllOnSlotRemoval)
+            {
+                ZapAllFast();
+            }
+            else
+            {
+                Tdp.ZapRange(new Gfn(slot.BaseGfn), new Gfn(slot.EndGfn));
+            }
+        };
         Memslots.DirtyLoggingEnabled = slot => Tdp.WriteProtectRange(new Gfn(slot.BaseGfn), new Gfn(slot.EndGfn));
         Memslots.DirtyPagesHarvested = (start, end) => Tdp.WriteProtectRange(start, end);
         Memslots.MmioGenerationWrapped = () => Tdp.ZapAllMmio();
+    }
+
+    /// <summary>
+    /// How removing (deleting or moving) a memslot clears its SPTEs. True, as KVM on x86 through 6.x: the page-track
+    /// flush-slot hook runs kvm_mmu_zap_all_fast, which invalidates every root of every vCPU (TDP and shadow), so the
+    /// whole VM faults its memory in again (KVM zapped only the slot's range for one release, 5.5-rc, and reverted it
+    /// after it broke device assignment). False: only the slot's range, as KVM does since 6.12 once a VM turns the
+    /// KVM_X86_QUIRK_SLOT_ZAP_ALL quirk off.
+    /// </summary>
+    public bool ZapAllOnSlotRemoval { get; set; } = true;
+
+    /// <summary>Set by the shadow-NPT engine over this MMU: drops every shadow root and table (<see cref="ZapAllFast"/>).</summary>
+    public Action? ShadowZapAll { get; set; }
+
+    /// <summary>
+    /// KVM's kvm_mmu_zap_all_fast: every SPTE of L1's TDP tables and every shadow table of L2 goes; vCPUs fault
+    /// everything in again. Returns the TDP SPTEs cleared.
+    /// </summary>
+    public ulong ZapAllFast()
+    {
+        using var exclusive = Lock.Write();
+        Stats.ZapAllFast++;
+        ulong n = Tdp.ZapRange(new Gfn(0), new Gfn(TdpMmu.PagesAt(TdpMmu.RootLevel + 1)));
+        ShadowZapAll?.Invoke();
+        return n;
     }
 
     /// <summary>KVM's mmu_lock: TDP faults take the shared side; everything that removes or protects SPTEs the exclusive side.</summary>

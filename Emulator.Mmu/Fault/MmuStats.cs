@@ -9,6 +9,7 @@ public sealed class MmuStats
     public ulong MmioSptesCreated;
     public ulong SptesZapped;
     public ulong ZapCalls;
+    public ulong ZapAllFast;
     public ulong ApicEmulations;
     public ulong FastPathFixes;
     public ulong TlbFlushRequests;
@@ -34,6 +35,7 @@ public sealed class MmuStats
         yield return ("mmu.apic_emulations", ApicEmulations);
         yield return ("mmu.zap.calls", ZapCalls);
         yield return ("mmu.zap.sptes", SptesZapped);
+        yield return ("mmu.zap.all", ZapAllFast);
         yield return ("mmu.tlb_flush_requests", TlbFlushRequests);
         yield return ("mmu.tables_in_use", (ulong)tablesInUse);
     }

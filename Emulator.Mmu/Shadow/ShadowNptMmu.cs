@@ -63,6 +63,7 @@ public sealed class ShadowNptMmu
         _arena = ctx.Arena;
         _nextForGfn = new int[_arena.Capacity];
         ctx.TrackedWrite = ZapGfn;
+        ctx.ShadowZapAll = ZapAll;
     }
 
     /// <summary>L1 GPA of L1's nested page-table root (vmcb12 N_CR3).</summary>
@@ -207,6 +208,29 @@ public sealed class ShadowNptMmu
             }
 
             _cached[i] = default;
+        }
+    }
+
+    /// <summary>
+    /// Every root invalidated (<see cref="MmuContext.ZapAllFast"/>): the cached roots go with their tables and the
+    /// current one is emptied, so L2 faults everything in again under the same nCR3.
+    /// </summary>
+    public void ZapAll()
+    {
+        using var exclusive = _ctx.Lock.Write();
+        for (int i = 0; i < CachedRoots; i++)
+        {
+            if (_cached[i].Table != 0)
+            {
+                Free(_cached[i].Table);
+            }
+
+            _cached[i] = default;
+        }
+
+        if (Root != 0)
+        {
+            ClearRoot(Root);
         }
     }
 
