@@ -1,4 +1,5 @@
 using Emulator.Core.Cpu;
+using Emulator.Core.Timing;
 using Emulator.Mmu.Fault;
 
 namespace Emulator.Svm.Avic;
@@ -49,8 +50,18 @@ public sealed class ApicvState
 
     public bool IsSet(ApicvInhibitReason reason) => (_mmu.ApicvInhibitReasons & Bit(reason)) != 0;
 
-    /// <summary>Sets (<paramref name="set"/>) or clears one reason.</summary>
-    public void SetInhibit(ApicvInhibitReason reason, bool set)
+    /// <summary>vCPUs kicked out of guest mode by APICv toggles (the update request, and the flushes and reloads that follow).</summary>
+    public ulong Kicks { get; private set; }
+
+    /// <summary>Modeled cycles the toggles cost, summed over the vCPUs (the requester's work and every kicked vCPU's).</summary>
+    public ulong ToggleCycles { get; private set; }
+
+    /// <summary>
+    /// Sets (<paramref name="set"/>) or clears one reason, on behalf of <paramref name="requester"/> (the vCPU whose
+    /// exit handler asked; null for the VM's creation or a request from outside the vCPUs) which pays L0's work in
+    /// modeled cycles (<see cref="ChargeToggle"/>).
+    /// </summary>
+    public void SetInhibit(ApicvInhibitReason reason, bool set, Cpu? requester = null)
     {
         ulong old = _mmu.ApicvInhibitReasons;
         ulong now = set ? old | Bit(reason) : old & ~Bit(reason);
@@ -63,7 +74,8 @@ public sealed class ApicvState
             }
         }
 
-        if ((old == 0) != (now == 0))
+        bool flips = (old == 0) != (now == 0);
+        if (flips)
         {
             Transitions++;
             foreach (var cpu in _cpus)
@@ -72,7 +84,94 @@ public sealed class ApicvState
             }
         }
 
+        var stats = _mmu.Stats;
+        ulong zappedBefore = stats.SptesZapped, zapAllBefore = stats.ZapAllFast;
         _mmu.SetApicvInhibit((int)reason, set);
+        if (flips)
+        {
+            ChargeToggle(requester, toInhibited: now != 0, stats.SptesZapped - zappedBefore, stats.ZapAllFast != zapAllBefore);
+        }
+    }
+
+    /// <summary>
+    /// What L0 spends on one active ↔ inhibited flip, in the design <see cref="MmuContext.Toggle"/> selects (KVM's
+    /// steps, docs/avic.md "What a toggle costs"). Both designs kick every vCPU in guest mode with the update request
+    /// (KVM_REQUEST_WAIT | NO_WAKEUP: a halted vCPU is not woken and handles it when it runs). Then
+    /// <list type="bullet">
+    /// <item>zap design, to inhibited: mmu_lock for write, the one SPTE zapped and, when there was one, a remote TLB
+    /// flush (another kick of every running vCPU); to active: nothing more.</item>
+    /// <item>memslot design, to inhibited (delete): two memslot installs, each followed by an SRCU grace period (the
+    /// INVALID copy, then the real one), and between them the zap under mmu_lock, which in KVM through 6.x is
+    /// kvm_mmu_zap_all_fast: every vCPU is kicked to reload its MMU root and faults its memory in again. The
+    /// MMIO-generation bump of every install makes the cached MMIO SPTEs stale; those refaults are charged where they
+    /// happen, as faults. To active (create): one install and one grace period.</item>
+    /// </list>
+    /// The requester pays the kicks it sends (<see cref="CostTable.VcpuKick"/>) and the work; each kicked vCPU pays its
+    /// exit. Without a requester only the kicked vCPUs pay.
+    /// </summary>
+    private void ChargeToggle(Cpu? requester, bool toInhibited, ulong zapped, bool zappedAll)
+    {
+        var costs = (requester ?? _cpus[0]).Costs;
+        ulong work = KickRound(requester, costs, 0);
+        if (_mmu.Toggle == ApicvToggle.Zap)
+        {
+            if (toInhibited)
+            {
+                work += costs.MmuLockWrite + (zapped * costs.SpteZap);
+                if (zapped != 0)
+                {
+                    work += KickRound(requester, costs, 0);
+                }
+            }
+        }
+        else if (toInhibited)
+        {
+            work += 2 * (costs.MemslotInstall + costs.SrcuGracePeriod) + costs.MmuLockWrite + (zapped * costs.SpteZap);
+            if (zappedAll)
+            {
+                work += KickRound(requester, costs, costs.MmuRootReload) + (requester != null ? costs.MmuRootReload : 0);
+            }
+        }
+        else
+        {
+            work += costs.MemslotInstall + costs.SrcuGracePeriod;
+        }
+
+        if (requester != null)
+        {
+            requester.Cycles += work;
+            ToggleCycles += work;
+        }
+    }
+
+    /// <summary>
+    /// Kicks every vCPU but the requester that is in guest mode (not halted, not waiting for SIPI; KVM_REQUEST_NO_WAKEUP
+    /// leaves the others alone): each pays its exit. Every vCPU but the requester pays <paramref name="targetWork"/>, a
+    /// halted one when it next runs. Returns what the requester pays for sending the kicks.
+    /// </summary>
+    private ulong KickRound(Cpu? requester, CostTable costs, ulong targetWork)
+    {
+        ulong sent = 0;
+        foreach (var cpu in _cpus)
+        {
+            if (cpu == requester)
+            {
+                continue;
+            }
+
+            ulong paid = targetWork;
+            if (!cpu.Halted && !cpu.WaitingForSipi)
+            {
+                paid += costs.VmexitRoundTrip;
+                Kicks++;
+                sent += costs.VcpuKick;
+            }
+
+            cpu.Cycles += paid;
+            ToggleCycles += paid;
+        }
+
+        return requester != null ? sent : 0;
     }
 
     /// <summary>The reason's name in counters (<c>apicv.inhibit.NAME</c>): Linux's APICV_INHIBIT_REASON_ suffix in lower case.</summary>

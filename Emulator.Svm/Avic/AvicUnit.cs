@@ -91,11 +91,19 @@ internal sealed unsafe class AvicUnit : AvicPort
 
     private void SetReg(int offset, uint value) => *(uint*)(_backing + offset) = value;
 
+    /// <summary>A write the unit completed without an exit (counted, and the backing-page access charged).</summary>
+    private void Accelerated(Cpu cpu)
+    {
+        AcceleratedWrites++;
+        cpu.Cycles += cpu.Costs.AvicAccess;
+    }
+
     public override ulong Read(Cpu cpu, int offset, int size)
     {
         if (size == 4 && (offset & 0xF) == 0 && ReadAccelerated(offset))
         {
             AcceleratedReads++;
+            cpu.Cycles += cpu.Costs.AvicAccess;
             return Reg(offset);
         }
 
@@ -115,7 +123,7 @@ internal sealed unsafe class AvicUnit : AvicPort
         {
             case ApicReg.Tpr:
                 // Accelerated: the new TPR (bits 7:0) and with it PPR; a now-unmasked interrupt may be delivered.
-                AcceleratedWrites++;
+                Accelerated(cpu);
                 SetReg(ApicReg.Tpr, v & 0xFF);
                 Apic?.CommitWrite(ApicReg.Tpr);
                 break;
@@ -129,14 +137,14 @@ internal sealed unsafe class AvicUnit : AvicPort
                 }
                 else
                 {
-                    AcceleratedWrites++;
+                    Accelerated(cpu);
                     SetReg(ApicReg.Eoi, v);
                     Apic?.CommitWrite(ApicReg.Eoi);
                 }
 
                 break;
             case ApicReg.IcrHigh:
-                AcceleratedWrites++;
+                Accelerated(cpu);
                 SetReg(ApicReg.IcrHigh, v);
                 break;
             case ApicReg.IcrLow:

@@ -173,13 +173,14 @@ public sealed class Machine : IDisposable
             apic.MinPeriodCycles = KvmMinTimerPeriodCycles;
 
             // KVM inhibits APICv the first time the guest renumbers or moves an APIC.
+            var cpu = cpus[i];
             apic.LayoutChanged = (_, change) => Apicv.SetInhibit(
-                change == ApicLayoutChange.IdModified ? ApicvInhibitReason.ApicIdModified : ApicvInhibitReason.ApicBaseModified, true);
+                change == ApicLayoutChange.IdModified ? ApicvInhibitReason.ApicIdModified : ApicvInhibitReason.ApicBaseModified, true, cpu);
 
             // Every vCPU gets AVIC (the local APIC's register page as backing page, host core i); it is on while no
             // reason inhibits APICv, from the vCPU's first entry (its ApicvUpdate request).
             l0[i].ApicvActive = () => Apicv.Active;
-            l0[i].IrqWindow = requested => Apicv.SetInhibit(ApicvInhibitReason.IrqWindow, requested);
+            l0[i].IrqWindow = requested => Apicv.SetInhibit(ApicvInhibitReason.IrqWindow, requested, cpu);
             l0[i].SetUpAvic(cpus[i], _avicTables, new LocalApicBacking(cpus[i], apic), (int)apic.InitialApicId, i);
         }
 
@@ -576,6 +577,8 @@ public sealed class Machine : IDisposable
         stats.Add(("apicv.transitions", Apicv.Transitions));
         stats.Add(("apicv.inhibit_changes", Apicv.InhibitChanges));
         stats.Add(("apicv.inhibit_reasons", _mmu.ApicvInhibitReasons));
+        stats.Add(("apicv.kicks", Apicv.Kicks));
+        stats.Add(("apicv.toggle_cycles", Apicv.ToggleCycles));
         for (int r = 0; r < ApicvState.ReasonCount; r++)
         {
             stats.Add(("apicv.inhibit." + ApicvState.ReasonName((ApicvInhibitReason)r), Apicv.Raised[r]));

@@ -87,7 +87,7 @@ public sealed class AvicMachineTests
 
     /// <summary>
     /// The PIT's IRQ 0 (through the PIC and LINT0 as ExtINT, vector 8) arrives while IF is clear and the guest reads
-    /// TPR in a loop; then STI opens the window, the handler sets Data and masks the PIC, and one more TPR read follows.
+    /// TPR in a loop; then STI opens the window, the handler sets Data, masks the PIC and acknowledges, and one more TPR read follows.
     /// </summary>
     private static byte[] ExtIntBehindIf() => Assemble(
         a =>
@@ -98,10 +98,10 @@ public sealed class AvicMachineTests
             a.jmp(start);
             a.Label(ref handler);
             a.mov(__qword_ptr[Data], 1);
+            a.mov(al, 0xFF);
+            a.@out(0x21, al); // no more IRQs: masked before the EOI, so no tick is left pending behind IF
             a.mov(al, 0x20);
             a.@out(0x20, al); // PIC EOI
-            a.mov(al, 0xFF);
-            a.@out(0x21, al); // no more IRQs
             a.iretq();
             a.Label(ref start);
             a.mov(__word_ptr[IdtrAt], 0xFFF);
