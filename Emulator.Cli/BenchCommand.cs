@@ -28,7 +28,7 @@ internal static class BenchCommand
             image, instructions, json, memory, stats,
         };
         cpu.SetAction(pr => RunCpu(console, pr.GetValue(image), pr.GetValue(instructions) ?? WorkloadGuest.DefaultInstructions, pr.GetValue(json), pr.GetValue(memory) ?? MachineOptions.DefaultMemory, pr.GetValue(stats)));
-        return new Command("bench", "benchmarks") { cpu, CreateFaults(console), CreateNested(console) };
+        return new Command("bench", "benchmarks") { cpu, CreateFaults(console), CreateNested(console), CreateApicvToggle(console) };
     }
 
     /// <summary><c>emu bench faults [NAME...]</c>: fault throughput of the MMU engine (workloads of Emulator.Mmu.Bench).</summary>
@@ -108,31 +108,16 @@ internal static class BenchCommand
         names.AcceptOnlyFromAmong(NestedGuest.Names);
         var seconds = SecondsOption();
         var json = new Option<bool>("--json") { Description = "print {\"benchmarks\":[{\"name\", \"unit\", \"unitsPerSecond\", \"nsPerUnit\", \"cyclesPerUnit\", \"allocatedBytesPerUnit\", \"units\", \"seconds\"}, ...]}" };
-        var costTable = new Option<string?>("--cost-table")
-        {
-            Description = "cycle costs to use instead of the defaults: 'name cycles' lines as 'emu costs' prints them",
-            HelpName = "FILE",
-        };
+        var costTable = EmuCli.CostTableOption();
         var nested = new Command("nested", "nested SVM: L2 exit round trips (vmmcall) and nested page faults (npf-shadow, npf-reflect) per second, cycles and allocations per unit")
         {
             names, seconds, json, costTable,
         };
         nested.SetAction(pr =>
         {
-            CostTable? costs = null;
-            if (pr.GetValue(costTable) is { } costPath)
+            if (!EmuCli.TryReadCostTable(console, pr.GetValue(costTable), out var costs, out int costError))
             {
-                if (EmuCli.ReadFile(console, costPath) is not { } costBytes)
-                {
-                    return ExitCodes.Usage;
-                }
-
-                if (!CostTable.TryParse(System.Text.Encoding.UTF8.GetString(costBytes), out var parsed, out string? costError))
-                {
-                    return BootCommand.Usage(console, $"--cost-table {costPath}: {costError}");
-                }
-
-                costs = parsed;
+                return costError;
             }
 
             string[] selected = pr.GetValue(names) is { Length: > 0 } n ? n : NestedGuest.Names;
@@ -173,6 +158,76 @@ internal static class BenchCommand
             return ExitCodes.Success;
         });
         return nested;
+    }
+
+    /// <summary>
+    /// <c>emu bench apicv-toggle [DESIGN...]</c>: the same APIC-heavy SMP guest (<see cref="ApicvToggleGuest"/>) under
+    /// each toggle design, side by side: host time, modeled cycles and what each design did, and memslot/zap ratios.
+    /// </summary>
+    private static Command CreateApicvToggle(CliConsole console)
+    {
+        var designs = new Argument<string[]>("DESIGN")
+        {
+            Description = "toggle designs to run [default: zap memslot]",
+            Arity = ArgumentArity.ZeroOrMore,
+            HelpName = "zap|memslot",
+        };
+        designs.AcceptOnlyFromAmong(ApicvToggleBench.Designs);
+        var iterations = new Option<int?>("--iterations") { Description = $"guest iterations, one inhibit and one un-inhibit each [default: {ApicvToggleBench.DefaultIterations}]", HelpName = "N" };
+        iterations.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is { } n && n is < 1 or > 1_000_000)
+            {
+                r.AddError("--iterations must be between 1 and 1000000");
+            }
+        });
+        var smp = new Option<int?>("--smp") { Description = "vCPUs (2 to 16; vCPU 0 toggles, the others take its IPIs) [default: 2]", HelpName = "N" };
+        smp.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is { } n && n is < 2 or > 16)
+            {
+                r.AddError("--smp must be between 2 and 16");
+            }
+        });
+        var rounds = new Option<int?>("--rounds") { Description = "runs per design, alternating designs; host time is the best round's (modeled counts are the same every round) [default: 3]", HelpName = "N" };
+        rounds.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is { } n && n is < 1 or > 100)
+            {
+                r.AddError("--rounds must be between 1 and 100");
+            }
+        });
+        var json = new Option<bool>("--json") { Description = "print {\"designs\":[{\"design\", \"seconds\", \"cycles\", ...}], \"ratio\":{...}}" };
+        var costTable = EmuCli.CostTableOption();
+        var cmd = new Command("apicv-toggle", "APICv inhibit/un-inhibit under both toggle designs (zap one SPTE, or delete and re-create the memslot): host time, modeled cycles, zaps, MMIO SPTEs, refaults, kicks")
+        {
+            designs, iterations, smp, rounds, json, costTable,
+        };
+        cmd.SetAction(pr =>
+        {
+            if (!EmuCli.TryReadCostTable(console, pr.GetValue(costTable), out var costs, out int costError))
+            {
+                return costError;
+            }
+
+            string[] selected = pr.GetValue(designs) is { Length: > 0 } d ? d : ApicvToggleBench.Designs;
+            int n = pr.GetValue(iterations) ?? ApicvToggleBench.DefaultIterations;
+            int cpus = pr.GetValue(smp) ?? 2;
+            IReadOnlyList<ApicvToggleResult> results;
+            try
+            {
+                results = ApicvToggleBench.Measure(selected, n, cpus, costs, pr.GetValue(rounds) ?? 3);
+            }
+            catch (InvalidOperationException e)
+            {
+                console.Error.WriteLine($"emu: {e.Message}");
+                return ExitCodes.NoProgress;
+            }
+
+            ApicvToggleReport.Write(console.Output, results, n, cpus, pr.GetValue(json));
+            return ExitCodes.Success;
+        });
+        return cmd;
     }
 
     private static Option<double?> SecondsOption()

@@ -36,11 +36,7 @@ internal static class BootCommand
             Description = "how L0 hides the APIC-access page while APICv is inhibited: zap its SPTE (KVM 5.15) or delete and re-add the private memslot [default: zap]",
             HelpName = "zap|memslot",
         };
-        var costTable = new Option<string?>("--cost-table")
-        {
-            Description = "cycle costs to use instead of the defaults: 'name cycles' lines as 'emu costs' prints them",
-            HelpName = "FILE",
-        };
+        var costTable = EmuCli.CostTableOption();
         var limits = new RunOptions();
 
         var cmd = new Command("boot", "boot an image and stream the guest console to stdout")
@@ -78,20 +74,9 @@ internal static class BootCommand
                 return Usage(console, $"--apicv-toggle {pr.GetValue(apicvToggle)}: expected zap or memslot");
             }
 
-            CostTable? costs = null;
-            if (pr.GetValue(costTable) is { } costPath)
+            if (!EmuCli.TryReadCostTable(console, pr.GetValue(costTable), out var costs, out int costError))
             {
-                if (EmuCli.ReadFile(console, costPath) is not { } costBytes)
-                {
-                    return ExitCodes.Usage;
-                }
-
-                if (!CostTable.TryParse(System.Text.Encoding.UTF8.GetString(costBytes), out var parsed, out string? costError))
-                {
-                    return Usage(console, $"--cost-table {costPath}: {costError}");
-                }
-
-                costs = parsed;
+                return costError;
             }
 
             string[] modulePaths = pr.GetValue(module) ?? [];

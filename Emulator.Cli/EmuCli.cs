@@ -44,6 +44,42 @@ public static class EmuCli
     }
 
     /// <summary>An option whose value is a size with K/M/G suffixes; bad text is a parse error.</summary>
+    /// <summary><c>--cost-table FILE</c>, shared by boot and the benchmarks.</summary>
+    internal static Option<string?> CostTableOption() => new("--cost-table")
+    {
+        Description = "cycle costs to use instead of the defaults: 'name cycles' lines as 'emu costs' prints them",
+        HelpName = "FILE",
+    };
+
+    /// <summary>
+    /// Reads <c>--cost-table</c>'s file (null: the defaults). False after a one-line error on stderr, with
+    /// <paramref name="error"/> the exit status.
+    /// </summary>
+    internal static bool TryReadCostTable(CliConsole console, string? path, out Emulator.Core.Timing.CostTable? costs, out int error)
+    {
+        costs = null;
+        error = 0;
+        if (path == null)
+        {
+            return true;
+        }
+
+        if (ReadFile(console, path) is not { } bytes)
+        {
+            error = ExitCodes.Usage;
+            return false;
+        }
+
+        if (!Emulator.Core.Timing.CostTable.TryParse(System.Text.Encoding.UTF8.GetString(bytes), out var parsed, out string? message))
+        {
+            error = BootCommand.Usage(console, $"--cost-table {path}: {message}");
+            return false;
+        }
+
+        costs = parsed;
+        return true;
+    }
+
     internal static Option<ulong?> SizeOption(string name, string description) => new(name)
     {
         Description = description,

@@ -56,6 +56,9 @@ public sealed class ApicvState
     /// <summary>Modeled cycles the toggles cost, summed over the vCPUs (the requester's work and every kicked vCPU's).</summary>
     public ulong ToggleCycles { get; private set; }
 
+    /// <summary><see cref="ToggleCycles"/> by step (indexed by <see cref="ToggleStep"/>).</summary>
+    public ulong[] StepCycles { get; } = new ulong[(int)ToggleStep.Count];
+
     /// <summary>
     /// Sets (<paramref name="set"/>) or clears one reason, on behalf of <paramref name="requester"/> (the vCPU whose
     /// exit handler asked; null for the VM's creation or a request from outside the vCPUs) which pays L0's work in
@@ -117,7 +120,7 @@ public sealed class ApicvState
         {
             if (toInhibited)
             {
-                work += costs.MmuLockWrite + (zapped * costs.SpteZap);
+                work += Step(requester, ToggleStep.MmuLock, costs.MmuLockWrite) + Step(requester, ToggleStep.Zap, zapped * costs.SpteZap);
                 if (zapped != 0)
                 {
                     work += KickRound(requester, costs, 0);
@@ -126,28 +129,41 @@ public sealed class ApicvState
         }
         else if (toInhibited)
         {
-            work += 2 * (costs.MemslotInstall + costs.SrcuGracePeriod) + costs.MmuLockWrite + (zapped * costs.SpteZap);
+            work += Step(requester, ToggleStep.MemslotInstall, 2 * costs.MemslotInstall) + Step(requester, ToggleStep.SrcuGracePeriod, 2 * costs.SrcuGracePeriod)
+                + Step(requester, ToggleStep.MmuLock, costs.MmuLockWrite) + Step(requester, ToggleStep.Zap, zapped * costs.SpteZap);
             if (zappedAll)
             {
-                work += KickRound(requester, costs, costs.MmuRootReload) + (requester != null ? costs.MmuRootReload : 0);
+                work += KickRound(requester, costs, costs.MmuRootReload) + Step(requester, ToggleStep.RootReload, costs.MmuRootReload);
             }
         }
         else
         {
-            work += costs.MemslotInstall + costs.SrcuGracePeriod;
+            work += Step(requester, ToggleStep.MemslotInstall, costs.MemslotInstall) + Step(requester, ToggleStep.SrcuGracePeriod, costs.SrcuGracePeriod);
         }
 
         if (requester != null)
         {
             requester.Cycles += work;
-            ToggleCycles += work;
         }
+    }
+
+    /// <summary>The requester's share of one step: counted in <see cref="StepCycles"/> when there is a requester to pay it.</summary>
+    private ulong Step(Cpu? requester, ToggleStep step, ulong cycles)
+    {
+        if (requester == null)
+        {
+            return 0;
+        }
+
+        StepCycles[(int)step] += cycles;
+        ToggleCycles += cycles;
+        return cycles;
     }
 
     /// <summary>
     /// Kicks every vCPU but the requester that is in guest mode (not halted, not waiting for SIPI; KVM_REQUEST_NO_WAKEUP
-    /// leaves the others alone): each pays its exit. Every vCPU but the requester pays <paramref name="targetWork"/>, a
-    /// halted one when it next runs. Returns what the requester pays for sending the kicks.
+    /// leaves the others alone): each pays its exit. Every vCPU but the requester pays <paramref name="targetWork"/> (a
+    /// root reload), a halted one when it next runs. Returns what the requester pays for sending the kicks.
     /// </summary>
     private ulong KickRound(Cpu? requester, CostTable costs, ulong targetWork)
     {
@@ -160,9 +176,11 @@ public sealed class ApicvState
             }
 
             ulong paid = targetWork;
+            StepCycles[(int)ToggleStep.RootReload] += targetWork;
             if (!cpu.Halted && !cpu.WaitingForSipi)
             {
                 paid += costs.VmexitRoundTrip;
+                StepCycles[(int)ToggleStep.Exit] += costs.VmexitRoundTrip;
                 Kicks++;
                 sent += costs.VcpuKick;
             }
@@ -171,7 +189,7 @@ public sealed class ApicvState
             ToggleCycles += paid;
         }
 
-        return requester != null ? sent : 0;
+        return Step(requester, ToggleStep.Kick, sent);
     }
 
     /// <summary>The reason's name in counters (<c>apicv.inhibit.NAME</c>): Linux's APICV_INHIBIT_REASON_ suffix in lower case.</summary>
@@ -189,4 +207,31 @@ public sealed class ApicvState
     };
 
     private static ulong Bit(ApicvInhibitReason reason) => 1UL << (int)reason;
+}
+
+/// <summary>The steps of an APICv toggle that cost modeled cycles (<c>apicv.cost.NAME</c>).</summary>
+public enum ToggleStep
+{
+    /// <summary>Sending kicks and waiting for the targets to leave guest mode (the requester).</summary>
+    Kick,
+
+    /// <summary>The kicked vCPUs' exits and re-entries.</summary>
+    Exit,
+
+    /// <summary>mmu_lock taken for write.</summary>
+    MmuLock,
+
+    /// <summary>SPTEs cleared.</summary>
+    Zap,
+
+    /// <summary>Memslot-array installs (memslot design).</summary>
+    MemslotInstall,
+
+    /// <summary>SRCU grace periods after the installs (memslot design).</summary>
+    SrcuGracePeriod,
+
+    /// <summary>Every vCPU's MMU root reload after a zap of all roots (memslot design).</summary>
+    RootReload,
+
+    Count,
 }

@@ -579,6 +579,13 @@ public sealed class Machine : IDisposable
         stats.Add(("apicv.inhibit_reasons", _mmu.ApicvInhibitReasons));
         stats.Add(("apicv.kicks", Apicv.Kicks));
         stats.Add(("apicv.toggle_cycles", Apicv.ToggleCycles));
+        foreach (var step in Enum.GetValues<ToggleStep>())
+        {
+            if (step != ToggleStep.Count)
+            {
+                stats.Add(("apicv.cost." + StepName(step), Apicv.StepCycles[(int)step]));
+            }
+        }
         for (int r = 0; r < ApicvState.ReasonCount; r++)
         {
             stats.Add(("apicv.inhibit." + ApicvState.ReasonName((ApicvInhibitReason)r), Apicv.Raised[r]));
@@ -611,6 +618,17 @@ public sealed class Machine : IDisposable
         stats.Add(("avic.doorbell", doorbells));
         stats.Add(("avic.incomplete_ipi", incomplete));
     }
+
+    private static string StepName(ToggleStep step) => step switch
+    {
+        ToggleStep.Kick => "kick",
+        ToggleStep.Exit => "exit",
+        ToggleStep.MmuLock => "mmu_lock",
+        ToggleStep.Zap => "zap",
+        ToggleStep.MemslotInstall => "memslot_install",
+        ToggleStep.SrcuGracePeriod => "srcu",
+        _ => "root_reload",
+    };
 
     /// <summary>One counter per exit code that happened, summed over the vCPUs, in code order.</summary>
     private void AddExits(List<(string, ulong)> stats, string prefix, Func<L0Svm, IEnumerable<(ulong Code, ulong Count)>> exits)
