@@ -53,7 +53,24 @@ public sealed class PcPlatform : IDisposable
             }
         };
 
-        Pit = new Pit8254(Events, level => Isa.SetIrq(0, level));
+        // Channel 0 reaches IRQ 0 through KVM's reinject logic (off unless the machine turns it on); it counts an
+        // acknowledgement at the 8259 (IR0) or at a local APIC for I/O APIC pin 2's vector.
+        PitReinjection = new PitReinjection(level => Isa.SetIrq(0, level));
+        Pic.Acked = irq =>
+        {
+            if (irq == 0)
+            {
+                PitReinjection.Acknowledged();
+            }
+        };
+        IoApic.PinAcked = pin =>
+        {
+            if (pin == IsaIrqRouter.GsiOf(0))
+            {
+                PitReinjection.Acknowledged();
+            }
+        };
+        Pit = new Pit8254(Events, PitReinjection.Out0);
         Pit.Attach(memory.Io);
         Rtc = new Rtc(Events, level => Isa.SetIrq(Rtc.Irq, level), rtcEpoch);
         Rtc.StoreMachineConfiguration(memory.LowRamEnd, memory.HighRamEnd == 0 ? 0 : memory.HighRamEnd - PhysicalMemory.HighRamBase, cpus.Count);
@@ -73,6 +90,9 @@ public sealed class PcPlatform : IDisposable
     public IsaIrqRouter Isa { get; }
 
     public Pic8259 Pic { get; }
+
+    /// <summary>The PIT's tick reinjection (KVM_REINJECT_CONTROL), between channel 0 and IRQ 0.</summary>
+    public PitReinjection PitReinjection { get; }
 
     public Pit8254 Pit { get; }
 

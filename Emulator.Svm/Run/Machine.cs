@@ -53,6 +53,14 @@ public sealed class MachineOptions
 
     /// <summary>The cycle model's costs (<c>--cost-table FILE</c>); null uses <see cref="CostTable.Default"/>.</summary>
     public CostTable? Costs { get; init; }
+
+    /// <summary>
+    /// The PIT re-injects ticks the guest has not acknowledged yet (<c>--pit-reinject</c>; KVM_REINJECT_CONTROL). KVM's
+    /// in-kernel PIT starts with it on and QEMU keeps it for <c>lost_tick_policy=delay</c>; this machine starts as
+    /// QEMU does with <c>-global kvm-pit.lost_tick_policy=discard</c>, the setting AVIC needs, since reinjection
+    /// inhibits APICv (PIT_REINJ).
+    /// </summary>
+    public bool PitReinject { get; init; }
 }
 
 /// <summary>Limits of one run; counts are totals since the machine was built.</summary>
@@ -185,6 +193,8 @@ public sealed class Machine : IDisposable
         }
 
         SetCreationInhibits(cpus[0].Features);
+        Platform.PitReinjection.Changed = on => Apicv.SetInhibit(ApicvInhibitReason.PitReinjection, on);
+        Platform.PitReinjection.Enabled = _options.PitReinject;
         Apicv.CreationDone();
 
         var events = Platform.Events;

@@ -72,6 +72,22 @@ public sealed class ApicBus
 
     public void Add(IApicTarget target) => _targets.Add(target);
 
+    private readonly List<Action<byte>> _ackListeners = [];
+
+    /// <summary>
+    /// Registers a listener for every EOI L0's local-APIC emulation performs, edge-triggered vectors included (KVM's
+    /// ack notifiers: the I/O APIC reports which pins use the vector, for the PIT's reinjection).
+    /// </summary>
+    public void OnAck(Action<byte> listener) => _ackListeners.Add(listener);
+
+    public void NotifyAck(byte vector)
+    {
+        foreach (var l in _ackListeners)
+        {
+            l(vector);
+        }
+    }
+
     /// <summary>Registers an EOI-broadcast listener (the I/O APIC clears remote IRR for the vector).</summary>
     public void OnEoi(Action<byte> listener) => _eoiListeners.Add(listener);
 

@@ -41,6 +41,7 @@ public sealed class IoApic : IMmioDevice, IIrqSink
     {
         _bus = bus;
         bus.OnEoi(Eoi);
+        bus.OnAck(Ack);
         Reset();
     }
 
@@ -214,6 +215,25 @@ public sealed class IoApic : IMmioDevice, IIrqSink
             (uint)(entry >> 56),
             ApicShorthand.None,
             (entry & LevelTriggered) != 0));
+    }
+
+    /// <summary>Called with every pin whose vector a local APIC acknowledged (edge or level, masked or not, as KVM's ack notifiers).</summary>
+    public Action<int>? PinAcked { get; set; }
+
+    private void Ack(byte vector)
+    {
+        if (PinAcked is not { } acked)
+        {
+            return;
+        }
+
+        for (int pin = 0; pin < Pins; pin++)
+        {
+            if ((byte)(_redirection[pin] & VectorMask) == vector)
+            {
+                acked(pin);
+            }
+        }
     }
 
     /// <summary>EOI for <paramref name="vector"/>: clears remote IRR of the entries using it and re-sends any still asserted.</summary>

@@ -362,6 +362,7 @@ public sealed partial class LocalApic : IInterruptController, IApicTarget
             _bus.BroadcastEoi((byte)v);
         }
 
+        _bus.NotifyAck((byte)v);
         Cpu.MakeRequestAndKick(VcpuRequest.Interrupt);
     }
 

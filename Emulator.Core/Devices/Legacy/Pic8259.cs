@@ -18,11 +18,19 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
     private readonly Chip _master = new(elcrMask: 0xF8);
     private readonly Chip _slave = new(elcrMask: 0xDE);
 
+    /// <summary>
+    /// An in-service bit was cleared (an EOI, or the automatic EOI of an INTA), with its ISA IRQ (slave inputs are
+    /// 8–15): L0's acknowledgement notice, which the PIT's reinjection counts.
+    /// </summary>
+    public Action<int>? Acked { get; set; }
+
     public Pic8259()
     {
         MasterPorts = new ChipPorts(this, _master);
         SlavePorts = new ChipPorts(this, _slave);
         ElcrPorts = new Elcr(this);
+        _master.IsrCleared = ir => Acked?.Invoke(ir);
+        _slave.IsrCleared = ir => Acked?.Invoke(8 + ir);
     }
 
     /// <summary>Ports 0x20–0x21.</summary>
@@ -182,6 +190,9 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
 
         public bool SingleMode, NeedIcw4, AutoEoi, RotateOnAutoEoi, SpecialFullyNested, SpecialMask;
 
+        /// <summary>Called with the input whose in-service bit an EOI or an automatic EOI cleared.</summary>
+        public Action<int>? IsrCleared;
+
         /// <summary>OCW3 RR/RIS: a read of the command port returns ISR instead of IRR.</summary>
         public bool ReadIsr;
 
@@ -286,6 +297,8 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
                 {
                     HighestPriority = (ir + 1) & 7;
                 }
+
+                IsrCleared?.Invoke(ir);
             }
             else
             {
@@ -300,7 +313,19 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
             SingleMode = (value & 0x02) != 0;
             LevelMode = (value & 0x08) != 0;
             Imr = 0;
+
+            // What the reset drops without an EOI is acknowledged all the same (KVM's PIC reset does so for its
+            // edge requests), so whoever waits for an acknowledgement, as the PIT's reinjection does, is not left
+            // waiting for ever.
+            int dropped = Isr | Irr;
             Isr = 0;
+            for (int ir = 0; ir < 8; ir++)
+            {
+                if ((dropped & (1 << ir)) != 0 && !IsLevelTriggered(ir))
+                {
+                    IsrCleared?.Invoke(ir);
+                }
+            }
 
             // The edge sense latch is reset: an input must go low and high again to request. Level-mode
             // requests keep following their inputs.
@@ -368,7 +393,7 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
                     int ir = HighestIn(Isr);
                     if (ir >= 0)
                     {
-                        Isr = (byte)(Isr & ~(1 << ir));
+                        ClearIsr(ir);
                         if (value >> 5 == 5)
                         {
                             HighestPriority = (ir + 1) & 7;
@@ -377,15 +402,25 @@ public sealed class Pic8259 : IIrqSink, IExtIntSource
 
                     break;
                 case 3: // specific EOI
-                    Isr = (byte)(Isr & ~(1 << level));
+                    ClearIsr(level);
                     break;
                 case 7: // rotate on specific EOI
-                    Isr = (byte)(Isr & ~(1 << level));
+                    ClearIsr(level);
                     HighestPriority = (level + 1) & 7;
                     break;
                 case 6: // set priority: the named level becomes the lowest
                     HighestPriority = (level + 1) & 7;
                     break;
+            }
+        }
+
+        private void ClearIsr(int ir)
+        {
+            bool was = (Isr & (1 << ir)) != 0;
+            Isr = (byte)(Isr & ~(1 << ir));
+            if (was)
+            {
+                IsrCleared?.Invoke(ir);
             }
         }
 

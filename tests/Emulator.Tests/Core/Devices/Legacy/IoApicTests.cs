@@ -38,6 +38,18 @@ public class IoApicTests
         WriteReg((uint)(0x10 + (2 * pin)), (uint)entry);
     }
 
+    [Test]
+    public void AnAcknowledgedVectorIsReportedForEveryPinThatUsesIt()
+    {
+        var acked = new List<int>();
+        _ioApic.PinAcked = acked.Add;
+        Route(2, 0x30); // edge
+        Route(5, 0x30 | 0x1_0000); // masked, same vector
+        Route(7, 0x31);
+        _bus.NotifyAck(0x30);
+        Assert.That(acked, Is.EqualTo(new[] { 2, 5 }));
+    }
+
     private static ulong Entry(byte vector, uint destination, bool level = false, bool masked = false, bool logical = false, int mode = 0) =>
         vector | ((ulong)mode << 8) | (logical ? IoApic.LogicalDestination : 0) | (level ? IoApic.LevelTriggered : 0)
         | (masked ? IoApic.Masked : 0) | ((ulong)destination << 56);

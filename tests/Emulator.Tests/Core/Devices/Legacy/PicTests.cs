@@ -334,4 +334,32 @@ public class PicTests
         Pulse(12);
         Assert.That(raised, Is.EqualTo(2), "still high for IRQ 3");
     }
+
+    [Test]
+    public void ClearingAnInServiceBitIsReportedWithItsIsaIrq()
+    {
+        Init();
+        var acked = new List<int>();
+        _pic.Acked = acked.Add;
+        _pic.SetIrq(0, true);
+        _pic.SetIrq(12, true);
+        Assert.That(_pic.AcknowledgeExtInt(), Is.EqualTo(0x20));
+        Out(0x20, 0x20); // non-specific EOI: IR0
+        Assert.That(_pic.AcknowledgeExtInt(), Is.EqualTo(0x2C));
+        Out(0xA0, 0x64); // specific EOI, slave IR4
+        Out(0x20, 0x62); // specific EOI, master IR2 (the cascade)
+        Out(0x20, 0x20); // nothing in service: nothing reported
+        Assert.That(acked, Is.EqualTo(new[] { 0, 12, 2 }));
+    }
+
+    [Test]
+    public void AnInitializationAcknowledgesTheEdgeRequestsItDrops()
+    {
+        Init();
+        var acked = new List<int>();
+        _pic.Acked = acked.Add;
+        _pic.SetIrq(0, true);
+        Out(0x20, 0x11); // ICW1 drops IR0's request
+        Assert.That(acked, Is.EqualTo(new[] { 0 }));
+    }
 }
