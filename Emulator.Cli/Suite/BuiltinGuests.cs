@@ -8,13 +8,16 @@ internal sealed record BuiltinGuest(string Name, string Description, Action<Mach
 
 /// <summary>
 /// The guests emu carries: <c>demo</c> (what <c>emu boot</c> runs without an image), <c>workload</c> (the endless
-/// integer loop of <c>emu bench cpu</c>) and the nested-SVM workloads of <c>emu bench nested</c>
+/// integer loop of <c>emu bench cpu</c>), <c>apicv-toggle</c> (the guest of <c>emu bench apicv-toggle</c>) and the nested-SVM workloads of <c>emu bench nested</c>
 /// (<c>nested-vmmcall</c>, <c>nested-npf-shadow</c>, <c>nested-npf-reflect</c>, <c>nested-vmmcall-flush</c>). The endless ones need a
 /// max-instructions or max-cycles limit.
 /// </summary>
 internal static class BuiltinGuests
 {
     public const string Prefix = "builtin:";
+
+    /// <summary>Iterations of <c>builtin:apicv-toggle</c> (one inhibit and one un-inhibit each).</summary>
+    public const int ApicvToggleIterations = 200;
 
     private static readonly string[] s_nestedFeatures = ["+svm", "+npt", "+nrip_save"];
 
@@ -28,6 +31,12 @@ internal static class BuiltinGuests
         {
             new("demo", "the guest 'emu boot' runs without an image", m => DemoGuest.Install(m.Cpu)),
             new("workload", "the endless integer loop of 'emu bench cpu'", m => WorkloadGuest.Install(m.Cpu)),
+            new(
+                "apicv-toggle",
+                $"the guest of 'emu bench apicv-toggle', {ApicvToggleIterations} iterations (any number of vCPUs)",
+                m => ApicvToggleGuest.Install(m, ApicvToggleIterations),
+                ApicvToggleGuest.MemorySize,
+                ApicvToggleGuest.CpuFeatures),
         };
         foreach (string name in NestedGuest.Names)
         {

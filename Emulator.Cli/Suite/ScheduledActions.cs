@@ -1,3 +1,4 @@
+using Emulator.Svm.Avic;
 using Emulator.Svm.Run;
 
 namespace Emulator.Cli.Suite;
@@ -8,17 +9,107 @@ internal sealed record ScheduledAction(ulong AtCycle, string Name, Action<Machin
 /// <summary>
 /// The actions a suite may schedule (<c>actions: [{at: CYCLE, do: NAME, ...}]</c>), by name. Each entry reads its
 /// own arguments (the keys besides <c>at</c> and <c>do</c>) and returns what to do to the machine, or an error.
-/// The table is empty until a model offers something to schedule (APICv inhibits with AVIC, issue 10;
-/// dirty logging; injected interrupts); a suite naming any action is refused, never silently run without it.
+/// <list type="bullet">
+/// <item><c>apicv-inhibit</c>: <c>reason</c> (an <c>apicv.inhibit.NAME</c> name but disable), <c>set</c> (true by default):
+/// sets or clears one APICv inhibit reason from outside the vCPUs, as a host ioctl would (KVM_SET_GUEST_DEBUG's
+/// BLOCKIRQ, a Hyper-V SynIC change).</item>
+/// <item><c>pit-reinject</c>: <c>on</c> (true or false): the PIT's reinject mode (KVM_REINJECT_CONTROL), which raises or
+/// clears the PIT_REINJ inhibit.</item>
+/// </list>
 /// </summary>
 internal static class ScheduledActions
 {
     /// <summary>Builds the action from its arguments (key → scalar text), or returns false with an error.</summary>
     internal delegate bool Factory(IReadOnlyDictionary<string, string> args, out Action<Machine> apply, out string? error);
 
-    private static readonly Dictionary<string, Factory> s_table = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, Factory> s_table = new(StringComparer.Ordinal)
+    {
+        ["apicv-inhibit"] = ApicvInhibit,
+        ["pit-reinject"] = PitReinject,
+    };
 
     public static IEnumerable<string> Names => s_table.Keys.Order(StringComparer.Ordinal);
 
     public static Factory? Find(string name) => s_table.GetValueOrDefault(name);
+
+    private static bool ApicvInhibit(IReadOnlyDictionary<string, string> args, out Action<Machine> apply, out string? error)
+    {
+        apply = _ => { };
+        if (!OnlyKeys(args, out error, "reason", "set"))
+        {
+            return false;
+        }
+
+        var names = new List<string>();
+        ApicvInhibitReason? reason = null;
+        foreach (var r in Enum.GetValues<ApicvInhibitReason>())
+        {
+            if (r == ApicvInhibitReason.Disable)
+            {
+                continue; // fixed at creation by --cpu
+            }
+
+            string name = ApicvState.ReasonName(r);
+            names.Add(name);
+            if (args.TryGetValue("reason", out string? given) && given == name)
+            {
+                reason = r;
+            }
+        }
+
+        if (reason is not { } chosen)
+        {
+            error = $"needs 'reason', one of: {string.Join(", ", names)}";
+            return false;
+        }
+
+        bool set = true;
+        if (args.TryGetValue("set", out string? text) && !TryBool(text, out set))
+        {
+            error = $"'set' is true or false, not '{text}'";
+            return false;
+        }
+
+        apply = m => m.Apicv.SetInhibit(chosen, set);
+        return true;
+    }
+
+    private static bool PitReinject(IReadOnlyDictionary<string, string> args, out Action<Machine> apply, out string? error)
+    {
+        apply = _ => { };
+        if (!OnlyKeys(args, out error, "on"))
+        {
+            return false;
+        }
+
+        if (!args.TryGetValue("on", out string? text) || !TryBool(text, out bool on))
+        {
+            error = "needs 'on': true or false";
+            return false;
+        }
+
+        apply = m => m.Platform.PitReinjection.Enabled = on;
+        return true;
+    }
+
+    private static bool OnlyKeys(IReadOnlyDictionary<string, string> args, out string? error, params string[] known)
+    {
+        foreach (string key in args.Keys)
+        {
+            if (Array.IndexOf(known, key) < 0)
+            {
+                error = $"unknown argument '{key}'; expected {string.Join(" or ", known)}";
+                return false;
+            }
+        }
+
+        error = null;
+        return true;
+    }
+
+    private static bool TryBool(string text, out bool value)
+    {
+        value = text is "true" or "True" or "yes" or "on";
+        return value || text is "false" or "False" or "no" or "off";
+    }
 }

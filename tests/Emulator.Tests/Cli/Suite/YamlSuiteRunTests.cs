@@ -32,6 +32,34 @@ public sealed class YamlSuiteRunTests : IDisposable
     }
 
     [Test]
+    public void ScheduledApicvActionsChangeWhatTheGuestRunsUnder()
+    {
+        // builtin:apicv-toggle inhibits (IRQWIN) and un-inhibits once per iteration. A HYPERV inhibit held over part of
+        // the run swallows the IRQWIN flips it covers; turning PIT reinjection on and off inhibits once more.
+        var r = RunOne("""
+            name: s
+            cases:
+              - name: actions
+                guest: builtin:apicv-toggle
+                actions:
+                  - {at: 2_000_000, do: apicv-inhibit, reason: hyperv}
+                  - {at: 4_000_000, do: apicv-inhibit, reason: hyperv, set: false}
+                  - {at: 6_000_000, do: pit-reinject, on: true}
+                  - {at: 7_000_000, do: pit-reinject, on: false}
+                expect:
+                  exit: 1
+                  counters:
+                    apicv.inhibit.hyperv: 1
+                    apicv.inhibit.pit_reinj: 1
+                    apicv.active: 1
+            """);
+        Assert.That(r.Outcome, Is.EqualTo(CaseOutcome.Pass), r.Reason);
+        Assert.That(r.Counters["apicv.inhibit.irqwin"], Is.EqualTo(200UL), "one window per iteration");
+        Assert.That(r.Counters["apicv.transitions"], Is.LessThan(400UL), "IRQWIN flips under HYPERV or PIT_REINJ change nothing");
+        Assert.That(r.Counters["apicv.transitions"] % 2, Is.Zero, "and it ends active");
+    }
+
+    [Test]
     public void AKernelPassesWhenEveryExpectationHolds()
     {
         Write("k/pass.flat", SuiteKernels.Printing("PASS: one\nSKIP: two\nSUMMARY: 2 tests, 1 skipped\n", 0));

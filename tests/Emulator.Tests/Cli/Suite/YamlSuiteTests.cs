@@ -173,13 +173,20 @@ public sealed class YamlSuiteTests
                 actions:
                   - {at: 1000, do: inhibit-apicv, reason: test}
                 expect: {exit: 0}
-            """, 6, 24, "unknown action 'inhibit-apicv'; expected one of: (none: no action exists yet)");
+            """, 6, 24, "unknown action 'inhibit-apicv'; expected one of: apicv-inhibit, pit-reinject");
+
+    [TestCase("{at: 1000, do: apicv-inhibit, reason: disable}", "action 'apicv-inhibit': needs 'reason', one of: hyperv, nested, irqwin")]
+    [TestCase("{at: 1000, do: apicv-inhibit, reason: irqwin, set: maybe}", "action 'apicv-inhibit': 'set' is true or false, not 'maybe'")]
+    [TestCase("{at: 1000, do: pit-reinject}", "action 'pit-reinject': needs 'on': true or false")]
+    [TestCase("{at: 1000, do: pit-reinject, on: true, rate: 2}", "action 'pit-reinject': unknown argument 'rate'; expected on")]
+    public void BadActionArgumentsAreErrors(string action, string message) =>
+        AssertError($"name: s\ncases:\n  - name: a\n    guest: builtin:demo\n    actions:\n      - {action}\n    expect: {{exit: 0}}\n", 6, 9, message);
 
     [Test]
     public void AnActionWithoutAtOrDoIsAnError() =>
         AssertError("name: s\ncases:\n  - name: a\n    guest: builtin:demo\n    actions:\n      - {do: x}\n    expect: {exit: 0}\n", 6, 9, "an action needs 'at' (a cycle) and 'do'");
 
-    [TestCase("guest: builtin:nope", 4, 12, "unknown built-in guest 'builtin:nope'; expected one of builtin:demo, builtin:workload, builtin:nested-vmmcall")]
+    [TestCase("guest: builtin:nope", 4, 12, "unknown built-in guest 'builtin:nope'; expected one of builtin:demo, builtin:workload, builtin:apicv-toggle, builtin:nested-vmmcall")]
     [TestCase("guest: ''", 4, 12, "expected a guest path or builtin:NAME, got an empty string")]
     public void BadGuestsAreErrors(string guest, int line, int column, string message) =>
         AssertError($"name: s\ncases:\n  - name: a\n    {guest}\n    expect: {{exit: 0}}\n", line, column, message);
