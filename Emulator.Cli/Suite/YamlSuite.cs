@@ -42,11 +42,15 @@ internal static class YamlSuite
     public static bool Handles(string path) =>
         path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Parses <paramref name="text"/>, the suite file <paramref name="file"/>; guest paths are relative to its folder.</summary>
+    /// <summary>
+    /// Parses <paramref name="text"/>, the suite file <paramref name="file"/>; guest and initrd paths are relative to its
+    /// folder after <c>${NAME}</c> is replaced by the variable <paramref name="environment"/> gives (the process
+    /// environment when null).
+    /// </summary>
     /// <exception cref="SuiteFileException">The file is not a valid suite.</exception>
-    public static List<SuiteCase> Parse(string text, string file)
+    public static List<SuiteCase> Parse(string text, string file, Func<string, string?>? environment = null)
     {
-        var reader = new Reader(file);
+        var reader = new Reader(file, environment ?? Environment.GetEnvironmentVariable);
         var stream = new YamlStream();
         try
         {
@@ -78,7 +82,7 @@ internal static class YamlSuite
         return "not valid YAML: " + (m.StartsWith('(') && close > 0 ? m[(close + 3)..] : m);
     }
 
-    private sealed class Reader(string file)
+    private sealed class Reader(string file, Func<string, string?> environment)
     {
         private readonly string _dir = Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".";
 
@@ -161,6 +165,7 @@ internal static class YamlSuite
             }
 
             string guest = Scalar(g.Value, "guest (a path or builtin:NAME)");
+            string? unset = null;
             BuiltinGuest? builtin = null;
             string image = "";
             if (guest.StartsWith(BuiltinGuests.Prefix, StringComparison.Ordinal))
@@ -174,7 +179,7 @@ internal static class YamlSuite
             }
             else
             {
-                image = Path.Combine(_dir, guest);
+                image = Path.Combine(_dir, Expand(g.Value, guest, ref unset));
             }
 
             ulong memory = builtin?.Memory ?? SuiteCase.DefaultMemory;
@@ -233,7 +238,7 @@ internal static class YamlSuite
             string? initrd = null;
             if (k.TryGetValue("initrd", out var i))
             {
-                initrd = Path.Combine(_dir, Scalar(i.Value, "initrd (a path relative to the suite file)"));
+                initrd = Path.Combine(_dir, Expand(i.Value, Scalar(i.Value, "initrd (a path relative to the suite file)"), ref unset));
             }
 
             if (builtin != null && (k.TryGetValue("append", out var imageOnly) || k.TryGetValue("initrd", out imageOnly)))
@@ -271,10 +276,82 @@ internal static class YamlSuite
                 MaxInstructions = k.TryGetValue("max-instructions", out var mi) ? Number(mi.Value, "max-instructions (a number of instructions)", 1) : ulong.MaxValue,
                 Timeout = timeout,
                 Groups = k.TryGetValue("groups", out var gr) ? Strings(gr.Value, "groups (a list of names)") : [],
-                SkipReason = k.TryGetValue("skip", out var sk) ? Scalar(sk.Value, "skip (the reason the case is skipped)") : null,
+                SkipReason = k.TryGetValue("skip", out var sk) ? Scalar(sk.Value, "skip (the reason the case is skipped)")
+                    : unset != null ? $"{unset} is not set" : null,
                 Actions = actions,
                 Expect = expect,
             };
+        }
+
+        /// <summary>
+        /// <paramref name="text"/> (the value of <paramref name="node"/>) with each <c>${NAME}</c> replaced by the
+        /// environment variable NAME, so a suite can name images that live outside the repository. A variable that
+        /// is unset or empty leaves its name in <paramref name="unset"/> (the first one only): the case cannot run
+        /// here and is skipped, not failed. A <c>$</c> not followed by <c>{</c> is kept as it is.
+        /// </summary>
+        private string Expand(YamlNode node, string text, ref string? unset)
+        {
+            int dollar = text.IndexOf("${", StringComparison.Ordinal);
+            if (dollar < 0)
+            {
+                return text;
+            }
+
+            var result = new System.Text.StringBuilder();
+            int from = 0;
+            while (dollar >= 0)
+            {
+                int close = text.IndexOf('}', dollar + 2);
+                if (close < 0)
+                {
+                    throw ErrorAt(node, dollar, $"'{text}': unterminated '${{' (expected ${{NAME}})");
+                }
+
+                string name = text[(dollar + 2)..close];
+                if (!IsVariableName(name))
+                {
+                    throw ErrorAt(node, dollar, $"'{text}': '${{{name}}}' is not a variable name (letters, digits and '_', not starting with a digit)");
+                }
+
+                string? value = environment(name);
+                if (string.IsNullOrEmpty(value))
+                {
+                    unset ??= name;
+                }
+
+                result.Append(text, from, dollar - from).Append(value);
+                from = close + 1;
+                dollar = text.IndexOf("${", from, StringComparison.Ordinal);
+            }
+
+            return result.Append(text, from, text.Length - from).ToString();
+        }
+
+        private static bool IsVariableName(string name)
+        {
+            if (name.Length == 0 || char.IsAsciiDigit(name[0]))
+            {
+                return false;
+            }
+
+            foreach (char c in name)
+            {
+                if (!char.IsAsciiLetterOrDigit(c) && c != '_')
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        /// <summary>An error at character <paramref name="index"/> of a scalar; exact for plain and quoted scalars without escapes.</summary>
+        private SuiteFileException ErrorAt(YamlNode node, int index, string message)
+        {
+            long offset = node is YamlScalarNode { Style: ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted } ? 1 : 0;
+            return node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted }
+                ? new SuiteFileException(file, node.Start.Line, node.Start.Column + offset + index, message)
+                : Error(node, message);
         }
 
         private List<ScheduledAction> Actions(YamlNode node)
