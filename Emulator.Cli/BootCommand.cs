@@ -196,7 +196,7 @@ internal static class BootCommand
             }
             catch (LoaderException e)
             {
-                return Usage(console, $"{imagePath}: {e.Message}");
+                return Usage(console, imagePath == null ? e.Message : $"{imagePath}: {e.Message}");
             }
 
             var result = machine.Run(run.Limits(pr));
