@@ -136,7 +136,7 @@ internal static class BootCommand
             Action<Machine>? after = null;
             if (bytes == null)
             {
-                // The demo's machine (DemoGuest.Machine): what the user did not choose, the demo does, and says so.
+                // The demo's machine (DemoGuest.MachineFeatures, MachineNested): what the user did not choose, the demo does, and says so.
                 var chosen = new List<string>();
                 if (pr.GetValue(cpu) == null)
                 {
