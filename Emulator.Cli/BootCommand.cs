@@ -36,12 +36,17 @@ internal static class BootCommand
             Description = "how L0 hides the APIC-access page while APICv is inhibited: zap its SPTE (KVM 5.15) or delete and re-add the private memslot [default: zap]",
             HelpName = "zap|memslot",
         };
+        var apicvNested = new Option<string?>("--apicv-nested")
+        {
+            Description = "how a guest with SVM inhibits APICv: VM-wide from creation (Linux 5.15) or per vCPU while it runs L2 (5.19) [default: vm; the demo: vcpu]",
+            HelpName = "vm|vcpu",
+        };
         var costTable = EmuCli.CostTableOption();
         var limits = new RunOptions();
 
         var cmd = new Command("boot", "boot an image and stream the guest console to stdout")
         {
-            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu, apicvToggle, costTable,
+            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu, apicvToggle, apicvNested, costTable,
         };
         limits.AddTo(cmd);
         cmd.SetAction(pr =>
@@ -72,6 +77,11 @@ internal static class BootCommand
             if (!TryParseApicvToggle(pr.GetValue(apicvToggle), out ApicvToggle toggle))
             {
                 return Usage(console, $"--apicv-toggle {pr.GetValue(apicvToggle)}: expected zap or memslot");
+            }
+
+            if (!TryParseApicvNested(pr.GetValue(apicvNested), out ApicvNestedInhibit nested))
+            {
+                return Usage(console, $"--apicv-nested {pr.GetValue(apicvNested)}: expected vm or vcpu");
             }
 
             if (!EmuCli.TryReadCostTable(console, pr.GetValue(costTable), out var costs, out int costError))
@@ -123,7 +133,33 @@ internal static class BootCommand
                 CommandLine = pr.GetValue(append) ?? "",
                 Modules = modules,
             };
-            return Run(console, pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, limits, pr, toggle, costs, machine =>
+            Action<Machine>? after = null;
+            if (bytes == null)
+            {
+                // The demo's machine (DemoGuest.MachineFeatures, MachineNested): what the user did not choose, the demo does, and says so.
+                var chosen = new List<string>();
+                if (pr.GetValue(cpu) == null)
+                {
+                    features = [.. DemoGuest.MachineFeatures];
+                    chosen.Add("--cpu " + string.Join(',', DemoGuest.MachineFeatures));
+                }
+
+                if (pr.GetValue(apicvNested) == null)
+                {
+                    nested = DemoGuest.MachineNested;
+                    chosen.Add("--apicv-nested vcpu (Linux 5.19's per-vCPU NESTED inhibit)");
+                }
+
+                if (chosen.Count != 0)
+                {
+                    console.Error.WriteLine("emu: demo machine: " + string.Join(' ', chosen));
+                }
+
+                after = machine => DemoGuest.WriteSummary(console.Output, machine);
+            }
+
+            var options = new MachineChoice(pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, toggle, nested, costs);
+            return Run(console, options, limits, pr, machine =>
             {
                 if (bytes == null)
                 {
@@ -133,15 +169,21 @@ internal static class BootCommand
                 {
                     machine.Load(bytes, boot);
                 }
-            }, imagePath);
+            }, imagePath, after);
         });
         return cmd;
     }
 
-    /// <summary>Builds the machine, installs the guest, runs it and reports; shared with <c>bench</c>.</summary>
-    internal static int Run(CliConsole console, ulong memory, int cpus, List<string> features, RunOptions run, ParseResult pr, ApicvToggle toggle, CostTable? costs, Action<Machine> install, string? imagePath)
+    /// <summary>The machine <c>emu boot</c> builds: what its options chose.</summary>
+    internal sealed record MachineChoice(ulong Memory, int Cpus, List<string> Features, ApicvToggle Toggle, ApicvNestedInhibit Nested, CostTable? Costs);
+
+    /// <summary>
+    /// Builds the machine, installs the guest, runs it and reports: the run's message and <c>--stats</c> on stderr, then
+    /// <paramref name="after"/> (the demo's summary on stdout, after the guest's output).
+    /// </summary>
+    internal static int Run(CliConsole console, MachineChoice choice, RunOptions run, ParseResult pr, Action<Machine> install, string? imagePath, Action<Machine>? after = null)
     {
-        if (!TryCreate(console, memory, cpus, features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error, toggle, costs))
+        if (!TryCreate(console, choice.Memory, choice.Cpus, choice.Features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error, choice.Toggle, choice.Costs, choice.Nested))
         {
             return error;
         }
@@ -154,7 +196,7 @@ internal static class BootCommand
             }
             catch (LoaderException e)
             {
-                return Usage(console, $"{imagePath}: {e.Message}");
+                return Usage(console, imagePath == null ? e.Message : $"{imagePath}: {e.Message}");
             }
 
             var result = machine.Run(run.Limits(pr));
@@ -166,6 +208,12 @@ internal static class BootCommand
             if (run.Stats(pr))
             {
                 WriteStats(console.Error, machine);
+            }
+
+            if (after != null)
+            {
+                console.GuestOutput.Flush();
+                after(machine);
             }
 
             return result.ExitStatus;
@@ -188,7 +236,23 @@ internal static class BootCommand
         }
     }
 
-    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error, ApicvToggle toggle = ApicvToggle.Zap, CostTable? costs = null)
+    /// <summary>The <c>--apicv-nested</c> value: vm (default when absent, Linux 5.15) or vcpu (5.19), case-insensitive.</summary>
+    internal static bool TryParseApicvNested(string? text, out ApicvNestedInhibit nested)
+    {
+        nested = ApicvNestedInhibit.Vm;
+        switch (text?.ToLowerInvariant())
+        {
+            case null or "vm":
+                return true;
+            case "vcpu":
+                nested = ApicvNestedInhibit.Vcpu;
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error, ApicvToggle toggle = ApicvToggle.Zap, CostTable? costs = null, ApicvNestedInhibit nested = ApicvNestedInhibit.Vm)
     {
         machine = null!;
         error = 0;
@@ -210,6 +274,7 @@ internal static class BootCommand
                 Trace = trace,
                 CpuFeatures = features,
                 ApicvToggle = toggle,
+                ApicvNested = nested,
                 Costs = costs,
             });
             return true;

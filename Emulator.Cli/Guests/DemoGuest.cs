@@ -8,21 +8,26 @@ using static Iced.Intel.AssemblerRegisters;
 namespace Emulator.Cli.Guests;
 
 /// <summary>
-/// The guest <c>emu boot</c> runs without an image: a 64-bit program that programs COM1, prints a
-/// banner, a checksum computed by a loop (so the output depends on real execution), the CPUID vendor
-/// string, and ends the run through the Bochs shutdown port (process exit status 0). It is entered by
-/// <see cref="BootState.EnterLong64"/> with an IDT whose #UD gate reports CPUID as unavailable.
-/// Everything the demo does lives here, so it can grow (NPT, an L2 guest, AVIC) in one place.
+/// The guest <c>emu boot</c> runs without an image: a 64-bit L1 (under L0's NPT, like every boot) that programs COM1,
+/// prints a banner, a checksum computed by a loop (so the output depends on real execution) and the CPUID vendor
+/// string, then walks through the paths of L0's AVIC model (DemoGuest.Apic.cs: APIC traffic served by AVIC, an L2
+/// run under L1's nested paging in DemoGuest.Nested.cs, and an APICv inhibit/uninhibit cycle from the PIT's ExtINT),
+/// and ends the run through the Bochs shutdown port (process exit status 0). It is entered by
+/// <see cref="BootState.EnterLong64"/> with an IDT whose #UD gate reports CPUID as unavailable. After the run
+/// <see cref="WriteSummary"/> prints the counters that show each path (DemoGuest.Summary.cs).
 /// </summary>
-public static class DemoGuest
+public static partial class DemoGuest
 {
     public const ulong CodeBase = 0x100000;
 
     /// <summary>Data the demo writes (the vendor string), on its own page so code pages stay unmodified.</summary>
     public const ulong DataBase = 0x110000;
 
-    /// <summary>IDT of the demo (vectors 0–6), in low RAM below the boot GDT.</summary>
+    /// <summary>IDT of the demo (256 gates; #UD and the interrupt vectors are present), in low RAM below the boot GDT.</summary>
     public const ulong IdtBase = 0x8000;
+
+    /// <summary>Guest RAM the demo needs: code and data in the second MiB, L2's result page at 2 MiB.</summary>
+    public const ulong MinMemory = 4UL << 20;
 
     public const uint ChecksumSeed = 0x1234_5678;
     public const int ChecksumRounds = 100_000;
@@ -32,6 +37,12 @@ public static class DemoGuest
     public const string VendorLabel = "cpu vendor: ";
     public const string NoCpuid = "cpu vendor: (CPUID unavailable)";
     public const string Farewell = "emu: built-in guest done";
+
+    /// <summary>The demo's CPU (<c>--cpu</c> when the user gives none): the default minus x2APIC, which 5.15's AVIC lacks.</summary>
+    public static readonly IReadOnlyList<string> MachineFeatures = ["-x2apic"];
+
+    /// <summary>The demo's NESTED inhibit (<c>--apicv-nested</c> when the user gives none): 5.19's, so L1 keeps AVIC.</summary>
+    public const Emulator.Svm.Run.ApicvNestedInhibit MachineNested = Emulator.Svm.Run.ApicvNestedInhibit.Vcpu;
 
     /// <summary>Exit status of a successful demo run (Bochs shutdown port).</summary>
     public const int SuccessStatus = 0;
@@ -74,6 +85,8 @@ public static class DemoGuest
         var newline = a.CreateLabel();
         var shutdownText = a.CreateLabel();
 
+        a.xor(r14d, r14d);
+
         // COM1: interrupts off, 115200 baud (divisor 1), 8N1, FIFOs on, DTR|RTS|OUT2.
         Port(a, 0x3F9, 0x00);
         Port(a, 0x3FB, 0x80);
@@ -113,6 +126,7 @@ public static class DemoGuest
         a.mov(__dword_ptr[rdi + 4], edx);
         a.mov(__dword_ptr[rdi + 8], ecx);
         a.mov(__byte_ptr[rdi + 12], 0);
+        a.mov(r14d, 1); // CPUID works: the L2 part may probe SVM
         a.lea(rsi, __[vendorLabel]);
         a.call(puts);
         a.mov(esi, (uint)DataBase);
@@ -126,6 +140,12 @@ public static class DemoGuest
         a.call(puts);
 
         a.Label(ref done);
+
+        // The paths of L0's AVIC model (DemoGuest.Apic.cs, DemoGuest.Nested.cs).
+        var text = new DemoLabels(a, puts, puthex);
+        EmitApicTraffic(a, text);
+        EmitNestedRun(a, text);
+        EmitInhibitCycle(a, text);
 
         // The pc-testdev memory window is MMIO: L0's fault handler sends these accesses to instruction
         // emulation (mmu.pf.emulate in --stats), while the RAM the demo touched was mapped (mmu.pf.fixed).
@@ -213,19 +233,31 @@ public static class DemoGuest
         Text(a, ref farewell, Farewell + "\n");
         Text(a, ref newline, "\n");
         Text(a, ref shutdownText, "Shutdown");
+        var handlers = EmitHandlers(a);
+        text.EmitStrings(a);
+
+        if (cpu.Phys.RamSize < MinMemory)
+        {
+            throw new LoaderException($"the built-in guest needs at least {MinMemory >> 20} MiB of guest RAM");
+        }
 
         byte[] code = GuestImage.Assemble(a, CodeBase, out var result);
         if (!cpu.Phys.TryLoad(CodeBase, code))
         {
-            throw new InvalidOperationException("guest RAM is too small for the built-in guest");
+            throw new LoaderException("guest RAM is too small for the built-in guest");
         }
 
-        ulong handler = result.GetLabelRIP(udHandler);
-        var idt = new byte[(UdVector + 1) * 16];
-        WriteGate(idt.AsSpan(UdVector * 16), handler);
+        var idt = new byte[256 * 16];
+        WriteGate(idt.AsSpan(UdVector * 16), result.GetLabelRIP(udHandler));
+        foreach (var (vector, label) in handlers)
+        {
+            WriteGate(idt.AsSpan(vector * 16), result.GetLabelRIP(label));
+        }
+
         cpu.Phys.TryLoad(IdtBase, idt);
         BootState.EnterLong64(cpu, CodeBase, stack);
         cpu.Idtr = new TableRegister { Base = IdtBase, Limit = (ushort)(idt.Length - 1) };
+        PrepareL2State(cpu, result.GetLabelRIP(text.L2Entry));
     }
 
     /// <summary>A 64-bit interrupt gate (APM vol. 2 §4.8.4): selector 0x08, DPL 0, present, type 0xE.</summary>

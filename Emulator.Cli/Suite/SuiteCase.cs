@@ -31,6 +31,9 @@ internal sealed class SuiteCase
     /// <summary>How L0 hides the APIC-access page while APICv is inhibited (<c>--apicv-toggle</c>).</summary>
     public ApicvToggle ApicvToggle { get; init; } = ApicvToggle.Zap;
 
+    /// <summary>Which kernel's NESTED inhibit L0 follows (<c>--apicv-nested</c>).</summary>
+    public Emulator.Svm.Run.ApicvNestedInhibit ApicvNested { get; init; } = Emulator.Svm.Run.ApicvNestedInhibit.Vm;
+
     /// <summary>Guest instructions (all vCPUs) after which the run stops with status 124.</summary>
     public ulong MaxInstructions { get; init; } = ulong.MaxValue;
 

@@ -109,6 +109,7 @@ internal sealed class SuiteRunner
                 CpuFeatures = c.CpuFeatures,
                 RtcBase = c.RtcBase,
                 ApicvToggle = c.ApicvToggle,
+                ApicvNested = c.ApicvNested,
                 ConsoleOutput = console,
                 Diagnostics = TextWriter.Synchronized(diag),
             });

@@ -28,7 +28,7 @@ internal static class YamlSuite
 
     private static readonly string[] s_caseKeys =
     [
-        "name", "guest", "memory", "smp", "cpu", "apicv-toggle", "append", "initrd", "max-cycles", "max-instructions",
+        "name", "guest", "memory", "smp", "cpu", "apicv-toggle", "apicv-nested", "append", "initrd", "max-cycles", "max-instructions",
         "timeout", "groups", "skip", "actions", "expect",
     ];
 
@@ -225,6 +225,16 @@ internal static class YamlSuite
                 }
             }
 
+            var nested = ApicvNestedInhibit.Vm;
+            if (k.TryGetValue("apicv-nested", out var an))
+            {
+                string text = Scalar(an.Value, "apicv-nested (vm or vcpu)");
+                if (!BootCommand.TryParseApicvNested(text, out nested))
+                {
+                    throw Error(an.Value, $"apicv-nested '{text}': expected vm or vcpu");
+                }
+            }
+
             var timeout = SuiteCase.DefaultTimeout;
             if (k.TryGetValue("timeout", out var t))
             {
@@ -272,6 +282,7 @@ internal static class YamlSuite
                 InitrdPath = initrd,
                 CpuFeatures = features,
                 ApicvToggle = toggle,
+                ApicvNested = nested,
                 MaxCycles = k.TryGetValue("max-cycles", out var mc) ? Number(mc.Value, "max-cycles (a number of cycles)", 1) : ulong.MaxValue,
                 MaxInstructions = k.TryGetValue("max-instructions", out var mi) ? Number(mi.Value, "max-instructions (a number of instructions)", 1) : ulong.MaxValue,
                 Timeout = timeout,

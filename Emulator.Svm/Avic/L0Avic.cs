@@ -26,6 +26,12 @@ public sealed unsafe partial class L0Svm
     internal Func<bool>? ApicvActive { get; set; }
 
     /// <summary>
+    /// Linux 5.19's per-vCPU NESTED inhibit (<see cref="ApicvNestedInhibit.Vcpu"/>): this vCPU's AVIC is off while it is
+    /// in guest mode, whatever the VM's state (avic_vcpu_get_apicv_inhibit_reasons returns NESTED for is_guest_mode).
+    /// </summary>
+    internal bool NestedInhibitsVcpu { get; set; }
+
+    /// <summary>
     /// Gives the vCPU AVIC (KVM's avic_init_vcpu and avic_init_vmcb): its physical-table entry (backing page, valid)
     /// and vmcb01's APIC_BAR, backing page and table pointers. The unit is turned on by the next <see cref="ApicvUpdate"/>.
     /// </summary>
@@ -60,7 +66,12 @@ public sealed unsafe partial class L0Svm
         // Per vCPU, AVIC also needs the APIC enabled in xAPIC mode (KVM deactivates APICv on a vCPU whose APIC is
         // disabled since 5.17; 5.15's AVIC has no x2APIC mode). Off on one vCPU only, the APIC-access page stays
         // mapped, so that vCPU's accesses reach the page itself, as memory.
+        // Under 5.19's rule a vCPU running L2 also has its own NESTED reason (kvm_vcpu_update_apicv ORs the vCPU's
+        // reasons into the VM's): its AVIC is off and its physical entry not running, so IPIs from other vCPUs end in
+        // INCOMPLETE_IPI and L0 delivers them the emulated way. The VM-wide state is untouched (no SPTE zapped: L2
+        // never maps the APIC-access page, so there is nothing to hide).
         bool active = (ApicvActive?.Invoke() ?? false)
+            && !(NestedInhibitsVcpu && cpu.GuestMode)
             && (cpu.ApicBase & (Cpu.ApicBaseEnable | Cpu.ApicBaseExtd)) == Cpu.ApicBaseEnable;
         var v = Vmcb01.View;
         uint intCtl = v.U32(VmcbOffset.IntCtl);

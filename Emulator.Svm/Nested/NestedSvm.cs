@@ -119,6 +119,13 @@ public sealed unsafe class NestedSvm
             (_l1.Efer & EferBits.NXE) != 0, (_l1.Cr4 & Cr4Bits.SMEP) != 0)
         : new TlbSpace(v.U32(VmcbOffset.Asid), false, 0, default, false, false);
 
+    /// <summary>
+    /// Linux 5.19's per-vCPU NESTED inhibit (Machine's <c>--apicv-nested vcpu</c>): entering and leaving guest mode ask
+    /// for the vCPU's APICv update (enter_svm_guest_mode requests KVM_REQ_APICV_UPDATE while the vCPU's APICv is
+    /// active; nested_svm_vmexit updates at once when the VM's is), so L1's AVIC is off exactly while L2 runs.
+    /// </summary>
+    internal bool ApicvUpdateOnTransition { get; set; }
+
     /// <summary>L1 GPA of the VMCB that L2 runs under (valid in guest mode).</summary>
     public ulong Vmcb12 => _vmcb12;
 
@@ -199,6 +206,12 @@ public sealed unsafe class NestedSvm
         cpu.TscOffset += cpu.NestedTscOffset;
         cpu.GuestMode = true;
         cpu.Gif = true;
+        if (ApicvUpdateOnTransition && cpu.Avic != null)
+        {
+            // Handled before L2's first instruction (the request ends the block).
+            cpu.MakeRequestAndKick(VcpuRequest.ApicvUpdate);
+        }
+
         LoadLbr(cpu, v);
         ApplyTlbControl(cpu, v.U8(VmcbOffset.TlbControl));
         cpu.LoadState(g, GuestSpace(v));
@@ -352,6 +365,12 @@ public sealed unsafe class NestedSvm
         h.Dr6 = cpu.Dr6;
         cpu.ExitIntInfo = cpu.ExitIntInfoError = 0;
         cpu.GuestMode = false;
+        if (ApicvUpdateOnTransition)
+        {
+            // Back in L1: its AVIC comes back on (if the VM's APICv is active) before L1's next instruction.
+            cpu.MakeRequestAndKick(VcpuRequest.ApicvUpdate);
+        }
+
         cpu.Intercepts = _vmcb01.Intercepts;
         cpu.VIntCtl = 0;
         cpu.Gif = false;

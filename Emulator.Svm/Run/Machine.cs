@@ -45,6 +45,9 @@ public sealed class MachineOptions
     /// <summary>How L0 removes the APIC-access page when APICv is inhibited (<c>--apicv-toggle zap|memslot</c>).</summary>
     public Emulator.Mmu.Fault.ApicvToggle ApicvToggle { get; init; } = Emulator.Mmu.Fault.ApicvToggle.Zap;
 
+    /// <summary>Which kernel's NESTED inhibit L0 follows (<c>--apicv-nested vm|vcpu</c>): Linux 5.15's VM-wide one by default.</summary>
+    public ApicvNestedInhibit ApicvNested { get; init; } = ApicvNestedInhibit.Vm;
+
     /// <summary>
     /// Wall-clock time the RTC and kvmclock show at cycle 0 (QEMU's <c>-rtc base=</c>); null uses the fixed
     /// <see cref="Emulator.Core.Devices.Legacy.Rtc.DefaultEpoch"/>, so runs stay repeatable.
@@ -61,6 +64,22 @@ public sealed class MachineOptions
     /// inhibits APICv (PIT_REINJ).
     /// </summary>
     public bool PitReinject { get; init; }
+}
+
+/// <summary>
+/// How L0 keeps AVIC away from a nested guest (docs/avic.md, "5.19's per-vCPU NESTED"). KVM gives L2 no AVIC either
+/// way; the kernels differ in what L1 loses.
+/// </summary>
+public enum ApicvNestedInhibit
+{
+    /// <summary>Linux 5.15: a guest whose CPUID has SVM inhibits APICv VM-wide at creation, for ever (NESTED).</summary>
+    Vm,
+
+    /// <summary>
+    /// Linux 5.19 (commit f44509f849fe): no VM-wide NESTED; a vCPU's own AVIC is off only while it runs L2 (nested
+    /// VMRUN and #VMEXIT ask for its APICv update, and avic_vcpu_get_apicv_inhibit_reasons names NESTED in guest mode).
+    /// </summary>
+    Vcpu,
 }
 
 /// <summary>Limits of one run; counts are totals since the machine was built.</summary>
@@ -188,6 +207,9 @@ public sealed class Machine : IDisposable
             // Every vCPU gets AVIC (the local APIC's register page as backing page, host core i); it is on while no
             // reason inhibits APICv, from the vCPU's first entry (its ApicvUpdate request).
             l0[i].ApicvActive = () => Apicv.Active;
+            bool perVcpuNested = _options.ApicvNested == ApicvNestedInhibit.Vcpu;
+            l0[i].NestedInhibitsVcpu = perVcpuNested;
+            l0[i].Nested.ApicvUpdateOnTransition = perVcpuNested;
             l0[i].IrqWindow = requested => Apicv.SetInhibit(ApicvInhibitReason.IrqWindow, requested, cpu);
             l0[i].SetUpAvic(cpus[i], _avicTables, new LocalApicBacking(cpus[i], apic), (int)apic.InitialApicId, i);
         }
@@ -259,11 +281,12 @@ public sealed class Machine : IDisposable
     /// <summary>
     /// The reasons KVM 5.15 sets when the VM and its vCPUs' CPUID are made: DISABLE without AVIC (<c>--cpu -avic</c>;
     /// KVM's enable_apicv), NESTED when the guest's CPUID has SVM, X2APIC when it has x2APIC (5.15's AVIC has no
-    /// x2APIC mode). None of them is ever cleared.
+    /// x2APIC mode). None of them is ever cleared. With <see cref="ApicvNestedInhibit.Vcpu"/> there is no NESTED here:
+    /// 5.19 dropped it from svm_vcpu_after_set_cpuid and inhibits per vCPU while L2 runs instead (L0Svm.ApicvUpdate).
     /// </summary>
     private void SetCreationInhibits(CpuFeatures features)
     {
-        if (features.Has(CpuFeature.Svm))
+        if (features.Has(CpuFeature.Svm) && _options.ApicvNested == ApicvNestedInhibit.Vm)
         {
             Apicv.SetInhibit(ApicvInhibitReason.Nested, true);
         }

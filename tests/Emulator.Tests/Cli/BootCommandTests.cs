@@ -14,6 +14,8 @@ public class BootCommandTests
         "cpu.interrupts", "io.unhandled", "mmio.accesses",
     ];
 
+    private const string DemoMachineLine = "emu: demo machine: --cpu -x2apic --apicv-nested vcpu (Linux 5.19's per-vCPU NESTED inhibit)";
+
     [Test]
     public void BuiltInGuestPrintsItsLinesAndShutsDownCleanly()
     {
@@ -24,10 +26,19 @@ public class BootCommandTests
             DemoGuest.Banner,
             DemoGuest.ChecksumLabel + DemoGuest.ExpectedChecksum().ToString("x16"),
             DemoGuest.VendorLabel + "AuthenticAMD",
+            DemoGuest.ApicLine,
+            DemoGuest.L2LinePrefix + DemoGuest.ExpectedL2Result().ToString("x16") + DemoGuest.L2LineSuffix,
+            DemoGuest.Irq0Line,
             DemoGuest.Farewell,
             "",
         }));
-        Assert.That(r.Err, Is.Empty);
+        Assert.That(r.ErrLines, Is.EqualTo(new[] { DemoMachineLine }), "only the line that names the demo's machine");
+
+        // After the guest's output, on stdout: the counters that show the demo's paths.
+        string[] summary = r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(summary[0], Is.EqualTo(DemoGuest.SummaryTitle));
+        Assert.That(summary[1..].Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0]), Is.EqualTo(DemoGuest.SummaryCounters.Select(c => c.Counter)));
+        Assert.That(summary, Has.One.Match("^  apicv\\.transitions +2  "));
     }
 
     [Test]
@@ -56,6 +67,15 @@ public class BootCommandTests
         {
             Assert.That(lines, Has.One.Match($"^{name.Replace(".", "\\.", StringComparison.Ordinal)} [0-9]+$"), name);
         }
+    }
+
+    [Test]
+    public void TooLittleRamForTheDemoIsOneUsageLine()
+    {
+        var r = Emu("boot", "--memory", "2M");
+        Assert.That(r.Status, Is.EqualTo(2));
+        Assert.That(r.ErrLines, Is.EqualTo(new[] { DemoMachineLine, "emu: the built-in guest needs at least 4 MiB of guest RAM" }));
+        Assert.That(r.Guest, Is.Empty);
     }
 
     [Test]
@@ -142,7 +162,7 @@ public class BootCommandTests
     {
         var r = Emu("boot", "--max-instructions", "1000");
         Assert.That(r.Status, Is.EqualTo(124));
-        Assert.That(r.ErrLines, Has.Length.EqualTo(1));
+        Assert.That(r.ErrLines, Is.EqualTo(new[] { DemoMachineLine, r.ErrLines[^1] }), "the demo's machine, then the limit");
         Assert.That(r.Err, Does.Contain("instruction limit").And.Contain("RIP 0x"));
     }
 

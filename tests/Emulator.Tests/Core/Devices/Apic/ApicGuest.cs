@@ -41,9 +41,10 @@ internal static class ApicGuest
 
     /// <summary>A machine with <paramref name="cpus"/> vCPUs running <paramref name="image"/> (and the AP trampoline to <paramref name="apEntry"/>).</summary>
     public static Machine Boot(byte[] image, int cpus, Stream console, ulong apEntry = 0, string[]? cpu = null,
-        Emulator.Mmu.Fault.ApicvToggle toggle = Emulator.Mmu.Fault.ApicvToggle.Zap, Emulator.Core.Timing.CostTable? costs = null)
+        Emulator.Mmu.Fault.ApicvToggle toggle = Emulator.Mmu.Fault.ApicvToggle.Zap, Emulator.Core.Timing.CostTable? costs = null,
+        ApicvNestedInhibit nested = ApicvNestedInhibit.Vm)
     {
-        var m = new Machine(new MachineOptions { MemorySize = 64 << 20, Cpus = cpus, ConsoleOutput = console, CpuFeatures = cpu ?? [], ApicvToggle = toggle, Costs = costs });
+        var m = new Machine(new MachineOptions { MemorySize = 64 << 20, Cpus = cpus, ConsoleOutput = console, CpuFeatures = cpu ?? [], ApicvToggle = toggle, Costs = costs, ApicvNested = nested });
         m.Load(image, new BootOptions { Format = ImageFormat.Flat, LoadAddress = Code, Mode = EntryMode.Long });
         if (apEntry != 0)
         {
