@@ -32,6 +32,13 @@ public sealed class ApicvState
     /// </summary>
     public void CreationDone()
     {
+        // DISABLE was put in the MMU's word before this state existed (the APIC-access page needs it first); still
+        // set now, it was raised at creation like the others.
+        if (IsSet(ApicvInhibitReason.Disable) && Raised[(int)ApicvInhibitReason.Disable] == 0)
+        {
+            Raised[(int)ApicvInhibitReason.Disable] = 1;
+        }
+
         Transitions = 0;
         InhibitChanges = 0;
     }

@@ -80,6 +80,8 @@ public sealed class AvicMachineTests
         Assert.That(emulated.Memory.Read(Data, 8), Is.EqualTo(0x20UL));
         Assert.That(emulated.Memory.Read(Data + 8, 8), Is.EqualTo(1UL));
         Assert.That(Stat(emulated, "apicv.active"), Is.Zero);
+        Assert.That(Stat(emulated, "apicv.inhibit.disable"), Is.EqualTo(1UL), "raised at creation");
+        Assert.That(Stat(avic, "apicv.inhibit.disable"), Is.Zero, "never raised with AVIC on");
         Assert.That(Stat(emulated, "mmu.apic_emulations"), Is.EqualTo(5UL), "SVR, TPR write, TPR read, ICR and EOI");
         Assert.That(Stat(emulated, "avic.accelerated.read") + Stat(emulated, "avic.accelerated.write"), Is.Zero);
         Assert.That(emulated.Cpu.Cycles, Is.GreaterThan(avic.Cpu.Cycles));
