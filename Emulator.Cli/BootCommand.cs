@@ -41,12 +41,16 @@ internal static class BootCommand
             Description = "how a guest with SVM inhibits APICv: VM-wide from creation (Linux 5.15) or per vCPU while it runs L2 (5.19) [default: vm; the demo: vcpu]",
             HelpName = "vm|vcpu",
         };
+        var pitReinject = new Option<bool>("--pit-reinject")
+        {
+            Description = "the PIT re-injects ticks the guest has not acknowledged (KVM's PIT default, QEMU's lost_tick_policy=delay); inhibits APICv (PIT_REINJ) [default: off, as lost_tick_policy=discard]",
+        };
         var costTable = EmuCli.CostTableOption();
         var limits = new RunOptions();
 
         var cmd = new Command("boot", "boot an image and stream the guest console to stdout")
         {
-            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu, apicvToggle, apicvNested, costTable,
+            image, memory, smp, append, initrd, module, format, load, entry, mode, cpu, apicvToggle, apicvNested, pitReinject, costTable,
         };
         limits.AddTo(cmd);
         cmd.SetAction(pr =>
@@ -158,7 +162,7 @@ internal static class BootCommand
                 after = machine => DemoGuest.WriteSummary(console.Output, machine);
             }
 
-            var options = new MachineChoice(pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, toggle, nested, costs);
+            var options = new MachineChoice(pr.GetValue(memory) ?? MachineOptions.DefaultMemory, cpus, features, toggle, nested, costs, pr.GetValue(pitReinject));
             return Run(console, options, limits, pr, machine =>
             {
                 if (bytes == null)
@@ -175,7 +179,7 @@ internal static class BootCommand
     }
 
     /// <summary>The machine <c>emu boot</c> builds: what its options chose.</summary>
-    internal sealed record MachineChoice(ulong Memory, int Cpus, List<string> Features, ApicvToggle Toggle, ApicvNestedInhibit Nested, CostTable? Costs);
+    internal sealed record MachineChoice(ulong Memory, int Cpus, List<string> Features, ApicvToggle Toggle, ApicvNestedInhibit Nested, CostTable? Costs, bool PitReinject = false);
 
     /// <summary>
     /// Builds the machine, installs the guest, runs it and reports: the run's message and <c>--stats</c> on stderr, then
@@ -183,7 +187,7 @@ internal static class BootCommand
     /// </summary>
     internal static int Run(CliConsole console, MachineChoice choice, RunOptions run, ParseResult pr, Action<Machine> install, string? imagePath, Action<Machine>? after = null)
     {
-        if (!TryCreate(console, choice.Memory, choice.Cpus, choice.Features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error, choice.Toggle, choice.Costs, choice.Nested))
+        if (!TryCreate(console, choice.Memory, choice.Cpus, choice.Features, run.TraceIo(pr), run.Trace(pr), out var machine, out int error, choice.Toggle, choice.Costs, choice.Nested, choice.PitReinject))
         {
             return error;
         }
@@ -252,7 +256,7 @@ internal static class BootCommand
         }
     }
 
-    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error, ApicvToggle toggle = ApicvToggle.Zap, CostTable? costs = null, ApicvNestedInhibit nested = ApicvNestedInhibit.Vm)
+    internal static bool TryCreate(CliConsole console, ulong memory, int cpus, List<string> features, bool traceIo, bool trace, out Machine machine, out int error, ApicvToggle toggle = ApicvToggle.Zap, CostTable? costs = null, ApicvNestedInhibit nested = ApicvNestedInhibit.Vm, bool pitReinject = false)
     {
         machine = null!;
         error = 0;
@@ -276,6 +280,7 @@ internal static class BootCommand
                 ApicvToggle = toggle,
                 ApicvNested = nested,
                 Costs = costs,
+                PitReinject = pitReinject,
             });
             return true;
         }

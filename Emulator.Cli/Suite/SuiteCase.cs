@@ -34,6 +34,9 @@ internal sealed class SuiteCase
     /// <summary>Which kernel's NESTED inhibit L0 follows (<c>--apicv-nested</c>).</summary>
     public Emulator.Svm.Run.ApicvNestedInhibit ApicvNested { get; init; } = Emulator.Svm.Run.ApicvNestedInhibit.Vm;
 
+    /// <summary>The PIT re-injects unacknowledged ticks (<c>--pit-reinject</c>).</summary>
+    public bool PitReinject { get; init; }
+
     /// <summary>Guest instructions (all vCPUs) after which the run stops with status 124.</summary>
     public ulong MaxInstructions { get; init; } = ulong.MaxValue;
 

@@ -110,6 +110,7 @@ internal sealed class SuiteRunner
                 RtcBase = c.RtcBase,
                 ApicvToggle = c.ApicvToggle,
                 ApicvNested = c.ApicvNested,
+                PitReinject = c.PitReinject,
                 ConsoleOutput = console,
                 Diagnostics = TextWriter.Synchronized(diag),
             });

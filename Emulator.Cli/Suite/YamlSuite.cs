@@ -28,7 +28,7 @@ internal static class YamlSuite
 
     private static readonly string[] s_caseKeys =
     [
-        "name", "guest", "memory", "smp", "cpu", "apicv-toggle", "apicv-nested", "append", "initrd", "max-cycles", "max-instructions",
+        "name", "guest", "memory", "smp", "cpu", "apicv-toggle", "apicv-nested", "pit-reinject", "append", "initrd", "max-cycles", "max-instructions",
         "timeout", "groups", "skip", "actions", "expect",
     ];
 
@@ -235,6 +235,16 @@ internal static class YamlSuite
                 }
             }
 
+            bool pitReinject = false;
+            if (k.TryGetValue("pit-reinject", out var pr))
+            {
+                string text = Scalar(pr.Value, "pit-reinject (true or false)");
+                if (!bool.TryParse(text, out pitReinject))
+                {
+                    throw Error(pr.Value, $"pit-reinject '{text}': expected true or false");
+                }
+            }
+
             var timeout = SuiteCase.DefaultTimeout;
             if (k.TryGetValue("timeout", out var t))
             {
@@ -283,6 +293,7 @@ internal static class YamlSuite
                 CpuFeatures = features,
                 ApicvToggle = toggle,
                 ApicvNested = nested,
+                PitReinject = pitReinject,
                 MaxCycles = k.TryGetValue("max-cycles", out var mc) ? Number(mc.Value, "max-cycles (a number of cycles)", 1) : ulong.MaxValue,
                 MaxInstructions = k.TryGetValue("max-instructions", out var mi) ? Number(mi.Value, "max-instructions (a number of instructions)", 1) : ulong.MaxValue,
                 Timeout = timeout,
