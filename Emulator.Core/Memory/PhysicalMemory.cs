@@ -200,6 +200,26 @@ public sealed unsafe class PhysicalMemory : IDisposable
         return TdpFault(gpa, access, out hpa);
     }
 
+    /// <summary>
+    /// An L2 access (no nested paging) to a private memslot's address: with an MMU, a fault that L0 sends to emulation,
+    /// as its MMIO SPTE in L2's own root would (docs/avic.md, "L2 and the APIC-access page"); without one, plain RAM.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public RetPf PrivatePageFromL2(out ulong hpa)
+    {
+        if (Mmu is not { } mmu || mmu.ApicAccessHostOffset.Value == ulong.MaxValue)
+        {
+            hpa = RamOffset(MmuContext.ApicAccessGpa.Value);
+            return hpa == ulong.MaxValue ? RetPf.Emulate : RetPf.Continue;
+        }
+
+        mmu.Stats.Faults++;
+        mmu.Stats.Count(RetPf.Emulate);
+        hpa = 0;
+        ChargeFault();
+        return RetPf.Emulate;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool Allows(ulong spte, ulong access) =>
         Spte.IsShadowPresent(spte) && ((access & PfErr.Write) == 0 || (spte & Spte.Writable) != 0);

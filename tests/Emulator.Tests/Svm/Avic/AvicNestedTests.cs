@@ -52,7 +52,7 @@ public sealed unsafe class AvicNestedTests
     /// L1: SVR on, TPR 0x20, TPR read, VMRUN of an L2 that computes 6·7 and VMMCALLs back, L1 stores the exit code and
     /// reads TPR again, then the debug exit.
     /// </summary>
-    private static Machine TprAroundL2(ApicvNestedInhibit nested)
+    private static Machine TprAroundL2(ApicvNestedInhibit nested, bool l2ReadsTpr = false)
     {
         Label l2 = default;
         var image = Assemble(
@@ -77,8 +77,18 @@ public sealed unsafe class AvicNestedTests
                 // L2 computes and calls back; it stays off the APIC page (without nested paging it would reach the
                 // APIC-access page L0 keeps mapped for L1, as memory).
                 a.Label(ref l2);
-                a.mov(ecx, 6);
-                a.imul(ecx, ecx, 7);
+                if (l2ReadsTpr)
+                {
+                    // L2's physical addresses are L1's (no nested paging): 0xFEE00080 is L1's APIC page.
+                    a.mov(ebx, XapicBase);
+                    a.mov(ecx, __dword_ptr[rbx + ApicReg.Tpr]);
+                }
+                else
+                {
+                    a.mov(ecx, 6);
+                    a.imul(ecx, ecx, 7);
+                }
+
                 a.mov(__qword_ptr[Data + L2Result], rcx);
                 a.vmmcall();
                 a.hlt();
@@ -106,6 +116,23 @@ public sealed unsafe class AvicNestedTests
         Assert.That(Stat(m, "avic.accelerated.write"), Is.EqualTo(1UL), "L1's TPR write");
         Assert.That(Stat(m, "mmu.apic_emulations"), Is.Zero);
         Assert.That(Stat(m, "svm.vmrun"), Is.EqualTo(1UL));
+    }
+
+    /// <summary>
+    /// KVM gives L2 its own MMU root (role.guest_mode), in which private memslots do not exist: an L2 access to the
+    /// APIC-access page's address becomes an MMIO access that L0 emulates, here L1's local APIC. It never reads the
+    /// page L0 keeps mapped for L1's AVIC, whether APICv is active or not.
+    /// </summary>
+    [TestCase(ApicvNestedInhibit.Vcpu)]
+    [TestCase(ApicvNestedInhibit.Vm)]
+    public void AnL2AccessToTheApicPageReachesL1sApicNeverThePrivatePage(ApicvNestedInhibit nested)
+    {
+        using var m = TprAroundL2(nested, l2ReadsTpr: true);
+        var r = m.Run(new RunLimits { MaxCycles = 50_000_000 });
+        Assert.That(r.Reason, Is.EqualTo(StopReason.DebugExit), r.Message);
+        Assert.That(m.Memory.Read(Data + ExitCode, 8), Is.EqualTo(SvmExit.Vmmcall));
+        Assert.That(m.Memory.Read(Data + L2Result, 8), Is.EqualTo(0x20UL), "L1's TPR, through L0's emulation");
+        Assert.That(m.Memory.Read(Data + Tpr2, 8), Is.EqualTo(0x20UL));
     }
 
     [Test]
