@@ -28,7 +28,6 @@ internal static class ApicvToggleGuest
     private const ulong Data = 0x200000;
     private const ulong Idt = 0x10000, IdtrAt = 0x11000;
     private const byte SipiVector = 0x08;
-    private const ulong Trampoline = (ulong)SipiVector << 12;
     private const ulong ApStacks = 0x21000; // vCPU n's stack top: ApStacks + n·0x1000 (below the boot page tables)
     private const ulong WorkingSet = 0x1000000;
     private const int WorkingSetPages = 128, WorkingSetStride = 0x40000; // 32 MiB: sixteen 2 MiB regions, eight pages each
@@ -197,7 +196,11 @@ internal static class ApicvToggleGuest
 
         var code = Assemble(a, Code, ap, out ulong apEntry);
         Load(machine, Code, code);
-        InstallTrampoline(machine, apEntry);
+        if (!ApTrampoline.Install(machine.Memory, SipiVector, apEntry))
+        {
+            throw new InvalidOperationException("the apicv-toggle guest's AP trampoline does not fit in RAM");
+        }
+
         BootState.EnterLong64(machine.Cpu, Code, ImageLoader.StackTop(machine.Memory));
     }
 
@@ -215,44 +218,6 @@ internal static class ApicvToggleGuest
         {
             throw new InvalidOperationException($"the apicv-toggle guest does not fit at {gpa:x}");
         }
-    }
-
-    /// <summary>
-    /// The real-mode trampoline at the Startup IPI's page (CS = vector·0x100): the boot GDT, PAE with the boot page
-    /// tables, EFER.LME, paging and protection in one CR0 write, and a far jump to <paramref name="apEntry"/>.
-    /// </summary>
-    private static void InstallTrampoline(Machine machine, ulong apEntry)
-    {
-        var a = new Assembler(16);
-        a.cli();
-        a.mov(ax, cs);
-        a.mov(ds, ax);
-        a.db(0x66, 0x0F, 0x01, 0x16, 0x00, 0x01); // o32 lgdt [0x100]
-        a.mov(eax, cr4);
-        a.or(eax, 0x20); // PAE
-        a.mov(cr4, eax);
-        a.mov(eax, (int)ImageLoader.PageTablesStart); // the boot PML4
-        a.mov(cr3, eax);
-        a.mov(ecx, 0xC000_0080);
-        a.rdmsr();
-        a.or(eax, 0x100); // EFER.LME
-        a.wrmsr();
-        a.mov(eax, cr0);
-        a.or(eax, unchecked((int)0x8000_0001)); // PG | PE
-        a.mov(cr0, eax);
-        a.db(0x66, 0xFF, 0x2E, 0x10, 0x01); // o32 jmp far [0x110]
-        using var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), 0);
-        Load(machine, Trampoline, ms.ToArray());
-
-        var gdtr = new byte[6];
-        BitConverter.TryWriteBytes(gdtr.AsSpan(0), (ushort)(BootState.GdtSize - 1));
-        BitConverter.TryWriteBytes(gdtr.AsSpan(2), (uint)BootState.GdtBase);
-        Load(machine, Trampoline + 0x100, gdtr);
-        var jump = new byte[6];
-        BitConverter.TryWriteBytes(jump.AsSpan(0), (uint)apEntry);
-        BitConverter.TryWriteBytes(jump.AsSpan(4), BootState.Code64Selector);
-        Load(machine, Trampoline + 0x110, jump);
     }
 
     /// <summary>The 64-bit interrupt gate for <paramref name="vector"/> (clobbers RAX, RDI).</summary>

@@ -27,19 +27,6 @@ public sealed class ApicvToggleCostTests
         return m;
     }
 
-    private static ulong Stat(Machine m, string name)
-    {
-        foreach (var (n, v) in m.Stats())
-        {
-            if (n == name)
-            {
-                return v;
-            }
-        }
-
-        throw new AssertionException($"no counter {name}");
-    }
-
     /// <summary>
     /// Flips APICv on behalf of vCPU 0 with vCPU 1 in guest mode (<paramref name="otherRunning"/>) or halted, and
     /// returns the cycles each vCPU was charged and the kicks sent.

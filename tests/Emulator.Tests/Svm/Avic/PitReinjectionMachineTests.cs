@@ -75,19 +75,6 @@ public sealed class PitReinjectionMachineTests
         return m;
     }
 
-    private static ulong Stat(Machine m, string name)
-    {
-        foreach (var (n, v) in m.Stats())
-        {
-            if (n == name)
-            {
-                return v;
-            }
-        }
-
-        throw new AssertionException($"no counter {name}");
-    }
-
     [Test]
     public void WithoutReinjectionTicksBehindIfMergeIntoOneInterrupt()
     {

@@ -22,8 +22,6 @@ internal static class ApicGuest
 
     /// <summary>Startup-IPI vector of the trampoline: real mode CS = 0x0800, code at 0x8000.</summary>
     public const byte SipiVector = 0x08;
-    public const ulong Trampoline = (ulong)SipiVector << 12;
-    private const ulong TrampolineGdtr = Trampoline + 0x100, TrampolineJump = Trampoline + 0x110;
 
     /// <summary>AP stacks: vCPU n's stack top is <c>ApStacks + n·0x1000</c> (below the loader's page tables).</summary>
     public const ulong ApStacks = 0x21000;
@@ -54,44 +52,9 @@ internal static class ApicGuest
         return m;
     }
 
-    /// <summary>
-    /// The AP trampoline at vector·0x1000 (real mode, CS base = 0x8000): load the boot GDT, enable PAE with the
-    /// boot page tables, set EFER.LME, turn on paging and protection in one CR0 write, and far-jump through
-    /// a 16:32 pointer to the 64-bit code selector.
-    /// </summary>
-    private static void InstallTrampoline(Machine m, ulong apEntry)
-    {
-        var a = new Assembler(16);
-        a.cli();
-        a.mov(ax, cs);
-        a.mov(ds, ax);
-        a.db(0x66, 0x0F, 0x01, 0x16, 0x00, 0x01); // o32 lgdt [0x100]
-        a.mov(eax, cr4);
-        a.or(eax, 0x20); // PAE
-        a.mov(cr4, eax);
-        a.mov(eax, 0x70000); // the loader's PML4
-        a.mov(cr3, eax);
-        a.mov(ecx, 0xC000_0080);
-        a.rdmsr();
-        a.or(eax, 0x100); // EFER.LME
-        a.wrmsr();
-        a.mov(eax, cr0);
-        a.or(eax, unchecked((int)0x8000_0001)); // PG | PE
-        a.mov(cr0, eax);
-        a.db(0x66, 0xFF, 0x2E, 0x10, 0x01); // o32 jmp far [0x110]
-        using var ms = new MemoryStream();
-        a.Assemble(new StreamCodeWriter(ms), 0);
-        Assert.That(m.Memory.TryLoad(Trampoline, ms.ToArray()), Is.True);
-
-        var gdtr = new byte[6];
-        BitConverter.TryWriteBytes(gdtr.AsSpan(0), (ushort)0x1F);
-        BitConverter.TryWriteBytes(gdtr.AsSpan(2), (uint)BootState.GdtBase);
-        Assert.That(m.Memory.TryLoad(TrampolineGdtr, gdtr), Is.True);
-        var jump = new byte[6];
-        BitConverter.TryWriteBytes(jump.AsSpan(0), (uint)apEntry);
-        BitConverter.TryWriteBytes(jump.AsSpan(4), BootState.Code64Selector);
-        Assert.That(m.Memory.TryLoad(TrampolineJump, jump), Is.True);
-    }
+    /// <summary>The AP trampoline at the Startup vector's page (<see cref="ApTrampoline"/>), far-jumping to <paramref name="apEntry"/>.</summary>
+    private static void InstallTrampoline(Machine m, ulong apEntry) =>
+        Assert.That(ApTrampoline.Install(m.Memory, SipiVector, apEntry), Is.True);
 
     /// <summary>Writes the 64-bit interrupt gate for <paramref name="vector"/> → <paramref name="handler"/> (clobbers RAX, RDI).</summary>
     public static void SetGate(Assembler a, int vector, Label handler)
