@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Emulator.Cli.Guests;
 using Emulator.Core.Timing;
 using Emulator.Mmu.Fault;
@@ -157,22 +158,31 @@ internal static class ApicvToggleReport
         var memslot = Find(results, "memslot");
         if (json)
         {
-            var designs = new List<string>();
+            var designs = new JsonArray();
             foreach (var r in results)
             {
-                var fields = new List<string> { $"\"design\": \"{r.Design}\"" };
+                var o = new JsonObject { ["design"] = r.Design };
                 foreach (var row in Rows)
                 {
-                    fields.Add(string.Create(inv, $"\"{row.Key}\": {row.Value(r).ToString(row.Key == "seconds" ? "0.######" : "0", inv)}"));
+                    double v = row.Value(r);
+                    o[row.Key] = row.Key == "seconds" ? JsonValue.Create(Math.Round(v, 6)) : JsonValue.Create((ulong)v);
                 }
 
-                designs.Add("{" + string.Join(", ", fields) + "}");
+                designs.Add(o);
             }
 
-            string ratio = zap != null && memslot != null
-                ? string.Create(inv, $", \"ratio\": {{\"seconds\": {Ratio(memslot.Seconds, zap.Seconds):0.###}, \"cycles\": {Ratio(memslot.Cycles, zap.Cycles):0.###}, \"cyclesAllVcpus\": {Ratio(memslot.CyclesAllVcpus, zap.CyclesAllVcpus):0.###}}}")
-                : "";
-            output.WriteLine(string.Create(inv, $"{{\"iterations\": {iterations}, \"vcpus\": {cpus}, \"designs\": [{string.Join(", ", designs)}]{ratio}}}"));
+            var report = new JsonObject { ["iterations"] = iterations, ["vcpus"] = cpus, ["designs"] = designs };
+            if (zap != null && memslot != null)
+            {
+                report["ratio"] = new JsonObject
+                {
+                    ["seconds"] = Math.Round(Ratio(memslot.Seconds, zap.Seconds), 3),
+                    ["cycles"] = Math.Round(Ratio(memslot.Cycles, zap.Cycles), 3),
+                    ["cyclesAllVcpus"] = Math.Round(Ratio(memslot.CyclesAllVcpus, zap.CyclesAllVcpus), 3),
+                };
+            }
+
+            output.WriteLine(report.ToJsonString());
             return;
         }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json.Nodes;
 using Emulator.Cli.Guests;
 using Emulator.Core.Loaders;
 using Emulator.Core.Timing;
@@ -69,13 +70,22 @@ internal static class BenchCommand
                 default: return BootCommand.Usage(console, $"--mmu-lock {pr.GetValue(mmuLock)}: expected none or rwlock");
             }
 
-            var rows = new List<string>();
+            var rows = new JsonArray();
             foreach (string name in selected)
             {
                 var r = FaultWorkload.Measure(name, pr.GetValue(seconds) ?? 0.5, bytes, locked);
                 if (asJson)
                 {
-                    rows.Add(string.Create(inv, $"{{\"name\": \"{r.Name}\", \"faultsPerSecond\": {r.FaultsPerSecond:0}, \"nsPerFault\": {r.NsPerFault:0.0}, \"allocatedBytesPerFault\": {r.AllocatedBytesPerFault:0.###}, \"faults\": {r.Faults}, \"seconds\": {r.Seconds:0.######}, \"mmuLock\": \"{(locked ? "rwlock" : "none")}\"}}"));
+                    rows.Add(new JsonObject
+                    {
+                        ["name"] = r.Name,
+                        ["faultsPerSecond"] = Math.Round(r.FaultsPerSecond),
+                        ["nsPerFault"] = Math.Round(r.NsPerFault, 1),
+                        ["allocatedBytesPerFault"] = Math.Round(r.AllocatedBytesPerFault, 3),
+                        ["faults"] = r.Faults,
+                        ["seconds"] = Math.Round(r.Seconds, 6),
+                        ["mmuLock"] = locked ? "rwlock" : "none",
+                    });
                 }
                 else
                 {
@@ -85,7 +95,7 @@ internal static class BenchCommand
 
             if (asJson)
             {
-                console.Output.WriteLine("{\"benchmarks\":[" + string.Join(", ", rows) + "]}");
+                console.Output.WriteLine(new JsonObject { ["benchmarks"] = rows }.ToJsonString());
             }
 
             return ExitCodes.Success;
@@ -123,7 +133,7 @@ internal static class BenchCommand
             string[] selected = pr.GetValue(names) is { Length: > 0 } n ? n : NestedGuest.Names;
             var inv = CultureInfo.InvariantCulture;
             bool asJson = pr.GetValue(json);
-            var rows = new List<string>();
+            var rows = new JsonArray();
             foreach (string name in selected)
             {
                 NestedResult r;
@@ -141,7 +151,17 @@ internal static class BenchCommand
 
                 if (asJson)
                 {
-                    rows.Add(string.Create(inv, $"{{\"name\": \"{r.Name}\", \"unit\": \"{r.Unit}\", \"unitsPerSecond\": {r.UnitsPerSecond:0}, \"nsPerUnit\": {r.NsPerUnit:0.0}, \"cyclesPerUnit\": {r.CyclesPerUnit:0.###}, \"allocatedBytesPerUnit\": {r.AllocatedBytesPerUnit:0.###}, \"units\": {r.Units}, \"seconds\": {r.Seconds:0.######}}}"));
+                    rows.Add(new JsonObject
+                    {
+                        ["name"] = r.Name,
+                        ["unit"] = r.Unit,
+                        ["unitsPerSecond"] = Math.Round(r.UnitsPerSecond),
+                        ["nsPerUnit"] = Math.Round(r.NsPerUnit, 1),
+                        ["cyclesPerUnit"] = Math.Round(r.CyclesPerUnit, 3),
+                        ["allocatedBytesPerUnit"] = Math.Round(r.AllocatedBytesPerUnit, 3),
+                        ["units"] = r.Units,
+                        ["seconds"] = Math.Round(r.Seconds, 6),
+                    });
                 }
                 else
                 {
@@ -152,7 +172,7 @@ internal static class BenchCommand
 
             if (asJson)
             {
-                console.Output.WriteLine("{\"benchmarks\":[" + string.Join(", ", rows) + "]}");
+                console.Output.WriteLine(new JsonObject { ["benchmarks"] = rows }.ToJsonString());
             }
 
             return ExitCodes.Success;
@@ -293,7 +313,13 @@ internal static class BenchCommand
             var inv = CultureInfo.InvariantCulture;
             if (json)
             {
-                console.Output.WriteLine(string.Create(inv, $"{{\"mips\": {mips:0.###}, \"instructions\": {ran}, \"seconds\": {seconds:0.######}, \"cycles\": {machine.Cpu.Cycles}}}"));
+                console.Output.WriteLine(new JsonObject
+                {
+                    ["mips"] = Math.Round(mips, 3),
+                    ["instructions"] = ran,
+                    ["seconds"] = Math.Round(seconds, 6),
+                    ["cycles"] = machine.Cpu.Cycles,
+                }.ToJsonString());
             }
             else
             {

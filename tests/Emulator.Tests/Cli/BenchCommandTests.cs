@@ -42,7 +42,10 @@ public class BenchCommandTests
             names.Add(b.GetProperty("name").GetString()!);
             Assert.That(b.GetProperty("faultsPerSecond").GetDouble(), Is.GreaterThan(0));
             Assert.That(b.GetProperty("nsPerFault").GetDouble(), Is.GreaterThan(0));
-            Assert.That(b.GetProperty("allocatedBytesPerFault").GetDouble(), Is.GreaterThanOrEqualTo(0));
+            // The fault paths allocate nothing per fault (what shows in a 1 ms window is the measuring thread's own
+            // few bytes spread over the faults); the memslot design copies the memslot array at every update.
+            double bytes = b.GetProperty("allocatedBytesPerFault").GetDouble();
+            Assert.That(bytes, names[^1] == "toggle-memslot" ? Is.GreaterThan(1.0) : Is.LessThan(1.0), names[^1]);
         }
 
         Assert.That(names, Is.EqualTo(new[] { "tdp-4k", "tdp-2m", "mmio", "apic-emulate", "shadow-4k", "toggle-zap", "toggle-memslot" }));
