@@ -15,6 +15,10 @@ internal sealed record ScheduledAction(ulong AtCycle, string Name, Action<Machin
 /// BLOCKIRQ, a Hyper-V SynIC change).</item>
 /// <item><c>pit-reinject</c>: <c>on</c> (true or false): the PIT's reinject mode (KVM_REINJECT_CONTROL), which raises or
 /// clears the PIT_REINJ inhibit.</item>
+/// <item><c>irq</c>: <c>line</c> (ISA IRQ 0–15), <c>level</c> (pulse, high or low; pulse by default): drives an ISA
+/// interrupt line as a device would (KVM_IRQ_LINE), through the 8259 and the I/O APIC.</item>
+/// <item><c>dirty-log</c>: <c>on</c> (true or false): dirty logging on every user memslot (KVM_MEM_LOG_DIRTY_PAGES): on
+/// write-protects their SPTEs so writes fault and mark pages (<c>mmu.dirty.pages</c>).</item>
 /// </list>
 /// </summary>
 internal static class ScheduledActions
@@ -26,6 +30,8 @@ internal static class ScheduledActions
     {
         ["apicv-inhibit"] = ApicvInhibit,
         ["pit-reinject"] = PitReinject,
+        ["irq"] = Irq,
+        ["dirty-log"] = DirtyLog,
     };
 
     public static IEnumerable<string> Names => s_table.Keys.Order(StringComparer.Ordinal);
@@ -89,6 +95,79 @@ internal static class ScheduledActions
         }
 
         apply = m => m.Platform.PitReinjection.Enabled = on;
+        return true;
+    }
+
+    private static bool Irq(IReadOnlyDictionary<string, string> args, out Action<Machine> apply, out string? error)
+    {
+        apply = _ => { };
+        if (!OnlyKeys(args, out error, "line", "level"))
+        {
+            return false;
+        }
+
+        if (!args.TryGetValue("line", out string? text) || !int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int line) || line > 15)
+        {
+            error = "needs 'line', an ISA IRQ from 0 to 15";
+            return false;
+        }
+
+        string level = args.GetValueOrDefault("level", "pulse");
+        switch (level)
+        {
+            case "pulse":
+                apply = m =>
+                {
+                    m.Platform.Isa.SetIrq(line, true);
+                    m.Platform.Isa.SetIrq(line, false);
+                };
+                return true;
+            case "high" or "low":
+                bool high = level == "high";
+                apply = m => m.Platform.Isa.SetIrq(line, high);
+                return true;
+            default:
+                error = $"'level' is pulse, high or low, not '{level}'";
+                return false;
+        }
+    }
+
+    private static bool DirtyLog(IReadOnlyDictionary<string, string> args, out Action<Machine> apply, out string? error)
+    {
+        apply = _ => { };
+        if (!OnlyKeys(args, out error, "on"))
+        {
+            return false;
+        }
+
+        if (!args.TryGetValue("on", out string? text) || !TryBool(text, out bool on))
+        {
+            error = "needs 'on': true or false";
+            return false;
+        }
+
+        apply = m =>
+        {
+            if (m.Memory.Mmu is not { } mmu)
+            {
+                return;
+            }
+
+            var ids = new List<(int Id, Emulator.Mmu.Memslots.MemslotFlags Flags)>();
+            foreach (var slot in mmu.Memslots.Current.Slots)
+            {
+                if (!slot.IsPrivate)
+                {
+                    ids.Add((slot.Id, slot.Flags));
+                }
+            }
+
+            foreach (var (id, flags) in ids)
+            {
+                var log = Emulator.Mmu.Memslots.MemslotFlags.LogDirtyPages;
+                mmu.Memslots.SetFlags(id, on ? flags | log : flags & ~log);
+            }
+        };
         return true;
     }
 

@@ -558,6 +558,7 @@ public sealed class Machine : IDisposable
         if (Memory.Mmu is { } mmu)
         {
             stats.AddRange(mmu.Stats.Counters(mmu.TablesInUse));
+            stats.Add(("mmu.dirty.pages", DirtyPages(mmu)));
             stats.Add(("mmu.shadow.tables", Memory.ShadowTables));
             stats.Add(("mmu.shadow.faults", Sum(Cpus, c => c.NestedPageFaults)));
             stats.Add(("mmu.shadow.reflected", Sum(Cpus, c => c.NestedPageFaultsReflected)));
@@ -650,6 +651,24 @@ public sealed class Machine : IDisposable
         stats.Add(("avic.ipi", ipis));
         stats.Add(("avic.doorbell", doorbells));
         stats.Add(("avic.incomplete_ipi", incomplete));
+    }
+
+    /// <summary>Pages marked dirty in the user memslots that log them (not yet harvested).</summary>
+    private static ulong DirtyPages(Emulator.Mmu.Fault.MmuContext mmu)
+    {
+        ulong n = 0;
+        foreach (var slot in mmu.Memslots.Current.Slots)
+        {
+            if (slot.DirtyBitmap is { } bitmap)
+            {
+                foreach (ulong word in bitmap)
+                {
+                    n += (ulong)System.Numerics.BitOperations.PopCount(word);
+                }
+            }
+        }
+
+        return n;
     }
 
     private static string StepName(ToggleStep step) => step switch
