@@ -173,7 +173,7 @@ public sealed class YamlSuiteTests
                 actions:
                   - {at: 1000, do: inhibit-apicv, reason: test}
                 expect: {exit: 0}
-            """, 6, 24, "unknown action 'inhibit-apicv'; expected one of: apicv-inhibit, pit-reinject");
+            """, 6, 24, "unknown action 'inhibit-apicv'; expected one of: apicv-inhibit, dirty-log, irq, pit-reinject");
 
     [TestCase("{at: 1000, do: apicv-inhibit, reason: disable}", "action 'apicv-inhibit': needs 'reason', one of: hyperv, nested, irqwin")]
     [TestCase("{at: 1000, do: apicv-inhibit, reason: irqwin, set: maybe}", "action 'apicv-inhibit': 'set' is true or false, not 'maybe'")]
