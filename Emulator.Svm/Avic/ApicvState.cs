@@ -15,6 +15,9 @@ namespace Emulator.Svm.Avic;
 public sealed class ApicvState
 {
     private readonly MmuContext _mmu;
+
+    // Until the VM is made, reasons are set with nothing to kick and nothing to pay (KVM sets them before any vCPU runs).
+    private bool _created;
     private readonly IReadOnlyList<Cpu> _cpus;
 
     public ApicvState(MmuContext mmu, IReadOnlyList<Cpu> cpus)
@@ -32,6 +35,7 @@ public sealed class ApicvState
     /// </summary>
     public void CreationDone()
     {
+        _created = true;
         // DISABLE was put in the MMU's word before this state existed (the APIC-access page needs it first); still
         // set now, it was raised at creation like the others.
         if (IsSet(ApicvInhibitReason.Disable) && Raised[(int)ApicvInhibitReason.Disable] == 0)
@@ -97,7 +101,7 @@ public sealed class ApicvState
         var stats = _mmu.Stats;
         ulong zappedBefore = stats.SptesZapped, zapAllBefore = stats.ZapAllFast;
         _mmu.SetApicvInhibit((int)reason, set);
-        if (flips)
+        if (flips && _created)
         {
             ChargeToggle(requester, toInhibited: now != 0, stats.SptesZapped - zappedBefore, stats.ZapAllFast != zapAllBefore);
         }

@@ -93,6 +93,18 @@ public sealed class ApicvToggleCostTests
     }
 
     [Test]
+    public void MakingTheVmCostsNothing()
+    {
+        // DISABLE is set before the APIC-access page exists and cleared once AVIC is known to be on: a flip, but during
+        // creation, with no vCPU to kick and nothing to pay.
+        var image = SmpIpiTests.RingGuest(2, x2: false, 10, out ulong apEntry);
+        using var m = Boot(image, 2, Stream.Null, apEntry, XapicNoSvm);
+        Assert.That(m.Apicv.Active, Is.True);
+        Assert.That(m.Cpus[0].Cycles + m.Cpus[1].Cycles, Is.Zero);
+        Assert.That(Stat(m, "apicv.kicks") + Stat(m, "apicv.toggle_cycles") + Stat(m, "apicv.transitions"), Is.Zero);
+    }
+
+    [Test]
     public void TheCostsComeFromTheMachinesCostTable()
     {
         Assert.That(Emulator.Core.Timing.CostTable.TryParse("vcpu_kick 7\nmmu_lock_write 11\nspte_zap 13\nvmexit_round_trip 17\n", out var table, out string? error), Is.True, error);
