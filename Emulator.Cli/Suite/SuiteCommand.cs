@@ -192,7 +192,6 @@ internal static class SuiteCommand
         });
 
         var elapsed = clock.Elapsed;
-
         var counts = Enum.GetValues<CaseOutcome>().Select(k => $"{results.Count(r => r.Outcome == k)} {Label(k)}");
         string shardNote = reports?.Shard is { } sh ? $" (shard {sh})" : "";
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{results.Count} cases{shardNote}: {string.Join(", ", counts)} in {elapsed.TotalSeconds:0.0} s"));
@@ -203,6 +202,7 @@ internal static class SuiteCommand
             var update = GoldenUpdate.Apply(results, o);
             results = [.. results.Select(r => update.Fixed.Contains(r) ? r with { Outcome = CaseOutcome.Pass, FailLines = [], Reason = null } : r)];
         }
+
         if (known == null)
         {
             foreach (var r in results.Where(r => r.Outcome > CaseOutcome.Skip))
