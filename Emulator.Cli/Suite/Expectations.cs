@@ -144,6 +144,12 @@ internal readonly record struct CycleBudget(ulong Expected, ulong Tolerance, str
     }
 }
 
+/// <summary>
+/// Where a scalar is written in its suite file, for <c>--update-golden</c>: the characters
+/// [<see cref="Start"/>, <see cref="End"/>) of the file's text (quotes included) and its 1-based line and column.
+/// </summary>
+internal readonly record struct ScalarSpot(string File, long Start, long End, long Line, long Column);
+
 /// <summary>The kvm-unit-tests outcome a case expects, with the SUMMARY counts it names.</summary>
 internal sealed record KutExpectation(CaseOutcome Outcome, int? Tests, int? Failures, int? Skipped);
 
@@ -166,6 +172,12 @@ internal sealed record CaseExpectations
     public IReadOnlyList<(string Name, CounterRange Range)> Counters { get; init; } = [];
 
     public CycleBudget? Cycles { get; init; }
+
+    /// <summary>Where each counter's value is written (the winning one when a case overrides the defaults).</summary>
+    public IReadOnlyDictionary<string, ScalarSpot> CounterSpots { get; init; } = new Dictionary<string, ScalarSpot>();
+
+    /// <summary>Where the expected number of <see cref="Cycles"/> is written.</summary>
+    public ScalarSpot? CyclesSpot { get; init; }
 
     /// <summary>The run as the expectations see it.</summary>
     internal readonly record struct Run(int ExitStatus, string Output, IReadOnlyDictionary<string, ulong> Counters, ulong Cycles);

@@ -440,6 +440,7 @@ internal static class YamlSuite
         {
             var x = new CaseExpectations();
             var counters = new List<(string Name, CounterRange Range)>();
+            var spots = new Dictionary<string, ScalarSpot>(StringComparer.Ordinal);
             foreach (var k in sources)
             {
                 if (k.TryGetValue("exit", out var e))
@@ -478,6 +479,7 @@ internal static class YamlSuite
                             throw Error(value, $"counter {name}: '{text}' is not a value or range; expected N, '== N', '>= N', '> N', '<= N', '< N' or 'N..M'");
                         }
 
+                        spots[name] = Spot(value);
                         int at = counters.FindIndex(p => p.Name == name);
                         if (at >= 0)
                         {
@@ -493,11 +495,15 @@ internal static class YamlSuite
                 if (k.TryGetValue("cycles", out var cy))
                 {
                     x = x with { Cycles = Budget(cy.Value) };
+                    var number = cy.Value is YamlMappingNode m ? m.Children[new YamlScalarNode("expected")] : cy.Value;
+                    x = x with { CyclesSpot = Spot(number) };
                 }
             }
 
-            return x with { Counters = counters };
+            return x with { Counters = counters, CounterSpots = spots };
         }
+
+        private ScalarSpot Spot(YamlNode node) => new(file, node.Start.Index, node.End.Index, node.Start.Line, node.Start.Column);
 
         private KutExpectation Kut(YamlNode node)
         {
