@@ -83,14 +83,8 @@ internal static class ScheduledActions
     private static bool PitReinject(IReadOnlyDictionary<string, string> args, out Action<Machine> apply, out string? error)
     {
         apply = _ => { };
-        if (!OnlyKeys(args, out error, "on"))
+        if (!OnOnly(args, out bool on, out error))
         {
-            return false;
-        }
-
-        if (!args.TryGetValue("on", out string? text) || !TryBool(text, out bool on))
-        {
-            error = "needs 'on': true or false";
             return false;
         }
 
@@ -135,14 +129,8 @@ internal static class ScheduledActions
     private static bool DirtyLog(IReadOnlyDictionary<string, string> args, out Action<Machine> apply, out string? error)
     {
         apply = _ => { };
-        if (!OnlyKeys(args, out error, "on"))
+        if (!OnOnly(args, out bool on, out error))
         {
-            return false;
-        }
-
-        if (!args.TryGetValue("on", out string? text) || !TryBool(text, out bool on))
-        {
-            error = "needs 'on': true or false";
             return false;
         }
 
@@ -168,6 +156,24 @@ internal static class ScheduledActions
                 mmu.Memslots.SetFlags(id, on ? flags | log : flags & ~log);
             }
         };
+        return true;
+    }
+
+    /// <summary>The arguments of an on/off action: exactly <c>on</c>, true or false.</summary>
+    private static bool OnOnly(IReadOnlyDictionary<string, string> args, out bool on, out string? error)
+    {
+        on = false;
+        if (!OnlyKeys(args, out error, "on"))
+        {
+            return false;
+        }
+
+        if (!args.TryGetValue("on", out string? text) || !TryBool(text, out on))
+        {
+            error = "needs 'on': true or false";
+            return false;
+        }
+
         return true;
     }
 
