@@ -115,7 +115,7 @@ public sealed unsafe partial class Cpu
                 // L2 without nested paging uses L1's addresses, but in KVM under its own MMU root (role.guest_mode), where
                 // private memslots do not exist: the APIC-access page is MMIO there, and the access is emulated (L1's
                 // local APIC answers), never served from the page L0 maps for L1's AVIC.
-                return Phys.PrivatePageFromL2(out hpa);
+                return Phys.PrivatePageFromL2(gpa, access, out hpa);
             }
 
             return Phys.TranslateGpa(gpa, access, out hpa);

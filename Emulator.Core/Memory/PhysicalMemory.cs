@@ -202,15 +202,14 @@ public sealed unsafe class PhysicalMemory : IDisposable
 
     /// <summary>
     /// An L2 access (no nested paging) to a private memslot's address: with an MMU, a fault that L0 sends to emulation,
-    /// as its MMIO SPTE in L2's own root would (docs/avic.md, "L2 and the APIC-access page"); without one, plain RAM.
+    /// as its MMIO SPTE in L2's own root would (docs/avic.md, "L2 and the APIC-access page"); without the private page, L1's translation.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public RetPf PrivatePageFromL2(out ulong hpa)
+    public RetPf PrivatePageFromL2(ulong gpa, ulong access, out ulong hpa)
     {
         if (Mmu is not { } mmu || mmu.ApicAccessHostOffset.Value == ulong.MaxValue)
         {
-            hpa = RamOffset(MmuContext.ApicAccessGpa.Value);
-            return hpa == ulong.MaxValue ? RetPf.Emulate : RetPf.Continue;
+            return TranslateGpa(gpa, access, out hpa); // no private page here: the address is what L1 sees
         }
 
         mmu.Stats.Faults++;

@@ -15,10 +15,11 @@ namespace Emulator.Svm.Avic;
 public sealed class ApicvState
 {
     private readonly MmuContext _mmu;
-
-    // Until the VM is made, reasons are set with nothing to kick and nothing to pay (KVM sets them before any vCPU runs).
-    private bool _created;
     private readonly IReadOnlyList<Cpu> _cpus;
+
+    // Until the VM is made, reasons are set with nothing to kick, nothing to pay and nothing counted but Raised (KVM
+    // sets them before any vCPU runs).
+    private bool _created;
 
     public ApicvState(MmuContext mmu, IReadOnlyList<Cpu> cpus)
     {
@@ -30,8 +31,8 @@ public sealed class ApicvState
     public bool Active => _mmu.ApicvInhibitReasons == 0;
 
     /// <summary>
-    /// Ends the VM's creation: the counters below then count what the run did. <see cref="Raised"/> keeps the reasons set
-    /// at creation, which say why a VM never had APICv.
+    /// Ends the VM's creation: from here the counters below count what the run does. <see cref="Raised"/> also counts the
+    /// reasons set at creation, which say why a VM never had APICv.
     /// </summary>
     public void CreationDone()
     {
@@ -42,9 +43,6 @@ public sealed class ApicvState
         {
             Raised[(int)ApicvInhibitReason.Disable] = 1;
         }
-
-        Transitions = 0;
-        InhibitChanges = 0;
     }
 
     /// <summary>Active ↔ inhibited flips since creation.</summary>
@@ -81,7 +79,7 @@ public sealed class ApicvState
         ulong now = set ? old | Bit(reason) : old & ~Bit(reason);
         if (now != old)
         {
-            InhibitChanges++;
+            InhibitChanges += _created ? 1UL : 0;
             if (set)
             {
                 Raised[(int)reason]++;
@@ -91,7 +89,7 @@ public sealed class ApicvState
         bool flips = (old == 0) != (now == 0);
         if (flips)
         {
-            Transitions++;
+            Transitions += _created ? 1UL : 0;
             foreach (var cpu in _cpus)
             {
                 cpu.MakeRequestAndKick(VcpuRequest.ApicvUpdate);
