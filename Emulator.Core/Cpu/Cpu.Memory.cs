@@ -41,6 +41,7 @@ public sealed unsafe partial class Cpu
     public void FlushTlb()
     {
         Array.Fill(_tlbTag, TlbInvalid);
+        _activeTlb.Walks?.Flush();
         BumpCodeEpoch();
     }
 
@@ -538,12 +539,33 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        if (!Translate(lin, access, out ulong gpa) || (access != Access.Fetch && Misaligned(lin, size)))
+        RetPf r;
+        ulong gpa, hpa, l1Gpa;
+        if (WalkCacheHit(access, lin, out gpa, out hpa))
         {
-            return false;
+            // The walk would have succeeded and L0's translation mapped the page, as when the walk was kept.
+            if (access != Access.Fetch && Misaligned(lin, size))
+            {
+                return false;
+            }
+
+            r = RetPf.Continue;
+            l1Gpa = gpa;
+        }
+        else
+        {
+            if (!Translate(lin, access, out gpa) || (access != Access.Fetch && Misaligned(lin, size)))
+            {
+                return false;
+            }
+
+            r = TranslateGpa(gpa, gpaAccess, out hpa, out l1Gpa);
+            if (PhysicalMemory.IsMapped(r))
+            {
+                WalkCacheAdd(access, lin, gpa, hpa);
+            }
         }
 
-        RetPf r = TranslateGpa(gpa, gpaAccess, out ulong hpa, out ulong l1Gpa);
         if (PhysicalMemory.IsMapped(r) && IsAvicAccess(gpa))
         {
             // APM vol. 2 §15.29: the nested walk allowed the access; AVIC redirects it to the backing page. (Code is
@@ -605,12 +627,32 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        if (!Translate(lin, Access.Write, out ulong gpa) || Misaligned(lin, size))
+        RetPf r;
+        ulong gpa, hpa, l1Gpa;
+        if (WalkCacheHit(Access.Write, lin, out gpa, out hpa))
         {
-            return false;
+            if (Misaligned(lin, size))
+            {
+                return false;
+            }
+
+            r = RetPf.Continue;
+            l1Gpa = gpa;
+        }
+        else
+        {
+            if (!Translate(lin, Access.Write, out gpa) || Misaligned(lin, size))
+            {
+                return false;
+            }
+
+            r = TranslateGpa(gpa, NpfErr.Write, out hpa, out l1Gpa);
+            if (PhysicalMemory.IsMapped(r))
+            {
+                WalkCacheAdd(Access.Write, lin, gpa, hpa);
+            }
         }
 
-        RetPf r = TranslateGpa(gpa, NpfErr.Write, out ulong hpa, out ulong l1Gpa);
         if (!PhysicalMemory.IsMapped(r))
         {
             if (r != RetPf.Emulate)
@@ -734,13 +776,24 @@ public sealed unsafe partial class Cpu
     /// <summary>Host pointer to the code page holding linear <paramref name="lin"/>, through the fetch TLB.</summary>
     internal byte* FetchPage(ulong lin, out ulong gpa)
     {
-        gpa = 0;
+        if (WalkCacheHit(Access.Fetch, lin, out gpa, out ulong hpa))
+        {
+            return IsAvicAccess(gpa) ? null : Phys.HostPointer(hpa & ~0xFFFUL);
+        }
+
         if (!Translate(lin, Access.Fetch, out gpa))
         {
             return null;
         }
 
-        return GuestPagePointer(gpa, Access.Fetch);
+        RetPf r = TranslateGpa(gpa, NpfErr.Fetch, out hpa, out _);
+        if (!PhysicalMemory.IsMapped(r))
+        {
+            return null;
+        }
+
+        WalkCacheAdd(Access.Fetch, lin, gpa, hpa);
+        return IsAvicAccess(gpa) ? null : Phys.HostPointer(hpa & ~0xFFFUL);
     }
 
     /// <summary>

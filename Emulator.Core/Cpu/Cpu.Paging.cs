@@ -48,6 +48,7 @@ public sealed partial class Cpu
     {
         if ((Cr0 & Cr0Bits.PG) == 0)
         {
+            _walkReads = -1;
             gpa = LongModeActive ? lin : (uint)lin;
             return true;
         }
@@ -61,6 +62,8 @@ public sealed partial class Cpu
     {
         PageWalks++;
         _translationUncacheable = false;
+        _walkReads = 0;
+        _walkLevelWithoutAccessed = 0;
         bool user = Cpl == 3 && !_implicitSupervisor;
         ulong kind = access == Access.Write ? PfErr.Write : access == Access.Fetch ? PfErr.Fetch : 0;
         ulong acc = kind | (user ? PfErr.User : 0);
@@ -86,7 +89,8 @@ public sealed partial class Cpu
         }
         else
         {
-            // PAE legacy mode (§5.3): the PDPTEs are read from memory at CR3 bits 31:5 on every walk.
+            // PAE legacy mode (§5.3): the PDPTEs are read from memory at CR3 bits 31:5 on every walk; they have no accessed bit.
+            _walkLevelWithoutAccessed = 3;
             ok = GuestWalker<Pae, TableReader>.Walk(ref reader, Cr3 & 0xFFFFFFE0, lin, acc, rules, ref r);
         }
 
@@ -112,6 +116,8 @@ public sealed partial class Cpu
             _translationUncacheable = true;
         }
 
+        _walkLeafLevel = r.Level;
+        _walkEntries = r.Entries;
         gpa = r.Address;
         return true;
     }

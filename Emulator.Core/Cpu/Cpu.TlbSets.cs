@@ -39,6 +39,9 @@ public sealed partial class Cpu
         public readonly long[] Add = new long[3 * TlbEntries];
         public bool MayHoldLargePages;
 
+        /// <summary>The host's walk cache behind this set (the host set only: L2's walks are not kept).</summary>
+        public WalkCache? Walks;
+
         /// <summary>The set has been in use (a set made for the first VMRUN starts empty, so entering it flushes nothing).</summary>
         public bool Used;
         public TlbSpace Space;
@@ -50,6 +53,7 @@ public sealed partial class Cpu
         {
             Array.Fill(Tag, TlbInvalid);
             MayHoldLargePages = false;
+            Walks?.Flush();
         }
 
         /// <summary>INVLPG of an inactive set: the page, or every entry if one may belong to a large page.</summary>
@@ -73,10 +77,12 @@ public sealed partial class Cpu
             {
                 Tag[(k * TlbEntries) + i] = TlbInvalid;
             }
+
+            Walks?.Invalidate(linear);
         }
     }
 
-    private readonly TlbSet _hostTlb = new() { Used = true };
+    private readonly TlbSet _hostTlb = new() { Used = true, Walks = new() };
 
     /// <summary>The guest set, made at the first VMRUN (a vCPU that never runs L2 does not pay for it).</summary>
     private TlbSet? _guestTlb;

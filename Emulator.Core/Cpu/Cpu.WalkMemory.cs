@@ -17,14 +17,25 @@ namespace Emulator.Core.Cpu;
 public sealed partial class Cpu
 {
     /// <summary>Reads the 4- or 8-byte paging entry at guest-physical <paramref name="gpa"/>.</summary>
-    internal bool ReadPagingEntry(ulong gpa, int size, out ulong value)
+    internal unsafe bool ReadPagingEntry(ulong gpa, int size, out ulong value)
     {
         if (InNestedPaging)
         {
+            _walkReads = -1;
             return ReadNestedPagingEntry(gpa, size, out value);
         }
 
-        value = Phys.Read(gpa, size);
+        // Phys.Read's steps, keeping the entry's host address for the walk cache (entries are aligned: no page straddle).
+        if (PhysicalMemory.IsMapped(Phys.TranslateGpa(gpa, 0, out ulong hpa)))
+        {
+            byte* p = Phys.HostPointer(hpa);
+            value = size == 8 ? *(ulong*)p : *(uint*)p;
+            TraceWalkRead(p);
+            return true;
+        }
+
+        _walkReads = -1;
+        value = Phys.EmulatedRead(gpa, size);
         return true;
     }
 

@@ -524,6 +524,7 @@ public sealed class Machine : IDisposable
             ("cpu.decode_cache.invalidations", Sum(Cpus, c => c.DecodeCacheInvalidations)),
             ("cpu.tlb.misses", Sum(Cpus, c => c.TlbMisses)),
             ("cpu.page_walks", Sum(Cpus, c => c.PageWalks)),
+            ("cpu.walk_cache.hits", Sum(Cpus, c => c.WalkCacheHits)),
             ("cpu.exceptions", Sum(Cpus, c => c.ExceptionsDelivered)),
             ("cpu.interrupts", Sum(Cpus, c => c.InterruptsDelivered)),
             ("cpu.unimplemented_codes", (ulong)Cpu.UnimplementedSeen.Count),
