@@ -98,12 +98,16 @@ public sealed unsafe partial class Cpu
         BumpCodeEpoch();
     }
 
-    /// <summary>Changes CPL; the TLB caches user/supervisor permission, so crossing ring 3 flushes it.</summary>
+    /// <summary>
+    /// Changes CPL; the TLB caches user/supervisor permission, so crossing ring 3 flushes it. The walk cache keeps its
+    /// walks: they are kept per user/supervisor access, and that is all a walk takes from CPL.
+    /// </summary>
     public void SetCpl(int cpl)
     {
         if ((cpl == 3) != (Cpl == 3))
         {
-            FlushTlb();
+            Array.Fill(_tlbTag, TlbInvalid);
+            BumpCodeEpoch();
         }
 
         Cpl = cpl;

@@ -209,4 +209,30 @@ public sealed class WalkCacheTests
         // INVLPG of one page, the third pass finds all but that one.
         Assert.That(o.Hits, Is.EqualTo((ulong)(Pages - 1)));
     }
+
+    [Test]
+    public void ARingCrossingKeepsTheKeptWalksOfEachPrivilege()
+    {
+        // Supervisor pages (U/S clear): the user pass faults on every page; the supervisor passes around it find the
+        // supervisor walks still kept, though the crossings flushed the modeled TLB.
+        var o = Both((c, mem, values) =>
+        {
+            ReadAll(c, values);
+            c.SetCpl(3);
+            for (int i = 0; i < Pages; i += 64)
+            {
+                c.PendingVector = -1;
+                values.Add(c.ReadMem(SegReg.DS, Page(i), 8, out _) ? 1UL : 0UL);
+                values.Add((ulong)c.PendingVector);
+            }
+
+            c.SetCpl(0);
+            c.PendingVector = -1;
+            ReadAll(c, values);
+        });
+
+        Assert.That(o.Values[Pages], Is.Zero, "a user read of a supervisor page fails");
+        Assert.That(o.Values[Pages + 1], Is.EqualTo((ulong)Vector.PF));
+        Assert.That(o.Hits, Is.EqualTo((ulong)(Pages - WalkCache.AllocateAfter + 1)));
+    }
 }
