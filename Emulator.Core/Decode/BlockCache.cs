@@ -36,6 +36,16 @@ public sealed unsafe class BlockCache
 
     // A one-instruction block for code that cannot be cached (straddles a page, or not in RAM).
     private readonly DecodedOp[] _scratch = new DecodedOp[1];
+    private readonly byte[] _scratchBytes = GC.AllocateArray<byte>(16, pinned: true);
+    private readonly PointerCodeReader _scratchReader = new();
+
+    /// <summary>
+    /// Decoders by code size (16, 32 and 64 bits at index 0, 1 and 2), made once: over the page reader for blocks,
+    /// over the scratch buffer for uncached instructions. A code-page straddler is looked up, and so decoded again, at
+    /// every execution (a block cannot hold it): that must not allocate.
+    /// </summary>
+    private readonly Decoder?[] _decoders = new Decoder?[3];
+    private readonly Decoder?[] _scratchDecoders = new Decoder?[3];
 
     public ulong Misses;
     public ulong Hits;
@@ -84,7 +94,8 @@ public sealed unsafe class BlockCache
         int pageLeft = (int)(0x1000 - (hpa & 0xFFF));
         _reader.Reset(hostPtr, pageLeft);
         // AMD decoding (the AMD64 manuals win): 66h near branches in 64-bit mode are 16-bit, no o64 far JMP/CALL [mem].
-        var decoder = Decoder.Create(bitness, _reader, _cpu.Rip, DecoderOptions.AMD);
+        var decoder = _decoders[bitness >> 5] ??= Decoder.Create(bitness, _reader, 0, DecoderOptions.AMD);
+        decoder.IP = _cpu.Rip;
         int start = _opsUsed;
         int n = 0;
         var costs = _cpu.Costs;
@@ -138,7 +149,11 @@ public sealed unsafe class BlockCache
     /// <summary>Decodes one instruction from <paramref name="bytes"/> into the scratch slot (uncached path).</summary>
     public ref DecodedOp DecodeScratch(ReadOnlySpan<byte> bytes, int bitness, ulong rip)
     {
-        var decoder = Decoder.Create(bitness, new ByteArrayCodeReader(bytes.ToArray()), rip, DecoderOptions.AMD);
+        // No allocation per instruction: the bytes go to a pinned buffer, decoded by one decoder per code size.
+        bytes.CopyTo(_scratchBytes);
+        _scratchReader.Reset((byte*)Unsafe.AsPointer(ref _scratchBytes[0]), bytes.Length);
+        var decoder = _scratchDecoders[bitness >> 5] ??= Decoder.Create(bitness, _scratchReader, 0, DecoderOptions.AMD);
+        decoder.IP = rip;
         decoder.Decode(out Instruction ins);
         OpBuilder.Build(ins, ref _scratch[0], _table, _cpu.Costs);
         return ref _scratch[0];
