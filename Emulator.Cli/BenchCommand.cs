@@ -361,11 +361,7 @@ internal static class BenchCommand
             }
             catch (LoaderException e)
             {
-                return BootCommand.Usage(console, $"{o.ImagePath}: {e.Message}");
-            }
-            catch (InvalidOperationException e)
-            {
-                return BootCommand.Usage(console, e.Message);
+                return BootCommand.Usage(console, o.ImagePath == null ? e.Message : $"{o.ImagePath}: {e.Message}");
             }
 
             // A compiled workload runs to its own end unless --instructions cuts it short; the loop never ends.
@@ -395,20 +391,9 @@ internal static class BenchCommand
             string? checksumText = null;
             if (compiled != null && completed && result.Reason is not StopReason.InstructionLimit)
             {
-                ulong expected = compiled.ExpectedChecksum(rounds);
                 string printed = System.Text.Encoding.ASCII.GetString(guestOutput.ToArray());
-                if (CompiledWorkload.TryParseChecksum(printed, out ulong checksum))
-                {
-                    checksumOk = checksum == expected;
-                    checksumText = checksumOk.Value
-                        ? $"checksum 0x{checksum:x16} ok"
-                        : $"checksum 0x{checksum:x16} is wrong, expected 0x{expected:x16}";
-                }
-                else
-                {
-                    checksumOk = false;
-                    checksumText = $"printed no checksum line, expected 0x{expected:x16}";
-                }
+                checksumOk = compiled.CheckOutput(printed, rounds, out string verdict);
+                checksumText = verdict;
             }
 
             var (cacheBytes, caches) = BlockCacheFootprint.Measure(machine);

@@ -21,6 +21,9 @@ public sealed class CompiledWorkload
     /// <summary>isa-debug-exit status of a finished run (the guest writes 0 to port 0xf4).</summary>
     public const int ExitStatus = 1;
 
+    /// <summary>Rounds of the suite guest <c>builtin:mix</c> (about 3.5 M instructions).</summary>
+    public const ulong BuiltinRounds = 4;
+
     private readonly Func<ulong, ulong> _expected;
     private readonly Lazy<byte[]?> _image;
 
@@ -57,20 +60,40 @@ public sealed class CompiledWorkload
     /// <summary>The checksum a correct run of <paramref name="rounds"/> rounds prints.</summary>
     public ulong ExpectedChecksum(ulong rounds) => _expected(rounds);
 
-    /// <summary>Copies the image into guest RAM and enters it in 64-bit long mode with RDI = <paramref name="rounds"/>.</summary>
+    /// <summary>
+    /// Copies the image into guest RAM and enters it in 64-bit long mode with RDI = <paramref name="rounds"/>; a
+    /// <see cref="LoaderException"/> when the image was not built or RAM is too small, as for an image emu cannot load.
+    /// </summary>
     public void Install(Cpu cpu, ulong rounds)
     {
         ArgumentNullException.ThrowIfNull(cpu);
-        byte[] image = Image ?? throw new InvalidOperationException(NotBuiltMessage);
+        byte[] image = Image ?? throw new LoaderException(NotBuiltMessage);
 
         // The image's .bss follows it and is not in the file; the startup clears it, so only its room is checked here.
         if (!cpu.Phys.TryLoad(LoadBase, image) || ImageLoader.StackTop(cpu.Phys) < LoadBase + (uint)image.Length + (1 << 20))
         {
-            throw new InvalidOperationException($"guest RAM is too small for workload '{Name}'");
+            throw new LoaderException($"guest RAM is too small for workload '{Name}'");
         }
 
         BootState.EnterLong64(cpu, LoadBase, ImageLoader.StackTop(cpu.Phys));
         cpu.Gpr[Reg.RDI] = rounds;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="guestOutput"/>, the console of a finished run of <paramref name="rounds"/> rounds, ends with
+    /// the right checksum line; <paramref name="verdict"/> says what was printed and, when wrong, what was expected.
+    /// </summary>
+    public bool CheckOutput(string guestOutput, ulong rounds, out string verdict)
+    {
+        ulong expected = ExpectedChecksum(rounds);
+        if (!TryParseChecksum(guestOutput, out ulong checksum))
+        {
+            verdict = $"printed no checksum line, expected 0x{expected:x16}";
+            return false;
+        }
+
+        verdict = checksum == expected ? $"checksum 0x{checksum:x16} ok" : $"checksum 0x{checksum:x16} is wrong, expected 0x{expected:x16}";
+        return checksum == expected;
     }
 
     /// <summary>The value of the guest's <c>checksum: 0x…</c> line in its console output, if it printed one.</summary>
