@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Emulator.Cli.Guests;
+using Emulator.Cli.Workloads;
 using Emulator.Core.Loaders;
 using Emulator.Core.Timing;
 using Emulator.Mmu.Bench;
@@ -10,25 +11,47 @@ using Emulator.Svm.Run;
 
 namespace Emulator.Cli;
 
-/// <summary><c>emu bench cpu [IMAGE]</c>: interpreter throughput on the built-in workload or a given image; <c>bench faults</c>, <c>bench nested</c>.</summary>
+/// <summary><c>emu bench cpu [IMAGE] [--workload NAME]</c>: interpreter throughput on a built-in workload (docs/workloads.md) or a given image; <c>bench faults</c>, <c>bench nested</c>.</summary>
 internal static class BenchCommand
 {
     public static Command Create(CliConsole console)
     {
         var image = new Argument<string?>("IMAGE")
         {
-            Description = "image to measure instead of the built-in integer workload",
+            Description = "image to measure instead of a built-in workload",
             Arity = ArgumentArity.ZeroOrOne,
         };
-        var instructions = EmuCli.NumberOption("--instructions", $"guest instructions to run [default: {WorkloadGuest.DefaultInstructions}]");
-        var json = new Option<bool>("--json") { Description = "print {\"mips\", \"instructions\", \"seconds\", \"cycles\"} as JSON" };
-        var memory = EmuCli.SizeOption("--memory", "guest RAM [default: 1G]");
-        var stats = new Option<bool>("--stats") { Description = "print one 'name value' line per counter on stderr at exit" };
-        var cpu = new Command("cpu", "guest instructions per second of the interpreter")
+        var workload = new Option<string?>("--workload")
         {
-            image, instructions, json, memory, stats,
+            Description = $"built-in workload: {LoopWorkload} (the endless hand-written integer loop), {string.Join(", ", CompiledWorkload.All.Select(w => $"{w.Name} ({w.Description})"))} [default: {LoopWorkload}]",
+            HelpName = "NAME",
         };
-        cpu.SetAction(pr => RunCpu(console, pr.GetValue(image), pr.GetValue(instructions) ?? WorkloadGuest.DefaultInstructions, pr.GetValue(json), pr.GetValue(memory) ?? MachineOptions.DefaultMemory, pr.GetValue(stats)));
+        var rounds = EmuCli.NumberOption("--rounds", $"rounds of a compiled workload [default: {CompiledWorkload.Mix.DefaultRounds} for mix]");
+        var instructions = EmuCli.NumberOption("--instructions", $"guest instructions to run [default: {WorkloadGuest.DefaultInstructions}; a compiled workload runs to its end]");
+        var json = new Option<bool>("--json") { Description = "print {\"workload\", \"instructions\", \"seconds\", \"mips\", \"hostCyclesPerInstruction\", \"modeledCycles\", \"checksumOk\", ...} as JSON" };
+        var memory = EmuCli.SizeOption("--memory", "guest RAM [default: 1G]");
+        var smp = new Option<int?>("--smp") { Description = "vCPUs of the machine (vCPU 0 runs the workload; for the decoded-block cache's size) [default: 1]", HelpName = "N" };
+        smp.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is { } n && n is < 1 or > MachineOptions.MaxCpus)
+            {
+                r.AddError($"--smp must be between 1 and {MachineOptions.MaxCpus}");
+            }
+        });
+        var stats = new Option<bool>("--stats") { Description = "print one 'name value' line per counter on stderr at exit" };
+        var cpu = new Command("cpu", "guest instructions per second of the interpreter, host TSC cycles per guest instruction")
+        {
+            image, workload, rounds, instructions, json, memory, smp, stats,
+        };
+        cpu.SetAction(pr => RunCpu(console, new CpuBench(
+            pr.GetValue(image),
+            pr.GetValue(workload),
+            pr.GetValue(rounds),
+            pr.GetValue(instructions),
+            pr.GetValue(json),
+            pr.GetValue(memory) ?? MachineOptions.DefaultMemory,
+            pr.GetValue(smp) ?? 1,
+            pr.GetValue(stats))));
         return new Command("bench", "benchmarks") { cpu, CreateFaults(console), CreateNested(console), CreateApicvToggle(console) };
     }
 
@@ -263,72 +286,160 @@ internal static class BenchCommand
         return seconds;
     }
 
-    private static int RunCpu(CliConsole console, string? imagePath, ulong count, bool json, ulong memory, bool stats)
+    /// <summary>The name of the hand-written endless loop (<see cref="WorkloadGuest"/>) among the workloads.</summary>
+    internal const string LoopWorkload = "loop";
+
+    /// <summary>Exit status of a compiled workload that printed a wrong checksum, or none.</summary>
+    internal const int WrongChecksum = 1;
+
+    private sealed record CpuBench(string? ImagePath, string? Workload, ulong? Rounds, ulong? Instructions, bool Json, ulong Memory, int Smp, bool Stats);
+
+    private static int RunCpu(CliConsole console, CpuBench o)
     {
-        if (count == 0)
+        if (o.Instructions == 0)
         {
             return BootCommand.Usage(console, "--instructions must be at least 1");
         }
 
+        if (o.ImagePath != null && o.Workload != null)
+        {
+            return BootCommand.Usage(console, "give an IMAGE or --workload, not both");
+        }
+
+        CompiledWorkload? compiled = null;
+        string name = o.Workload ?? LoopWorkload;
+        if (o.ImagePath == null && name != LoopWorkload)
+        {
+            compiled = CompiledWorkload.Find(name);
+            if (compiled == null)
+            {
+                return BootCommand.Usage(console, $"unknown workload '{name}' (expected {LoopWorkload}, {string.Join(", ", CompiledWorkload.All.Select(w => w.Name))})");
+            }
+
+            if (!compiled.IsBuilt)
+            {
+                return BootCommand.Usage(console, compiled.NotBuiltMessage);
+            }
+        }
+
+        if (o.Rounds != null && (compiled == null || o.Rounds == 0))
+        {
+            return BootCommand.Usage(console, compiled == null ? "--rounds is for a compiled workload (--workload mix)" : "--rounds must be at least 1");
+        }
+
         byte[]? bytes = null;
-        if (imagePath != null && (bytes = EmuCli.ReadFile(console, imagePath)) == null)
+        if (o.ImagePath != null && (bytes = EmuCli.ReadFile(console, o.ImagePath)) == null)
         {
             return ExitCodes.Usage;
         }
 
-        if (!BootCommand.TryCreate(console, memory, 1, [], false, false, out var machine, out int error))
+        // The guest's console is kept to check a compiled workload's checksum line, then passed on.
+        using var guestOutput = new MemoryStream();
+        var captured = new CliConsole(guestOutput, console.Output, console.Error);
+        if (!BootCommand.TryCreate(captured, o.Memory, o.Smp, [], false, false, out var machine, out int error))
         {
             return error;
         }
 
         using (machine)
         {
+            ulong rounds = o.Rounds ?? compiled?.DefaultRounds ?? 0;
             try
             {
-                if (bytes == null)
+                if (bytes != null)
                 {
-                    WorkloadGuest.Install(machine.Cpu);
+                    machine.Load(bytes, new BootOptions { ImageName = o.ImagePath! });
+                }
+                else if (compiled != null)
+                {
+                    compiled.Install(machine.Cpu, rounds);
                 }
                 else
                 {
-                    machine.Load(bytes, new BootOptions { ImageName = imagePath! });
+                    WorkloadGuest.Install(machine.Cpu);
                 }
             }
             catch (LoaderException e)
             {
-                return BootCommand.Usage(console, $"{imagePath}: {e.Message}");
+                return BootCommand.Usage(console, o.ImagePath == null ? e.Message : $"{o.ImagePath}: {e.Message}");
             }
 
+            // A compiled workload runs to its own end unless --instructions cuts it short; the loop never ends.
+            ulong limit = o.Instructions ?? (compiled != null ? ulong.MaxValue : WorkloadGuest.DefaultInstructions);
+            ulong tscBefore = HostTsc.Available ? HostTsc.Read() : 0;
             var clock = Stopwatch.StartNew();
-            var result = machine.Run(new RunLimits { MaxInstructions = count });
+            var result = machine.Run(new RunLimits { MaxInstructions = limit });
             double seconds = clock.Elapsed.TotalSeconds;
+            ulong tscAfter = HostTsc.Available ? HostTsc.Read() : 0;
+            guestOutput.Position = 0;
+            guestOutput.CopyTo(console.GuestOutput);
+            console.GuestOutput.Flush();
+
             ulong ran = machine.Cpu.Instructions;
             double mips = seconds > 0 ? ran / seconds / 1e6 : 0;
-            bool completed = result.Reason is StopReason.InstructionLimit || (bytes != null && result.Reason is StopReason.DebugExit or StopReason.Shutdown);
+            double? hostCycles = HostTsc.Available && ran > 0 ? (double)(tscAfter - tscBefore) / ran : null;
+            bool ended = result.Reason is StopReason.DebugExit or StopReason.Shutdown;
+            bool completed = result.Reason is StopReason.InstructionLimit || (bytes != null && ended)
+                || (compiled != null && result.Reason is StopReason.DebugExit && result.ExitStatus == CompiledWorkload.ExitStatus);
             if (!completed && result.Message != null)
             {
                 console.Error.WriteLine(result.Message);
             }
 
+            // The checksum is judged when the guest reached its end; a run cut short by --instructions has none.
+            bool? checksumOk = null;
+            string? checksumText = null;
+            if (compiled != null && completed && result.Reason is not StopReason.InstructionLimit)
+            {
+                string printed = System.Text.Encoding.ASCII.GetString(guestOutput.ToArray());
+                checksumOk = compiled.CheckOutput(printed, rounds, out string verdict);
+                checksumText = verdict;
+            }
+
+            var (cacheBytes, caches) = BlockCacheFootprint.Measure(machine);
+            string workloadName = o.ImagePath ?? name;
             var inv = CultureInfo.InvariantCulture;
-            if (json)
+            if (o.Json)
             {
                 console.Output.WriteLine(new JsonObject
                 {
-                    ["mips"] = Math.Round(mips, 3),
+                    ["workload"] = workloadName,
                     ["instructions"] = ran,
                     ["seconds"] = Math.Round(seconds, 6),
+                    ["mips"] = Math.Round(mips, 3),
+                    ["hostCyclesPerInstruction"] = hostCycles is { } hc ? Math.Round(hc, 3) : null,
+                    ["modeledCycles"] = machine.Cpu.Cycles,
+                    ["checksumOk"] = checksumOk,
+                    ["rounds"] = compiled != null ? rounds : null,
                     ["cycles"] = machine.Cpu.Cycles,
+                    ["vcpus"] = o.Smp,
+                    ["decodedBlockCacheBytes"] = cacheBytes,
+                    ["decodedBlockCaches"] = caches,
                 }.ToJsonString());
             }
             else
             {
+                if (checksumText != null)
+                {
+                    console.Output.WriteLine($"{workloadName}: {rounds} rounds, {checksumText}");
+                }
+
                 console.Output.WriteLine(string.Create(inv, $"{ran} instructions in {seconds:0.000} s: {mips:0.0} MIPS, {machine.Cpu.Cycles} modeled cycles"));
+                console.Output.WriteLine(hostCycles is { } c
+                    ? string.Create(inv, $"host: {c:0.0} TSC cycles per guest instruction")
+                    : $"host cycles per instruction: unavailable ({HostTsc.Unavailable ?? "no instructions ran"})");
+                console.Output.WriteLine(string.Create(inv, $"decoded-block cache: {cacheBytes} bytes total ({caches} caches for {o.Smp} vCPUs, {cacheBytes / o.Smp} bytes per vCPU)"));
             }
 
-            if (stats)
+            if (o.Stats)
             {
                 BootCommand.WriteStats(console.Error, machine);
+            }
+
+            if (checksumOk == false)
+            {
+                console.Error.WriteLine($"emu: workload '{compiled!.Name}': {checksumText}");
+                return WrongChecksum;
             }
 
             return completed ? ExitCodes.Success : ExitCodes.NoProgress;

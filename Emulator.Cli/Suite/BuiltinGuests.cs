@@ -52,6 +52,7 @@ internal static class BuiltinGuests
             }, NestedGuest.MemorySize, s_nestedFeatures));
         }
 
+        all.Add(new("mix", $"the gcc-compiled workload 'mix' of 'emu bench cpu', {Workloads.CompiledWorkload.BuiltinRounds} rounds; prints its checksum and ends (isa-debug-exit status 1)", m => Workloads.CompiledWorkload.Mix.Install(m.Cpu, Workloads.CompiledWorkload.BuiltinRounds)));
         return all;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Emulator.Cli.Workloads;
 using static Emulator.Tests.Cli.CliRunner;
 
 namespace Emulator.Tests.Cli;
@@ -29,6 +30,118 @@ public class BenchCommandTests
     [Test]
     public void ZeroInstructionsIsAUsageError() =>
         Assert.That(Emu("bench", "cpu", "--instructions", "0").Status, Is.EqualTo(2));
+
+    private static void RequireMix()
+    {
+        if (!CompiledWorkload.Mix.IsBuilt)
+        {
+            Assert.Ignore(CompiledWorkload.Mix.NotBuiltMessage);
+        }
+    }
+
+    private static JsonElement MixJson(out CliRunner.Result r, params string[] extra)
+    {
+        RequireMix();
+        r = Emu(["bench", "cpu", "--workload", "mix", "--rounds", "2", "--json", "--memory", "64M", .. extra]);
+        Assert.That(r.Status, Is.Zero, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        return doc.RootElement.Clone();
+    }
+
+    [Test]
+    public void MixRunsToItsEndAndItsChecksumIsRight()
+    {
+        var root = MixJson(out var r);
+        Assert.That(root.GetProperty("checksumOk").GetBoolean(), Is.True);
+        Assert.That(root.GetProperty("workload").GetString(), Is.EqualTo("mix"));
+        Assert.That(root.GetProperty("rounds").GetUInt64(), Is.EqualTo(2));
+        Assert.That(r.Guest, Is.EqualTo($"checksum: 0x{CompiledWorkload.Mix.ExpectedChecksum(2):x16}\n"), "the guest's own line reaches the console");
+    }
+
+    [Test]
+    public void MixJsonFieldsAreConsistentAndItsModeledCyclesRepeat()
+    {
+        var first = MixJson(out _);
+        var second = MixJson(out _);
+        ulong instructions = first.GetProperty("instructions").GetUInt64();
+        double seconds = first.GetProperty("seconds").GetDouble();
+        double mips = first.GetProperty("mips").GetDouble();
+        Assert.That(instructions, Is.GreaterThan(1_000_000));
+        Assert.That(mips, Is.EqualTo(instructions / seconds / 1e6).Within(0.5).Percent);
+        Assert.That(first.GetProperty("modeledCycles").GetUInt64(), Is.GreaterThanOrEqualTo(instructions));
+        Assert.That(first.GetProperty("cycles").GetUInt64(), Is.EqualTo(first.GetProperty("modeledCycles").GetUInt64()));
+        Assert.That(second.GetProperty("modeledCycles").GetUInt64(), Is.EqualTo(first.GetProperty("modeledCycles").GetUInt64()));
+        Assert.That(second.GetProperty("instructions").GetUInt64(), Is.EqualTo(instructions));
+        var host = first.GetProperty("hostCyclesPerInstruction");
+        if (HostTsc.Available)
+        {
+            Assert.That(host.GetDouble(), Is.GreaterThan(0));
+        }
+        else
+        {
+            Assert.That(host.ValueKind, Is.EqualTo(JsonValueKind.Null));
+        }
+
+        Assert.That(first.GetProperty("decodedBlockCacheBytes").GetInt64(), Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void MixCutShortByAnInstructionLimitHasNoChecksumVerdict()
+    {
+        var root = MixJson(out _, "--instructions", "100000");
+        Assert.That(root.GetProperty("instructions").GetUInt64(), Is.EqualTo(100000));
+        Assert.That(root.GetProperty("checksumOk").ValueKind, Is.EqualTo(JsonValueKind.Null));
+    }
+
+    [Test]
+    public void MixTextShowsTheChecksumCheckMipsAndHostCycles()
+    {
+        RequireMix();
+        var r = Emu("bench", "cpu", "--workload", "mix", "--rounds", "1", "--memory", "64M");
+        Assert.That(r.Status, Is.Zero, r.Err);
+        Assert.That(r.Out, Does.Contain($"mix: 1 rounds, checksum 0x{CompiledWorkload.Mix.ExpectedChecksum(1):x16} ok").And.Contain("MIPS"));
+        Assert.That(r.Out, Does.Contain(HostTsc.Available ? "TSC cycles per guest instruction" : "host cycles per instruction: unavailable"));
+    }
+
+    [Test]
+    public void TheLoopIsTheDefaultWorkload()
+    {
+        var r = Emu("bench", "cpu", "--workload", "loop", "--json", "--instructions", "10000", "--memory", "64M");
+        Assert.That(r.Status, Is.Zero, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        Assert.That(doc.RootElement.GetProperty("workload").GetString(), Is.EqualTo("loop"));
+        Assert.That(doc.RootElement.GetProperty("checksumOk").ValueKind, Is.EqualTo(JsonValueKind.Null));
+    }
+
+    [Test]
+    public void TheDecodedBlockCacheLineCountsEveryVcpu()
+    {
+        var r = Emu("bench", "cpu", "--instructions", "1000", "--memory", "64M", "--smp", "2");
+        Assert.That(r.Status, Is.Zero, r.Err);
+        Assert.That(r.Out, Does.Match(@"decoded-block cache: \d+ bytes total \([12] caches for 2 vCPUs, \d+ bytes per vCPU\)"));
+    }
+
+    [Test]
+    public void AnUnknownWorkloadIsAUsageError()
+    {
+        var r = Emu("bench", "cpu", "--workload", "nope");
+        Assert.That(r.Status, Is.EqualTo(2));
+        Assert.That(r.ErrLines, Has.Length.EqualTo(1), r.Err);
+        Assert.That(r.Err, Does.Contain("unknown workload 'nope' (expected loop, mix)"));
+    }
+
+    [TestCase("--rounds", "3")]
+    [TestCase("--smp", "65")]
+    public void OptionsOutOfPlaceAreUsageErrors(string option, string value) =>
+        Assert.That(Emu("bench", "cpu", option, value).Status, Is.EqualTo(2));
+
+    [Test]
+    public void AnImageAndAWorkloadTogetherAreAUsageError()
+    {
+        var r = Emu("bench", "cpu", "some.img", "--workload", "mix");
+        Assert.That(r.Status, Is.EqualTo(2));
+        Assert.That(r.Err, Does.Contain("not both"));
+    }
 
     [Test]
     public void FaultBenchJsonNamesEveryWorkloadWithItsRates()
