@@ -396,7 +396,7 @@ internal static class BenchCommand
                 checksumText = verdict;
             }
 
-            var (cacheBytes, caches) = BlockCacheFootprint.Measure(machine);
+            var (cacheBytes, caches) = Emulator.Core.Cpu.Cpu.DecodedBlockCacheFootprint(machine.Cpus);
             string workloadName = o.ImagePath ?? name;
             var inv = CultureInfo.InvariantCulture;
             if (o.Json)

@@ -53,6 +53,25 @@ public sealed unsafe class BlockCache
 
     public BlockCache(Cpu.Cpu cpu) => _cpu = cpu;
 
+    /// <summary>
+    /// Host bytes the cache holds: its fixed arrays (the ops pool, block keys and links, hash buckets) and the page
+    /// index, at the 64-bit runtime's sizes. For reports, not for a run's path.
+    /// </summary>
+    public long FootprintBytes
+    {
+        get
+        {
+            const int arrayHeader = 24;
+            long bytes = arrayHeader + ((long)_ops.Length * Unsafe.SizeOf<DecodedOp>());
+            bytes += arrayHeader + (_key.Length * sizeof(ulong));
+            bytes += 4 * (arrayHeader + ((long)MaxBlocks * sizeof(int)));
+            bytes += arrayHeader + (_buckets.Length * sizeof(int));
+            // A dictionary entry: key, value, hash and next, plus its bucket.
+            bytes += _pageHead.Count * (sizeof(ulong) + (3 * sizeof(int)) + sizeof(int));
+            return bytes;
+        }
+    }
+
     public ref DecodedOp Op(int index) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ops), index);
 
     public int Start(int block) => _start[block];

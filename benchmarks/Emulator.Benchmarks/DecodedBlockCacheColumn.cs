@@ -8,7 +8,7 @@ namespace Emulator.Benchmarks;
 
 /// <summary>
 /// "Block cache": the decoded-block caches' total memory of a machine with the case's <c>Smp</c> vCPUs
-/// (<see cref="BlockCacheFootprint"/>), measured once per vCPU count in the host process.
+/// (<see cref="Emulator.Core.Cpu.Cpu.DecodedBlockCacheFootprint"/>), measured once per vCPU count in the host process.
 /// </summary>
 public sealed class DecodedBlockCacheColumn : IColumn
 {
@@ -43,7 +43,7 @@ public sealed class DecodedBlockCacheColumn : IColumn
         if (!_bySmp.TryGetValue(smp, out string? text))
         {
             using var machine = new Machine(new MachineOptions { MemorySize = 16 << 20, Cpus = smp });
-            var (bytes, caches) = BlockCacheFootprint.Measure(machine);
+            var (bytes, caches) = Emulator.Core.Cpu.Cpu.DecodedBlockCacheFootprint(machine.Cpus);
             text = $"{bytes / 1048576.0:0.0} MiB in {caches}";
             _bySmp[smp] = text;
         }
