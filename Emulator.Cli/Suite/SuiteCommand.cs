@@ -68,7 +68,7 @@ internal static class SuiteCommand
                     return ExitCodes.Usage;
                 }
 
-                if (!ExpectedResults.TryParse(System.Text.Encoding.UTF8.GetString(bytes), out known, out string? error))
+                if (!ExpectedResults.TryParse(SuiteText.Decode(bytes), out known, out string? error))
                 {
                     return BootCommand.Usage(console, $"{expectedPath}: {error}");
                 }
@@ -83,7 +83,7 @@ internal static class SuiteCommand
                     return ExitCodes.Usage;
                 }
 
-                string text = System.Text.Encoding.UTF8.GetString(bytes);
+                string text = SuiteText.Decode(bytes);
                 if (YamlSuite.Handles(path))
                 {
                     try
