@@ -8,7 +8,8 @@ internal sealed record BuiltinGuest(string Name, string Description, Action<Mach
 
 /// <summary>
 /// The guests emu carries: <c>demo</c> (what <c>emu boot</c> runs without an image), <c>workload</c> (the endless
-/// integer loop of <c>emu bench cpu</c>), <c>apicv-toggle</c> (the guest of <c>emu bench apicv-toggle</c>) and the nested-SVM workloads of <c>emu bench nested</c>
+/// integer loop of <c>emu bench cpu</c>), <c>apicv-toggle</c> (the guest of <c>emu bench apicv-toggle</c>), <c>nested-apic</c>
+/// (an L2's reads of the APIC page's address, <see cref="NestedApicGuest"/>) and the nested-SVM workloads of <c>emu bench nested</c>
 /// (<c>nested-vmmcall</c>, <c>nested-npf-shadow</c>, <c>nested-npf-reflect</c>, <c>nested-vmmcall-flush</c>). The endless ones need a
 /// max-instructions or max-cycles limit.
 /// </summary>
@@ -37,6 +38,12 @@ internal static class BuiltinGuests
                 m => ApicvToggleGuest.Install(m, ApicvToggleIterations),
                 ApicvToggleGuest.MemorySize,
                 ApicvToggleGuest.CpuFeatures),
+            new(
+                "nested-apic",
+                "an L2 reads the APIC page's address with and without L1's nested paging and sees L1's APIC (L0 emulates it)",
+                m => NestedApicGuest.Install(m.Cpu),
+                NestedApicGuest.MemorySize,
+                NestedApicGuest.CpuFeatures),
         };
         foreach (string name in NestedGuest.Names)
         {
