@@ -17,13 +17,20 @@ public sealed class CliConsole(Stream guestOutput, TextWriter output, TextWriter
     /// null when it is not one (redirected to a file or pipe, CI, <c>TERM=dumb</c>), and then commands print
     /// plain lines only.
     /// </summary>
-    internal IAnsiConsole? Terminal { get; init; }
+    internal IAnsiConsole? Terminal
+    {
+        get => _terminal.Value;
+        init => _terminal = new(value);
+    }
+
+    // Found out on first use, so the commands that never ask (boot, bench) do not probe the terminal.
+    private Lazy<IAnsiConsole?> _terminal = new((IAnsiConsole?)null);
 
     /// <summary>True when <see cref="Terminal"/> is there: output goes to a person watching a terminal.</summary>
     internal bool Interactive => Terminal != null;
 
     public static CliConsole Process() =>
-        new(new BufferedStream(Console.OpenStandardOutput()), Console.Out, Console.Error) { Terminal = DetectTerminal() };
+        new(new BufferedStream(Console.OpenStandardOutput()), Console.Out, Console.Error) { _terminal = new(DetectTerminal) };
 
     /// <summary>
     /// The process's standard output as a Spectre.Console terminal when <see cref="IsTerminal"/> says it may be
