@@ -8,7 +8,8 @@ internal sealed record BuiltinGuest(string Name, string Description, Action<Mach
 
 /// <summary>
 /// The guests emu carries: <c>demo</c> (what <c>emu boot</c> runs without an image), <c>workload</c> (the endless
-/// integer loop of <c>emu bench cpu</c>), <c>apicv-toggle</c> (the guest of <c>emu bench apicv-toggle</c>) and the nested-SVM workloads of <c>emu bench nested</c>
+/// integer loop of <c>emu bench cpu</c>), <c>apicv-toggle</c> (the guest of <c>emu bench apicv-toggle</c>), <c>nested-apic</c>
+/// (an L2's reads of the APIC page's address, <see cref="NestedApicGuest"/>) and the nested-SVM workloads of <c>emu bench nested</c>
 /// (<c>nested-vmmcall</c>, <c>nested-npf-shadow</c>, <c>nested-npf-reflect</c>, <c>nested-vmmcall-flush</c>). The endless ones need a
 /// max-instructions or max-cycles limit.
 /// </summary>
@@ -53,6 +54,12 @@ internal static class BuiltinGuests
         }
 
         all.Add(new("mix", $"the gcc-compiled workload 'mix' of 'emu bench cpu', {Workloads.CompiledWorkload.BuiltinRounds} rounds; prints its checksum and ends (isa-debug-exit status 1)", m => Workloads.CompiledWorkload.Mix.Install(m.Cpu, Workloads.CompiledWorkload.BuiltinRounds)));
+        all.Add(new(
+            "nested-apic",
+            "an L2 reads the APIC page's address with and without L1's nested paging and sees L1's APIC (L0 emulates it)",
+            m => NestedApicGuest.Install(m.Cpu),
+            NestedApicGuest.MemorySize,
+            NestedApicGuest.CpuFeatures));
         return all;
     }
 }

@@ -149,10 +149,13 @@ internal static partial class GoldenUpdate
     {
         error = null;
         string text;
+        bool mark;
         try
         {
-            // Decoded as the reader decoded it (a byte-order mark stays a character), so the positions match.
-            text = Encoding.UTF8.GetString(File.ReadAllBytes(path));
+            // Decoded as the reader decoded it (without a byte-order mark), so the positions match; the mark is written back.
+            byte[] bytes = File.ReadAllBytes(path);
+            mark = SuiteText.HasByteOrderMark(bytes);
+            text = SuiteText.Decode(bytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -184,7 +187,7 @@ internal static partial class GoldenUpdate
         string temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
         try
         {
-            File.WriteAllText(temp, sb.ToString(), new UTF8Encoding(false));
+            File.WriteAllBytes(temp, SuiteText.Encode(sb.ToString(), mark));
             File.Move(temp, path, overwrite: true);
             return true;
         }

@@ -68,7 +68,7 @@ internal static class SuiteCommand
                     return ExitCodes.Usage;
                 }
 
-                if (!ExpectedResults.TryParse(System.Text.Encoding.UTF8.GetString(bytes), out known, out string? error))
+                if (!ExpectedResults.TryParse(SuiteText.Decode(bytes), out known, out string? error))
                 {
                     return BootCommand.Usage(console, $"{expectedPath}: {error}");
                 }
@@ -83,7 +83,7 @@ internal static class SuiteCommand
                     return ExitCodes.Usage;
                 }
 
-                string text = System.Text.Encoding.UTF8.GetString(bytes);
+                string text = SuiteText.Decode(bytes);
                 if (YamlSuite.Handles(path))
                 {
                     try
@@ -169,27 +169,24 @@ internal static class SuiteCommand
         int width = cases.Count == 0 ? 0 : Math.Min(40, cases.Max(c => c.Name.Length));
         var started = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
-        var results = runner.Run(cases, r =>
+        IReadOnlyList<CaseResult> results;
+        if (console.Terminal is { } terminal)
         {
-            o.WriteLine(FormatLine(r, width));
-            if (r.Outcome != CaseOutcome.Pass || verbose)
+            var live = new LiveProgress(terminal, cases.Count);
+            results = live.Show(() => runner.Run(cases, r => live.Print(r.Outcome, CaseLines(r, width, verbose)), live.Started, live.Ended));
+        }
+        else
+        {
+            results = runner.Run(cases, r =>
             {
-                foreach (string fail in r.FailLines)
+                foreach (string line in CaseLines(r, width, verbose))
                 {
-                    o.WriteLine($"    {fail}");
+                    o.WriteLine(line);
                 }
-            }
 
-            if (verbose || r.Outcome is not (CaseOutcome.Pass or CaseOutcome.Skip))
-            {
-                foreach (string note in r.Case.Notes)
-                {
-                    o.WriteLine($"    note: {note}");
-                }
-            }
-
-            o.Flush();
-        });
+                o.Flush();
+            });
+        }
 
         var elapsed = clock.Elapsed;
         var counts = Enum.GetValues<CaseOutcome>().Select(k => $"{results.Count(r => r.Outcome == k)} {Label(k)}");
@@ -271,6 +268,23 @@ internal static class SuiteCommand
             console.Error.WriteLine($"emu: cannot write a report: {e.Message}");
             return false;
         }
+    }
+
+    /// <summary>What a finished case prints: its result line, then its FAIL lines and notes when it did not pass (all with <paramref name="verbose"/>).</summary>
+    internal static List<string> CaseLines(CaseResult r, int width, bool verbose)
+    {
+        var lines = new List<string> { FormatLine(r, width) };
+        if (r.Outcome != CaseOutcome.Pass || verbose)
+        {
+            lines.AddRange(r.FailLines.Select(fail => $"    {fail}"));
+        }
+
+        if (verbose || r.Outcome is not (CaseOutcome.Pass or CaseOutcome.Skip))
+        {
+            lines.AddRange(r.Case.Notes.Select(note => $"    note: {note}"));
+        }
+
+        return lines;
     }
 
     internal static string Label(CaseOutcome k) => k.ToString().ToUpperInvariant();

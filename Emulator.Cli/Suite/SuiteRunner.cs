@@ -20,7 +20,13 @@ internal sealed class SuiteRunner
     /// <summary>Multiplies every case's timeout (slow or shared hosts).</summary>
     public double TimeoutScale { get; init; } = 1;
 
-    public IReadOnlyList<CaseResult> Run(IReadOnlyList<SuiteCase> cases, Action<CaseResult>? inOrder = null)
+    /// <summary>
+    /// Runs <paramref name="cases"/> and returns their results in case order. On the worker threads, as things
+    /// happen: <paramref name="started"/> when a case starts, <paramref name="ended"/> as soon as it ends (in any
+    /// order), and <paramref name="inOrder"/> with each result once every earlier case's has been handed over
+    /// (one at a time). Callers that share state between them serialize it themselves.
+    /// </summary>
+    public IReadOnlyList<CaseResult> Run(IReadOnlyList<SuiteCase> cases, Action<CaseResult>? inOrder = null, Action<SuiteCase>? started = null, Action<CaseResult>? ended = null)
     {
         var results = new CaseResult?[cases.Count];
         int next = -1, reported = 0;
@@ -31,7 +37,9 @@ internal sealed class SuiteRunner
             int i;
             while ((i = Interlocked.Increment(ref next)) < cases.Count)
             {
+                started?.Invoke(cases[i]);
                 var r = RunOne(cases[i]);
+                ended?.Invoke(r);
                 lock (gate)
                 {
                     results[i] = r;

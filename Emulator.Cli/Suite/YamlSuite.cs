@@ -54,7 +54,8 @@ internal static class YamlSuite
         var stream = new YamlStream();
         try
         {
-            stream.Load(new StringReader(text));
+            // A byte-order mark is not text (SuiteText); the command strips it when it reads the file, this keeps a caller's decoded one out of the first key.
+            stream.Load(new StringReader(SuiteText.WithoutMark(text)));
         }
         catch (YamlException e)
         {

@@ -154,4 +154,20 @@ public sealed class GoldenUpdateTests : IDisposable
         Assert.That(r.Status, Is.Zero, r.Out);
         Assert.That(File.ReadAllBytes(path), Is.EqualTo(Encoding.UTF8.GetBytes(text.Replace(": 7}", ": 1000}", StringComparison.Ordinal))));
     }
+
+    [Test]
+    public void AFileWithAByteOrderMarkIsRewrittenAtTheSamePlacesAndKeepsTheMark()
+    {
+        ulong cycles = WorkloadCycles(20_000);
+        byte[] mark = [0xEF, 0xBB, 0xBF];
+        string path = Path.Combine(_dir, "bom.yaml");
+        File.WriteAllBytes(path, [.. mark, .. Encoding.UTF8.GetBytes(string.Format(CultureInfo.InvariantCulture, Suite, "19_999", "1_200_358"))]);
+        var r = Emu("suite", "run", path, "--update-golden");
+
+        Assert.That(r.Status, Is.Zero, r.Out + r.Err);
+        Assert.That(r.Out, Does.Contain($"{path}:15:27: counter cpu.instructions 19999 -> 20000\n"), "the same positions as without the mark");
+        Assert.That(r.Out, Does.Contain($"{path}:18:26: cycles 1200358 -> {cycles}\n"));
+        byte[] expected = [.. mark, .. Encoding.UTF8.GetBytes(string.Format(CultureInfo.InvariantCulture, Suite, "20_000", GoldenUpdate.Format(cycles, "1_200_358")))];
+        Assert.That(File.ReadAllBytes(path), Is.EqualTo(expected));
+    }
 }
