@@ -3,8 +3,11 @@ using Emulator.Svm.Run;
 
 namespace Emulator.Cli.Suite;
 
-/// <summary>A guest built into emu, named <c>builtin:NAME</c> in a suite, with the machine it needs unless the case says otherwise.</summary>
-internal sealed record BuiltinGuest(string Name, string Description, Action<Machine> Install, ulong? Memory = null, IReadOnlyList<string>? CpuFeatures = null);
+/// <summary>
+/// A guest built into emu, named <c>builtin:NAME</c> in a suite, with the machine it needs unless the case says otherwise.
+/// <paramref name="Unavailable"/> says why this build of emu lacks it (a compiled workload built without gcc): its cases are skipped.
+/// </summary>
+internal sealed record BuiltinGuest(string Name, string Description, Action<Machine> Install, ulong? Memory = null, IReadOnlyList<string>? CpuFeatures = null, string? Unavailable = null);
 
 /// <summary>
 /// The guests emu carries: <c>demo</c> (what <c>emu boot</c> runs without an image), <c>workload</c> (the endless
@@ -53,7 +56,7 @@ internal static class BuiltinGuests
             }, NestedGuest.MemorySize, s_nestedFeatures));
         }
 
-        all.Add(new("mix", $"the gcc-compiled workload 'mix' of 'emu bench cpu', {Workloads.CompiledWorkload.BuiltinRounds} rounds; prints its checksum and ends (isa-debug-exit status 1)", m => Workloads.CompiledWorkload.Mix.Install(m.Cpu, Workloads.CompiledWorkload.BuiltinRounds)));
+        all.Add(new("mix", $"the gcc-compiled workload 'mix' of 'emu bench cpu', {Workloads.CompiledWorkload.BuiltinRounds} rounds; prints its checksum and ends (isa-debug-exit status 1)", m => Workloads.CompiledWorkload.Mix.Install(m.Cpu, Workloads.CompiledWorkload.BuiltinRounds), Unavailable: Workloads.CompiledWorkload.Mix.IsBuilt ? null : Workloads.CompiledWorkload.Mix.NotBuiltMessage));
         all.Add(new(
             "nested-apic",
             "an L2 reads the APIC page's address with and without L1's nested paging and sees L1's APIC (L0 emulates it)",

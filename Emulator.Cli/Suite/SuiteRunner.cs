@@ -72,9 +72,9 @@ internal sealed class SuiteRunner
     public CaseResult RunOne(SuiteCase c)
     {
         var clock = Stopwatch.StartNew();
-        if (c.SkipReason != null)
+        if ((c.SkipReason ?? c.Builtin?.Unavailable) is { } skip)
         {
-            return new CaseResult(c, CaseOutcome.Skip, null, [], c.SkipReason, TimeSpan.Zero);
+            return new CaseResult(c, CaseOutcome.Skip, null, [], skip, TimeSpan.Zero);
         }
 
         byte[] image = [];

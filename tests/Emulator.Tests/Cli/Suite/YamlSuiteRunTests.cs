@@ -60,6 +60,17 @@ public sealed class YamlSuiteRunTests : IDisposable
     }
 
     [Test]
+    public void ABuiltinGuestThisBuildLacksIsSkippedWithTheReason()
+    {
+        // A compiled workload built without gcc: its cases are skipped, not run and not errors.
+        var c = YamlSuite.Parse("name: s\ncases:\n  - name: d\n    guest: builtin:demo\n    expect: {exit: 0}\n", Path.Combine(_dir, "t.yaml")).Single();
+        var lacking = new SuiteCase { Name = c.Name, Source = c.Source, Builtin = c.Builtin! with { Unavailable = "workload 'demo' was not built: gcc not found" } };
+        var r = new SuiteRunner { Jobs = 1 }.RunOne(lacking);
+        Assert.That(r.Outcome, Is.EqualTo(CaseOutcome.Skip));
+        Assert.That(r.Reason, Is.EqualTo("workload 'demo' was not built: gcc not found"));
+    }
+
+    [Test]
     public void AKernelPassesWhenEveryExpectationHolds()
     {
         Write("k/pass.flat", SuiteKernels.Printing("PASS: one\nSKIP: two\nSUMMARY: 2 tests, 1 skipped\n", 0));
