@@ -75,8 +75,6 @@ public static partial class DemoGuest
         var done = a.CreateLabel();
         var udHandler = a.CreateLabel();
         var fatal = a.CreateLabel();
-        var shutdownLoop = a.CreateLabel();
-        var halt = a.CreateLabel();
         var banner = a.CreateLabel();
         var checksumLabel = a.CreateLabel();
         var vendorLabel = a.CreateLabel();
@@ -156,19 +154,7 @@ public static partial class DemoGuest
         a.lea(rsi, __[farewell]);
         a.call(puts);
 
-        // Bochs shutdown: the bytes of "Shutdown" to port 0x8900 end the run with status 0.
-        a.lea(rsi, __[shutdownText]);
-        a.mov(edx, 0x8900);
-        a.Label(ref shutdownLoop);
-        a.mov(al, __byte_ptr[rsi]);
-        a.test(al, al);
-        a.jz(halt);
-        a.@out(dx, al);
-        a.inc(rsi);
-        a.jmp(shutdownLoop);
-        a.Label(ref halt);
-        a.hlt();
-        a.jmp(halt);
+        GuestImage.EmitBochsShutdown(a, shutdownText);
 
         // #UD: during the CPUID probe, abandon the frame and report; otherwise stop (exit status 3).
         a.Label(ref udHandler);
@@ -226,13 +212,13 @@ public static partial class DemoGuest
         a.jnz(digit);
         a.ret();
 
-        Text(a, ref banner, Banner + "\n");
-        Text(a, ref checksumLabel, ChecksumLabel);
-        Text(a, ref vendorLabel, VendorLabel);
-        Text(a, ref noCpuidText, NoCpuid + "\n");
-        Text(a, ref farewell, Farewell + "\n");
-        Text(a, ref newline, "\n");
-        Text(a, ref shutdownText, "Shutdown");
+        GuestImage.Text(a, ref banner, Banner + "\n");
+        GuestImage.Text(a, ref checksumLabel, ChecksumLabel);
+        GuestImage.Text(a, ref vendorLabel, VendorLabel);
+        GuestImage.Text(a, ref noCpuidText, NoCpuid + "\n");
+        GuestImage.Text(a, ref farewell, Farewell + "\n");
+        GuestImage.Text(a, ref newline, "\n");
+        GuestImage.Text(a, ref shutdownText, "Shutdown");
         var handlers = EmitHandlers(a);
         text.EmitStrings(a);
 
@@ -277,11 +263,5 @@ public static partial class DemoGuest
         a.mov(edx, port);
         a.mov(al, value);
         a.@out(dx, al);
-    }
-
-    private static void Text(Assembler a, ref Label label, string s)
-    {
-        a.Label(ref label);
-        a.db(Encoding.ASCII.GetBytes(s + "\0"));
     }
 }

@@ -124,22 +124,8 @@ public static class NestedApicGuest
 
         Print(Done + "\n");
 
-        // Bochs shutdown: the bytes of "Shutdown" to port 0x8900 end the run with status 0.
         var shutdown = a.CreateLabel();
-        var next = a.CreateLabel();
-        var halt = a.CreateLabel();
-        a.lea(rsi, __[shutdown]);
-        a.mov(edx, 0x8900);
-        a.Label(ref next);
-        a.mov(al, __byte_ptr[rsi]);
-        a.test(al, al);
-        a.jz(halt);
-        a.@out(dx, al);
-        a.inc(rsi);
-        a.jmp(next);
-        a.Label(ref halt);
-        a.hlt();
-        a.jmp(halt);
+        GuestImage.EmitBochsShutdown(a, shutdown);
 
         // isa-debug-exit with 1: exit status 3.
         a.Label(ref fail);
@@ -161,11 +147,11 @@ public static class NestedApicGuest
         a.hlt();
 
         EmitPrinting(a, puts, puthex);
-        Text(a, ref shutdown, "Shutdown");
+        GuestImage.Text(a, ref shutdown, "Shutdown");
         for (int i = 0; i < text.Count; i++)
         {
             var label = text[i].Label;
-            Text(a, ref label, text[i].Text);
+            GuestImage.Text(a, ref label, text[i].Text);
         }
 
         byte[] code = GuestImage.Assemble(a, L1Code, out var result);
@@ -280,12 +266,6 @@ public static class NestedApicGuest
         a.dec(esi);
         a.jnz(digit);
         a.ret();
-    }
-
-    private static void Text(Assembler a, ref Label label, string s)
-    {
-        a.Label(ref label);
-        a.db(Encoding.ASCII.GetBytes(s + "\0"));
     }
 
     /// <summary>

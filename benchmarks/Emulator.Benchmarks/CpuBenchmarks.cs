@@ -10,31 +10,15 @@ namespace Emulator.Benchmarks;
 /// the memory diagnoser must show zero bytes allocated per invocation.
 /// </summary>
 [MemoryDiagnoser]
-public class CpuBenchmarks
+public class CpuBenchmarks : GuestRunBenchmark
 {
-    private Machine _machine = null!;
-
     [Params(1_000_000)]
     public int Instructions { get; set; }
 
+    // Decode the loop and fill the TLB before measuring.
     [GlobalSetup]
-    public void Setup()
-    {
-        _machine = new Machine(new MachineOptions { MemorySize = 64 << 20 });
-        WorkloadGuest.Install(_machine.Cpu);
-
-        // Decode the loop and fill the TLB before measuring.
-        _machine.Cpu.Run(10_000);
-    }
-
-    [GlobalCleanup]
-    public void Cleanup() => _machine.Dispose();
+    public void Setup() => Start(new MachineOptions { MemorySize = 64 << 20 }, m => WorkloadGuest.Install(m.Cpu), 10_000);
 
     [Benchmark]
-    public ulong Workload()
-    {
-        var cpu = _machine.Cpu;
-        cpu.Run(cpu.Instructions + (ulong)Instructions);
-        return cpu.Instructions;
-    }
+    public ulong Workload() => Continue(Instructions);
 }

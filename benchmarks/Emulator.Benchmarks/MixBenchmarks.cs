@@ -11,31 +11,15 @@ namespace Emulator.Benchmarks;
 /// Needs the image the build makes with gcc; without it the setup fails with the workload's "not built" message.
 /// </summary>
 [MemoryDiagnoser]
-public class MixBenchmarks
+public class MixBenchmarks : GuestRunBenchmark
 {
-    private Machine _machine = null!;
-
     [Params(1_000_000)]
     public int Instructions { get; set; }
 
+    // Decode every kernel and fill the TLB before measuring: one round is about 0.9 M instructions.
     [GlobalSetup]
-    public void Setup()
-    {
-        _machine = new Machine(new MachineOptions { MemorySize = 64 << 20 });
-        CompiledWorkload.Mix.Install(_machine.Cpu, 1_000_000_000);
-
-        // Decode every kernel and fill the TLB before measuring: one round is about 0.9 M instructions.
-        _machine.Cpu.Run(5_000_000);
-    }
-
-    [GlobalCleanup]
-    public void Cleanup() => _machine.Dispose();
+    public void Setup() => Start(new MachineOptions { MemorySize = 64 << 20 }, m => CompiledWorkload.Mix.Install(m.Cpu, 1_000_000_000), 5_000_000);
 
     [Benchmark]
-    public ulong Mix()
-    {
-        var cpu = _machine.Cpu;
-        cpu.Run(cpu.Instructions + (ulong)Instructions);
-        return cpu.Instructions;
-    }
+    public ulong Mix() => Continue(Instructions);
 }

@@ -12,31 +12,16 @@ namespace Emulator.Benchmarks;
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(Columns))]
-public class SmpCpuBenchmarks
+public class SmpCpuBenchmarks : GuestRunBenchmark
 {
-    private Machine _machine = null!;
-
     [Params(1, 64)]
     public int Smp { get; set; } = 1;
 
     [GlobalSetup]
-    public void Setup()
-    {
-        _machine = new Machine(new MachineOptions { MemorySize = 64 << 20, Cpus = Smp });
-        WorkloadGuest.Install(_machine.Cpu);
-        _machine.Cpu.Run(10_000);
-    }
-
-    [GlobalCleanup]
-    public void Cleanup() => _machine.Dispose();
+    public void Setup() => Start(new MachineOptions { MemorySize = 64 << 20, Cpus = Smp }, m => WorkloadGuest.Install(m.Cpu), 10_000);
 
     [Benchmark]
-    public ulong Loop()
-    {
-        var cpu = _machine.Cpu;
-        cpu.Run(cpu.Instructions + 1_000_000);
-        return cpu.Instructions;
-    }
+    public ulong Loop() => Continue(1_000_000);
 
     private sealed class Columns : ManualConfig
     {
