@@ -5,8 +5,9 @@ namespace Emulator.Core.Decode;
 
 /// <summary>
 /// One decoded instruction as the interpreter runs it: the handler, the operands resolved to register
-/// numbers and address parts, immediates made position-independent, and Iced's instruction for the
-/// rare handler that needs more. Cached per (host address, code size); never holds an absolute RIP.
+/// numbers and address parts, immediates made position-independent, and the little of Iced's instruction a
+/// handler still needs. Cached per (host address, code size); never holds an absolute RIP. Kept small: a vCPU's
+/// block cache holds 128 Ki of them.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct DecodedOp
@@ -50,10 +51,14 @@ public unsafe struct DecodedOp
     /// <summary>Modeled cost of this instruction (base cycles from the cost table).</summary>
     public ushort Cycles;
 
-    /// <summary>Iced's decoded form (code, operands, prefixes) for handlers that need more than the fields above.</summary>
-    public Instruction Ins;
+    /// <summary>Iced's code of the instruction (the few handlers shared by several codes tell them apart by it).</summary>
+    public Code Code;
 
-    public readonly Code Code => Ins.Code;
+    /// <summary>Iced's memory-operand size (x87 and MMX handlers shared by several operand types).</summary>
+    public MemorySize MemorySize;
+
+    /// <summary>Explicit operands (IMUL's two- and three-operand forms share a handler).</summary>
+    public byte OpCount;
 
     /// <summary>True when operand 0 is a register (r/m in register form).</summary>
     public readonly bool Op0IsReg => R0 != Cpu.Reg.NoReg;

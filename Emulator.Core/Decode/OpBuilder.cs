@@ -9,7 +9,9 @@ public static unsafe class OpBuilder
     public static void Build(in Instruction ins, ref DecodedOp op, Exec.HandlerTable table, Timing.CostTable costs)
     {
         op = default;
-        op.Ins = ins;
+        op.Code = ins.Code;
+        op.MemorySize = ins.MemorySize;
+        op.OpCount = (byte)ins.OpCount;
         op.Length = (byte)ins.Length;
         op.R0 = op.R1 = op.R2 = Reg.NoReg;
         op.MemOp = Reg.NoReg;

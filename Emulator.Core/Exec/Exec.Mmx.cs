@@ -142,7 +142,7 @@ public static unsafe partial class Exec
             return true;
         }
 
-        return c.ReadMem(op.Seg, c.Ea(ref op), op.Ins.MemorySize.GetSize() == 4 ? 4 : 8, out v);
+        return c.ReadMem(op.Seg, c.Ea(ref op), op.MemorySize.GetSize() == 4 ? 4 : 8, out v);
     }
 
     public static int MmxBinary<T>(Cpu.Cpu c, ref DecodedOp op)

@@ -166,7 +166,7 @@ public static unsafe partial class Exec
         }
 
         // Three-operand forms multiply r/m by the immediate; two-operand forms multiply into the destination.
-        long a = op.Ins.OpCount == 3 ? (long)SignExtend(op.Imm, size) : (long)SignExtend(c.GetReg(op.R0, size), size);
+        long a = op.OpCount == 3 ? (long)SignExtend(op.Imm, size) : (long)SignExtend(c.GetReg(op.R0, size), size);
         long b = (long)SignExtend(src, size);
         ulong lo;
         bool overflow;

@@ -294,7 +294,7 @@ public static unsafe partial class Exec
         ulong ea = c.Ea(ref op);
         Float80 src;
         uint loadFlags = 0;
-        switch (op.Ins.MemorySize)
+        switch (op.MemorySize)
         {
             case MemorySize.Float32:
                 {
