@@ -40,8 +40,14 @@ public sealed unsafe partial class Cpu
     /// <summary>Flushes the set in use (the current address space's entries).</summary>
     public void FlushTlb()
     {
-        Array.Fill(_tlbTag, TlbInvalid);
+        FlushTlbEntries();
         _activeTlb.Walks?.Flush();
+    }
+
+    /// <summary>Drops the set in use's entries and the RIP cache, keeping the walk cache.</summary>
+    private void FlushTlbEntries()
+    {
+        Array.Fill(_tlbTag, TlbInvalid);
         BumpCodeEpoch();
     }
 
@@ -106,8 +112,7 @@ public sealed unsafe partial class Cpu
     {
         if ((cpl == 3) != (Cpl == 3))
         {
-            Array.Fill(_tlbTag, TlbInvalid);
-            BumpCodeEpoch();
+            FlushTlbEntries();
         }
 
         Cpl = cpl;
@@ -522,7 +527,6 @@ public sealed unsafe partial class Cpu
             NoteDataAccess(lin, size, access == Access.Write);
         }
 
-        ulong gpaAccess = GpaAccess(access);
         if (((lin & 0xFFF) + (ulong)size) > 0x1000)
         {
             // Page-crossing: translate both pages before touching either (no partial access on a fault).
@@ -543,31 +547,9 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        RetPf r;
-        ulong gpa, hpa, l1Gpa;
-        if (WalkCacheHit(access, lin, out gpa, out hpa))
+        if (!TranslatePage(lin, size, access, out ulong gpa, out RetPf r, out ulong hpa, out ulong l1Gpa))
         {
-            // The walk would have succeeded and L0's translation mapped the page, as when the walk was kept.
-            if (access != Access.Fetch && Misaligned(lin, size))
-            {
-                return false;
-            }
-
-            r = RetPf.Continue;
-            l1Gpa = gpa;
-        }
-        else
-        {
-            if (!Translate(lin, access, out gpa) || (access != Access.Fetch && Misaligned(lin, size)))
-            {
-                return false;
-            }
-
-            r = TranslateGpa(gpa, gpaAccess, out hpa, out l1Gpa);
-            if (PhysicalMemory.IsMapped(r))
-            {
-                WalkCacheAdd(access, lin, gpa, hpa);
-            }
+            return false;
         }
 
         if (PhysicalMemory.IsMapped(r) && IsAvicAccess(gpa))
@@ -631,30 +613,9 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        RetPf r;
-        ulong gpa, hpa, l1Gpa;
-        if (WalkCacheHit(Access.Write, lin, out gpa, out hpa))
+        if (!TranslatePage(lin, size, Access.Write, out ulong gpa, out RetPf r, out ulong hpa, out ulong l1Gpa))
         {
-            if (Misaligned(lin, size))
-            {
-                return false;
-            }
-
-            r = RetPf.Continue;
-            l1Gpa = gpa;
-        }
-        else
-        {
-            if (!Translate(lin, Access.Write, out gpa) || Misaligned(lin, size))
-            {
-                return false;
-            }
-
-            r = TranslateGpa(gpa, NpfErr.Write, out hpa, out l1Gpa);
-            if (PhysicalMemory.IsMapped(r))
-            {
-                WalkCacheAdd(Access.Write, lin, gpa, hpa);
-            }
+            return false;
         }
 
         if (!PhysicalMemory.IsMapped(r))
@@ -778,26 +739,41 @@ public sealed unsafe partial class Cpu
     }
 
     /// <summary>Host pointer to the code page holding linear <paramref name="lin"/>, through the fetch TLB.</summary>
-    internal byte* FetchPage(ulong lin, out ulong gpa)
+    internal byte* FetchPage(ulong lin, out ulong gpa) =>
+        TranslatePage(lin, 1, Access.Fetch, out gpa, out RetPf r, out ulong hpa, out _) && PhysicalMemory.IsMapped(r) && !IsAvicAccess(gpa)
+            ? Phys.HostPointer(hpa & ~0xFFFUL)
+            : null;
+
+    /// <summary>
+    /// A single-page access's translation: the guest walk (or the walk cache's answer to this modeled TLB miss), the
+    /// alignment check of a data access, then L0's translation of the page, whose result <paramref name="r"/> says
+    /// whether <paramref name="hpa"/> maps it. A walk whose page L0 mapped is offered to the walk cache. False with
+    /// the #PF or #AC pending.
+    /// </summary>
+    private bool TranslatePage(ulong lin, int size, int access, out ulong gpa, out RetPf r, out ulong hpa, out ulong l1Gpa)
     {
-        if (WalkCacheHit(Access.Fetch, lin, out gpa, out ulong hpa))
+        if (WalkCacheHit(access, lin, out gpa, out hpa))
         {
-            return IsAvicAccess(gpa) ? null : Phys.HostPointer(hpa & ~0xFFFUL);
+            // The walk would have succeeded and L0's translation mapped the page, as when the walk was kept.
+            r = RetPf.Continue;
+            l1Gpa = gpa;
+            return access == Access.Fetch || !Misaligned(lin, size);
         }
 
-        if (!Translate(lin, Access.Fetch, out gpa))
+        if (!Translate(lin, access, out gpa) || (access != Access.Fetch && Misaligned(lin, size)))
         {
-            return null;
+            r = RetPf.Continue;
+            l1Gpa = 0;
+            return false;
         }
 
-        RetPf r = TranslateGpa(gpa, NpfErr.Fetch, out hpa, out _);
-        if (!PhysicalMemory.IsMapped(r))
+        r = TranslateGpa(gpa, GpaAccess(access), out hpa, out l1Gpa);
+        if (PhysicalMemory.IsMapped(r))
         {
-            return null;
+            WalkCacheAdd(access, lin, gpa, hpa);
         }
 
-        WalkCacheAdd(Access.Fetch, lin, gpa, hpa);
-        return IsAvicAccess(gpa) ? null : Phys.HostPointer(hpa & ~0xFFFUL);
+        return true;
     }
 
     /// <summary>

@@ -37,10 +37,7 @@ public sealed unsafe partial class Cpu
     /// <summary>Modeled TLB misses answered by the walk cache instead of a walk (a host-side count: not modeled).</summary>
     public ulong WalkCacheHits => _hostTlb.Walks!.Hits;
 
-    /// <summary>Host bytes the walk cache's tables take.</summary>
-    public long WalkCacheBytes => _hostTlb.Walks!.Bytes;
-
-    /// <summary>A walk's table read of plain RAM at host offset <paramref name="hpa"/>: noted for the walk cache.</summary>
+    /// <summary>A walk's read of the table entry at host address <paramref name="entry"/> (plain RAM): noted for the walk cache.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void TraceWalkRead(byte* entry)
     {
@@ -56,10 +53,16 @@ public sealed unsafe partial class Cpu
         }
     }
 
-    /// <summary>The walk cache when this access may use it: L1's own (not implicit) access with paging on.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private WalkCache? UsableWalkCache() =>
-        WalkCacheEnabled && !GuestMode && !_implicitSupervisor && _activeTlb == _hostTlb && (Cr0 & Cr0Bits.PG) != 0 ? _hostTlb.Walks : null;
+    /// <summary>
+    /// The walk cache when this access may use it (L1's own, not implicit, access with paging on) and its entries were
+    /// made under the paging context in force. A cache whose context changed drops them, takes this context, and is
+    /// not used for this access.
+    /// </summary>
+    private WalkCache? WalkCacheInContext() =>
+        WalkCacheEnabled && !GuestMode && !_implicitSupervisor && _activeTlb == _hostTlb && (Cr0 & Cr0Bits.PG) != 0
+        && _hostTlb.Walks!.InContext(Cr0 & (Cr0Bits.PG | Cr0Bits.WP), Cr3, Cr4 & WalkCr4Bits, Efer & (EferBits.LMA | EferBits.NXE), TdpFlushGeneration)
+            ? _hostTlb.Walks
+            : null;
 
     /// <summary>
     /// A modeled TLB miss of <paramref name="lin"/> answered from the walk cache: the walk's charges are made and
@@ -68,8 +71,7 @@ public sealed unsafe partial class Cpu
     private bool WalkCacheHit(int bank, ulong lin, out ulong gpa, out ulong hpa)
     {
         gpa = hpa = 0;
-        if (UsableWalkCache() is not { } wc
-            || !wc.InContext(Cr0 & (Cr0Bits.PG | Cr0Bits.WP), Cr3, Cr4 & WalkCr4Bits, Efer & (EferBits.LMA | EferBits.NXE), TdpFlushGeneration)
+        if (WalkCacheInContext() is not { } wc
             || !wc.TryGet(bank, lin, Cpl == 3, out ulong gpaPage, out ulong hpaPage, out int reads, out bool large))
         {
             return false;
@@ -103,8 +105,7 @@ public sealed unsafe partial class Cpu
     private void WalkCacheAdd(int bank, ulong lin, ulong gpa, ulong hpa)
     {
         int reads = _walkReads;
-        if (reads <= 0 || _translationUncacheable || UsableWalkCache() is not { } wc
-            || !wc.InContext(Cr0 & (Cr0Bits.PG | Cr0Bits.WP), Cr3, Cr4 & WalkCr4Bits, Efer & (EferBits.LMA | EferBits.NXE), TdpFlushGeneration))
+        if (reads <= 0 || _translationUncacheable || WalkCacheInContext() is not { } wc)
         {
             return;
         }

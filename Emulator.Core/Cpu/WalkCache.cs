@@ -77,21 +77,6 @@ internal sealed unsafe class WalkCache
     /// <summary>Modeled misses the cache answered.</summary>
     public ulong Hits;
 
-    /// <summary>Host bytes held by the allocated tables.</summary>
-    public long Bytes
-    {
-        get
-        {
-            long n = _upper == null ? 0 : (long)UpperCount * Unsafe.SizeOf<UpperPath>();
-            foreach (var b in _banks)
-            {
-                n += b == null ? 0 : (long)EntryCount * Unsafe.SizeOf<Entry>();
-            }
-
-            return n;
-        }
-    }
-
     /// <summary>Every entry goes (the TLB set was flushed).</summary>
     public void Flush()
     {

@@ -37,15 +37,13 @@ public sealed unsafe class BlockCache
     // A one-instruction block for code that cannot be cached (straddles a page, or not in RAM).
     private readonly DecodedOp[] _scratch = new DecodedOp[1];
     private readonly byte[] _scratchBytes = GC.AllocateArray<byte>(16, pinned: true);
-    private readonly PointerCodeReader _scratchReader = new();
 
     /// <summary>
-    /// Decoders by code size (16, 32 and 64 bits at index 0, 1 and 2), made once: over the page reader for blocks,
-    /// over the scratch buffer for uncached instructions. A code-page straddler is looked up, and so decoded again, at
-    /// every execution (a block cannot hold it): that must not allocate.
+    /// Decoders over <see cref="_reader"/> by code size (16, 32 and 64 bits at index 0, 1 and 2), made once. A
+    /// code-page straddler is looked up, and so decoded again, at every execution (a block cannot hold it), then
+    /// decoded from the scratch bytes: neither may allocate.
     /// </summary>
     private readonly Decoder?[] _decoders = new Decoder?[3];
-    private readonly Decoder?[] _scratchDecoders = new Decoder?[3];
 
     public ulong Misses;
     public ulong Hits;
@@ -111,10 +109,7 @@ public sealed unsafe class BlockCache
         }
 
         int pageLeft = (int)(0x1000 - (hpa & 0xFFF));
-        _reader.Reset(hostPtr, pageLeft);
-        // AMD decoding (the AMD64 manuals win): 66h near branches in 64-bit mode are 16-bit, no o64 far JMP/CALL [mem].
-        var decoder = _decoders[bitness >> 5] ??= Decoder.Create(bitness, _reader, 0, DecoderOptions.AMD);
-        decoder.IP = _cpu.Rip;
+        var decoder = DecoderAt(hostPtr, pageLeft, bitness, _cpu.Rip);
         int start = _opsUsed;
         int n = 0;
         var costs = _cpu.Costs;
@@ -168,14 +163,21 @@ public sealed unsafe class BlockCache
     /// <summary>Decodes one instruction from <paramref name="bytes"/> into the scratch slot (uncached path).</summary>
     public ref DecodedOp DecodeScratch(ReadOnlySpan<byte> bytes, int bitness, ulong rip)
     {
-        // No allocation per instruction: the bytes go to a pinned buffer, decoded by one decoder per code size.
+        // No allocation per instruction: the bytes go to a pinned buffer the block decoder reads.
         bytes.CopyTo(_scratchBytes);
-        _scratchReader.Reset((byte*)Unsafe.AsPointer(ref _scratchBytes[0]), bytes.Length);
-        var decoder = _scratchDecoders[bitness >> 5] ??= Decoder.Create(bitness, _scratchReader, 0, DecoderOptions.AMD);
-        decoder.IP = rip;
-        decoder.Decode(out Instruction ins);
+        DecoderAt((byte*)Unsafe.AsPointer(ref _scratchBytes[0]), bytes.Length, bitness, rip).Decode(out Instruction ins);
         OpBuilder.Build(ins, ref _scratch[0], _table, _cpu.Costs);
         return ref _scratch[0];
+    }
+
+    /// <summary>The decoder for <paramref name="bitness"/>, reading the <paramref name="length"/> bytes at <paramref name="code"/> as RIP <paramref name="rip"/>.</summary>
+    private Decoder DecoderAt(byte* code, int length, int bitness, ulong rip)
+    {
+        _reader.Reset(code, length);
+        // AMD decoding (the AMD64 manuals win): 66h near branches in 64-bit mode are 16-bit, no o64 far JMP/CALL [mem].
+        var decoder = _decoders[bitness >> 5] ??= Decoder.Create(bitness, _reader, 0, DecoderOptions.AMD);
+        decoder.IP = rip;
+        return decoder;
     }
 
     /// <summary>Drops every block decoded from the RAM page at host offset <paramref name="hpaPage"/>.</summary>
