@@ -432,7 +432,7 @@ public sealed unsafe partial class Cpu
         if (page != null)
         {
             ulong hpa = Phys.HostOffsetOf(page) + (lin & 0xFFF);
-            int block = Blocks.Lookup(hpa, Bitness, page + (lin & 0xFFF));
+            int block = Blocks.Lookup(hpa, Bitness, page + (lin & 0xFFF), Rip);
             if (block != 0)
             {
                 return ref Blocks.Op(Blocks.Start(block));

@@ -86,9 +86,9 @@ public sealed unsafe partial class Cpu
     /// </summary>
     private ulong IpMask => Bitness == 64 ? ulong.MaxValue : 0xFFFFFFFFUL;
 
-    internal void InvalidateCodePage(ulong hpaPage)
+    /// <summary>A code page's blocks were dropped (a write to it): forget the blocks looked up, leave the current one.</summary>
+    internal void ForgetCodePage()
     {
-        Blocks.InvalidatePage(hpaPage);
         _codeEpoch++;
         ExitRequest = 1;
     }
@@ -427,7 +427,7 @@ public sealed unsafe partial class Cpu
         }
 
         ulong hpa = Phys.HostOffsetOf(page) + (lin & 0xFFF);
-        int block = Blocks.Lookup(hpa, Bitness, page + (lin & 0xFFF));
+        int block = Blocks.Lookup(hpa, Bitness, page + (lin & 0xFFF), Rip);
         if (block == 0)
         {
             StepUncached(lin);

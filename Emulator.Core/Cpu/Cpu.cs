@@ -75,8 +75,8 @@ public sealed partial class Cpu
     {
         Phys = phys;
         Costs = costs ?? CostTable.Default;
-        Blocks = new BlockCache(this);
         phys.AttachCpu(this);
+        Blocks = phys.BlockCacheFor(Costs);
         if (phys.Mmu is { } mmu)
         {
             mmu.Tdp.RemoteTlbFlush += RemoteTlbFlush;

@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Emulator.Core.Exec;
+using Emulator.Core.Memory;
+using Emulator.Core.Timing;
 using Iced.Intel;
 
 namespace Emulator.Core.Decode;
@@ -10,6 +12,10 @@ namespace Emulator.Core.Decode;
 /// of their first byte and the code size, so a hit costs one hash probe and Iced runs only on misses.
 /// A block ends after a control transfer, at the end of its page, or after <see cref="MaxBlockOps"/>.
 /// Every page that holds a block is marked as a code page; a write to it drops the page's blocks.
+/// One cache serves every vCPU of a VM (<see cref="PhysicalMemory.BlockCacheFor"/>): blocks depend only on the
+/// bytes at a host address, the code size and the cost table, never on a vCPU's state, so a block one vCPU decoded
+/// runs as it is on the others, and the cache's memory does not grow with the vCPU count. vCPUs run on one host
+/// thread, so the cache needs no lock; each vCPU's RIP → block cache is told (its epoch) when blocks go away.
 /// </summary>
 public sealed unsafe class BlockCache
 {
@@ -18,7 +24,7 @@ public sealed unsafe class BlockCache
     private const int MaxBlocks = 1 << 15;
     private const int HashBits = 14;
 
-    private readonly Cpu.Cpu _cpu;
+    private readonly PhysicalMemory _phys;
     private readonly DecodedOp[] _ops = new DecodedOp[PoolOps];
     private int _opsUsed;
 
@@ -49,7 +55,16 @@ public sealed unsafe class BlockCache
     public ulong Hits;
     public ulong Invalidations;
 
-    public BlockCache(Cpu.Cpu cpu) => _cpu = cpu;
+    /// <param name="phys">The VM's memory: its code-page marks and the vCPUs whose caches hold this cache's blocks.</param>
+    /// <param name="costs">The cost table the ops' modeled cycles come from.</param>
+    public BlockCache(PhysicalMemory phys, CostTable costs)
+    {
+        _phys = phys;
+        Costs = costs;
+    }
+
+    /// <summary>The cost table every op's cycles were taken from; vCPUs with another table need another cache.</summary>
+    public CostTable Costs { get; }
 
     /// <summary>
     /// Host bytes the cache holds: its fixed arrays (the ops pool, block keys and links, hash buckets) and the page
@@ -79,9 +94,9 @@ public sealed unsafe class BlockCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Hash(ulong key) => (int)((key * 0x9E3779B97F4A7C15UL) >> (64 - HashBits));
 
-    /// <summary>Finds or builds the block at host offset <paramref name="hpa"/> for the given code size.</summary>
+    /// <summary>Finds or builds the block at host offset <paramref name="hpa"/> (linear <paramref name="rip"/>) for the given code size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Lookup(ulong hpa, int bitness, byte* hostPtr)
+    public int Lookup(ulong hpa, int bitness, byte* hostPtr, ulong rip)
     {
         ulong key = (hpa << 2) | (uint)(bitness >> 5);
         int b = _buckets[Hash(key)];
@@ -96,11 +111,11 @@ public sealed unsafe class BlockCache
             b = _hashNext[b];
         }
 
-        return Build(key, hpa, bitness, hostPtr);
+        return Build(key, hpa, bitness, hostPtr, rip);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int Build(ulong key, ulong hpa, int bitness, byte* hostPtr)
+    private int Build(ulong key, ulong hpa, int bitness, byte* hostPtr, ulong rip)
     {
         Misses++;
         if (_blocks >= MaxBlocks || _opsUsed + MaxBlockOps > PoolOps)
@@ -109,10 +124,10 @@ public sealed unsafe class BlockCache
         }
 
         int pageLeft = (int)(0x1000 - (hpa & 0xFFF));
-        var decoder = DecoderAt(hostPtr, pageLeft, bitness, _cpu.Rip);
+        var decoder = DecoderAt(hostPtr, pageLeft, bitness, rip);
         int start = _opsUsed;
         int n = 0;
-        var costs = _cpu.Costs;
+        var costs = Costs;
         while (n < MaxBlockOps)
         {
             decoder.Decode(out Instruction ins);
@@ -148,10 +163,10 @@ public sealed unsafe class BlockCache
         ulong page = hpa >> 12;
         _pageNext[b] = _pageHead.TryGetValue(page, out int head) ? head : 0;
         _pageHead[page] = b;
-        if (!_cpu.Phys.IsCodePage(page))
+        if (!_phys.IsCodePage(page))
         {
-            _cpu.Phys.MarkCodePage(hpa);
-            foreach (var cpu in _cpu.Phys.Cpus)
+            _phys.MarkCodePage(hpa);
+            foreach (var cpu in _phys.Cpus)
             {
                 cpu.FlushWriteTlb();
             }
@@ -166,7 +181,7 @@ public sealed unsafe class BlockCache
         // No allocation per instruction: the bytes go to a pinned buffer the block decoder reads.
         bytes.CopyTo(_scratchBytes);
         DecoderAt((byte*)Unsafe.AsPointer(ref _scratchBytes[0]), bytes.Length, bitness, rip).Decode(out Instruction ins);
-        OpBuilder.Build(ins, ref _scratch[0], _table, _cpu.Costs);
+        OpBuilder.Build(ins, ref _scratch[0], _table, Costs);
         return ref _scratch[0];
     }
 
@@ -214,13 +229,18 @@ public sealed unsafe class BlockCache
         _key[b] = ulong.MaxValue;
     }
 
+    /// <summary>Drops every block (the pool is full); every vCPU of the VM forgets the blocks it looked up.</summary>
     public void Flush()
     {
-        _cpu.BumpCodeEpoch();
+        foreach (var cpu in _phys.Cpus)
+        {
+            cpu.BumpCodeEpoch();
+        }
+
         Array.Clear(_buckets);
         foreach (var page in _pageHead.Keys)
         {
-            _cpu.Phys.ClearCodePage(page << 12);
+            _phys.ClearCodePage(page << 12);
         }
 
         _pageHead.Clear();

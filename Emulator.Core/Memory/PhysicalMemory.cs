@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using Emulator.Core.Decode;
 using Emulator.Core.Devices;
+using Emulator.Core.Timing;
 using Emulator.Mmu.Fault;
 using Emulator.Mmu.Memory;
 using Emulator.Mmu.Shadow;
@@ -35,6 +37,9 @@ public sealed unsafe class PhysicalMemory : IDisposable
     private readonly byte* _ram;
     private readonly byte[] _codePages;
     private readonly List<Cpu.Cpu> _cpus = [];
+
+    // The decoded-block caches of this VM's vCPUs: one per cost table, so normally one for all of them.
+    private readonly List<BlockCache> _blockCaches = [];
 
     // Set when Create built the host arena and MMU, which this object then disposes.
     private readonly bool _ownsMemory;
@@ -98,6 +103,25 @@ public sealed unsafe class PhysicalMemory : IDisposable
     }
 
     internal void AttachCpu(Cpu.Cpu cpu) => _cpus.Add(cpu);
+
+    /// <summary>
+    /// The VM's decoded-block cache for vCPUs charging by <paramref name="costs"/>: shared by every vCPU with that
+    /// table (an op carries its modeled cycles), so the cache's memory does not grow with the vCPU count.
+    /// </summary>
+    internal BlockCache BlockCacheFor(CostTable costs)
+    {
+        foreach (var cache in _blockCaches)
+        {
+            if (ReferenceEquals(cache.Costs, costs))
+            {
+                return cache;
+            }
+        }
+
+        var made = new BlockCache(this, costs);
+        _blockCaches.Add(made);
+        return made;
+    }
 
     public IReadOnlyList<Cpu.Cpu> Cpus => _cpus;
 
@@ -474,9 +498,14 @@ public sealed unsafe class PhysicalMemory : IDisposable
     private void InvalidateCode(ulong hpa)
     {
         _codePages[hpa >> 12] = 0;
+        foreach (var cache in _blockCaches)
+        {
+            cache.InvalidatePage(hpa & ~0xFFFUL);
+        }
+
         foreach (var cpu in _cpus)
         {
-            cpu.InvalidateCodePage(hpa & ~0xFFFUL);
+            cpu.ForgetCodePage();
         }
     }
 
