@@ -86,6 +86,7 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong SignBit(int size) => 1UL << ((size * 8) - 1);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool GetCF()
     {
         ulong m = SizeMask(LazySize);
@@ -106,8 +107,10 @@ public sealed partial class Cpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool GetZF() => LazyOp == LazyFlags.None ? (FlagsBits & Rflags.ZF) != 0 : (LazyRes & SizeMask(LazySize)) == 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool GetSF() => LazyOp == LazyFlags.None ? (FlagsBits & Rflags.SF) != 0 : (LazyRes & SignBit(LazySize)) != 0;
 
     public bool GetPF() => LazyOp == LazyFlags.None
@@ -120,6 +123,7 @@ public sealed partial class Cpu
         _ => (FlagsBits & Rflags.AF) != 0,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool GetOF()
     {
         ulong sb = SignBit(LazySize);

@@ -334,6 +334,9 @@ public sealed unsafe partial class Cpu
         public ulong Epoch;
         public int Start;
         public int Count;
+        public int Block;
+        public int Heat;
+        public CompiledBlock? Code;
     }
 
     // RIP → block cache: a hit skips segmentation, the code TLB and the block hash. An entry is valid
@@ -354,6 +357,7 @@ public sealed unsafe partial class Cpu
     /// would then only look up the next block, so doing it here changes nothing but the cost of getting there.
     /// Anything unusual (a request, a limit, an event, a halt, a fault, a kick) returns to it.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void RunBlocks(int limit, ulong maxInstructions, ulong stopCycle)
     {
         while (true)
@@ -366,14 +370,33 @@ public sealed unsafe partial class Cpu
             }
 
             ulong rip = Rip;
-            // SAFETY: the slot is masked to the table size.
-            ref RipCacheEntry entry = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ripCache), (int)(rip ^ (rip >> RipCacheBits)) & ((1 << RipCacheBits) - 1));
+            ref RipCacheEntry entry = ref RipCacheSlot(rip);
             int start, count;
             if (entry.Rip == rip && entry.Epoch == _codeEpoch)
             {
                 start = entry.Start;
                 count = entry.Count;
                 _ripCacheHits++;
+                if (count <= limit)
+                {
+                    var code = entry.Code;
+                    if (code == null && ++entry.Heat == CompileThreshold)
+                    {
+                        code = entry.Code = Blocks.Compiled(entry.Block, Bitness);
+                    }
+
+                    if (code != null)
+                    {
+                        if (!RunChain(code, maxInstructions, stopCycle) || Requests != 0 || Instructions >= maxInstructions || Cycles >= stopCycle)
+                        {
+                            return;
+                        }
+
+                        ulong left = maxInstructions - Instructions;
+                        limit = left < BlockCache.MaxBlockOps ? (int)left : BlockCache.MaxBlockOps;
+                        continue;
+                    }
+                }
             }
             else
             {
@@ -389,6 +412,9 @@ public sealed unsafe partial class Cpu
                 entry.Epoch = _codeEpoch;
                 entry.Start = start;
                 entry.Count = count;
+                entry.Block = block;
+                entry.Heat = 0;
+                entry.Code = null;
             }
 
             // RunOps fails on a kick, a fault, HLT or a stop; exceptions are only delivered on those paths, so

@@ -3,11 +3,41 @@ namespace Emulator.Core.Cpu;
 /// <summary>Read-only views of the interpreter's internal counters, for <c>--stats</c> and benchmarks.</summary>
 public sealed partial class Cpu
 {
+    /// <summary>Blocks decoded by the decoded-block cache this vCPU uses (shared by the VM's vCPUs).</summary>
     public ulong DecodeCacheMisses => Blocks.Misses;
 
+    /// <summary>Block lookups the shared cache answered plus this vCPU's RIP-cache and chained hits.</summary>
     public ulong DecodeCacheHits => Blocks.Hits + _ripCacheHits;
 
+    /// <summary>Blocks the shared cache dropped after writes to their code.</summary>
     public ulong DecodeCacheInvalidations => Blocks.Invalidations;
+
+    /// <summary>Blocks the shared cache compiled (docs/cpu.md, "Compiled blocks").</summary>
+    public ulong CompiledBlocks => Blocks.Compilations;
+
+    /// <summary>
+    /// The decoded-block counters of <paramref name="cpus"/> with each shared cache counted once: blocks decoded,
+    /// lookups answered without decoding, blocks dropped, blocks compiled.
+    /// </summary>
+    public static (ulong Misses, ulong Hits, ulong Invalidations, ulong Compiled) DecodeCacheCounters(IEnumerable<Cpu> cpus)
+    {
+        ArgumentNullException.ThrowIfNull(cpus);
+        var seen = new HashSet<Decode.BlockCache>(ReferenceEqualityComparer.Instance);
+        ulong misses = 0, hits = 0, invalidations = 0, compiled = 0;
+        foreach (var cpu in cpus)
+        {
+            hits += cpu._ripCacheHits;
+            if (seen.Add(cpu.Blocks))
+            {
+                misses += cpu.Blocks.Misses;
+                hits += cpu.Blocks.Hits;
+                invalidations += cpu.Blocks.Invalidations;
+                compiled += cpu.Blocks.Compilations;
+            }
+        }
+
+        return (misses, hits, invalidations, compiled);
+    }
 
     /// <summary>
     /// Host bytes of the decoded-block caches <paramref name="cpus"/> use, each distinct cache counted once, and how

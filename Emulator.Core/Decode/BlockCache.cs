@@ -25,7 +25,9 @@ public sealed unsafe class BlockCache
     private const int HashBits = 14;
 
     private readonly PhysicalMemory _phys;
-    private readonly DecodedOp[] _ops = new DecodedOp[PoolOps];
+    // Pinned: compiled blocks hold the addresses of their ops.
+    private readonly DecodedOp[] _ops = GC.AllocateArray<DecodedOp>(PoolOps, pinned: true);
+    private readonly CompiledBlock?[] _compiled = new CompiledBlock?[MaxBlocks];
     private int _opsUsed;
 
     private readonly ulong[] _key = new ulong[MaxBlocks];
@@ -90,6 +92,23 @@ public sealed unsafe class BlockCache
     public int Start(int block) => _start[block];
 
     public int Count(int block) => _count[block];
+
+    /// <summary>Blocks compiled (<see cref="BlockCompiler"/>).</summary>
+    public ulong Compilations;
+
+    /// <summary>The compiled form of <paramref name="block"/> (made on first request), valid until the block is dropped.</summary>
+    internal CompiledBlock Compiled(int block, int bitness)
+    {
+        var code = _compiled[block];
+        if (code == null)
+        {
+            code = BlockCompiler.Compile((DecodedOp*)Unsafe.AsPointer(ref Op(_start[block])), _start[block], _count[block], bitness == 64);
+            _compiled[block] = code;
+            Compilations++;
+        }
+
+        return code;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Hash(ulong key) => (int)((key * 0x9E3779B97F4A7C15UL) >> (64 - HashBits));
@@ -227,6 +246,7 @@ public sealed unsafe class BlockCache
         }
 
         _key[b] = ulong.MaxValue;
+        _compiled[b] = null;
     }
 
     /// <summary>Drops every block (the pool is full); every vCPU of the VM forgets the blocks it looked up.</summary>
@@ -238,6 +258,7 @@ public sealed unsafe class BlockCache
         }
 
         Array.Clear(_buckets);
+        Array.Clear(_compiled);
         foreach (var page in _pageHead.Keys)
         {
             _phys.ClearCodePage(page << 12);

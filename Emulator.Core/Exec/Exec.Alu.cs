@@ -257,6 +257,7 @@ public static unsafe partial class Exec
     }
 
     /// <summary><see cref="Binary{T}"/>, register ← register.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // compiled blocks inline it (BlockCompiler)
     internal static int AluRR<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
@@ -273,6 +274,7 @@ public static unsafe partial class Exec
     }
 
     /// <summary><see cref="Binary{T}"/>, register ← immediate.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // compiled blocks inline it (BlockCompiler)
     internal static int AluRI<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth

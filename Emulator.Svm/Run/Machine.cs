@@ -514,14 +514,16 @@ public sealed class Machine : IDisposable
     /// <summary>Counters in a fixed order, for <c>--stats</c>: CPU, buses, then L0's MMU (mmu.*) when present.</summary>
     public IReadOnlyList<(string Name, ulong Value)> Stats()
     {
-        // cpu.* sum over vCPUs (cpu.cycles is the BSP's clock); vcpu.N.* per vCPU.
+        // cpu.* sum over vCPUs (cpu.cycles is the BSP's clock; the decoded-block cache is the VM's); vcpu.N.* per vCPU.
+        var decode = Cpu.DecodeCacheCounters(Cpus);
         var stats = new List<(string, ulong)>
         {
             ("cpu.instructions", TotalInstructions),
             ("cpu.cycles", Cpu.Cycles),
-            ("cpu.decode_cache.misses", Sum(Cpus, c => c.DecodeCacheMisses)),
-            ("cpu.decode_cache.hits", Sum(Cpus, c => c.DecodeCacheHits)),
-            ("cpu.decode_cache.invalidations", Sum(Cpus, c => c.DecodeCacheInvalidations)),
+            ("cpu.decode_cache.misses", decode.Misses),
+            ("cpu.decode_cache.hits", decode.Hits),
+            ("cpu.decode_cache.invalidations", decode.Invalidations),
+            ("cpu.decode_cache.compiled", decode.Compiled),
             ("cpu.tlb.misses", Sum(Cpus, c => c.TlbMisses)),
             ("cpu.page_walks", Sum(Cpus, c => c.PageWalks)),
             ("cpu.walk_cache.hits", Sum(Cpus, c => c.WalkCacheHits)),

@@ -1,0 +1,138 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Emulator.Core.Decode;
+
+namespace Emulator.Core.Cpu;
+
+/// <summary>
+/// Compiled blocks and their chaining (docs/cpu.md, "Compiled blocks"). A block that ran
+/// <see cref="CompileThreshold"/> times through a vCPU's RIP cache is compiled (<see cref="BlockCompiler"/>); a
+/// compiled block ends by asking <see cref="Chain"/> for its successor, which makes the checks
+/// <see cref="RunBlocks"/> makes between blocks, in the same order, and follows a link the block keeps to the
+/// successors it saw, so a run of compiled blocks returns to the loop only when something needs it.
+/// </summary>
+public sealed partial class Cpu
+{
+    /// <summary>The default of <see cref="CompileThreshold"/>.</summary>
+    public const int DefaultCompileThreshold = 1024;
+
+    /// <summary>
+    /// Runs of a block through one entry of this vCPU's RIP cache before it is compiled; 0: never compile (the
+    /// interpreter alone, for comparisons). Compiling costs the host about as much as interpreting the block some
+    /// thousand times, so only hot blocks are worth it; the guest sees no difference either way.
+    /// </summary>
+    public int CompileThreshold { get; set; } = DefaultCompileThreshold;
+
+    // The limits of the current RunBlocks call, for Chain: the instruction budget and the cycle to stop at.
+    private ulong _chainMaxInstructions;
+    private ulong _chainStopCycle;
+
+    // How the last compiled block left the chain (a BlockCompiler result) and which block it was.
+    private int _chainResult;
+    private CompiledBlock? _chainBlock;
+
+    /// <summary>
+    /// Runs compiled blocks from <paramref name="block"/> for as long as they chain, then does what
+    /// <see cref="RunOps"/>'s caller would do with the last one's result. False: return to Run.
+    /// </summary>
+    private bool RunChain(CompiledBlock block, ulong maxInstructions, ulong stopCycle)
+    {
+        _chainMaxInstructions = maxInstructions;
+        _chainStopCycle = stopCycle;
+        CompiledBlock? next = block;
+        do
+        {
+            next = next.Code(this);
+        }
+        while (next != null);
+
+        int r = _chainResult;
+        if (r == BlockCompiler.Completed)
+        {
+            return true;
+        }
+
+        if (r == BlockCompiler.ExitRequested)
+        {
+            return false;
+        }
+
+        Finish(r & ((1 << BlockCompiler.StatusBits) - 1), ref Blocks.Op(_chainBlock!.Start + (r >> BlockCompiler.StatusBits)));
+        return false;
+    }
+
+    /// <summary>A compiled block's way out of the chain with <paramref name="result"/> (called by its code).</summary>
+    internal static CompiledBlock? LeaveChain(CompiledBlock self, Cpu c, int result)
+    {
+        c._chainResult = result;
+        c._chainBlock = self;
+        return null;
+    }
+
+    /// <summary>
+    /// Called by a compiled block whose ops all retired with no exit request: the next compiled block to run, or null
+    /// to return to <see cref="RunBlocks"/>. Makes the checks RunBlocks makes after a block (a request, the cycle
+    /// and instruction limits, the debug path), so chaining changes nothing but the cost of getting there.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static CompiledBlock? Chain(CompiledBlock self, Cpu c)
+    {
+        c._chainResult = BlockCompiler.Completed;
+        if (c.Requests != 0 || c.Cycles >= c._chainStopCycle || c.DebugActive)
+        {
+            return null;
+        }
+
+        ulong rip = c.Rip;
+        CompiledBlock? next;
+        if (self.LinkRip0 == rip && self.LinkEpoch0 == c._codeEpoch && self.LinkCpu0 == c)
+        {
+            next = self.Link0;
+        }
+        else if (self.LinkRip1 == rip && self.LinkEpoch1 == c._codeEpoch && self.LinkCpu1 == c)
+        {
+            next = self.Link1;
+        }
+        else
+        {
+            next = c.LinkMiss(self, rip);
+        }
+
+        if (next == null || c.Instructions + (ulong)next.Count > c._chainMaxInstructions)
+        {
+            return null;
+        }
+
+        c._ripCacheHits++;
+        return next;
+    }
+
+    /// <summary>
+    /// The successor at <paramref name="rip"/> when it is in the RIP cache and compiled: linked from
+    /// <paramref name="self"/> (the older link is replaced) and returned. Null: RunBlocks finds it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private CompiledBlock? LinkMiss(CompiledBlock self, ulong rip)
+    {
+        ref RipCacheEntry entry = ref RipCacheSlot(rip);
+        if (entry.Rip != rip || entry.Epoch != _codeEpoch || entry.Code == null)
+        {
+            return null;
+        }
+
+        self.LinkRip1 = self.LinkRip0;
+        self.LinkEpoch1 = self.LinkEpoch0;
+        self.LinkCpu1 = self.LinkCpu0;
+        self.Link1 = self.Link0;
+        self.LinkRip0 = rip;
+        self.LinkEpoch0 = _codeEpoch;
+        self.LinkCpu0 = this;
+        self.Link0 = entry.Code;
+        return entry.Code;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref RipCacheEntry RipCacheSlot(ulong rip) =>
+        // SAFETY: the slot is masked to the table size.
+        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ripCache), (int)(rip ^ (rip >> RipCacheBits)) & ((1 << RipCacheBits) - 1));
+}

@@ -1,0 +1,374 @@
+using System.Reflection;
+using System.Reflection.Emit;
+using Emulator.Core.Cpu;
+
+namespace Emulator.Core.Decode;
+
+/// <summary>
+/// Turns a hot block into a method of its own (IL the runtime compiles): the same steps the interpreter takes for
+/// each op, with the block's constants (next RIP offsets, handlers, op addresses, cycle costs) written into the code
+/// and one call site per op, so the host predicts each call perfectly where the interpreter's one call site sees
+/// every handler. Nothing is merged or reordered: each op still sets NextRip, calls its handler, then commits RIP,
+/// Cycles and Instructions and looks at ExitRequest before the next, so a compiled block and the interpreter leave
+/// the machine in the same state at every point a handler can observe (docs/cpu.md, "Compiled blocks").
+/// </summary>
+internal static unsafe class BlockCompiler
+{
+    /// <summary>The block ran to its end (or an op ended it) and nobody asked the loop to look around.</summary>
+    public const int Completed = -1;
+
+    /// <summary>Ops up to and including the last retired; ExitRequest was set (the compiled code cleared it).</summary>
+    public const int ExitRequested = -2;
+
+    // A result that is neither: op index << StatusBits | the status it returned (not Continue or EndBlock).
+    public const int StatusBits = 8;
+
+    private static readonly FieldInfo s_rip = typeof(Cpu.Cpu).GetField(nameof(Cpu.Cpu.Rip))!;
+    private static readonly FieldInfo s_nextRip = typeof(Cpu.Cpu).GetField(nameof(Cpu.Cpu.NextRip))!;
+    private static readonly FieldInfo s_cycles = typeof(Cpu.Cpu).GetField(nameof(Cpu.Cpu.Cycles))!;
+    private static readonly FieldInfo s_instructions = typeof(Cpu.Cpu).GetField(nameof(Cpu.Cpu.Instructions))!;
+    private static readonly FieldInfo s_exitRequest = typeof(Cpu.Cpu).GetField(nameof(Cpu.Cpu.ExitRequest))!;
+    private static readonly Type[] s_handlerArgs = [typeof(Cpu.Cpu), typeof(DecodedOp).MakeByRefType()];
+    // The method's first argument is its CompiledBlock, which the delegate is closed over (a delegate closed over
+    // its first argument is invoked by a plain call; an open static one goes through a thunk).
+    private static readonly Type[] s_blockArgs = [typeof(CompiledBlock), typeof(Cpu.Cpu)];
+    private static readonly MethodInfo s_chain = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.Chain), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_leave = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.LeaveChain), BindingFlags.Static | BindingFlags.NonPublic)!;
+
+    /// <summary>
+    /// Compiles the <paramref name="count"/> ops at <paramref name="ops"/> (in pinned memory that outlives the
+    /// method: the ops pool until it is flushed). <paramref name="wideIp"/>: 64-bit code, where sequential RIP does
+    /// not wrap at 4 GiB.
+    /// </summary>
+    public static CompiledBlock Compile(DecodedOp* ops, int start, int count, bool wideIp)
+    {
+        var method = new DynamicMethod("block", typeof(CompiledBlock), s_blockArgs, typeof(BlockCompiler).Module, skipVisibility: true);
+        var il = method.GetILGenerator(64 + (count * 96));
+        var rip = il.DeclareLocal(typeof(ulong));
+        var next = il.DeclareLocal(typeof(ulong));
+        var st = il.DeclareLocal(typeof(int));
+        var tail = il.DefineLabel();
+        var request = il.DefineLabel();
+        var exits = new Label[count];
+
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, s_rip);
+        il.Emit(OpCodes.Stloc, rip);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Stfld, s_exitRequest);
+
+        ulong offset = 0;
+
+        // Register-only ops whose commits are still owed: ops retired and cycles they charge.
+        int owedOps = 0;
+        ulong owedCycles = 0;
+        for (int i = 0; i < count; i++)
+        {
+            ref DecodedOp op = ref ops[i];
+            HandlerMethods.TryGetValue((nint)op.Handler, out var target);
+            if (target != null && IsRegisterOnly(target))
+            {
+                // Nothing can observe RIP, NextRip, the counters or the exit request while it runs, and it cannot
+                // fail: its commits are folded into the next op's (or the block's end), which sees the same state.
+                EmitHandlerCall(il, ops + i, target);
+                il.Emit(OpCodes.Pop);
+                offset += op.Length;
+                owedOps++;
+                owedCycles += op.Cycles;
+                continue;
+            }
+
+            if (owedOps != 0)
+            {
+                EmitCommit(il, rip, offset, wideIp, owedOps, owedCycles);
+                owedOps = 0;
+                owedCycles = 0;
+            }
+
+            offset += op.Length;
+            exits[i] = il.DefineLabel();
+            var cont = il.DefineLabel();
+
+            // next = (rip + offset) & IP mask; NextRip = next.
+            EmitRipAt(il, rip, offset, wideIp);
+            il.Emit(OpCodes.Stloc, next);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloc, next);
+            il.Emit(OpCodes.Stfld, s_nextRip);
+
+            // st = op.Handler(c, ref op)
+            EmitHandlerCall(il, ops + i, target);
+            il.Emit(OpCodes.Stloc, st);
+            il.Emit(OpCodes.Ldloc, st);
+            il.Emit(OpCodes.Brfalse, cont);
+
+            // EndBlock: RIP is where the handler sent it; retire and leave.
+            il.Emit(OpCodes.Ldloc, st);
+            il.Emit(OpCodes.Ldc_I4, ExecStatus.EndBlock);
+            il.Emit(OpCodes.Bne_Un, exits[i]);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, s_nextRip);
+            il.Emit(OpCodes.Stfld, s_rip);
+            EmitRetire(il, 1, op.Cycles);
+            il.Emit(OpCodes.Br, tail);
+
+            // Continue: RIP = next, retire, leave if asked to.
+            il.MarkLabel(cont);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloc, next);
+            il.Emit(OpCodes.Stfld, s_rip);
+            EmitRetire(il, 1, op.Cycles);
+            if (i < count - 1)
+            {
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldfld, s_exitRequest);
+                il.Emit(OpCodes.Brtrue, request);
+            }
+        }
+
+        if (owedOps != 0)
+        {
+            EmitCommit(il, rip, offset, wideIp, owedOps, owedCycles);
+        }
+
+        // All retired: on to the next block if the loop would go straight there.
+        il.MarkLabel(tail);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, s_exitRequest);
+        il.Emit(OpCodes.Brtrue, request);
+        il.Emit(OpCodes.Ldarg_0);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Call, s_chain);
+        il.Emit(OpCodes.Ret);
+
+        il.MarkLabel(request);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Stfld, s_exitRequest);
+        EmitLeave(il, ExitRequested);
+
+        for (int i = 0; i < count; i++)
+        {
+            if (exits[i] == default)
+            {
+                continue;
+            }
+
+            il.MarkLabel(exits[i]);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloc, st);
+            il.Emit(OpCodes.Ldc_I4, i << StatusBits);
+            il.Emit(OpCodes.Or);
+            il.Emit(OpCodes.Call, s_leave);
+            il.Emit(OpCodes.Ret);
+        }
+
+        var block = new CompiledBlock(start, count);
+        block.Code = method.CreateDelegate<BlockCode>(block);
+        return block;
+    }
+
+    private static void EmitLeave(ILGenerator il, int result)
+    {
+        il.Emit(OpCodes.Ldarg_0);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, result);
+        il.Emit(OpCodes.Call, s_leave);
+        il.Emit(OpCodes.Ret);
+    }
+
+    private static Dictionary<nint, MethodInfo>? s_handlerMethods;
+
+    /// <summary>
+    /// Handler entry points → their methods, so a compiled block calls a handler by name (a direct call the runtime
+    /// may inline) rather than through its address. Generic handlers are instantiated over every struct of this
+    /// assembly that meets their constraints. Built once, on the first compilation.
+    /// </summary>
+    private static Dictionary<nint, MethodInfo> HandlerMethods => s_handlerMethods ??= BuildHandlerMethods();
+
+    private static Dictionary<nint, MethodInfo> BuildHandlerMethods()
+    {
+        var map = new Dictionary<nint, MethodInfo>();
+        var types = typeof(BlockCompiler).Assembly.GetTypes();
+        var structs = new List<Type>();
+        foreach (var t in types)
+        {
+            if (t.IsValueType && !t.IsGenericTypeDefinition && !t.IsEnum)
+            {
+                structs.Add(t);
+            }
+        }
+
+        foreach (var t in types)
+        {
+            if (t.IsGenericTypeDefinition)
+            {
+                continue;
+            }
+
+            foreach (var m in t.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+            {
+                var ps = m.GetParameters();
+                if (m.ReturnType != typeof(int) || ps.Length != 2 || ps[0].ParameterType != s_handlerArgs[0] || ps[1].ParameterType != s_handlerArgs[1])
+                {
+                    continue;
+                }
+
+                if (!m.IsGenericMethodDefinition)
+                {
+                    map.TryAdd(m.MethodHandle.GetFunctionPointer(), m);
+                    continue;
+                }
+
+                var args = m.GetGenericArguments();
+                var candidates = new List<Type>[args.Length];
+                for (int i = 0; i < args.Length; i++)
+                {
+                    candidates[i] = [];
+                    foreach (var s in structs)
+                    {
+                        if (Meets(args[i], s))
+                        {
+                            candidates[i].Add(s);
+                        }
+                    }
+                }
+
+                var pick = new Type[args.Length];
+                Instantiate(m, candidates, pick, 0, map);
+            }
+        }
+
+        return map;
+    }
+
+    private static bool Meets(Type parameter, Type candidate)
+    {
+        foreach (var c in parameter.GetGenericParameterConstraints())
+        {
+            if (c.ContainsGenericParameters)
+            {
+                continue;
+            }
+
+            if (!c.IsAssignableFrom(candidate))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static void Instantiate(MethodInfo m, List<Type>[] candidates, Type[] pick, int i, Dictionary<nint, MethodInfo> map)
+    {
+        if (i == pick.Length)
+        {
+            try
+            {
+                var made = m.MakeGenericMethod(pick);
+                map.TryAdd(made.MethodHandle.GetFunctionPointer(), made);
+            }
+            catch (ArgumentException)
+            {
+                // A constraint the simple check above could not test (one naming another type parameter).
+            }
+
+            return;
+        }
+
+        foreach (var t in candidates[i])
+        {
+            pick[i] = t;
+            Instantiate(m, candidates, pick, i + 1, map);
+        }
+    }
+
+    /// <summary>Cycles += <paramref name="cycles"/>; Instructions += <paramref name="ops"/>.</summary>
+    private static void EmitRetire(ILGenerator il, int ops, ulong cycles)
+    {
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, s_cycles);
+        il.Emit(OpCodes.Ldc_I8, (long)cycles);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stfld, s_cycles);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, s_instructions);
+        il.Emit(OpCodes.Ldc_I8, (long)ops);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Stfld, s_instructions);
+    }
+
+    /// <summary>Pushes the block's entry RIP plus <paramref name="offset"/>, wrapped as sequential execution wraps it.</summary>
+    private static void EmitRipAt(ILGenerator il, LocalBuilder rip, ulong offset, bool wideIp)
+    {
+        il.Emit(OpCodes.Ldloc, rip);
+        il.Emit(OpCodes.Ldc_I8, (long)offset);
+        il.Emit(OpCodes.Add);
+        if (!wideIp)
+        {
+            il.Emit(OpCodes.Conv_U4);
+            il.Emit(OpCodes.Conv_U8);
+        }
+    }
+
+    /// <summary>The owed commits of register-only ops: RIP after them, their cycles and their count.</summary>
+    private static void EmitCommit(ILGenerator il, LocalBuilder rip, ulong offset, bool wideIp, int ops, ulong cycles)
+    {
+        il.Emit(OpCodes.Ldarg_1);
+        EmitRipAt(il, rip, offset, wideIp);
+        il.Emit(OpCodes.Stfld, s_rip);
+        EmitRetire(il, ops, cycles);
+    }
+
+    /// <summary>Pushes the status of the op's handler, called by name when known, else through its address.</summary>
+    private static void EmitHandlerCall(ILGenerator il, DecodedOp* op, MethodInfo? target)
+    {
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I8, (long)op);
+        il.Emit(OpCodes.Conv_U);
+        if (target != null)
+        {
+            il.Emit(OpCodes.Call, target);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldc_I8, (long)op->Handler);
+            il.Emit(OpCodes.Conv_U);
+            il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(int), s_handlerArgs, null);
+        }
+    }
+
+    /// <summary>
+    /// Handlers that only compute on registers and flags: they cannot fault, always continue, and read none of RIP,
+    /// NextRip, Cycles, Instructions or ExitRequest (so no RIP-relative or general addressing for LEA). Checked by
+    /// name against the generic definitions in <see cref="Exec.Exec"/>.
+    /// </summary>
+    private static bool IsRegisterOnly(MethodInfo m)
+    {
+        if (m.DeclaringType != typeof(Exec.Exec) || !m.IsGenericMethod)
+        {
+            return false;
+        }
+
+        switch (m.Name)
+        {
+            case nameof(Exec.Exec.AluRR):
+            case nameof(Exec.Exec.AluRI):
+            case nameof(Exec.Exec.UnaryR):
+            case nameof(Exec.Exec.MovRR):
+            case nameof(Exec.Exec.MovRI):
+                return true;
+            case nameof(Exec.Exec.LeaR):
+                var addressing = m.GetGenericArguments()[1];
+                return addressing == typeof(Exec.Forms.AddrBase64) || addressing == typeof(Exec.Forms.AddrBaseIndex64);
+            default:
+                return false;
+        }
+    }
+}

@@ -1,0 +1,189 @@
+using Emulator.Core.Cpu;
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Emulator.Tests.Core.Decode;
+
+/// <summary>
+/// Compiled blocks (docs/cpu.md, "Compiled blocks") are the host's shortcut, not part of the model: every program
+/// here runs once with the interpreter alone and once with every block compiled at its first repeat, and the guest
+/// must see the same: registers, flags, memory, RIP, cycles and instruction count, at the end and wherever it stops.
+/// </summary>
+public sealed class CompiledBlockTests
+{
+    private const ulong Data = TestGuest.DataBase;
+
+    private sealed record Outcome(RunExit Exit, ulong Rip, ulong Rflags, ulong Cycles, ulong Instructions, ulong[] Gpr, ulong[] Memory, ulong Compiled);
+
+    private static Outcome Run(Action<Assembler> program, bool compile, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false)
+    {
+        using var g = TestGuest.Long64(program);
+        if (vectors)
+        {
+            VectorCatcher.Install64(g);
+        }
+
+        g.Cpu.CompileThreshold = compile ? 1 : 0;
+        var exit = g.Cpu.Run(maxInstructions, maxCycles);
+        var memory = new ulong[32];
+        for (int i = 0; i < memory.Length; i++)
+        {
+            memory[i] = g.ReadPhys(Data + ((ulong)i * 8), 8);
+        }
+
+        // The stack's top words hold what an exception pushed.
+        var gpr = new ulong[19];
+        for (int i = 0; i < 16; i++)
+        {
+            gpr[i] = g.Cpu.Gpr[i];
+        }
+
+        for (int i = 0; i < 3; i++)
+        {
+            gpr[16 + i] = g.ReadPhys(g.Cpu.Gpr[Reg.RSP] + ((ulong)i * 8), 8);
+        }
+
+        return new Outcome(exit, g.Cpu.Rip, g.Cpu.Rflags64, g.Cpu.Cycles, g.Cpu.Instructions, gpr, memory, g.Cpu.CompiledBlocks);
+    }
+
+    /// <summary>Runs <paramref name="program"/> both ways, checks the guest saw the same, returns the compiled run.</summary>
+    private static Outcome Both(Action<Assembler> program, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false)
+    {
+        var interpreted = Run(program, compile: false, maxInstructions, maxCycles, vectors);
+        var compiled = Run(program, compile: true, maxInstructions, maxCycles, vectors);
+        Assert.Multiple(() =>
+        {
+            Assert.That(interpreted.Compiled, Is.Zero, "threshold 0 never compiles");
+            Assert.That(compiled.Compiled, Is.GreaterThan(0UL), "the program's loop was compiled");
+            Assert.That(compiled.Exit, Is.EqualTo(interpreted.Exit));
+            Assert.That(compiled.Rip, Is.EqualTo(interpreted.Rip), "RIP");
+            Assert.That(compiled.Rflags, Is.EqualTo(interpreted.Rflags), "RFLAGS");
+            Assert.That(compiled.Cycles, Is.EqualTo(interpreted.Cycles), "cycles");
+            Assert.That(compiled.Instructions, Is.EqualTo(interpreted.Instructions), "instructions");
+            Assert.That(compiled.Gpr, Is.EqualTo(interpreted.Gpr), "registers and the stack's top");
+            Assert.That(compiled.Memory, Is.EqualTo(interpreted.Memory), "memory");
+        });
+        return compiled;
+    }
+
+    /// <summary>A loop of register-only ops, memory ops, a call and a stack round trip; the sum lands in memory.</summary>
+    private static void Mixed(Assembler a)
+    {
+        var top = a.CreateLabel();
+        var fn = a.CreateLabel();
+        var done = a.CreateLabel();
+        a.mov(rsi, Data);
+        a.xor(eax, eax);
+        a.mov(ecx, 500);
+        a.Label(ref top);
+        a.add(rax, rcx);
+        a.mov(rbx, rax);
+        a.lea(rdx, __[rbx + rcx * 2 + 7]);
+        a.xor(rdx, 0x55);
+        a.mov(__qword_ptr[rsi + 8], rdx);
+        a.add(__qword_ptr[rsi], rdx);
+        a.push(rbx);
+        a.call(fn);
+        a.pop(rbx);
+        a.dec(ecx);
+        a.jnz(top);
+        a.jmp(done);
+        a.Label(ref fn);
+        a.imul(r8, rbx, 3);
+        a.add(r9, r8);
+        a.ret();
+        a.Label(ref done);
+        a.hlt();
+    }
+
+    [Test]
+    public void ALoopEndsInTheSameState() => Both(Mixed);
+
+    [Test]
+    public void AnInstructionLimitStopsAtTheSameInstruction()
+    {
+        // Limits that fall inside a block, at a block's end and inside a chain of compiled blocks.
+        foreach (ulong limit in new ulong[] { 1001, 1234, 4321, 5000 })
+        {
+            var outcome = Both(Mixed, maxInstructions: limit);
+            Assert.That(outcome.Instructions, Is.EqualTo(limit));
+        }
+    }
+
+    [Test]
+    public void ACycleLimitStopsAtTheSameInstruction()
+    {
+        // The first instructions' nested page faults take about half the run's cycles; the limits fall in the loop.
+        ulong total = Run(Mixed, compile: false).Cycles;
+        foreach (ulong limit in new[] { total - 7001, total - 3003, total - 2001 })
+        {
+            var outcome = Both(Mixed, maxCycles: limit);
+            Assert.That(outcome.Exit, Is.EqualTo(RunExit.CycleLimit));
+        }
+    }
+
+    [Test]
+    public void AFaultAfterRegisterOnlyOpsReportsTheFaultingInstruction()
+    {
+        // The load faults (#GP, non-canonical) on the last pass, after register-only ops whose RIP, cycle and
+        // instruction commits a compiled block folds into the load's: the #GP frame's RIP, the cycles and the count
+        // must be the interpreter's. VectorCatcher's handler for vector 13 halts.
+        var outcome = Both(a =>
+        {
+            var top = a.CreateLabel();
+            var load = a.CreateLabel();
+            a.mov(rsi, Data);
+            a.mov(ecx, 50);
+            a.Label(ref top);
+            a.cmp(ecx, 1);
+            a.jne(load);
+            a.mov(rsi, 0x8000_0000_0000_0000UL);
+            a.jmp(load); // so the faulting pass enters the same (compiled) block at load
+            a.Label(ref load);
+            a.add(rax, 3);
+            a.mov(rbx, rax);
+            a.lea(rdx, __[rbx + rcx * 2]);
+            a.mov(r8, __qword_ptr[rsi]);
+            a.add(r9, r8);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }, vectors: true);
+        Assert.That(outcome.Rip, Is.EqualTo(VectorCatcher.HandlerBase + 13 + 1), "#GP delivered");
+    }
+
+    [Test]
+    public void CodeRewrittenAfterItWasCompiledRunsAsWritten()
+    {
+        // A function on its own page returns an immediate the loop rewrites on every pass, then calls it three
+        // times: by the third call the function is compiled, and the next pass's write must drop that code.
+        var outcome = Both(a =>
+        {
+            var top = a.CreateLabel();
+            var fn = a.CreateLabel();
+            var done = a.CreateLabel();
+            a.lea(rdi, __[fn]);
+            a.mov(ecx, 40);
+            a.xor(r10, r10);
+            a.Label(ref top);
+            a.mov(__dword_ptr[rdi + 1], ecx);
+            for (int i = 0; i < 3; i++)
+            {
+                a.call(fn);
+                a.add(r10, rax);
+            }
+
+            a.dec(ecx);
+            a.jnz(top);
+            a.jmp(done);
+            a.db(new byte[4096]);
+            a.Label(ref fn);
+            a.mov(eax, 0);
+            a.ret();
+            a.Label(ref done);
+            a.mov(__qword_ptr[Data], r10);
+            a.hlt();
+        });
+        Assert.That(outcome.Memory[0], Is.EqualTo(3UL * 40 * 41 / 2), "three times the sum of 40..1: every call ran the bytes just written");
+    }
+}
