@@ -96,11 +96,14 @@ public sealed unsafe class BlockCache
     /// <summary>Blocks compiled (<see cref="BlockCompiler"/>).</summary>
     public ulong Compilations;
 
-    /// <summary>The compiled form of <paramref name="block"/> (made on first request), valid until the block is dropped.</summary>
-    internal CompiledBlock Compiled(int block, int bitness)
+    /// <summary>
+    /// The compiled form of <paramref name="block"/> (made on first request), valid until the block is dropped; null
+    /// where the runtime cannot compile code (an ahead-of-time build), which leaves the interpreter to run it.
+    /// </summary>
+    internal CompiledBlock? Compiled(int block, int bitness)
     {
         var code = _compiled[block];
-        if (code == null)
+        if (code == null && RuntimeFeature.IsDynamicCodeCompiled)
         {
             code = BlockCompiler.Compile((DecodedOp*)Unsafe.AsPointer(ref Op(_start[block])), _start[block], _count[block], bitness == 64);
             _compiled[block] = code;

@@ -5,12 +5,13 @@ using Emulator.Core.Cpu;
 namespace Emulator.Core.Decode;
 
 /// <summary>
-/// Turns a hot block into a method of its own (IL the runtime compiles): the same steps the interpreter takes for
-/// each op, with the block's constants (next RIP offsets, handlers, op addresses, cycle costs) written into the code
-/// and one call site per op, so the host predicts each call perfectly where the interpreter's one call site sees
-/// every handler. Nothing is merged or reordered: each op still sets NextRip, calls its handler, then commits RIP,
-/// Cycles and Instructions and looks at ExitRequest before the next, so a compiled block and the interpreter leave
-/// the machine in the same state at every point a handler can observe (docs/cpu.md, "Compiled blocks").
+/// Turns a hot block into a method of its own (IL the runtime compiles): the same handlers the interpreter calls,
+/// in the same order, with the block's constants (next RIP offsets, handlers, op addresses and operands, cycle
+/// costs) written into the code and one call site per op, so the host predicts each call where the interpreter's
+/// one call site sees every handler, and the runtime inlines the small handlers. Commits are made where something
+/// can observe them: an op that can fault or look at the machine finds RIP, NextRip and the cycle count as the
+/// interpreter leaves them; the instruction count, which only PAUSE and the loop read, is added up at the block's
+/// end and on every way out (docs/cpu.md, "Compiled blocks").
 /// </summary>
 internal static unsafe class BlockCompiler
 {
@@ -60,9 +61,13 @@ internal static unsafe class BlockCompiler
 
         ulong offset = 0;
 
-        // Register-only ops whose commits are still owed: ops retired and cycles they charge.
+        // Commits still owed. RIP and cycles: by register-only ops, until the next op that can observe them.
+        // Instructions: by every op, until the block's end or a way out, since only PAUSE (and the loop, after the
+        // block) reads the count.
         int owedOps = 0;
         ulong owedCycles = 0;
+        int owedInstructions = 0;
+        var exitInstructions = new int[count];
         for (int i = 0; i < count; i++)
         {
             ref DecodedOp op = ref ops[i];
@@ -71,23 +76,35 @@ internal static unsafe class BlockCompiler
             {
                 // Nothing can observe RIP, NextRip, the counters or the exit request while it runs, and it cannot
                 // fail: its commits are folded into the next op's (or the block's end), which sees the same state.
-                EmitHandlerCall(il, ops + i, target);
+                if (!TryEmitWithConstants(il, ref op, target))
+                {
+                    EmitHandlerCall(il, ops + i, target);
+                }
+
                 il.Emit(OpCodes.Pop);
                 offset += op.Length;
                 owedOps++;
                 owedCycles += op.Cycles;
+                owedInstructions++;
                 continue;
             }
 
             if (owedOps != 0)
             {
-                EmitCommit(il, rip, offset, wideIp, owedOps, owedCycles);
+                EmitCommit(il, rip, offset, wideIp, owedCycles);
                 owedOps = 0;
                 owedCycles = 0;
             }
 
+            if (target == null || ReadsInstructions(target))
+            {
+                EmitAddInstructions(il, owedInstructions);
+                owedInstructions = 0;
+            }
+
             offset += op.Length;
             exits[i] = il.DefineLabel();
+            exitInstructions[i] = owedInstructions;
             var cont = il.DefineLabel();
 
             // next = (rip + offset) & IP mask; NextRip = next.
@@ -98,7 +115,10 @@ internal static unsafe class BlockCompiler
             il.Emit(OpCodes.Stfld, s_nextRip);
 
             // st = op.Handler(c, ref op)
-            EmitHandlerCall(il, ops + i, target);
+            if (target == null || !TryEmitMemoryForm(il, ref op, target))
+            {
+                EmitHandlerCall(il, ops + i, target);
+            }
             il.Emit(OpCodes.Stloc, st);
             il.Emit(OpCodes.Ldloc, st);
             il.Emit(OpCodes.Brfalse, cont);
@@ -111,7 +131,8 @@ internal static unsafe class BlockCompiler
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldfld, s_nextRip);
             il.Emit(OpCodes.Stfld, s_rip);
-            EmitRetire(il, 1, op.Cycles);
+            EmitAddCycles(il, op.Cycles);
+            EmitAddInstructions(il, owedInstructions + 1);
             il.Emit(OpCodes.Br, tail);
 
             // Continue: RIP = next, retire, leave if asked to.
@@ -119,21 +140,28 @@ internal static unsafe class BlockCompiler
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloc, next);
             il.Emit(OpCodes.Stfld, s_rip);
-            EmitRetire(il, 1, op.Cycles);
+            EmitAddCycles(il, op.Cycles);
+            owedInstructions++;
             if (i < count - 1)
             {
+                var go = il.DefineLabel();
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Ldfld, s_exitRequest);
-                il.Emit(OpCodes.Brtrue, request);
+                il.Emit(OpCodes.Brfalse, go);
+                EmitAddInstructions(il, owedInstructions);
+                il.Emit(OpCodes.Br, request);
+                il.MarkLabel(go);
             }
         }
 
         if (owedOps != 0)
         {
-            EmitCommit(il, rip, offset, wideIp, owedOps, owedCycles);
+            EmitCommit(il, rip, offset, wideIp, owedCycles);
         }
 
-        // All retired: on to the next block if the loop would go straight there.
+        EmitAddInstructions(il, owedInstructions);
+
+        // All retired and committed: on to the next block if the loop would go straight there.
         il.MarkLabel(tail);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, s_exitRequest);
@@ -149,6 +177,7 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Stfld, s_exitRequest);
         EmitLeave(il, ExitRequested);
 
+        // An op that faulted, halted or stopped: the ops before it retired; the loop finishes it.
         for (int i = 0; i < count; i++)
         {
             if (exits[i] == default)
@@ -157,6 +186,7 @@ internal static unsafe class BlockCompiler
             }
 
             il.MarkLabel(exits[i]);
+            EmitAddInstructions(il, exitInstructions[i]);
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloc, st);
@@ -287,8 +317,7 @@ internal static unsafe class BlockCompiler
         }
     }
 
-    /// <summary>Cycles += <paramref name="cycles"/>; Instructions += <paramref name="ops"/>.</summary>
-    private static void EmitRetire(ILGenerator il, int ops, ulong cycles)
+    private static void EmitAddCycles(ILGenerator il, ulong cycles)
     {
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_1);
@@ -296,6 +325,15 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldc_I8, (long)cycles);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stfld, s_cycles);
+    }
+
+    private static void EmitAddInstructions(ILGenerator il, int ops)
+    {
+        if (ops == 0)
+        {
+            return;
+        }
+
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, s_instructions);
@@ -317,14 +355,100 @@ internal static unsafe class BlockCompiler
         }
     }
 
-    /// <summary>The owed commits of register-only ops: RIP after them, their cycles and their count.</summary>
-    private static void EmitCommit(ILGenerator il, LocalBuilder rip, ulong offset, bool wideIp, int ops, ulong cycles)
+    /// <summary>The owed commits of register-only ops: RIP after them and their cycles.</summary>
+    private static void EmitCommit(ILGenerator il, LocalBuilder rip, ulong offset, bool wideIp, ulong cycles)
     {
         il.Emit(OpCodes.Ldarg_1);
         EmitRipAt(il, rip, offset, wideIp);
         il.Emit(OpCodes.Stfld, s_rip);
-        EmitRetire(il, ops, cycles);
+        EmitAddCycles(il, cycles);
     }
+
+    /// <summary>
+    /// Calls the form of a register-only handler that takes the op's registers and immediate as arguments (its
+    /// name ends in K; the handler itself calls it with the op's fields), passing them as constants so the runtime
+    /// addresses the registers directly. False: the handler has no such form.
+    /// </summary>
+    private static bool TryEmitWithConstants(ILGenerator il, ref DecodedOp op, MethodInfo handler)
+    {
+        bool imm;
+        switch (handler.Name)
+        {
+            case nameof(Exec.Exec.AluRR):
+            case nameof(Exec.Exec.MovRR):
+                imm = false;
+                break;
+            case nameof(Exec.Exec.AluRI):
+            case nameof(Exec.Exec.MovRI):
+                imm = true;
+                break;
+            case nameof(Exec.Exec.UnaryR):
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldc_I4, (int)op.R0);
+                il.Emit(OpCodes.Call, WithConstants(handler));
+                return true;
+            default:
+                return TryEmitMemoryForm(il, ref op, handler);
+        }
+
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, (int)op.R0);
+        if (imm)
+        {
+            il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldc_I4, (int)op.R1);
+        }
+
+        il.Emit(OpCodes.Call, WithConstants(handler));
+        return true;
+    }
+
+    /// <summary>
+    /// LEA and register loads and stores whose address needs only registers and constants (base, base and index,
+    /// RIP-relative): the address is computed by the addressing kind's At from constant parts, then the handler's At
+    /// form runs with the rest of the op as constants. NextRip is already set (RIP-relative addresses read it).
+    /// </summary>
+    private static bool TryEmitMemoryForm(ILGenerator il, ref DecodedOp op, MethodInfo handler)
+    {
+        string name = handler.Name;
+        if (name is not (nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.LeaR)))
+        {
+            return false;
+        }
+
+        var args = handler.GetGenericArguments();
+        var at = args[1].GetMethod("At", BindingFlags.Static | BindingFlags.Public);
+        if (at == null)
+        {
+            return false;
+        }
+
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, name == nameof(Exec.Exec.MovMR) ? (int)op.R1 : (int)op.R0);
+        if (name != nameof(Exec.Exec.LeaR))
+        {
+            il.Emit(OpCodes.Ldc_I4, (int)op.Seg);
+        }
+
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, (int)op.Base);
+        il.Emit(OpCodes.Ldc_I4, (int)op.Index);
+        il.Emit(OpCodes.Ldc_I4, (int)op.Scale);
+        il.Emit(OpCodes.Ldc_I8, op.Disp);
+        il.Emit(OpCodes.Call, at);
+        il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name + "At", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(args[0]));
+        return true;
+    }
+
+    /// <summary>The K form of a generic handler, instantiated as the handler is.</summary>
+    private static MethodInfo WithConstants(MethodInfo handler) =>
+        typeof(Exec.Exec).GetMethod(handler.Name + "K", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments());
+
+    /// <summary>Handlers that read the instruction count: PAUSE's spin detection.</summary>
+    private static bool ReadsInstructions(MethodInfo m) => m.DeclaringType == typeof(Exec.Exec) && m.Name == nameof(Exec.Exec.Pause);
 
     /// <summary>Pushes the status of the op's handler, called by name when known, else through its address.</summary>
     private static void EmitHandlerCall(ILGenerator il, DecodedOp* op, MethodInfo? target)

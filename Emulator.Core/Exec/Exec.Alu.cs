@@ -257,13 +257,19 @@ public static unsafe partial class Exec
     }
 
     /// <summary><see cref="Binary{T}"/>, register ← register.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] // compiled blocks inline it (BlockCompiler)
     internal static int AluRR<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
+        => AluRRK<T, TW>(c, op.R0, op.R1);
+
+    /// <summary><see cref="AluRR{T, TW}"/> with its registers as arguments (compiled blocks pass constants).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int AluRRK<T, TW>(Cpu.Cpu c, int r0, int r1)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
     {
-        ulong src = Narrow<TW>(c.GprUnchecked(op.R1));
-        ref ulong dst = ref c.GprUnchecked(op.R0);
+        ulong src = Narrow<TW>(c.GprUnchecked(r1));
+        ref ulong dst = ref c.GprUnchecked(r0);
         ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), src);
         if (T.Writes)
         {
@@ -274,13 +280,19 @@ public static unsafe partial class Exec
     }
 
     /// <summary><see cref="Binary{T}"/>, register ← immediate.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] // compiled blocks inline it (BlockCompiler)
     internal static int AluRI<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
+        => AluRIK<T, TW>(c, op.R0, op.Imm);
+
+    /// <summary><see cref="AluRI{T, TW}"/> with its register and immediate as arguments.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int AluRIK<T, TW>(Cpu.Cpu c, int r0, ulong imm)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
     {
-        ref ulong dst = ref c.GprUnchecked(op.R0);
-        ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), Narrow<TW>(op.Imm));
+        ref ulong dst = ref c.GprUnchecked(r0);
+        ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), Narrow<TW>(imm));
         if (T.Writes)
         {
             Store<TW>(ref dst, r);
@@ -355,8 +367,15 @@ public static unsafe partial class Exec
     internal static int UnaryR<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IUnaryOp
         where TW : struct, IDataWidth
+        => UnaryRK<T, TW>(c, op.R0);
+
+    /// <summary><see cref="UnaryR{T, TW}"/> with its register as an argument.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int UnaryRK<T, TW>(Cpu.Cpu c, int r0)
+        where T : struct, IUnaryOp
+        where TW : struct, IDataWidth
     {
-        ref ulong dst = ref c.GprUnchecked(op.R0);
+        ref ulong dst = ref c.GprUnchecked(r0);
         Store<TW>(ref dst, T.Apply(c, TW.Bytes, Narrow<TW>(dst)));
         return ExecStatus.Continue;
     }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
 using Emulator.Core.Exec.Forms;
@@ -370,35 +371,59 @@ public static unsafe partial class Exec
 
     internal static int MovRR<TW>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
+        => MovRRK<TW>(c, op.R0, op.R1);
+
+    /// <summary><see cref="MovRR{TW}"/> with its registers as arguments (compiled blocks pass constants).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int MovRRK<TW>(Cpu.Cpu c, int r0, int r1)
+        where TW : struct, IDataWidth
     {
-        Store<TW>(ref c.GprUnchecked(op.R0), c.GprUnchecked(op.R1));
+        Store<TW>(ref c.GprUnchecked(r0), c.GprUnchecked(r1));
         return ExecStatus.Continue;
     }
 
     internal static int MovRI<TW>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
+        => MovRIK<TW>(c, op.R0, op.Imm);
+
+    /// <summary><see cref="MovRI{TW}"/> with its register and immediate as arguments.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int MovRIK<TW>(Cpu.Cpu c, int r0, ulong imm)
+        where TW : struct, IDataWidth
     {
-        Store<TW>(ref c.GprUnchecked(op.R0), op.Imm);
+        Store<TW>(ref c.GprUnchecked(r0), imm);
         return ExecStatus.Continue;
     }
 
     internal static int MovRM<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
+        => MovRMAt<TW>(c, op.R0, op.Seg, TA.Ea(c, ref op));
+
+    /// <summary><see cref="MovRM{TW, TA}"/> once the address is known (compiled blocks pass the rest as constants).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int MovRMAt<TW>(Cpu.Cpu c, int r0, int seg, ulong ea)
+        where TW : struct, IDataWidth
     {
-        if (!c.ReadMemInline(op.Seg, TA.Ea(c, ref op), TW.Bytes, out ulong v))
+        if (!c.ReadMemInline(seg, ea, TW.Bytes, out ulong v))
         {
             return ExecStatus.Fault;
         }
 
-        Store<TW>(ref c.GprUnchecked(op.R0), v);
+        Store<TW>(ref c.GprUnchecked(r0), v);
         return ExecStatus.Continue;
     }
 
     internal static int MovMR<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => c.WriteMemInline(op.Seg, TA.Ea(c, ref op), TW.Bytes, c.GprUnchecked(op.R1)) ? ExecStatus.Continue : ExecStatus.Fault;
+        => MovMRAt<TW>(c, op.R1, op.Seg, TA.Ea(c, ref op));
+
+    /// <summary><see cref="MovMR{TW, TA}"/> once the address is known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int MovMRAt<TW>(Cpu.Cpu c, int r1, int seg, ulong ea)
+        where TW : struct, IDataWidth
+        => c.WriteMemInline(seg, ea, TW.Bytes, c.GprUnchecked(r1)) ? ExecStatus.Continue : ExecStatus.Fault;
 
     internal static int MovMI<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
@@ -425,8 +450,14 @@ public static unsafe partial class Exec
     internal static int LeaR<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
+        => LeaRAt<TW>(c, op.R0, TA.Ea(c, ref op));
+
+    /// <summary><see cref="LeaR{TW, TA}"/> once the address is known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int LeaRAt<TW>(Cpu.Cpu c, int r0, ulong ea)
+        where TW : struct, IDataWidth
     {
-        Store<TW>(ref c.GprUnchecked(op.R0), TA.Ea(c, ref op));
+        Store<TW>(ref c.GprUnchecked(r0), ea);
         return ExecStatus.Continue;
     }
 

@@ -74,20 +74,29 @@ public interface IAddressing
 /// <summary>64-bit address size, [base + disp].</summary>
 public readonly struct AddrBase64 : IAddressing
 {
-    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => c.GprUnchecked(op.Base) + (ulong)op.Disp;
+    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => At(c, op.Base, op.Index, op.Scale, op.Disp);
+
+    /// <summary>The address from the operand's parts (compiled blocks pass them as constants).</summary>
+    public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) => c.GprUnchecked(@base) + (ulong)disp;
 }
 
 /// <summary>64-bit address size, [base + index·scale + disp].</summary>
 public readonly struct AddrBaseIndex64 : IAddressing
 {
-    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) =>
-        c.GprUnchecked(op.Base) + (c.GprUnchecked(op.Index) << op.Scale) + (ulong)op.Disp;
+    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => At(c, op.Base, op.Index, op.Scale, op.Disp);
+
+    /// <summary>The address from the operand's parts (compiled blocks pass them as constants).</summary>
+    public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) =>
+        c.GprUnchecked(@base) + (c.GprUnchecked(index) << scale) + (ulong)disp;
 }
 
 /// <summary>64-bit address size, [rip + disp] (disp relative to the next instruction).</summary>
 public readonly struct AddrRip64 : IAddressing
 {
-    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => c.NextRip + (ulong)op.Disp;
+    public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => At(c, op.Base, op.Index, op.Scale, op.Disp);
+
+    /// <summary>The address from the operand's parts (compiled blocks pass them as constants).</summary>
+    public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) => c.NextRip + (ulong)disp;
 }
 
 /// <summary>Any other form (16/32-bit address size, no base, moffs): the general computation.</summary>

@@ -13,11 +13,12 @@ public sealed class CompiledBlockTests
 {
     private const ulong Data = TestGuest.DataBase;
 
-    private sealed record Outcome(RunExit Exit, ulong Rip, ulong Rflags, ulong Cycles, ulong Instructions, ulong[] Gpr, ulong[] Memory, ulong Compiled);
+    private sealed record Outcome(RunExit Exit, ulong Rip, ulong Rflags, ulong Cycles, ulong Instructions, ulong[] Gpr, ulong[] Memory, ulong Compiled, ulong LastPauseInstructions);
 
-    private static Outcome Run(Action<Assembler> program, bool compile, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false)
+    private static Outcome Run(Action<Assembler> program, bool compile, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false, bool yieldOnPause = false)
     {
         using var g = TestGuest.Long64(program);
+        g.Cpu.YieldOnPause = yieldOnPause;
         if (vectors)
         {
             VectorCatcher.Install64(g);
@@ -25,6 +26,12 @@ public sealed class CompiledBlockTests
 
         g.Cpu.CompileThreshold = compile ? 1 : 0;
         var exit = g.Cpu.Run(maxInstructions, maxCycles);
+        for (int turns = 0; exit == RunExit.Yielded && turns < 100_000; turns++)
+        {
+            // A spinning PAUSE gave up the rest of its turn; with one vCPU it simply goes on.
+            exit = g.Cpu.Run(maxInstructions, maxCycles);
+        }
+
         var memory = new ulong[32];
         for (int i = 0; i < memory.Length; i++)
         {
@@ -43,14 +50,14 @@ public sealed class CompiledBlockTests
             gpr[16 + i] = g.ReadPhys(g.Cpu.Gpr[Reg.RSP] + ((ulong)i * 8), 8);
         }
 
-        return new Outcome(exit, g.Cpu.Rip, g.Cpu.Rflags64, g.Cpu.Cycles, g.Cpu.Instructions, gpr, memory, g.Cpu.CompiledBlocks);
+        return new Outcome(exit, g.Cpu.Rip, g.Cpu.Rflags64, g.Cpu.Cycles, g.Cpu.Instructions, gpr, memory, g.Cpu.CompiledBlocks, g.Cpu.LastPauseInstructions);
     }
 
     /// <summary>Runs <paramref name="program"/> both ways, checks the guest saw the same, returns the compiled run.</summary>
-    private static Outcome Both(Action<Assembler> program, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false)
+    private static Outcome Both(Action<Assembler> program, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false, bool yieldOnPause = false)
     {
-        var interpreted = Run(program, compile: false, maxInstructions, maxCycles, vectors);
-        var compiled = Run(program, compile: true, maxInstructions, maxCycles, vectors);
+        var interpreted = Run(program, compile: false, maxInstructions, maxCycles, vectors, yieldOnPause);
+        var compiled = Run(program, compile: true, maxInstructions, maxCycles, vectors, yieldOnPause);
         Assert.Multiple(() =>
         {
             Assert.That(interpreted.Compiled, Is.Zero, "threshold 0 never compiles");
@@ -62,6 +69,7 @@ public sealed class CompiledBlockTests
             Assert.That(compiled.Instructions, Is.EqualTo(interpreted.Instructions), "instructions");
             Assert.That(compiled.Gpr, Is.EqualTo(interpreted.Gpr), "registers and the stack's top");
             Assert.That(compiled.Memory, Is.EqualTo(interpreted.Memory), "memory");
+            Assert.That(compiled.LastPauseInstructions, Is.EqualTo(interpreted.LastPauseInstructions), "the count PAUSE saw");
         });
         return compiled;
     }
@@ -185,5 +193,25 @@ public sealed class CompiledBlockTests
             a.hlt();
         });
         Assert.That(outcome.Memory[0], Is.EqualTo(3UL * 40 * 41 / 2), "three times the sum of 40..1: every call ran the bytes just written");
+    }
+
+    [Test]
+    public void PauseSeesTheInstructionCountTheInterpreterKeeps()
+    {
+        // PAUSE reads the instruction count (spin detection); a compiled block adds its ops' count up at its end,
+        // so it must bring the count up to date before PAUSE. Register-only ops sit before it in the same block.
+        Both(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 3000);
+            a.Label(ref top);
+            a.add(rax, rcx);
+            a.mov(rbx, rax);
+            a.pause();
+            a.add(rdx, rbx);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }, yieldOnPause: true);
     }
 }
