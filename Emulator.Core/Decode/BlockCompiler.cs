@@ -55,9 +55,7 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, s_rip);
         il.Emit(OpCodes.Stloc, rip);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldc_I4_0);
-        il.Emit(OpCodes.Stfld, s_exitRequest);
+        EmitClearExitRequest(il);
 
         ulong offset = 0;
 
@@ -172,9 +170,7 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Ret);
 
         il.MarkLabel(request);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldc_I4_0);
-        il.Emit(OpCodes.Stfld, s_exitRequest);
+        EmitClearExitRequest(il);
         EmitLeave(il, ExitRequested);
 
         // An op that faulted, halted or stopped: the ops before it retired; the loop finishes it.
@@ -315,6 +311,13 @@ internal static unsafe class BlockCompiler
             pick[i] = t;
             Instantiate(m, candidates, pick, i + 1, map);
         }
+    }
+
+    private static void EmitClearExitRequest(ILGenerator il)
+    {
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Stfld, s_exitRequest);
     }
 
     private static void EmitAddCycles(ILGenerator il, ulong cycles)

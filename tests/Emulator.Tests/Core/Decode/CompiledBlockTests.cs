@@ -214,4 +214,40 @@ public sealed class CompiledBlockTests
             a.hlt();
         }, yieldOnPause: true);
     }
+
+    [Test]
+    public void CompiledBlocksRunWithoutAllocating()
+    {
+        // Once its blocks are compiled and linked, an endless loop of the mixed program's kind runs and chains
+        // through them without allocating (the least of three rounds, so a stray runtime allocation does not count).
+        using var g = TestGuest.Long64(a =>
+        {
+            var top = a.CreateLabel();
+            var fn = a.CreateLabel();
+            a.mov(rsi, Data);
+            a.Label(ref top);
+            a.add(rax, 3);
+            a.mov(__qword_ptr[rsi + 8], rax);
+            a.add(rbx, __qword_ptr[rsi + 8]);
+            a.call(fn);
+            a.jmp(top);
+            a.Label(ref fn);
+            a.lea(rdx, __[rbx + rax * 2]);
+            a.ret();
+        });
+        g.Cpu.CompileThreshold = 1;
+        ulong at = 100_000;
+        g.Run(at);
+        Assert.That(g.Cpu.CompiledBlocks, Is.GreaterThan(0UL));
+        long least = long.MaxValue;
+        for (int i = 0; i < 3 && least != 0; i++)
+        {
+            at += 300_000;
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            g.Run(at);
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+
+        Assert.That(least, Is.Zero, "bytes allocated by 300,000 instructions in compiled blocks");
+    }
 }
