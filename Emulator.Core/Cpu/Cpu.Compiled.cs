@@ -39,6 +39,7 @@ public sealed partial class Cpu
     {
         _chainMaxInstructions = maxInstructions;
         _chainStopCycle = stopCycle;
+        _chainResult = BlockCompiler.Completed; // unless a block leaves otherwise (LeaveChain)
         CompiledBlock? next = block;
         do
         {
@@ -77,7 +78,6 @@ public sealed partial class Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static CompiledBlock? Chain(CompiledBlock self, Cpu c)
     {
-        c._chainResult = BlockCompiler.Completed;
         if (c.Requests != 0 || c.Cycles >= c._chainStopCycle || c.DebugActive)
         {
             return null;

@@ -70,7 +70,7 @@ internal static unsafe class BlockCompiler
         {
             ref DecodedOp op = ref ops[i];
             HandlerMethods.TryGetValue((nint)op.Handler, out var target);
-            if (target != null && IsRegisterOnly(target))
+            if (target != null && IsRegisterOnly(target, ref op))
             {
                 // Nothing can observe RIP, NextRip, the counters or the exit request while it runs, and it cannot
                 // fail: its commits are folded into the next op's (or the block's end), which sees the same state.
@@ -105,12 +105,16 @@ internal static unsafe class BlockCompiler
             exitInstructions[i] = owedInstructions;
             var cont = il.DefineLabel();
 
-            // next = (rip + offset) & IP mask; NextRip = next.
+            // next = (rip + offset) & IP mask; NextRip = next, unless nothing on the op's way can read it.
+            bool setNextRip = target == null || ReadsNextRip(target);
             EmitRipAt(il, rip, offset, wideIp);
             il.Emit(OpCodes.Stloc, next);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldloc, next);
-            il.Emit(OpCodes.Stfld, s_nextRip);
+            if (setNextRip)
+            {
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldloc, next);
+                il.Emit(OpCodes.Stfld, s_nextRip);
+            }
 
             // st = op.Handler(c, ref op)
             if (target == null || !TryEmitMemoryForm(il, ref op, target))
@@ -126,8 +130,16 @@ internal static unsafe class BlockCompiler
             il.Emit(OpCodes.Ldc_I4, ExecStatus.EndBlock);
             il.Emit(OpCodes.Bne_Un, exits[i]);
             il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, s_nextRip);
+            if (setNextRip)
+            {
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldfld, s_nextRip);
+            }
+            else
+            {
+                il.Emit(OpCodes.Ldloc, next);
+            }
+
             il.Emit(OpCodes.Stfld, s_rip);
             EmitAddCycles(il, op.Cycles);
             EmitAddInstructions(il, owedInstructions + 1);
@@ -450,6 +462,22 @@ internal static unsafe class BlockCompiler
     private static MethodInfo WithConstants(MethodInfo handler) =>
         typeof(Exec.Exec).GetMethod(handler.Name + "K", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments());
 
+    /// <summary>
+    /// False for register loads and stores whose address needs no RIP (base, base and index): their way reads
+    /// NextRip nowhere. A fault reports RIP; a #VMEXIT saves NextRip (nRIP) only for instruction intercepts
+    /// (docs/svm.md, "#VMEXIT to L1"), which a load or store never is; the block sets NextRip afresh before any op that reads it.
+    /// </summary>
+    private static bool ReadsNextRip(MethodInfo m)
+    {
+        if (m.DeclaringType != typeof(Exec.Exec) || m.Name is not (nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR)))
+        {
+            return true;
+        }
+
+        var addressing = m.GetGenericArguments()[1];
+        return addressing != typeof(Exec.Forms.AddrBase64) && addressing != typeof(Exec.Forms.AddrBaseIndex64);
+    }
+
     /// <summary>Handlers that read the instruction count: PAUSE's spin detection.</summary>
     private static bool ReadsInstructions(MethodInfo m) => m.DeclaringType == typeof(Exec.Exec) && m.Name == nameof(Exec.Exec.Pause);
 
@@ -476,11 +504,17 @@ internal static unsafe class BlockCompiler
     /// NextRip, Cycles, Instructions or ExitRequest (so no RIP-relative or general addressing for LEA). Checked by
     /// name against the generic definitions in <see cref="Exec.Exec"/>.
     /// </summary>
-    private static bool IsRegisterOnly(MethodInfo m)
+    private static bool IsRegisterOnly(MethodInfo m, ref DecodedOp op)
     {
-        if (m.DeclaringType != typeof(Exec.Exec) || !m.IsGenericMethod)
+        if (m.DeclaringType != typeof(Exec.Exec))
         {
             return false;
+        }
+
+        if (!m.IsGenericMethod)
+        {
+            // IMUL's general handler: with a register source it only reads and writes registers and flags.
+            return m.Name == nameof(Exec.Exec.Imul) && op.R1 != Cpu.Reg.NoReg;
         }
 
         switch (m.Name)

@@ -89,6 +89,8 @@ public sealed class CompiledBlockTests
         a.lea(rdx, __[rbx + rcx * 2 + 7]);
         a.xor(rdx, 0x55);
         a.mov(__qword_ptr[rsi + 8], rdx);
+        a.mov(r11, __qword_ptr[rsi + 8]);
+        a.add(r11, __qword_ptr[fn]); // RIP-relative right after a load that does not need the next RIP
         a.add(__qword_ptr[rsi], rdx);
         a.push(rbx);
         a.call(fn);
