@@ -21,19 +21,18 @@ public sealed partial class Cpu
     /// </summary>
     public static (ulong Misses, ulong Hits, ulong Invalidations, ulong Compiled) DecodeCacheCounters(IEnumerable<Cpu> cpus)
     {
-        ArgumentNullException.ThrowIfNull(cpus);
-        var seen = new HashSet<Decode.BlockCache>(ReferenceEqualityComparer.Instance);
         ulong misses = 0, hits = 0, invalidations = 0, compiled = 0;
+        foreach (var cache in DistinctCaches(cpus))
+        {
+            misses += cache.Misses;
+            hits += cache.Hits;
+            invalidations += cache.Invalidations;
+            compiled += cache.Compilations;
+        }
+
         foreach (var cpu in cpus)
         {
             hits += cpu._ripCacheHits;
-            if (seen.Add(cpu.Blocks))
-            {
-                misses += cpu.Blocks.Misses;
-                hits += cpu.Blocks.Hits;
-                invalidations += cpu.Blocks.Invalidations;
-                compiled += cpu.Blocks.Compilations;
-            }
         }
 
         return (misses, hits, invalidations, compiled);
@@ -45,17 +44,29 @@ public sealed partial class Cpu
     /// </summary>
     public static (long Bytes, int Caches) DecodedBlockCacheFootprint(IEnumerable<Cpu> cpus)
     {
-        ArgumentNullException.ThrowIfNull(cpus);
-        var seen = new HashSet<Decode.BlockCache>(ReferenceEqualityComparer.Instance);
+        var caches = DistinctCaches(cpus);
         long bytes = 0;
+        foreach (var cache in caches)
+        {
+            bytes += cache.FootprintBytes;
+        }
+
+        return (bytes, caches.Count);
+    }
+
+    /// <summary>The decoded-block caches <paramref name="cpus"/> use, each once (a VM's vCPUs share one).</summary>
+    private static List<Decode.BlockCache> DistinctCaches(IEnumerable<Cpu> cpus)
+    {
+        ArgumentNullException.ThrowIfNull(cpus);
+        var caches = new List<Decode.BlockCache>();
         foreach (var cpu in cpus)
         {
-            if (seen.Add(cpu.Blocks))
+            if (!caches.Contains(cpu.Blocks))
             {
-                bytes += cpu.Blocks.FootprintBytes;
+                caches.Add(cpu.Blocks);
             }
         }
 
-        return (bytes, seen.Count);
+        return caches;
     }
 }

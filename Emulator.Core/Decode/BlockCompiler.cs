@@ -117,7 +117,7 @@ internal static unsafe class BlockCompiler
             }
 
             // st = op.Handler(c, ref op)
-            if (target == null || !TryEmitMemoryForm(il, ref op, target))
+            if (target == null || !TryEmitWithConstants(il, ref op, target))
             {
                 EmitHandlerCall(il, ops + i, target);
             }
@@ -332,29 +332,25 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Stfld, s_exitRequest);
     }
 
-    private static void EmitAddCycles(ILGenerator il, ulong cycles)
-    {
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, s_cycles);
-        il.Emit(OpCodes.Ldc_I8, (long)cycles);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Stfld, s_cycles);
-    }
+    private static void EmitAddCycles(ILGenerator il, ulong cycles) => EmitAdd(il, s_cycles, (long)cycles);
 
     private static void EmitAddInstructions(ILGenerator il, int ops)
     {
-        if (ops == 0)
+        if (ops != 0)
         {
-            return;
+            EmitAdd(il, s_instructions, ops);
         }
+    }
 
+    /// <summary>c.<paramref name="counter"/> += <paramref name="value"/> (a ulong field of the vCPU).</summary>
+    private static void EmitAdd(ILGenerator il, FieldInfo counter, long value)
+    {
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, s_instructions);
-        il.Emit(OpCodes.Ldc_I8, (long)ops);
+        il.Emit(OpCodes.Ldfld, counter);
+        il.Emit(OpCodes.Ldc_I8, value);
         il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Stfld, s_instructions);
+        il.Emit(OpCodes.Stfld, counter);
     }
 
     /// <summary>Pushes the block's entry RIP plus <paramref name="offset"/>, wrapped as sequential execution wraps it.</summary>
@@ -380,9 +376,10 @@ internal static unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// Calls the form of a register-only handler that takes the op's registers and immediate as arguments (its
-    /// name ends in K; the handler itself calls it with the op's fields), passing them as constants so the runtime
-    /// addresses the registers directly. False: the handler has no such form.
+    /// Calls the form of a handler that takes the op's fields as arguments, passing them as constants so the runtime
+    /// addresses the registers directly: the K form of a register-only handler (the handler itself calls it with
+    /// the op's fields), or for loads, stores and LEA the At forms (<see cref="TryEmitMemoryForm"/>). False: the
+    /// handler has no such form and is called with the op.
     /// </summary>
     private static bool TryEmitWithConstants(ILGenerator il, ref DecodedOp op, MethodInfo handler)
     {

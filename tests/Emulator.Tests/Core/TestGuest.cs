@@ -73,6 +73,25 @@ public sealed class TestGuest : IDisposable
     /// <summary>Runs until HLT with interrupts off (the normal end of a test guest) or the limit.</summary>
     public RunExit Run(ulong maxInstructions = 1_000_000) => Cpu.Run(maxInstructions);
 
+    /// <summary>
+    /// Runs three more windows of <paramref name="window"/> instructions after instruction <paramref name="at"/> and
+    /// returns the fewest bytes one of them allocated on this thread: a one-off of the runtime (tiering up on this
+    /// thread) shows in one window at most.
+    /// </summary>
+    public long LeastAllocatedPerWindow(ulong at, ulong window)
+    {
+        long least = long.MaxValue;
+        for (int i = 0; i < 3 && least != 0; i++)
+        {
+            at += window;
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            Run(at);
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+
+        return least;
+    }
+
     public ulong this[int reg] => Cpu.Gpr[reg];
 
     public ulong ReadPhys(ulong gpa, int size) => Mem.Read(gpa, size);
