@@ -69,8 +69,9 @@ public sealed unsafe class BlockCache
     public CostTable Costs { get; }
 
     /// <summary>
-    /// Host bytes the cache holds: its fixed arrays (the ops pool, block keys and links, hash buckets) and the page
-    /// index, at the 64-bit runtime's sizes. For reports, not for a run's path.
+    /// Host bytes the cache holds: its fixed arrays (the ops pool, block keys and links, the compiled-block table,
+    /// hash buckets) and the page index, at the 64-bit runtime's sizes; the compiled code itself lives in the
+    /// runtime's code heap and is not counted. For reports, not for a run's path.
     /// </summary>
     public long FootprintBytes
     {
@@ -80,6 +81,7 @@ public sealed unsafe class BlockCache
             long bytes = arrayHeader + ((long)_ops.Length * Unsafe.SizeOf<DecodedOp>());
             bytes += arrayHeader + (_key.Length * sizeof(ulong));
             bytes += 4 * (arrayHeader + ((long)MaxBlocks * sizeof(int)));
+            bytes += arrayHeader + ((long)_compiled.Length * IntPtr.Size);
             bytes += arrayHeader + (_buckets.Length * sizeof(int));
             // A dictionary entry: key, value, hash and next, plus its bucket.
             bytes += _pageHead.Count * (sizeof(ulong) + (3 * sizeof(int)) + sizeof(int));
