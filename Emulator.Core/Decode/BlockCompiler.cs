@@ -388,6 +388,7 @@ internal static unsafe class BlockCompiler
         {
             case nameof(Exec.Exec.AluRR):
             case nameof(Exec.Exec.MovRR):
+            case nameof(Exec.Exec.ImulRR):
                 imm = false;
                 break;
             case nameof(Exec.Exec.AluRI):
@@ -397,6 +398,19 @@ internal static unsafe class BlockCompiler
             case nameof(Exec.Exec.UnaryR):
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Ldc_I4, (int)op.R0);
+                il.Emit(OpCodes.Call, WithConstants(handler));
+                return true;
+            case nameof(Exec.Exec.ShiftRI):
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldc_I4, (int)op.R0);
+                il.Emit(OpCodes.Ldc_I4, (int)(byte)op.Imm);
+                il.Emit(OpCodes.Call, WithConstants(handler));
+                return true;
+            case nameof(Exec.Exec.ImulRRI):
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldc_I4, (int)op.R0);
+                il.Emit(OpCodes.Ldc_I4, (int)op.R1);
+                il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
                 il.Emit(OpCodes.Call, WithConstants(handler));
                 return true;
             default:
@@ -521,6 +535,10 @@ internal static unsafe class BlockCompiler
             case nameof(Exec.Exec.UnaryR):
             case nameof(Exec.Exec.MovRR):
             case nameof(Exec.Exec.MovRI):
+            case nameof(Exec.Exec.ImulRR):
+            case nameof(Exec.Exec.ImulRRI):
+            case nameof(Exec.Exec.ShiftRI):
+            case nameof(Exec.Exec.ShiftRC):
                 return true;
             case nameof(Exec.Exec.LeaR):
                 var addressing = m.GetGenericArguments()[1];

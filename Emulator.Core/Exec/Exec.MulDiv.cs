@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
+using Emulator.Core.Exec.Forms;
 using Emulator.Core.Timing;
 using Iced.Intel;
 
@@ -31,6 +33,7 @@ public static unsafe partial class Exec
                     else
                     {
                         t.Add(code, &Imul, CostClass.Multiply);
+                        t.AddForms(code, &PickImul);
                     }
 
                     break;
@@ -188,6 +191,73 @@ public static unsafe partial class Exec
         return ExecStatus.Continue;
     }
 
+    /// <summary>Form selector for IMUL reg, reg and IMUL reg, reg, imm (the register forms; memory sources keep <see cref="Imul"/>).</summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickImul(ref DecodedOp op)
+    {
+        if (op.R0 >= 16 || op.R1 >= 16)
+        {
+            return null;
+        }
+
+        return op.OpCount == 3
+            ? ByWidth(op.OpSize, &ImulRRI<Dw8>, &ImulRRI<Dw16>, &ImulRRI<Dw32>, &ImulRRI<Dw64>)
+            : ByWidth(op.OpSize, &ImulRR<Dw8>, &ImulRR<Dw16>, &ImulRR<Dw32>, &ImulRR<Dw64>);
+    }
+
+    /// <summary><see cref="Imul"/>, reg ← reg × reg.</summary>
+    internal static int ImulRR<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+        => ImulRRK<TW>(c, op.R0, op.R1);
+
+    /// <summary><see cref="ImulRR{TW}"/> with its registers as arguments (compiled blocks pass constants).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int ImulRRK<TW>(Cpu.Cpu c, int r0, int r1)
+        where TW : struct, IDataWidth
+    {
+        ref ulong dst = ref c.GprUnchecked(r0);
+        ImulInto<TW>(c, ref dst, (long)SignExtend(dst, TW.Bytes), (long)SignExtend(c.GprUnchecked(r1), TW.Bytes));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary><see cref="Imul"/>, reg ← reg × imm.</summary>
+    internal static int ImulRRI<TW>(Cpu.Cpu c, ref DecodedOp op)
+        where TW : struct, IDataWidth
+        => ImulRRIK<TW>(c, op.R0, op.R1, op.Imm);
+
+    /// <summary><see cref="ImulRRI{TW}"/> with its registers and immediate as arguments.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int ImulRRIK<TW>(Cpu.Cpu c, int r0, int r1, ulong imm)
+        where TW : struct, IDataWidth
+    {
+        long b = (long)SignExtend(c.GprUnchecked(r1), TW.Bytes);
+        ImulInto<TW>(c, ref c.GprUnchecked(r0), (long)SignExtend(imm, TW.Bytes), b);
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>The truncated product of two sign-extended operands into <paramref name="dst"/>, flags as <see cref="Imul"/> sets them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ImulInto<TW>(Cpu.Cpu c, ref ulong dst, long a, long b)
+        where TW : struct, IDataWidth
+    {
+        ulong lo;
+        bool overflow;
+        if (TW.Bytes == 8)
+        {
+            long hi = Math.BigMul(a, b, out long l);
+            lo = (ulong)l;
+            overflow = hi != (l >> 63);
+        }
+        else
+        {
+            long p = a * b;
+            lo = Narrow<TW>((ulong)p);
+            overflow = p != (long)SignExtend(lo, TW.Bytes);
+        }
+
+        Store<TW>(ref dst, lo);
+        c.SetFlagsResult(TW.Bytes, lo, overflow, overflow);
+    }
+
     /// <summary>DIV r/m: rDX:rAX (AX for bytes) ÷ src, unsigned; quotient to rAX (AL), remainder to rDX (AH).</summary>
     public static int Div(Cpu.Cpu c, ref DecodedOp op)
     {
@@ -241,6 +311,14 @@ public static unsafe partial class Exec
                         return c.RaiseDE();
                     }
 
+                    if (hi == 0)
+                    {
+                        // The common case (RDX cleared before the divide): a 64-bit divide gives the same quotient
+                        // and remainder as the 128-bit one, which the runtime does in software.
+                        (c.Gpr[Reg.RAX], c.Gpr[Reg.RDX]) = Math.DivRem(c.Gpr[Reg.RAX], src);
+                        return ExecStatus.Continue;
+                    }
+
                     UInt128 n = ((UInt128)hi << 64) | c.Gpr[Reg.RAX];
                     c.Gpr[Reg.RAX] = (ulong)(n / src);
                     c.Gpr[Reg.RDX] = (ulong)(n % src);
@@ -264,6 +342,22 @@ public static unsafe partial class Exec
 
         int size = op.OpSize;
         long d = (long)SignExtend(s, size);
+        if (size == 8 && (long)c.Gpr[Reg.RDX] == ((long)c.Gpr[Reg.RAX] >> 63))
+        {
+            // RDX:RAX is RAX sign-extended (CQO before the divide): a 64-bit divide gives the same result, except
+            // for INT64_MIN / −1, whose quotient 2^63 does not fit.
+            long n64 = (long)c.Gpr[Reg.RAX];
+            if (n64 == long.MinValue && d == -1)
+            {
+                return c.RaiseDE();
+            }
+
+            (long q64, long r64) = Math.DivRem(n64, d);
+            c.Gpr[Reg.RAX] = (ulong)q64;
+            c.Gpr[Reg.RDX] = (ulong)r64;
+            return ExecStatus.Continue;
+        }
+
         if (size == 8)
         {
             Int128 n = (Int128)(((UInt128)c.Gpr[Reg.RDX] << 64) | c.Gpr[Reg.RAX]);

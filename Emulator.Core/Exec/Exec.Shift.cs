@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
+using Emulator.Core.Exec.Forms;
 using Iced.Intel;
 
 namespace Emulator.Core.Exec;
@@ -28,13 +30,13 @@ public static unsafe partial class Exec
             switch (code.Mnemonic())
             {
                 case Mnemonic.Shl:
-                case Mnemonic.Sal: t.Add(code, &Shift<ShlOp>); break;
-                case Mnemonic.Shr: t.Add(code, &Shift<ShrOp>); break;
-                case Mnemonic.Sar: t.Add(code, &Shift<SarOp>); break;
-                case Mnemonic.Rol: t.Add(code, &Shift<RolOp>); break;
-                case Mnemonic.Ror: t.Add(code, &Shift<RorOp>); break;
-                case Mnemonic.Rcl: t.Add(code, &Shift<RclOp>); break;
-                case Mnemonic.Rcr: t.Add(code, &Shift<RcrOp>); break;
+                case Mnemonic.Sal: t.Add(code, &Shift<ShlOp>); t.AddForms(code, &PickShift<ShlOp>); break;
+                case Mnemonic.Shr: t.Add(code, &Shift<ShrOp>); t.AddForms(code, &PickShift<ShrOp>); break;
+                case Mnemonic.Sar: t.Add(code, &Shift<SarOp>); t.AddForms(code, &PickShift<SarOp>); break;
+                case Mnemonic.Rol: t.Add(code, &Shift<RolOp>); t.AddForms(code, &PickShift<RolOp>); break;
+                case Mnemonic.Ror: t.Add(code, &Shift<RorOp>); t.AddForms(code, &PickShift<RorOp>); break;
+                case Mnemonic.Rcl: t.Add(code, &Shift<RclOp>); t.AddForms(code, &PickShift<RclOp>); break;
+                case Mnemonic.Rcr: t.Add(code, &Shift<RcrOp>); t.AddForms(code, &PickShift<RcrOp>); break;
                 case Mnemonic.Shld: t.Add(code, &DoubleShift<ShldOp>); break;
                 case Mnemonic.Shrd: t.Add(code, &DoubleShift<ShrdOp>); break;
             }
@@ -79,6 +81,45 @@ public static unsafe partial class Exec
         }
 
         return c.WriteMem(op.Seg, ea, size, T.Apply(c, size, dst, count)) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    /// <summary>Form selector for shifts and rotates of a register (not AH…BH) by an immediate or CL.</summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickShift<T>(ref DecodedOp op)
+        where T : struct, IShiftOp
+    {
+        if (op.R0 >= 16)
+        {
+            return null;
+        }
+
+        return op.R1 != Reg.NoReg
+            ? ByWidth(op.OpSize, &ShiftRC<T, Dw8>, &ShiftRC<T, Dw16>, &ShiftRC<T, Dw32>, &ShiftRC<T, Dw64>)
+            : ByWidth(op.OpSize, &ShiftRI<T, Dw8>, &ShiftRI<T, Dw16>, &ShiftRI<T, Dw32>, &ShiftRI<T, Dw64>);
+    }
+
+    /// <summary><see cref="Shift{T}"/> of a register by CL.</summary>
+    internal static int ShiftRC<T, TW>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IShiftOp
+        where TW : struct, IDataWidth
+        => ShiftRIK<T, TW>(c, op.R0, (int)(byte)c.Gpr[Reg.RCX]);
+
+    /// <summary><see cref="Shift{T}"/> of a register by an immediate (1 for the D0/D1 forms).</summary>
+    internal static int ShiftRI<T, TW>(Cpu.Cpu c, ref DecodedOp op)
+        where T : struct, IShiftOp
+        where TW : struct, IDataWidth
+        => ShiftRIK<T, TW>(c, op.R0, (int)(byte)op.Imm);
+
+    /// <summary>A register shifted by <paramref name="raw"/> (masked here as the count is; compiled blocks pass constants).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int ShiftRIK<T, TW>(Cpu.Cpu c, int r0, int raw)
+        where T : struct, IShiftOp
+        where TW : struct, IDataWidth
+    {
+        int count = raw & (TW.Bytes == 8 ? 0x3F : 0x1F);
+        ref ulong dst = ref c.GprUnchecked(r0);
+        ulong d = Narrow<TW>(dst);
+        Store<TW>(ref dst, count == 0 ? d : T.Apply(c, TW.Bytes, d, count));
+        return ExecStatus.Continue;
     }
 
     private static void SetCfOf(Cpu.Cpu c, bool cf, bool of)

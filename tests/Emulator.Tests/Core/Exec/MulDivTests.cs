@@ -94,6 +94,32 @@ public class MulDivTests
     }
 
     [Test]
+    public void Div64WithClearedRdx()
+    {
+        using var g = Run(a => a.div(rbx), rax: 0xFFFF_FFFF_FFFF_FFF1, rdx: 0, rbx: 0x10);
+        Assert.That(g[Reg.RAX], Is.EqualTo(0x0FFF_FFFF_FFFF_FFFF));
+        Assert.That(g[Reg.RDX], Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Idiv64PositiveDividendBeyondRax()
+    {
+        // RDX:RAX = 2^63 (RDX is not RAX's sign): the dividend is positive, though RAX alone reads as negative.
+        using var g = Run(a => a.idiv(rbx), rax: 0x8000_0000_0000_0000, rdx: 0, rbx: 4);
+        Assert.That(g[Reg.RAX], Is.EqualTo(0x2000_0000_0000_0000));
+        Assert.That(g[Reg.RDX], Is.Zero);
+    }
+
+    [Test]
+    public void Imul64TwoOperandOverflows()
+    {
+        using var g = Run(a => a.imul(rax, rbx), rax: 0x4000_0000_0000_0000, rbx: unchecked((ulong)-3L), rdx: 0x55);
+        Assert.That(g[Reg.RAX], Is.EqualTo(0x4000_0000_0000_0000));
+        Assert.That(g[Reg.RDX], Is.EqualTo(0x55), "two-operand IMUL writes no high half");
+        Assert.That(FlagString(g, CfOf), Is.EqualTo("C O"));
+    }
+
+    [Test]
     public void Idiv64TruncatesTowardZero()
     {
         using var g = Run(a => a.idiv(rbx), rax: unchecked((ulong)-7L), rdx: ulong.MaxValue, rbx: 2);
