@@ -23,13 +23,19 @@ public sealed partial class Cpu
     /// </summary>
     public int CompileThreshold { get; set; } = DefaultCompileThreshold;
 
+    /// <summary>
+    /// The runtime compiles a hot block's method on a worker thread while this vCPU goes on interpreting it, so the
+    /// vCPU does not wait for the compiler; false: compiled on its first run, so a compiled block runs from the
+    /// moment it is made (for tests that compare the two ways). Either way the guest sees the same.
+    /// </summary>
+    public bool CompileInBackground { get; set; } = true;
+
     // The limits of the current RunBlocks call, for Chain: the instruction budget and the cycle to stop at.
     private ulong _chainMaxInstructions;
     private ulong _chainStopCycle;
 
-    // How the last compiled block left the chain (a BlockCompiler result) and which block it was.
+    // How the last compiled block left the chain (a BlockCompiler result).
     private int _chainResult;
-    private CompiledBlock? _chainBlock;
 
     /// <summary>
     /// Runs compiled blocks from <paramref name="block"/> for as long as they chain, then does what
@@ -58,7 +64,7 @@ public sealed partial class Cpu
             return false;
         }
 
-        Finish(r & ((1 << BlockCompiler.StatusBits) - 1), ref Blocks.Op(_chainBlock!.Start + (r >> BlockCompiler.StatusBits)));
+        Finish(r & ((1 << BlockCompiler.StatusBits) - 1), ref Blocks.Op(r >> BlockCompiler.StatusBits));
         return false;
     }
 
@@ -66,7 +72,6 @@ public sealed partial class Cpu
     internal static CompiledBlock? LeaveChain(CompiledBlock self, Cpu c, int result)
     {
         c._chainResult = result;
-        c._chainBlock = self;
         return null;
     }
 
@@ -76,13 +81,36 @@ public sealed partial class Cpu
     /// and instruction limits, the debug path), so chaining changes nothing but the cost of getting there.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static CompiledBlock? Chain(CompiledBlock self, Cpu c)
+    internal static CompiledBlock? Chain(CompiledBlock self, Cpu c) => ChainStops(c) ? null : ChainLinked(self, c);
+
+    /// <summary>What stops a chain between two blocks: a request bit, the cycle or timer deadline, the debug path.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool ChainStops(Cpu c) => c.Requests != 0 || c.Cycles >= c._chainStopCycle || c.DebugActive;
+
+    /// <summary>The vCPU's code epoch, which a region's method holds its blocks to (BlockCompiler.Region).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong CodeEpochOf(Cpu c) => c._codeEpoch;
+
+    /// <summary>
+    /// A region's method goes on to another of its blocks, of <paramref name="count"/> ops, after the checks of
+    /// <see cref="ChainStops"/> held: false when the instruction budget does not hold for it (as Chain decides).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool EnterRegionBlock(Cpu c, int count)
     {
-        if (c.Requests != 0 || c.Cycles >= c._chainStopCycle || c.DebugActive)
+        if (c.Instructions + (ulong)count > c._chainMaxInstructions)
         {
-            return null;
+            return false;
         }
 
+        c._ripCacheHits++;
+        return true;
+    }
+
+    /// <summary><see cref="Chain"/> after <see cref="ChainStops"/> said go on: the linked successor, when compiled.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static CompiledBlock? ChainLinked(CompiledBlock self, Cpu c)
+    {
         ulong rip = c.Rip;
         CompiledBlock? next;
         if (self.LinkRip0 == rip && self.LinkEpoch0 == c._codeEpoch && self.LinkCpu0 == c)
@@ -115,7 +143,7 @@ public sealed partial class Cpu
     private CompiledBlock? LinkMiss(CompiledBlock self, ulong rip)
     {
         ref RipCacheEntry entry = ref RipCacheSlot(rip);
-        if (entry.Rip != rip || entry.Epoch != _codeEpoch || entry.Code == null)
+        if (entry.Rip != rip || entry.Epoch != _codeEpoch || entry.Code == null || !entry.Code.Ready)
         {
             return null;
         }
@@ -129,6 +157,16 @@ public sealed partial class Cpu
         self.LinkCpu0 = this;
         self.Link0 = entry.Code;
         return entry.Code;
+    }
+
+    /// <summary>
+    /// Whether block <paramref name="block"/> at <paramref name="rip"/> ran often through this vCPU's RIP cache
+    /// lately (an eighth of the compile threshold, or compiled): worth compiling into a region (BlockCompiler.Region).
+    /// </summary>
+    internal bool RanOften(ulong rip, int block)
+    {
+        ref RipCacheEntry entry = ref RipCacheSlot(rip);
+        return entry.Rip == rip && entry.Epoch == _codeEpoch && entry.Block == block && (entry.Code != null || entry.Heat >= CompileThreshold / 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -135,6 +135,46 @@ public sealed partial class Cpu
         };
     }
 
+    /// <summary>
+    /// Condition <paramref name="cc"/> (0–15 in the order of the Jcc opcodes: O, NO, B, AE, E, NE, BE, A, S, NS, P,
+    /// NP, L, GE, LE, G) when the lazy state is known to have been left by <paramref name="kind"/> at
+    /// <paramref name="size"/> bytes with no carry-in (ADD, SUB, CMP, NEG, the logic ops, INC, DEC): the getters'
+    /// formulas without their tests of LazyOp and LazySize. Compiled blocks know which op set the flags last and
+    /// pass all three as constants, so only the formula of the one condition remains.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool ConditionAfter(int cc, LazyFlags kind, int size)
+    {
+        ulong m = SizeMask(size), sb = SignBit(size);
+        ulong res = LazyRes, dst = LazyDst, src = LazySrc;
+        bool cf = kind switch
+        {
+            LazyFlags.Add => (res & m) < (dst & m),
+            LazyFlags.Sub => (dst & m) < (src & m),
+            _ => (FlagsBits & Rflags.CF) != 0,
+        };
+        bool of = kind switch
+        {
+            LazyFlags.Add or LazyFlags.Inc => ((dst ^ res) & (src ^ res) & sb) != 0,
+            LazyFlags.Sub or LazyFlags.Dec => ((dst ^ src) & (dst ^ res) & sb) != 0,
+            _ => (FlagsBits & Rflags.OF) != 0,
+        };
+        bool zf = (res & m) == 0;
+        bool sf = (res & sb) != 0;
+        bool holds = (cc >> 1) switch
+        {
+            0 => of,
+            1 => cf,
+            2 => zf,
+            3 => cf || zf,
+            4 => sf,
+            5 => (BitOperations.PopCount((uint)(res & 0xFF)) & 1) == 0,
+            6 => sf != of,
+            _ => zf || sf != of,
+        };
+        return (cc & 1) == 0 ? holds : !holds;
+    }
+
     /// <summary>Full RFLAGS with the status flags made current (does not change the lazy state).</summary>
     public ulong Rflags64
     {

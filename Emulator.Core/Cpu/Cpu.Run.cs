@@ -382,10 +382,10 @@ public sealed unsafe partial class Cpu
                     var code = entry.Code;
                     if (code == null && ++entry.Heat == CompileThreshold)
                     {
-                        code = entry.Code = Blocks.Compiled(entry.Block, Bitness);
+                        code = entry.Code = Blocks.Compiled(entry.Block, Bitness, this, rip);
                     }
 
-                    if (code != null)
+                    if (code != null && code.Ready)
                     {
                         // Its own copy of the tail below: sharing one tail with RunOps (a single call site choosing
                         // between the two) made the runtime lay out this loop worse, 1.46x slower on `loop`.

@@ -61,6 +61,11 @@ public sealed unsafe class BlockCache
     /// <param name="costs">The cost table the ops' modeled cycles come from.</param>
     public BlockCache(PhysicalMemory phys, CostTable costs)
     {
+        if (RuntimeFeature.IsDynamicCodeCompiled)
+        {
+            BlockCompiler.WarmUp();
+        }
+
         _phys = phys;
         Costs = costs;
     }
@@ -102,17 +107,50 @@ public sealed unsafe class BlockCache
     /// The compiled form of <paramref name="block"/> (made on first request), valid until the block is dropped; null
     /// where the runtime cannot compile code (an ahead-of-time build), which leaves the interpreter to run it.
     /// </summary>
-    internal CompiledBlock? Compiled(int block, int bitness)
+    internal CompiledBlock? Compiled(int block, int bitness, Cpu.Cpu cpu, ulong rip)
     {
         var code = _compiled[block];
         if (code == null && RuntimeFeature.IsDynamicCodeCompiled)
         {
-            code = BlockCompiler.Compile((DecodedOp*)Unsafe.AsPointer(ref Op(_start[block])), _start[block], _count[block], bitness == 64);
-            _compiled[block] = code;
+            // The region's other blocks get their entries too, unless compiled already (with a region of their own).
+            var region = BlockCompiler.Region(this, block, bitness == 64, cpu, rip);
+            var job = BlockCompiler.Prepare((DecodedOp*)Unsafe.AsPointer(ref Op(0)), region, bitness == 64);
+            for (int k = 0; k < region.Count; k++)
+            {
+                _compiled[region[k].Block] ??= job.Entries[k];
+            }
+
+            code = job.Entries[0];
             Compilations++;
+            if (cpu.CompileInBackground)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static j => j.Run(), job, preferLocal: false);
+            }
+            else
+            {
+                job.Run();
+            }
         }
 
         return code;
+    }
+
+    /// <summary>Host offset of the block's first byte.</summary>
+    internal ulong Hpa(int block) => _key[block] >> 2;
+
+    /// <summary>The block decoded at host offset <paramref name="hpa"/> for <paramref name="bitness"/>, or 0 (nothing is decoded).</summary>
+    internal int Find(ulong hpa, int bitness)
+    {
+        ulong key = (hpa << 2) | (uint)(bitness >> 5);
+        for (int b = _buckets[Hash(key)]; b != 0; b = _hashNext[b])
+        {
+            if (_key[b] == key)
+            {
+                return b;
+            }
+        }
+
+        return 0;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -11,7 +11,8 @@ namespace Emulator.Core.Decode;
 /// one call site sees every handler, and the runtime inlines the small handlers. Commits are made where something
 /// can observe them: an op that can fault or look at the machine finds RIP, NextRip and the cycle count as the
 /// interpreter leaves them; the instruction count, which only PAUSE and the loop read, is added up at the block's
-/// end and on every way out (docs/cpu.md, "Compiled blocks").
+/// end and on every way out (docs/cpu.md, "Compiled blocks"). In 64-bit code the hot blocks of a small loop in one
+/// page share one method and go from block to block inside it (a region, <see cref="Region"/>).
 /// </summary>
 internal static unsafe class BlockCompiler
 {
@@ -37,26 +38,331 @@ internal static unsafe class BlockCompiler
     private static readonly MethodInfo s_leave = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.LeaveChain), BindingFlags.Static | BindingFlags.NonPublic)!;
 
     /// <summary>
-    /// Compiles the <paramref name="count"/> ops at <paramref name="ops"/> (in pinned memory that outlives the
-    /// method: the ops pool until it is flushed). <paramref name="wideIp"/>: 64-bit code, where sequential RIP does
-    /// not wrap at 4 GiB.
+    /// Most blocks of one region (<see cref="Region"/>) and most ops in all of them. Regions are for small loops,
+    /// where going from block to block costs most: in a bigger method the runtime runs out of its inlining budget and
+    /// calls the small handlers it inlines in a smaller one (seen at 48 ops and more; docs/cpu.md, "Regions").
     /// </summary>
-    public static CompiledBlock Compile(DecodedOp* ops, int start, int count, bool wideIp)
+    public const int MaxRegionBlocks = 8;
+
+    /// <inheritdoc cref="MaxRegionBlocks"/>
+    public const int MaxRegionOps = 24;
+
+    /// <summary>A block of a region: its ops in the pool and where it starts relative to the region's entry.</summary>
+    internal readonly record struct RegionBlock(int Block, int Start, int Count, long Delta);
+
+    private static readonly FieldInfo s_delta = typeof(CompiledBlock).GetField(nameof(CompiledBlock.Delta))!;
+    private static readonly FieldInfo s_members = typeof(CompiledBlock).GetField(nameof(CompiledBlock.Members))!;
+    private static readonly FieldInfo s_regionIndex = typeof(CompiledBlock).GetField(nameof(CompiledBlock.RegionIndex))!;
+    private static readonly MethodInfo s_chainLinked = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.ChainLinked), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_chainStops = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.ChainStops), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_codeEpoch = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.CodeEpochOf), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_enterRegionBlock = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.EnterRegionBlock), BindingFlags.Static | BindingFlags.NonPublic)!;
+
+    /// <summary>
+    /// The region of <paramref name="entry"/> in 64-bit code: the entry, then the decoded blocks its static
+    /// successors lead to (fall-through, relative jump, call and its return point) within the same page, breadth
+    /// first, up to <see cref="MaxRegionBlocks"/> blocks and <see cref="MaxRegionOps"/> ops, taking only blocks that
+    /// ran often on <paramref name="cpu"/> (compiling code that rarely runs costs more than it saves). One page maps to one
+    /// physical page, so a RIP that differs from the entry's by the blocks' distance in the page is that block, for
+    /// as long as the vCPU's code epoch holds; 64-bit code has no CS limit to check on the way.
+    /// </summary>
+    internal static List<RegionBlock> Region(BlockCache cache, int entry, bool wideIp, Cpu.Cpu cpu, ulong entryRip)
+    {
+        var region = new List<RegionBlock>();
+        var blocks = new List<int> { entry };
+        ulong entryHpa = cache.Hpa(entry);
+        int ops = cache.Count(entry);
+        region.Add(new RegionBlock(entry, cache.Start(entry), cache.Count(entry), 0));
+        if (!wideIp)
+        {
+            return region;
+        }
+
+        Span<long> next = stackalloc long[2];
+        for (int k = 0; k < blocks.Count && blocks.Count < MaxRegionBlocks; k++)
+        {
+            int b = blocks[k];
+            ulong hpa = cache.Hpa(b);
+            int n = cache.Count(b);
+            long end = (long)(hpa & 0xFFF);
+            for (int i = 0; i < n; i++)
+            {
+                end += cache.Op(cache.Start(b) + i).Length;
+            }
+
+            ref DecodedOp last = ref cache.Op(cache.Start(b) + n - 1);
+            HandlerMethods.TryGetValue((nint)last.Handler, out var m);
+            string name = m != null && m.DeclaringType == typeof(Exec.Exec) ? m.Name : "";
+            bool near64 = m != null && m.IsGenericMethod && m.GetGenericArguments()[^1] == typeof(Exec.Forms.Dw64);
+            int found = 0;
+            if (name is not (nameof(Exec.Exec.JmpRel) or nameof(Exec.Exec.JmpRm) or nameof(Exec.Exec.RetNear)))
+            {
+                next[found++] = end;
+            }
+
+            if (near64 && name is nameof(Exec.Exec.Jcc) or nameof(Exec.Exec.JmpRel) or nameof(Exec.Exec.CallRel))
+            {
+                next[found++] = end + (long)last.Imm;
+            }
+
+            for (int j = 0; j < found && blocks.Count < MaxRegionBlocks; j++)
+            {
+                if (next[j] < 0 || next[j] >= 0x1000)
+                {
+                    continue;
+                }
+
+                ulong target = (hpa & ~0xFFFUL) + (ulong)next[j];
+                int t = cache.Find(target, 64);
+                if (t == 0 || blocks.Contains(t) || ops + cache.Count(t) > MaxRegionOps || !cpu.RanOften(entryRip + (target - entryHpa), t))
+                {
+                    continue;
+                }
+
+                blocks.Add(t);
+                ops += cache.Count(t);
+                region.Add(new RegionBlock(t, cache.Start(t), cache.Count(t), (long)(target - entryHpa)));
+            }
+        }
+
+        return region;
+    }
+
+    /// <summary>
+    /// Makes the entries of a region (<see cref="Region"/>; its first block is the entry) and the job that compiles
+    /// them (<see cref="RegionJob.Run"/>), which may run on another thread: it reads a copy of the ops, taken here,
+    /// and writes into the code only the ops' addresses in the pool (pinned memory that outlives the method: the pool
+    /// until it is flushed, and a flush drops the entries unrun). The entries are not <see cref="CompiledBlock.Ready"/>
+    /// until the job ran.
+    /// </summary>
+    public static RegionJob Prepare(DecodedOp* pool, List<RegionBlock> region, bool wideIp)
+    {
+        int total = 0;
+        foreach (var blk in region)
+        {
+            total += blk.Count;
+        }
+
+        var copy = new DecodedOp[total];
+        int at = 0;
+        foreach (var blk in region)
+        {
+            new ReadOnlySpan<DecodedOp>(pool + blk.Start, blk.Count).CopyTo(copy.AsSpan(at));
+            at += blk.Count;
+        }
+
+        var entries = new CompiledBlock[region.Count];
+        for (int k = 0; k < region.Count; k++)
+        {
+            entries[k] = new CompiledBlock(region[k].Start, region[k].Count, k, region[k].Delta) { Members = entries };
+        }
+
+        return new RegionJob((nint)pool, copy, region, wideIp, entries);
+    }
+
+    /// <summary>A region to compile: see <see cref="Prepare"/>.</summary>
+    internal sealed class RegionJob(nint pool, DecodedOp[] ops, List<RegionBlock> region, bool wideIp, CompiledBlock[] entries)
+    {
+        public CompiledBlock[] Entries => entries;
+
+        /// <summary>
+        /// Compiles the region's method, has the runtime compile it (the method returns at once for a null vCPU), then
+        /// lets every entry run it. A method the runtime refuses leaves the blocks to the interpreter.
+        /// </summary>
+        public void Run()
+        {
+            try
+            {
+                Compile((DecodedOp*)pool, ops, region, wideIp, entries);
+                entries[0].Code(null!);
+            }
+            catch (InvalidProgramException)
+            {
+                return;
+            }
+
+            foreach (var e in entries)
+            {
+                e.Ready = true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Compiles a region into one method and gives each entry its delegate. Between two blocks of the region the
+    /// method makes the checks <see cref="Cpu.Cpu.Chain"/> makes and jumps to the next block's code when the RIP is
+    /// one of the region's; anything else goes through Chain. <paramref name="ops"/>: the region's ops, block after
+    /// block; <paramref name="pool"/>: where they are in the pool. <paramref name="wideIp"/>: 64-bit code, where
+    /// sequential RIP does not wrap at 4 GiB.
+    /// </summary>
+    private static void Compile(DecodedOp* pool, DecodedOp[] ops, List<RegionBlock> region, bool wideIp, CompiledBlock[] entries)
     {
         var method = new DynamicMethod("block", typeof(CompiledBlock), s_blockArgs, typeof(BlockCompiler).Module, skipVisibility: true);
-        var il = method.GetILGenerator(64 + (count * 96));
-        var rip = il.DeclareLocal(typeof(ulong));
-        var next = il.DeclareLocal(typeof(ulong));
-        var st = il.DeclareLocal(typeof(int));
-        var tail = il.DefineLabel();
-        var request = il.DefineLabel();
-        var exits = new Label[count];
+        int totalOps = 0;
+        foreach (var blk in region)
+        {
+            totalOps += blk.Count;
+        }
 
+        var il = method.GetILGenerator(64 + (totalOps * 96) + (region.Count * region.Count * 16));
+        var locals = new Locals(
+            il.DeclareLocal(typeof(ulong)),
+            il.DeclareLocal(typeof(ulong)),
+            il.DeclareLocal(typeof(int)),
+            il.DeclareLocal(typeof(ulong)),
+            il.DeclareLocal(typeof(ulong)),
+            il.DefineLabel());
+        var starts = new Label[region.Count];
+        var enters = new Label[region.Count];
+        var tails = new Label[region.Count];
+        for (int k = 0; k < region.Count; k++)
+        {
+            starts[k] = il.DefineLabel();
+            enters[k] = il.DefineLabel();
+            tails[k] = il.DefineLabel();
+        }
+
+        // A null vCPU: only compile the method (RegionJob.Run).
+        var body = il.DefineLabel();
         il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, s_rip);
-        il.Emit(OpCodes.Stloc, rip);
+        il.Emit(OpCodes.Brtrue, body);
+        il.Emit(OpCodes.Ldnull);
+        il.Emit(OpCodes.Ret);
+        il.MarkLabel(body);
         EmitClearExitRequest(il);
+        if (region.Count > 1)
+        {
+            // Entered at any block of the region (self): the first block's RIP, the epoch, then that block's code.
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, s_rip);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_delta);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Stloc, locals.EntryRip);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, s_codeEpoch);
+            il.Emit(OpCodes.Stloc, locals.Epoch);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_regionIndex);
+            il.Emit(OpCodes.Switch, starts);
+        }
 
+        var exits = new List<(Label Label, int PoolIndex, int Instructions)>();
+        int copied = 0;
+        for (int k = 0; k < region.Count; k++)
+        {
+            // Every way into a block has RIP at its start.
+            il.MarkLabel(starts[k]);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, s_rip);
+            il.Emit(OpCodes.Stloc, locals.Rip);
+
+            EmitBlock(il, pool, ops.AsSpan(copied, region[k].Count), region[k], wideIp, locals, tails[k], exits);
+            copied += region[k].Count;
+            il.MarkLabel(tails[k]);
+            EmitTail(il, region, k, enters, locals);
+        }
+
+        // Entering another block of the region: the instruction budget must hold for it (as Chain checks).
+        for (int k = 0; k < region.Count; k++)
+        {
+            il.MarkLabel(enters[k]);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldc_I4, region[k].Count);
+            il.Emit(OpCodes.Call, s_enterRegionBlock);
+            il.Emit(OpCodes.Brtrue, starts[k]);
+            il.Emit(OpCodes.Ldnull);
+            il.Emit(OpCodes.Ret);
+        }
+
+        il.MarkLabel(locals.Request);
+        EmitClearExitRequest(il);
+        EmitLeave(il, ExitRequested);
+
+        // An op that faulted, halted or stopped: the ops before it retired; the loop finishes it.
+        foreach (var (label, poolIndex, instructions) in exits)
+        {
+            il.MarkLabel(label);
+            EmitAddInstructions(il, instructions);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloc, locals.Status);
+            il.Emit(OpCodes.Ldc_I4, poolIndex << StatusBits);
+            il.Emit(OpCodes.Or);
+            il.Emit(OpCodes.Call, s_leave);
+            il.Emit(OpCodes.Ret);
+        }
+
+        foreach (var e in entries)
+        {
+            e.Code = method.CreateDelegate<BlockCode>(e);
+        }
+    }
+
+    /// <summary>The locals and shared labels of a region's method.</summary>
+    private readonly record struct Locals(LocalBuilder Rip, LocalBuilder Next, LocalBuilder Status, LocalBuilder EntryRip, LocalBuilder Epoch, Label Request);
+
+    /// <summary>
+    /// After a block of the region with all its ops retired and committed (the stack is empty): leave if asked to;
+    /// otherwise the checks Chain makes, then the region's block at the new RIP if there is one, else Chain's link.
+    /// </summary>
+    private static void EmitTail(ILGenerator il, List<RegionBlock> region, int k, Label[] enters, Locals locals)
+    {
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldfld, s_exitRequest);
+        il.Emit(OpCodes.Brtrue, locals.Request);
+        if (region.Count == 1)
+        {
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, s_chain);
+            il.Emit(OpCodes.Ret);
+            return;
+        }
+
+        var stop = il.DefineLabel();
+        var link = il.DefineLabel();
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Call, s_chainStops);
+        il.Emit(OpCodes.Brtrue, stop);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Call, s_codeEpoch);
+        il.Emit(OpCodes.Ldloc, locals.Epoch);
+        il.Emit(OpCodes.Bne_Un, link);
+        for (int j = 0; j < region.Count; j++)
+        {
+            // RIP == entry RIP + the block's distance from the entry in the page.
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, s_rip);
+            il.Emit(OpCodes.Ldloc, locals.EntryRip);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Ldc_I8, region[j].Delta);
+            il.Emit(OpCodes.Beq, enters[j]);
+        }
+
+        // Linked from the block that ran, not the one the method was entered at: each keeps its own successors.
+        il.MarkLabel(link);
+        il.Emit(OpCodes.Ldarg_0);
+        il.Emit(OpCodes.Ldfld, s_members);
+        il.Emit(OpCodes.Ldc_I4, k);
+        il.Emit(OpCodes.Ldelem_Ref);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Call, s_chainLinked);
+        il.Emit(OpCodes.Ret);
+        il.MarkLabel(stop);
+        il.Emit(OpCodes.Ldnull);
+        il.Emit(OpCodes.Ret);
+    }
+
+    /// <summary>The ops of one block, ending at <paramref name="tail"/> (which the caller marks next) with all committed.</summary>
+    private static void EmitBlock(ILGenerator il, DecodedOp* pool, Span<DecodedOp> copy, RegionBlock blk, bool wideIp, Locals locals, Label tail, List<(Label, int, int)> exits)
+    {
+        var rip = locals.Rip;
+        var next = locals.Next;
+        var st = locals.Status;
+        var request = locals.Request;
+        DecodedOp* ops = pool + blk.Start;
+        int count = blk.Count;
         ulong offset = 0;
 
         // Commits still owed. RIP and cycles: by register-only ops, until the next op that can observe them.
@@ -65,18 +371,23 @@ internal static unsafe class BlockCompiler
         int owedOps = 0;
         ulong owedCycles = 0;
         int owedInstructions = 0;
-        var exitInstructions = new int[count];
+
+        // Which op set the flags last, where this block knows it (an ALU op earlier in the block with only moves
+        // and LEA after it): a Jcc then tests its condition by that op's formula (Cpu.ConditionAfter).
+        var flags = default(KnownFlags);
         for (int i = 0; i < count; i++)
         {
-            ref DecodedOp op = ref ops[i];
+            ref DecodedOp op = ref copy[i];
             HandlerMethods.TryGetValue((nint)op.Handler, out var target);
+            var flagsBefore = flags;
+            flags = FlagsAfter(target, flags);
             if (target != null && IsRegisterOnly(target, ref op))
             {
                 // Nothing can observe RIP, NextRip, the counters or the exit request while it runs, and it cannot
                 // fail: its commits are folded into the next op's (or the block's end), which sees the same state.
                 if (!TryEmitWithConstants(il, ref op, target))
                 {
-                    EmitHandlerCall(il, ops + i, target);
+                    EmitHandlerCall(il, ops + i, (nint)op.Handler, target);
                 }
 
                 il.Emit(OpCodes.Pop);
@@ -101,8 +412,8 @@ internal static unsafe class BlockCompiler
             }
 
             offset += op.Length;
-            exits[i] = il.DefineLabel();
-            exitInstructions[i] = owedInstructions;
+            var exit = il.DefineLabel();
+            exits.Add((exit, blk.Start + i, owedInstructions));
             var cont = il.DefineLabel();
 
             // next = (rip + offset) & IP mask; NextRip = next, unless nothing on the op's way can read it.
@@ -117,10 +428,11 @@ internal static unsafe class BlockCompiler
             }
 
             // st = op.Handler(c, ref op)
-            if (target == null || !TryEmitWithConstants(il, ref op, target))
+            if (target == null || !(TryEmitJcc(il, ref op, target, flagsBefore) || TryEmitWithConstants(il, ref op, target)))
             {
-                EmitHandlerCall(il, ops + i, target);
+                EmitHandlerCall(il, ops + i, (nint)op.Handler, target);
             }
+
             il.Emit(OpCodes.Stloc, st);
             il.Emit(OpCodes.Ldloc, st);
             il.Emit(OpCodes.Brfalse, cont);
@@ -128,7 +440,7 @@ internal static unsafe class BlockCompiler
             // EndBlock: RIP is where the handler sent it; retire and leave.
             il.Emit(OpCodes.Ldloc, st);
             il.Emit(OpCodes.Ldc_I4, ExecStatus.EndBlock);
-            il.Emit(OpCodes.Bne_Un, exits[i]);
+            il.Emit(OpCodes.Bne_Un, exit);
             il.Emit(OpCodes.Ldarg_1);
             if (setNextRip)
             {
@@ -170,43 +482,6 @@ internal static unsafe class BlockCompiler
         }
 
         EmitAddInstructions(il, owedInstructions);
-
-        // All retired and committed: on to the next block if the loop would go straight there.
-        il.MarkLabel(tail);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldfld, s_exitRequest);
-        il.Emit(OpCodes.Brtrue, request);
-        il.Emit(OpCodes.Ldarg_0);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Call, s_chain);
-        il.Emit(OpCodes.Ret);
-
-        il.MarkLabel(request);
-        EmitClearExitRequest(il);
-        EmitLeave(il, ExitRequested);
-
-        // An op that faulted, halted or stopped: the ops before it retired; the loop finishes it.
-        for (int i = 0; i < count; i++)
-        {
-            if (exits[i] == default)
-            {
-                continue;
-            }
-
-            il.MarkLabel(exits[i]);
-            EmitAddInstructions(il, exitInstructions[i]);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldloc, st);
-            il.Emit(OpCodes.Ldc_I4, i << StatusBits);
-            il.Emit(OpCodes.Or);
-            il.Emit(OpCodes.Call, s_leave);
-            il.Emit(OpCodes.Ret);
-        }
-
-        var block = new CompiledBlock(start, count);
-        block.Code = method.CreateDelegate<BlockCode>(block);
-        return block;
     }
 
     private static void EmitLeave(ILGenerator il, int result)
@@ -218,14 +493,24 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Ret);
     }
 
-    private static Dictionary<nint, MethodInfo>? s_handlerMethods;
+    private static readonly Lazy<Dictionary<nint, MethodInfo>> s_handlerMethods = new(BuildHandlerMethods);
+    private static int s_warming;
 
     /// <summary>
     /// Handler entry points → their methods, so a compiled block calls a handler by name (a direct call the runtime
     /// may inline) rather than through its address. Generic handlers are instantiated over every struct of this
-    /// assembly that meets their constraints. Built once, on the first compilation.
+    /// assembly that meets their constraints. Built once (<see cref="WarmUp"/>), by whoever needs it first.
     /// </summary>
-    private static Dictionary<nint, MethodInfo> HandlerMethods => s_handlerMethods ??= BuildHandlerMethods();
+    private static Dictionary<nint, MethodInfo> HandlerMethods => s_handlerMethods.Value;
+
+    /// <summary>Starts building the handler map on a worker thread (some 50 ms of reflection), so the first compilation does not wait for it.</summary>
+    public static void WarmUp()
+    {
+        if (Interlocked.Exchange(ref s_warming, 1) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static _ => _ = s_handlerMethods.Value, (object?)null, preferLocal: false);
+        }
+    }
 
     private static Dictionary<nint, MethodInfo> BuildHandlerMethods()
     {
@@ -469,6 +754,99 @@ internal static unsafe class BlockCompiler
         return true;
     }
 
+    /// <summary>The lazy-flags kind and size an op of the block left, where known (<see cref="FlagsAfter"/>).</summary>
+    private readonly record struct KnownFlags(LazyFlags Kind, int Size);
+
+    // The Jcc conditions by their ICondition type, numbered as the low nibble of the Jcc opcodes.
+    private static readonly Type[] s_conditions =
+    [
+        typeof(Exec.Forms.CcO), typeof(Exec.Forms.CcNo), typeof(Exec.Forms.CcB), typeof(Exec.Forms.CcAe),
+        typeof(Exec.Forms.CcE), typeof(Exec.Forms.CcNe), typeof(Exec.Forms.CcBe), typeof(Exec.Forms.CcA),
+        typeof(Exec.Forms.CcS), typeof(Exec.Forms.CcNs), typeof(Exec.Forms.CcP), typeof(Exec.Forms.CcNp),
+        typeof(Exec.Forms.CcL), typeof(Exec.Forms.CcGe), typeof(Exec.Forms.CcLe), typeof(Exec.Forms.CcG),
+    ];
+
+    private static readonly MethodInfo s_conditionAfter = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.ConditionAfter), BindingFlags.Instance | BindingFlags.NonPublic)!;
+
+    /// <summary>
+    /// What the lazy flags hold after an op with handler <paramref name="m"/>, given <paramref name="before"/>:
+    /// the kind and size an ALU form (register or memory, no carry-in) sets; unchanged by moves, LEA and NOT, which
+    /// write no flags; unknown (default) after anything else. An op that faults or leaves ends the block, so what
+    /// follows it in the block runs only when it completed.
+    /// </summary>
+    private static KnownFlags FlagsAfter(MethodInfo? m, KnownFlags before)
+    {
+        if (m == null || m.DeclaringType != typeof(Exec.Exec) || !m.IsGenericMethod)
+        {
+            return default;
+        }
+
+        switch (m.Name)
+        {
+            case nameof(Exec.Exec.MovRR):
+            case nameof(Exec.Exec.MovRI):
+            case nameof(Exec.Exec.MovRM):
+            case nameof(Exec.Exec.MovMR):
+            case nameof(Exec.Exec.LeaR):
+                return before;
+            case nameof(Exec.Exec.AluRR):
+            case nameof(Exec.Exec.AluRI):
+            case nameof(Exec.Exec.AluRM):
+            case nameof(Exec.Exec.AluMR):
+            case nameof(Exec.Exec.AluMI):
+            case nameof(Exec.Exec.UnaryR):
+            case nameof(Exec.Exec.UnaryM):
+                break;
+            default:
+                return default;
+        }
+
+        var args = m.GetGenericArguments();
+        int size = args[1] == typeof(Exec.Forms.Dw8) ? 1 : args[1] == typeof(Exec.Forms.Dw16) ? 2 : args[1] == typeof(Exec.Forms.Dw32) ? 4 : 8;
+        var t = args[0];
+        if (t == typeof(Exec.Exec.NotOp))
+        {
+            return before;
+        }
+
+        LazyFlags kind = t == typeof(Exec.Exec.AddOp) ? LazyFlags.Add
+            : t == typeof(Exec.Exec.SubOp) || t == typeof(Exec.Exec.CmpOp) || t == typeof(Exec.Exec.NegOp) ? LazyFlags.Sub
+            : t == typeof(Exec.Exec.AndOp) || t == typeof(Exec.Exec.OrOp) || t == typeof(Exec.Exec.XorOp) || t == typeof(Exec.Exec.TestOp) ? LazyFlags.Result
+            : t == typeof(Exec.Exec.IncOp) ? LazyFlags.Inc
+            : t == typeof(Exec.Exec.DecOp) ? LazyFlags.Dec
+            : LazyFlags.None;
+        return kind == LazyFlags.None ? default : new KnownFlags(kind, size);
+    }
+
+    /// <summary>
+    /// A Jcc after an op of the block whose flags are known: the condition by that op's formula, then the jump
+    /// (<see cref="Exec.Exec.JccK{TW}"/>). False: not a Jcc, or the flags are not known.
+    /// </summary>
+    private static bool TryEmitJcc(ILGenerator il, ref DecodedOp op, MethodInfo handler, KnownFlags flags)
+    {
+        if (flags.Kind == LazyFlags.None || handler.DeclaringType != typeof(Exec.Exec) || handler.Name != nameof(Exec.Exec.Jcc))
+        {
+            return false;
+        }
+
+        var args = handler.GetGenericArguments();
+        int cc = Array.IndexOf(s_conditions, args[0]);
+        if (cc < 0)
+        {
+            return false;
+        }
+
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, cc);
+        il.Emit(OpCodes.Ldc_I4, (int)flags.Kind);
+        il.Emit(OpCodes.Ldc_I4, flags.Size);
+        il.Emit(OpCodes.Call, s_conditionAfter);
+        il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+        il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(nameof(Exec.Exec.JccK), BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(args[1]));
+        return true;
+    }
+
     /// <summary>The K form of a generic handler, instantiated as the handler is.</summary>
     private static MethodInfo WithConstants(MethodInfo handler) =>
         typeof(Exec.Exec).GetMethod(handler.Name + "K", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments());
@@ -493,7 +871,7 @@ internal static unsafe class BlockCompiler
     private static bool ReadsInstructions(MethodInfo m) => m.DeclaringType == typeof(Exec.Exec) && m.Name == nameof(Exec.Exec.Pause);
 
     /// <summary>Pushes the status of the op's handler, called by name when known, else through its address.</summary>
-    private static void EmitHandlerCall(ILGenerator il, DecodedOp* op, MethodInfo? target)
+    private static void EmitHandlerCall(ILGenerator il, DecodedOp* op, nint handler, MethodInfo? target)
     {
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldc_I8, (long)op);
@@ -504,7 +882,7 @@ internal static unsafe class BlockCompiler
         }
         else
         {
-            il.Emit(OpCodes.Ldc_I8, (long)op->Handler);
+            il.Emit(OpCodes.Ldc_I8, (long)handler);
             il.Emit(OpCodes.Conv_U);
             il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(int), s_handlerArgs, null);
         }

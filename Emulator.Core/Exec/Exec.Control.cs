@@ -145,6 +145,12 @@ public static unsafe partial class Exec
         where TW : struct, IDataWidth
         => TCc.Holds(c) ? NearJump(c, c.NextRip + op.Imm, TW.Bytes) : ExecStatus.Continue;
 
+    /// <summary><see cref="Jcc{TCc, TW}"/> with the condition already evaluated and the displacement as arguments (compiled blocks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int JccK<TW>(Cpu.Cpu c, bool taken, ulong disp)
+        where TW : struct, IDataWidth
+        => taken ? NearJump(c, c.NextRip + disp, TW.Bytes) : ExecStatus.Continue;
+
     /// <summary>CALL near: the target is checked before the return address is pushed, so a fault changes nothing.</summary>
     private static int NearCall(Cpu.Cpu c, ulong target, int opSize)
     {

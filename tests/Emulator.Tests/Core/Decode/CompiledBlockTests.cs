@@ -15,7 +15,7 @@ public sealed class CompiledBlockTests
 
     private sealed record Outcome(RunExit Exit, ulong Rip, ulong Rflags, ulong Cycles, ulong Instructions, ulong[] Gpr, ulong[] Memory, ulong Compiled, ulong LastPauseInstructions);
 
-    private static Outcome Run(Action<Assembler> program, bool compile, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false, bool yieldOnPause = false)
+    private static Outcome Run(Action<Assembler> program, bool compile, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false, bool yieldOnPause = false, bool background = false)
     {
         using var g = TestGuest.Long64(program);
         g.Cpu.YieldOnPause = yieldOnPause;
@@ -25,6 +25,7 @@ public sealed class CompiledBlockTests
         }
 
         g.Cpu.CompileThreshold = compile ? 1 : 0;
+        g.Cpu.CompileInBackground = background;
         var exit = g.Cpu.Run(maxInstructions, maxCycles);
         for (int turns = 0; exit == RunExit.Yielded && turns < 100_000; turns++)
         {
@@ -54,10 +55,10 @@ public sealed class CompiledBlockTests
     }
 
     /// <summary>Runs <paramref name="program"/> both ways, checks the guest saw the same, returns the compiled run.</summary>
-    private static Outcome Both(Action<Assembler> program, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false, bool yieldOnPause = false)
+    private static Outcome Both(Action<Assembler> program, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false, bool yieldOnPause = false, bool background = false)
     {
         var interpreted = Run(program, compile: false, maxInstructions, maxCycles, vectors, yieldOnPause);
-        var compiled = Run(program, compile: true, maxInstructions, maxCycles, vectors, yieldOnPause);
+        var compiled = Run(program, compile: true, maxInstructions, maxCycles, vectors, yieldOnPause, background);
         Assert.Multiple(() =>
         {
             Assert.That(interpreted.Compiled, Is.Zero, "threshold 0 never compiles");
@@ -75,7 +76,9 @@ public sealed class CompiledBlockTests
     }
 
     /// <summary>A loop of register-only ops, memory ops, a call and a stack round trip; the sum lands in memory.</summary>
-    private static void Mixed(Assembler a)
+    private static void Mixed(Assembler a) => Mixed(a, halt: true);
+
+    private static void Mixed(Assembler a, bool halt)
     {
         var top = a.CreateLabel();
         var fn = a.CreateLabel();
@@ -103,11 +106,97 @@ public sealed class CompiledBlockTests
         a.add(r9, r8);
         a.ret();
         a.Label(ref done);
-        a.hlt();
+        if (halt)
+        {
+            a.hlt();
+        }
     }
 
     [Test]
     public void ALoopEndsInTheSameState() => Both(Mixed);
+
+    [Test]
+    public void ALoopCompiledInTheBackgroundEndsInTheSameState()
+    {
+        // The blocks run interpreted until a worker thread has compiled them, then compiled: which op runs which way
+        // depends on host timing, and the guest must not see it.
+        var outcome = Both(a =>
+        {
+            var outer = a.CreateLabel();
+            a.mov(r12d, 200);
+            a.Label(ref outer);
+            Mixed(a, halt: false);
+            a.dec(r12d);
+            a.jnz(outer);
+            a.hlt();
+        }, background: true);
+        Assert.That(outcome.Exit, Is.EqualTo(RunExit.HaltedForever));
+    }
+
+    // The Jcc forms by condition code (the low nibble of their opcodes: O, NO, B, AE, E, NE, BE, A, S, NS, P, NP, L,
+    // GE, LE, G).
+    private static readonly Action<Assembler, Label>[] s_jcc =
+    [
+        (a, l) => a.jo(l), (a, l) => a.jno(l), (a, l) => a.jb(l), (a, l) => a.jae(l),
+        (a, l) => a.je(l), (a, l) => a.jne(l), (a, l) => a.jbe(l), (a, l) => a.ja(l),
+        (a, l) => a.js(l), (a, l) => a.jns(l), (a, l) => a.jp(l), (a, l) => a.jnp(l),
+        (a, l) => a.jl(l), (a, l) => a.jge(l), (a, l) => a.jle(l), (a, l) => a.jg(l),
+    ];
+
+    // Flag-setting ops whose kind a compiled block knows when a Jcc follows in the same block, at each size, on
+    // RAX and RBX (register and immediate sources).
+    private static readonly Action<Assembler>[] s_flagSetters =
+    [
+        a => a.add(rax, rbx), a => a.add(eax, ebx), a => a.add(ax, bx), a => a.add(al, bl),
+        a => a.sub(rax, rbx), a => a.sub(eax, ebx), a => a.sub(ax, bx), a => a.sub(al, bl),
+        a => a.cmp(rax, rbx), a => a.cmp(eax, ebx), a => a.cmp(ax, bx), a => a.cmp(al, bl),
+        a => a.cmp(eax, 0x4000_0000), a => a.cmp(al, 0x80), a => a.add(eax, -1),
+        a => a.and(rax, rbx), a => a.or(eax, ebx), a => a.xor(ax, bx), a => a.test(al, bl), a => a.test(rax, rax),
+        a => a.inc(rax), a => a.inc(eax), a => a.dec(ax), a => a.dec(al), a => a.neg(rax), a => a.neg(eax),
+    ];
+
+    [Test]
+    public void EachJccConditionAfterEachKindOfFlagsTakesTheInterpretersBranch()
+    {
+        // A Jcc right after the op that set the flags, in one block, is tested by that op's formula in compiled code.
+        // RAX and RBX step through values that reach every outcome (an LCG, then the values' sign, zero, carry and
+        // overflow edges by shifting); every taken branch adds its own number to R14, so any wrong outcome shows.
+        var outcome = Both(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(r12, 0x0123_4567_89AB_CDEFUL);
+            a.mov(r15, 0x5851_F42D_4C95_7F2DUL);
+            a.xor(r14, r14);
+            a.mov(ecx, 60);
+            a.Label(ref top);
+            a.imul(r12, r15);
+            a.add(r12, 0x3C6E_F35F);
+            int n = 0;
+            foreach (var setFlags in s_flagSetters)
+            {
+                foreach (var jcc in s_jcc)
+                {
+                    var skip = a.CreateLabel();
+                    a.mov(rax, r12);
+                    a.mov(rbx, r12);
+                    a.rol(rbx, (byte)(n % 61));
+                    a.shr(rax, (byte)(ecxShift(n)));
+                    setFlags(a);
+                    jcc(a, skip);
+                    a.add(r14, ++n);
+                    a.Label(ref skip);
+                }
+            }
+
+            a.dec(ecx);
+            a.jnz(top);
+            a.mov(__qword_ptr[Data], r14);
+            a.hlt();
+        });
+        Assert.That(outcome.Exit, Is.EqualTo(RunExit.HaltedForever));
+
+        static int ecxShift(int n) => (n * 7) % 64;
+    }
 
     [Test]
     public void AnInstructionLimitStopsAtTheSameInstruction()
@@ -238,6 +327,7 @@ public sealed class CompiledBlockTests
             a.ret();
         });
         g.Cpu.CompileThreshold = 1;
+        g.Cpu.CompileInBackground = false;
         ulong at = 100_000;
         g.Run(at);
         Assert.That(g.Cpu.CompiledBlocks, Is.GreaterThan(0UL));
