@@ -24,9 +24,15 @@ public sealed unsafe partial class Cpu
     public const int TlbEntries = 1 << TlbBits;
     private const ulong TlbInvalid = 1;
 
-    // The set in use (Cpu.TlbSets.cs): the hot paths index these two arrays directly.
-    private ulong[] _tlbTag;
-    private long[] _tlbAdd;
+    /// <summary>A TLB entry: the linear page it maps (<see cref="TlbInvalid"/>: none) and host address minus linear address.</summary>
+    private struct TlbEntry(ulong tag, long add)
+    {
+        public ulong Tag = tag;
+        public long Add = add;
+    }
+
+    // The set in use (Cpu.TlbSets.cs): the hot paths index it directly; tag and offset share a cache line.
+    private TlbEntry[] _tlb;
 
     /// <summary>Per segment register: bit0 readable, bit1 writable, bit2 expand-down, bit3 unusable.</summary>
     private ulong _segAccess;
@@ -47,12 +53,12 @@ public sealed unsafe partial class Cpu
     /// <summary>Drops the set in use's entries and the RIP cache, keeping the walk cache.</summary>
     private void FlushTlbEntries()
     {
-        Array.Fill(_tlbTag, TlbInvalid);
+        Array.Fill(_tlb, new TlbEntry(TlbInvalid, 0));
         BumpCodeEpoch();
     }
 
     /// <summary>Drops the data entries (read and write banks), keeping the fetch bank and the decoded blocks.</summary>
-    private void FlushDataTlb() => Array.Fill(_tlbTag, TlbInvalid, Access.Read * TlbEntries, 2 * TlbEntries);
+    private void FlushDataTlb() => Array.Fill(_tlb, new TlbEntry(TlbInvalid, 0), Access.Read * TlbEntries, 2 * TlbEntries);
 
     /// <summary>
     /// Alignment checking is on (APM vol. 2 §8.2.17 "#AC"): CR0.AM, RFLAGS.AC and CPL 3. While it is on, data
@@ -91,10 +97,10 @@ public sealed unsafe partial class Cpu
     /// <summary>Drops the write entries only, in every set (a page became a code page, whoever maps it).</summary>
     public void FlushWriteTlb()
     {
-        Array.Fill(_hostTlb.Tag, TlbInvalid, Access.Write * TlbEntries, TlbEntries);
+        Array.Fill(_hostTlb.Entries, new TlbEntry(TlbInvalid, 0), Access.Write * TlbEntries, TlbEntries);
         if (_guestTlb != null)
         {
-            Array.Fill(_guestTlb.Tag, TlbInvalid, Access.Write * TlbEntries, TlbEntries);
+            Array.Fill(_guestTlb.Entries, new TlbEntry(TlbInvalid, 0), Access.Write * TlbEntries, TlbEntries);
         }
     }
 
@@ -278,11 +284,13 @@ public sealed unsafe partial class Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private byte* TlbLookup(int bank, ulong lin, int size)
     {
+        // One compare covers both the page and the access staying in it: the entry at lin's index holds a page with
+        // that index, and the page of the access's last byte, when it is the next page, has another index.
         int i = (bank << TlbBits) | ((int)(lin >> 12) & (TlbEntries - 1));
-        ref ulong tag = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlbTag), i);
-        if (tag == (lin & ~0xFFFUL) && (lin & 0xFFF) <= (ulong)(0x1000 - size))
+        ref TlbEntry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlb), i);
+        if (e.Tag == ((lin + (ulong)(size - 1)) & ~0xFFFUL))
         {
-            return (byte*)(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlbAdd), i) + (long)lin);
+            return (byte*)(e.Add + (long)lin);
         }
 
         return null;
@@ -734,8 +742,7 @@ public sealed unsafe partial class Cpu
         }
 
         int i = (bank << TlbBits) | ((int)(lin >> 12) & (TlbEntries - 1));
-        _tlbTag[i] = lin & ~0xFFFUL;
-        _tlbAdd[i] = (long)page - (long)(lin & ~0xFFFUL);
+        _tlb[i] = new TlbEntry(lin & ~0xFFFUL, (long)page - (long)(lin & ~0xFFFUL));
     }
 
     /// <summary>Host pointer to the code page holding linear <paramref name="lin"/>, through the fetch TLB.</summary>

@@ -523,9 +523,10 @@ public sealed unsafe partial class Cpu
     private byte* FetchPageCached(ulong lin)
     {
         int i = (Access.Fetch << TlbBits) | ((int)(lin >> 12) & (TlbEntries - 1));
-        if (_tlbTag[i] == (lin & ~0xFFFUL))
+        ref TlbEntry e = ref _tlb[i];
+        if (e.Tag == (lin & ~0xFFFUL))
         {
-            return (byte*)(_tlbAdd[i] + (long)(lin & ~0xFFFUL));
+            return (byte*)(e.Add + (long)(lin & ~0xFFFUL));
         }
 
         byte* page = FetchPage(lin, out _);

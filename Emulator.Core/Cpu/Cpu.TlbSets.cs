@@ -32,11 +32,10 @@ public sealed partial class Cpu
     /// <summary>The state a set's entries depend on besides its <see cref="TlbSpace"/>.</summary>
     private readonly record struct TlbFillState(ulong Cr0, ulong Cr3, ulong Cr4, ulong Efer, ulong Dr7, bool User, bool AlignmentChecking);
 
-    /// <summary>One set of entries: the three banks (read, write, fetch), tags and host-pointer offsets.</summary>
+    /// <summary>One set of entries: the three banks (read, write, fetch), each entry a tag and its host-pointer offset.</summary>
     private sealed class TlbSet
     {
-        public readonly ulong[] Tag = new ulong[3 * TlbEntries];
-        public readonly long[] Add = new long[3 * TlbEntries];
+        public readonly TlbEntry[] Entries = new TlbEntry[3 * TlbEntries];
         public bool MayHoldLargePages;
 
         /// <summary>The host's walk cache behind this set (the host set only: L2's walks are not kept).</summary>
@@ -47,11 +46,11 @@ public sealed partial class Cpu
         public TlbSpace Space;
         public TlbFillState State;
 
-        public TlbSet() => Array.Fill(Tag, TlbInvalid);
+        public TlbSet() => Array.Fill(Entries, new TlbEntry(TlbInvalid, 0));
 
         public void Flush()
         {
-            Array.Fill(Tag, TlbInvalid);
+            Array.Fill(Entries, new TlbEntry(TlbInvalid, 0));
             MayHoldLargePages = false;
             Walks?.Flush();
         }
@@ -75,7 +74,7 @@ public sealed partial class Cpu
             int i = (int)(linear >> 12) & (TlbEntries - 1);
             for (int k = 0; k < 3; k++)
             {
-                Tag[(k * TlbEntries) + i] = TlbInvalid;
+                Entries[(k * TlbEntries) + i].Tag = TlbInvalid;
             }
 
             Walks?.Invalidate(linear);
@@ -95,12 +94,11 @@ public sealed partial class Cpu
     /// <summary>The space whose entries the TLB uses now.</summary>
     public TlbSpace CurrentTlbSpace => _activeTlb.Space;
 
-    [MemberNotNull(nameof(_activeTlb), nameof(_tlbTag), nameof(_tlbAdd))]
+    [MemberNotNull(nameof(_activeTlb), nameof(_tlb))]
     private void InitTlb()
     {
         _activeTlb = _hostTlb;
-        _tlbTag = _hostTlb.Tag;
-        _tlbAdd = _hostTlb.Add;
+        _tlb = _hostTlb.Entries;
         FlushTlb();
     }
 
@@ -125,8 +123,7 @@ public sealed partial class Cpu
         target.Used = true;
         target.Space = space;
         _activeTlb = target;
-        _tlbTag = target.Tag;
-        _tlbAdd = target.Add;
+        _tlb = target.Entries;
         _tlbMayHoldLargePages = target.MayHoldLargePages;
         _translationUncacheable = false;
 

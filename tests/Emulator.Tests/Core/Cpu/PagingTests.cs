@@ -518,6 +518,53 @@ public sealed class PagingTests
         AssertPageFault(0xC000_3000, PfErr.Present | PfErr.Fetch);
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public void AnAccessAcrossPagesMappedApartReadsAndWritesBothPagesEveryTime(bool write)
+    {
+        // Linear 0x400000 (PD entry 2 of BootState's first PD at 0x72000) is remapped to physical 0x800000, so the two
+        // pages an access at 0x3FFFFC spans are not next to each other in guest (or host) memory. With the first
+        // page's TLB entry filled, the access (twice) must not take that entry for the whole access: a TLB hit is only
+        // for an access that stays in the page.
+        using var g = TestGuest.Long64(a =>
+        {
+            // An access inside the first page fills its TLB entry first.
+            if (write)
+            {
+                a.mov(__qword_ptr[rbx - 0x10], rcx);
+                a.mov(__qword_ptr[rbx], rcx);
+                a.mov(__qword_ptr[rbx], rdx);
+            }
+            else
+            {
+                a.mov(r9, __qword_ptr[rbx - 0x10]);
+                a.mov(rax, __qword_ptr[rbx]);
+                a.mov(r8, __qword_ptr[rbx]);
+            }
+
+            a.hlt();
+        });
+        g.Mem.Write(0x72000 + (2 * 8), 8, 0x80_0000 | 0x83);
+        g.Mem.Write(0x3F_FFFC, 4, 0x4433_2211);
+        g.Mem.Write(0x80_0000, 4, 0x8877_6655);
+        g.Mem.Write(0x40_0000, 4, 0xDEAD_BEEF);
+        g.Cpu.Gpr[Reg.RBX] = 0x3F_FFFC;
+        g.Cpu.Gpr[Reg.RCX] = 0x1111_1111_2222_2222;
+        g.Cpu.Gpr[Reg.RDX] = 0x0102_0304_0506_0708;
+        g.Run();
+        if (write)
+        {
+            Assert.That(g.ReadPhys(0x3F_FFFC, 4), Is.EqualTo(0x0506_0708));
+            Assert.That(g.ReadPhys(0x80_0000, 4), Is.EqualTo(0x0102_0304));
+            Assert.That(g.ReadPhys(0x40_0000, 4), Is.EqualTo(0xDEAD_BEEF), "the physical page after the first is not the second");
+        }
+        else
+        {
+            Assert.That(g.Cpu.Gpr[Reg.RAX], Is.EqualTo(0x8877_6655_4433_2211));
+            Assert.That(g.Cpu.Gpr[Reg.R8], Is.EqualTo(0x8877_6655_4433_2211));
+        }
+    }
+
     // ---- Delivery through the IDT ----
 
     [Test]
