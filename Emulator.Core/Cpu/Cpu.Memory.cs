@@ -401,8 +401,23 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        return ReadMem(seg, off, size, out v);
+        // Out of line, and through a field, not v itself: passing v's address on would keep the caller's value in
+        // memory on the fast path too.
+        bool ok = ReadMemSlow(seg, off, size, Access.Read);
+        v = _slowRead;
+        return ok;
     }
+
+    // Where the slow path of the …Inline reads leaves its value.
+    private ulong _slowRead;
+
+    /// <summary>The full path of the …Inline reads, kept out of the handlers (and compiled blocks) that inline them.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool ReadMemSlow(int seg, ulong off, int size, int access) => ReadChecked(seg, off, size, access, out _slowRead);
+
+    /// <summary>The full path of <see cref="WriteMemInline"/>, kept out of the handlers that inline it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool WriteMemSlow(int seg, ulong off, int size, ulong v) => WriteMem(seg, off, size, v);
 
     /// <summary>Reads 1, 2, 4 or 8 bytes, zero-extended.</summary>
     public bool ReadMem(int seg, ulong off, int size, out ulong v) => ReadChecked(seg, off, size, Access.Read, out v);
@@ -418,7 +433,9 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        return ReadMemForWrite(seg, off, size, out v);
+        bool ok = ReadMemSlow(seg, off, size, Access.Write);
+        v = _slowRead;
+        return ok;
     }
 
     /// <summary>Read half of a read-modify-write: checks write permission first, as the hardware does.</summary>
@@ -473,7 +490,7 @@ public sealed unsafe partial class Cpu
             return true;
         }
 
-        return WriteMem(seg, off, size, v);
+        return WriteMemSlow(seg, off, size, v);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
