@@ -381,7 +381,7 @@ internal static unsafe class BlockCompiler
             HandlerMethods.TryGetValue((nint)op.Handler, out var target);
             var flagsBefore = flags;
             flags = FlagsAfter(target, flags);
-            if (target != null && IsRegisterOnly(target, ref op))
+            if (target != null && IsRegisterOnly(target))
             {
                 // Nothing can observe RIP, NextRip, the counters or the exit request while it runs, and it cannot
                 // fail: its commits are folded into the next op's (or the block's end), which sees the same state.
@@ -893,7 +893,7 @@ internal static unsafe class BlockCompiler
     /// NextRip, Cycles, Instructions or ExitRequest (so no RIP-relative or general addressing for LEA). Checked by
     /// name against the generic definitions in <see cref="Exec.Exec"/>.
     /// </summary>
-    private static bool IsRegisterOnly(MethodInfo m, ref DecodedOp op)
+    private static bool IsRegisterOnly(MethodInfo m)
     {
         if (m.DeclaringType != typeof(Exec.Exec))
         {
@@ -902,8 +902,7 @@ internal static unsafe class BlockCompiler
 
         if (!m.IsGenericMethod)
         {
-            // IMUL's general handler: with a register source it only reads and writes registers and flags.
-            return m.Name == nameof(Exec.Exec.Imul) && op.R1 != Cpu.Reg.NoReg;
+            return false;
         }
 
         switch (m.Name)
