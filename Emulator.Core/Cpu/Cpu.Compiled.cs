@@ -69,7 +69,7 @@ public sealed partial class Cpu
     }
 
     /// <summary>A compiled block's way out of the chain with <paramref name="result"/> (called by its code).</summary>
-    internal static CompiledBlock? LeaveChain(CompiledBlock self, Cpu c, int result)
+    internal static CompiledBlock? LeaveChain(Cpu c, int result)
     {
         c._chainResult = result;
         return null;
@@ -92,11 +92,11 @@ public sealed partial class Cpu
     internal static ulong CodeEpochOf(Cpu c) => c._codeEpoch;
 
     /// <summary>
-    /// A region's method goes on to another of its blocks, of <paramref name="count"/> ops, after the checks of
-    /// <see cref="ChainStops"/> held: false when the instruction budget does not hold for it (as Chain decides).
+    /// The chain, or a region's method, goes on to a block of <paramref name="count"/> ops after the checks of
+    /// <see cref="ChainStops"/> held: false when the instruction budget does not hold for it; else counts the hit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool EnterRegionBlock(Cpu c, int count)
+    internal static bool EnterBlock(Cpu c, int count)
     {
         if (c.Instructions + (ulong)count > c._chainMaxInstructions)
         {
@@ -126,13 +126,7 @@ public sealed partial class Cpu
             next = c.LinkMiss(self, rip);
         }
 
-        if (next == null || c.Instructions + (ulong)next.Count > c._chainMaxInstructions)
-        {
-            return null;
-        }
-
-        c._ripCacheHits++;
-        return next;
+        return next != null && EnterBlock(c, next.Count) ? next : null;
     }
 
     /// <summary>

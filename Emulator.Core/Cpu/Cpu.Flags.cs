@@ -87,10 +87,31 @@ public sealed partial class Cpu
     private static ulong SignBit(int size) => 1UL << ((size * 8) - 1);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool GetCF()
+    public bool GetCF() => CarryAfter(LazyOp, LazySize);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool GetZF() => LazyOp == LazyFlags.None ? (FlagsBits & Rflags.ZF) != 0 : ResultZero(LazySize);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool GetSF() => LazyOp == LazyFlags.None ? (FlagsBits & Rflags.SF) != 0 : ResultSign(LazySize);
+
+    public bool GetPF() => LazyOp == LazyFlags.None ? (FlagsBits & Rflags.PF) != 0 : ResultParity();
+
+    public bool GetAF() => LazyOp switch
     {
-        ulong m = SizeMask(LazySize);
-        switch (LazyOp)
+        LazyFlags.Add or LazyFlags.Sub or LazyFlags.Inc or LazyFlags.Dec => ((LazyRes ^ LazyDst ^ LazySrc) & 0x10) != 0,
+        _ => (FlagsBits & Rflags.AF) != 0,
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool GetOF() => OverflowAfter(LazyOp, LazySize);
+
+    /// <summary>CF as the lazy op <paramref name="kind"/> at <paramref name="size"/> bytes left it (or FlagsBits' CF for the others).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool CarryAfter(LazyFlags kind, int size)
+    {
+        ulong m = SizeMask(size);
+        switch (kind)
         {
             case LazyFlags.Add:
                 {
@@ -107,27 +128,12 @@ public sealed partial class Cpu
         }
     }
 
+    /// <summary>OF as the lazy op <paramref name="kind"/> at <paramref name="size"/> bytes left it (or FlagsBits' OF for the others).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool GetZF() => LazyOp == LazyFlags.None ? (FlagsBits & Rflags.ZF) != 0 : (LazyRes & SizeMask(LazySize)) == 0;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool GetSF() => LazyOp == LazyFlags.None ? (FlagsBits & Rflags.SF) != 0 : (LazyRes & SignBit(LazySize)) != 0;
-
-    public bool GetPF() => LazyOp == LazyFlags.None
-        ? (FlagsBits & Rflags.PF) != 0
-        : (BitOperations.PopCount((uint)(LazyRes & 0xFF)) & 1) == 0;
-
-    public bool GetAF() => LazyOp switch
+    private bool OverflowAfter(LazyFlags kind, int size)
     {
-        LazyFlags.Add or LazyFlags.Sub or LazyFlags.Inc or LazyFlags.Dec => ((LazyRes ^ LazyDst ^ LazySrc) & 0x10) != 0,
-        _ => (FlagsBits & Rflags.AF) != 0,
-    };
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool GetOF()
-    {
-        ulong sb = SignBit(LazySize);
-        return LazyOp switch
+        ulong sb = SignBit(size);
+        return kind switch
         {
             LazyFlags.Add or LazyFlags.Inc => ((LazyDst ^ LazyRes) & (LazySrc ^ LazyRes) & sb) != 0,
             LazyFlags.Sub or LazyFlags.Dec => ((LazyDst ^ LazySrc) & (LazyDst ^ LazyRes) & sb) != 0,
@@ -135,42 +141,36 @@ public sealed partial class Cpu
         };
     }
 
+    // ZF, SF and PF of a lazy op: from its result at its size (PF from the low byte whatever the size).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ResultZero(int size) => (LazyRes & SizeMask(size)) == 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ResultSign(int size) => (LazyRes & SignBit(size)) != 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ResultParity() => (BitOperations.PopCount((uint)(LazyRes & 0xFF)) & 1) == 0;
+
     /// <summary>
     /// Condition <paramref name="cc"/> (0–15 in the order of the Jcc opcodes: O, NO, B, AE, E, NE, BE, A, S, NS, P,
     /// NP, L, GE, LE, G) when the lazy state is known to have been left by <paramref name="kind"/> at
-    /// <paramref name="size"/> bytes with no carry-in (ADD, SUB, CMP, NEG, the logic ops, INC, DEC): the getters'
-    /// formulas without their tests of LazyOp and LazySize. Compiled blocks know which op set the flags last and
-    /// pass all three as constants, so only the formula of the one condition remains.
+    /// <paramref name="size"/> bytes (ADD, SUB, CMP, NEG, the logic ops, INC, DEC): the getters' formulas without
+    /// their tests of LazyOp and LazySize. Compiled blocks know which op set the flags last and pass all three as
+    /// constants, so only the formula of the one condition remains.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool ConditionAfter(int cc, LazyFlags kind, int size)
     {
-        ulong m = SizeMask(size), sb = SignBit(size);
-        ulong res = LazyRes, dst = LazyDst, src = LazySrc;
-        bool cf = kind switch
-        {
-            LazyFlags.Add => (res & m) < (dst & m),
-            LazyFlags.Sub => (dst & m) < (src & m),
-            _ => (FlagsBits & Rflags.CF) != 0,
-        };
-        bool of = kind switch
-        {
-            LazyFlags.Add or LazyFlags.Inc => ((dst ^ res) & (src ^ res) & sb) != 0,
-            LazyFlags.Sub or LazyFlags.Dec => ((dst ^ src) & (dst ^ res) & sb) != 0,
-            _ => (FlagsBits & Rflags.OF) != 0,
-        };
-        bool zf = (res & m) == 0;
-        bool sf = (res & sb) != 0;
         bool holds = (cc >> 1) switch
         {
-            0 => of,
-            1 => cf,
-            2 => zf,
-            3 => cf || zf,
-            4 => sf,
-            5 => (BitOperations.PopCount((uint)(res & 0xFF)) & 1) == 0,
-            6 => sf != of,
-            _ => zf || sf != of,
+            0 => OverflowAfter(kind, size),
+            1 => CarryAfter(kind, size),
+            2 => ResultZero(size),
+            3 => CarryAfter(kind, size) || ResultZero(size),
+            4 => ResultSign(size),
+            5 => ResultParity(),
+            6 => ResultSign(size) != OverflowAfter(kind, size),
+            _ => ResultZero(size) || ResultSign(size) != OverflowAfter(kind, size),
         };
         return (cc & 1) == 0 ? holds : !holds;
     }

@@ -27,6 +27,9 @@ public sealed unsafe partial class Cpu
     /// <summary>A TLB entry: the linear page it maps (<see cref="TlbInvalid"/>: none) and host address minus linear address.</summary>
     private struct TlbEntry(ulong tag, long add)
     {
+        /// <summary>An entry that maps nothing.</summary>
+        public static readonly TlbEntry Empty = new(TlbInvalid, 0);
+
         public ulong Tag = tag;
         public long Add = add;
     }
@@ -53,12 +56,12 @@ public sealed unsafe partial class Cpu
     /// <summary>Drops the set in use's entries and the RIP cache, keeping the walk cache.</summary>
     private void FlushTlbEntries()
     {
-        Array.Fill(_tlb, new TlbEntry(TlbInvalid, 0));
+        Array.Fill(_tlb, TlbEntry.Empty);
         BumpCodeEpoch();
     }
 
     /// <summary>Drops the data entries (read and write banks), keeping the fetch bank and the decoded blocks.</summary>
-    private void FlushDataTlb() => Array.Fill(_tlb, new TlbEntry(TlbInvalid, 0), Access.Read * TlbEntries, 2 * TlbEntries);
+    private void FlushDataTlb() => Array.Fill(_tlb, TlbEntry.Empty, Access.Read * TlbEntries, 2 * TlbEntries);
 
     /// <summary>
     /// Alignment checking is on (APM vol. 2 §8.2.17 "#AC"): CR0.AM, RFLAGS.AC and CPL 3. While it is on, data
@@ -97,10 +100,10 @@ public sealed unsafe partial class Cpu
     /// <summary>Drops the write entries only, in every set (a page became a code page, whoever maps it).</summary>
     public void FlushWriteTlb()
     {
-        Array.Fill(_hostTlb.Entries, new TlbEntry(TlbInvalid, 0), Access.Write * TlbEntries, TlbEntries);
+        Array.Fill(_hostTlb.Entries, TlbEntry.Empty, Access.Write * TlbEntries, TlbEntries);
         if (_guestTlb != null)
         {
-            Array.Fill(_guestTlb.Entries, new TlbEntry(TlbInvalid, 0), Access.Write * TlbEntries, TlbEntries);
+            Array.Fill(_guestTlb.Entries, TlbEntry.Empty, Access.Write * TlbEntries, TlbEntries);
         }
     }
 

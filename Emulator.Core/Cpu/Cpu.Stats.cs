@@ -12,12 +12,12 @@ public sealed partial class Cpu
     /// <summary>Blocks the shared cache dropped after writes to their code.</summary>
     public ulong DecodeCacheInvalidations => Blocks.Invalidations;
 
-    /// <summary>Blocks the shared cache compiled (docs/cpu.md, "Compiled blocks").</summary>
+    /// <summary>Regions the shared cache compiled (docs/cpu.md, "Compiled blocks", "Regions").</summary>
     public ulong CompiledBlocks => Blocks.Compilations;
 
     /// <summary>
     /// The decoded-block counters of <paramref name="cpus"/> with each shared cache counted once: blocks decoded,
-    /// lookups answered without decoding, blocks dropped, blocks compiled.
+    /// lookups answered without decoding, blocks dropped, regions compiled.
     /// </summary>
     public static (ulong Misses, ulong Hits, ulong Invalidations, ulong Compiled) DecodeCacheCounters(IEnumerable<Cpu> cpus)
     {

@@ -46,11 +46,11 @@ public sealed partial class Cpu
         public TlbSpace Space;
         public TlbFillState State;
 
-        public TlbSet() => Array.Fill(Entries, new TlbEntry(TlbInvalid, 0));
+        public TlbSet() => Array.Fill(Entries, TlbEntry.Empty);
 
         public void Flush()
         {
-            Array.Fill(Entries, new TlbEntry(TlbInvalid, 0));
+            Array.Fill(Entries, TlbEntry.Empty);
             MayHoldLargePages = false;
             Walks?.Flush();
         }

@@ -100,7 +100,7 @@ public sealed unsafe class BlockCache
 
     public int Count(int block) => _count[block];
 
-    /// <summary>Blocks compiled (<see cref="BlockCompiler"/>).</summary>
+    /// <summary>Regions compiled (<see cref="BlockCompiler"/>), each one method for one or more blocks.</summary>
     public ulong Compilations;
 
     /// <summary>
@@ -138,10 +138,14 @@ public sealed unsafe class BlockCache
     /// <summary>Host offset of the block's first byte.</summary>
     internal ulong Hpa(int block) => _key[block] >> 2;
 
+    // A block's key: its host offset and the code size it was decoded for.
+    private static ulong KeyOf(ulong hpa, int bitness) => (hpa << 2) | (uint)(bitness >> 5);
+
     /// <summary>The block decoded at host offset <paramref name="hpa"/> for <paramref name="bitness"/>, or 0 (nothing is decoded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal int Find(ulong hpa, int bitness)
     {
-        ulong key = (hpa << 2) | (uint)(bitness >> 5);
+        ulong key = KeyOf(hpa, bitness);
         for (int b = _buckets[Hash(key)]; b != 0; b = _hashNext[b])
         {
             if (_key[b] == key)
@@ -160,20 +164,14 @@ public sealed unsafe class BlockCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Lookup(ulong hpa, int bitness, byte* hostPtr, ulong rip)
     {
-        ulong key = (hpa << 2) | (uint)(bitness >> 5);
-        int b = _buckets[Hash(key)];
-        while (b != 0)
+        int b = Find(hpa, bitness);
+        if (b != 0)
         {
-            if (_key[b] == key)
-            {
-                Hits++;
-                return b;
-            }
-
-            b = _hashNext[b];
+            Hits++;
+            return b;
         }
 
-        return Build(key, hpa, bitness, hostPtr, rip);
+        return Build(KeyOf(hpa, bitness), hpa, bitness, hostPtr, rip);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -56,7 +56,7 @@ internal static unsafe class BlockCompiler
     private static readonly MethodInfo s_chainLinked = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.ChainLinked), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo s_chainStops = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.ChainStops), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo s_codeEpoch = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.CodeEpochOf), BindingFlags.Static | BindingFlags.NonPublic)!;
-    private static readonly MethodInfo s_enterRegionBlock = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.EnterRegionBlock), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_enterRegionBlock = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.EnterBlock), BindingFlags.Static | BindingFlags.NonPublic)!;
 
     /// <summary>
     /// The region of <paramref name="entry"/> in 64-bit code: the entry, then the decoded blocks its static
@@ -198,13 +198,7 @@ internal static unsafe class BlockCompiler
     private static void Compile(DecodedOp* pool, DecodedOp[] ops, List<RegionBlock> region, bool wideIp, CompiledBlock[] entries)
     {
         var method = new DynamicMethod("block", typeof(CompiledBlock), s_blockArgs, typeof(BlockCompiler).Module, skipVisibility: true);
-        int totalOps = 0;
-        foreach (var blk in region)
-        {
-            totalOps += blk.Count;
-        }
-
-        var il = method.GetILGenerator(64 + (totalOps * 96) + (region.Count * region.Count * 16));
+        var il = method.GetILGenerator(64 + (ops.Length * 96) + (region.Count * region.Count * 16));
         var locals = new Locals(
             il.DeclareLocal(typeof(ulong)),
             il.DeclareLocal(typeof(ulong)),
@@ -284,7 +278,6 @@ internal static unsafe class BlockCompiler
         {
             il.MarkLabel(label);
             EmitAddInstructions(il, instructions);
-            il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloc, locals.Status);
             il.Emit(OpCodes.Ldc_I4, poolIndex << StatusBits);
@@ -486,7 +479,6 @@ internal static unsafe class BlockCompiler
 
     private static void EmitLeave(ILGenerator il, int result)
     {
-        il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldc_I4, result);
         il.Emit(OpCodes.Call, s_leave);
