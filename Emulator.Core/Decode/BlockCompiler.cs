@@ -368,17 +368,23 @@ internal static unsafe class BlockCompiler
         // Which op set the flags last, where this block knows it (an ALU op earlier in the block with only moves
         // and LEA after it): a Jcc then tests its condition by that op's formula (Cpu.ConditionAfter).
         var flags = default(KnownFlags);
+        var targets = new MethodInfo?[count];
+        for (int i = 0; i < count; i++)
+        {
+            HandlerMethods.TryGetValue((nint)copy[i].Handler, out targets[i]);
+        }
+
         for (int i = 0; i < count; i++)
         {
             ref DecodedOp op = ref copy[i];
-            HandlerMethods.TryGetValue((nint)op.Handler, out var target);
+            var target = targets[i];
             var flagsBefore = flags;
             flags = FlagsAfter(target, flags);
             if (target != null && IsRegisterOnly(target))
             {
                 // Nothing can observe RIP, NextRip, the counters or the exit request while it runs, and it cannot
                 // fail: its commits are folded into the next op's (or the block's end), which sees the same state.
-                if (!TryEmitWithConstants(il, ref op, target))
+                if (!(FlagsDead(targets, i) && TryEmitQuiet(il, ref op, target)) && !TryEmitWithConstants(il, ref op, target))
                 {
                     EmitHandlerCall(il, ops + i, (nint)op.Handler, target);
                 }
@@ -836,6 +842,62 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Call, s_conditionAfter);
         il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
         il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(nameof(Exec.Exec.JccK), BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(args[1]));
+        return true;
+    }
+
+    /// <summary>
+    /// Whether the flags op <paramref name="i"/> of a block sets are dead: it is a register ALU op whose flags need
+    /// only its operands (<see cref="Exec.Exec.IPlainBinaryOp"/>), and the block's next op that is not a register
+    /// move, LEA or NOT (none of which touch the flags, fault or look at the machine) is another such op, which sets
+    /// every flag again. Nothing can read the flags in between, so the first op need not write them
+    /// (docs/cpu.md, "Dead flags").
+    /// </summary>
+    private static bool FlagsDead(MethodInfo?[] targets, int i)
+    {
+        if (!IsPlainAlu(targets[i]))
+        {
+            return false;
+        }
+
+        for (int j = i + 1; j < targets.Length; j++)
+        {
+            if (!LeavesFlags(targets[j]))
+            {
+                return IsPlainAlu(targets[j]);
+            }
+        }
+
+        return false; // the flags leave the block
+    }
+
+    /// <summary>A register-only ALU op (register or immediate source) of <see cref="Exec.Exec.IPlainBinaryOp"/>.</summary>
+    private static bool IsPlainAlu(MethodInfo? m) =>
+        m != null && IsRegisterOnly(m) && m.Name is nameof(Exec.Exec.AluRR) or nameof(Exec.Exec.AluRI)
+        && typeof(Exec.Exec.IPlainBinaryOp).IsAssignableFrom(m.GetGenericArguments()[0]);
+
+    /// <summary>A register-only op that neither reads nor writes the flags: a move, LEA, NOT.</summary>
+    private static bool LeavesFlags(MethodInfo? m) =>
+        m != null && IsRegisterOnly(m)
+        && (m.Name is nameof(Exec.Exec.MovRR) or nameof(Exec.Exec.MovRI) or nameof(Exec.Exec.LeaR)
+            || (m.Name == nameof(Exec.Exec.UnaryR) && m.GetGenericArguments()[0] == typeof(Exec.Exec.NotOp)));
+
+    /// <summary>A plain ALU op whose flags are dead: its result alone (<see cref="Exec.Exec.AluRRQuietK{T, TW}"/>).</summary>
+    private static bool TryEmitQuiet(ILGenerator il, ref DecodedOp op, MethodInfo handler)
+    {
+        bool imm = handler.Name == nameof(Exec.Exec.AluRI);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, (int)op.R0);
+        if (imm)
+        {
+            il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldc_I4, (int)op.R1);
+        }
+
+        string name = imm ? nameof(Exec.Exec.AluRIQuietK) : nameof(Exec.Exec.AluRRQuietK);
+        il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name, BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments()));
         return true;
     }
 

@@ -83,6 +83,17 @@ public static unsafe partial class Exec
         static abstract ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src);
     }
 
+    /// <summary>
+    /// A binary op whose flags depend on nothing but its operands and result (no carry-in), so it can be computed
+    /// without them: a compiled block does so where a later op of the block sets every flag again before anything
+    /// can read them (docs/cpu.md, "Dead flags").
+    /// </summary>
+    internal interface IPlainBinaryOp : IBinaryOp
+    {
+        /// <summary>The result, unmasked, as <see cref="IBinaryOp.Apply"/> returns it.</summary>
+        static abstract ulong Result(ulong dst, ulong src);
+    }
+
     /// <summary>ADD/ADC/SUB/SBB/AND/OR/XOR/CMP/TEST in every form: operand 0 is r/m or a register,
     /// operand 1 a register, memory or an immediate (already sign-extended by the decoder).</summary>
     internal static int Binary<T>(Cpu.Cpu c, ref DecodedOp op)
@@ -301,6 +312,39 @@ public static unsafe partial class Exec
         return ExecStatus.Continue;
     }
 
+    /// <summary>
+    /// <see cref="AluRRK{T, TW}"/> without the flags, for a compiled block where a later op sets them all before
+    /// anything can read them: CMP and TEST then do nothing.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int AluRRQuietK<T, TW>(Cpu.Cpu c, int r0, int r1)
+        where T : struct, IPlainBinaryOp
+        where TW : struct, IDataWidth
+    {
+        if (T.Writes)
+        {
+            ref ulong dst = ref c.GprUnchecked(r0);
+            Store<TW>(ref dst, T.Result(Narrow<TW>(dst), Narrow<TW>(c.GprUnchecked(r1))));
+        }
+
+        return ExecStatus.Continue;
+    }
+
+    /// <summary><see cref="AluRIK{T, TW}"/> without the flags (<see cref="AluRRQuietK{T, TW}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int AluRIQuietK<T, TW>(Cpu.Cpu c, int r0, ulong imm)
+        where T : struct, IPlainBinaryOp
+        where TW : struct, IDataWidth
+    {
+        if (T.Writes)
+        {
+            ref ulong dst = ref c.GprUnchecked(r0);
+            Store<TW>(ref dst, T.Result(Narrow<TW>(dst), Narrow<TW>(imm)));
+        }
+
+        return ExecStatus.Continue;
+    }
+
     /// <summary><see cref="Binary{T}"/>, register ← memory.</summary>
     internal static int AluRM<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IBinaryOp
@@ -396,13 +440,15 @@ public static unsafe partial class Exec
         return c.WriteMemInline(op.Seg, ea, TW.Bytes, T.Apply(c, TW.Bytes, dst)) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
-    internal struct AddOp : IBinaryOp
+    internal struct AddOp : IPlainBinaryOp
     {
         public static bool Writes => true;
 
+        public static ulong Result(ulong dst, ulong src) => dst + src;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
         {
-            ulong r = dst + src;
+            ulong r = Result(dst, src);
             c.SetFlagsAdd(size, dst, src, r);
             return r;
         }
@@ -421,13 +467,15 @@ public static unsafe partial class Exec
         }
     }
 
-    internal struct SubOp : IBinaryOp
+    internal struct SubOp : IPlainBinaryOp
     {
         public static bool Writes => true;
 
+        public static ulong Result(ulong dst, ulong src) => dst - src;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
         {
-            ulong r = dst - src;
+            ulong r = Result(dst, src);
             c.SetFlagsSub(size, dst, src, r);
             return r;
         }
@@ -446,61 +494,71 @@ public static unsafe partial class Exec
         }
     }
 
-    internal struct CmpOp : IBinaryOp
+    internal struct CmpOp : IPlainBinaryOp
     {
         public static bool Writes => false;
 
+        public static ulong Result(ulong dst, ulong src) => dst - src;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
         {
-            ulong r = dst - src;
+            ulong r = Result(dst, src);
             c.SetFlagsSub(size, dst, src, r);
             return r;
         }
     }
 
-    internal struct AndOp : IBinaryOp
+    internal struct AndOp : IPlainBinaryOp
     {
         public static bool Writes => true;
 
+        public static ulong Result(ulong dst, ulong src) => dst & src;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
         {
-            ulong r = dst & src;
+            ulong r = Result(dst, src);
             c.SetFlagsLogic(size, r);
             return r;
         }
     }
 
-    internal struct TestOp : IBinaryOp
+    internal struct TestOp : IPlainBinaryOp
     {
         public static bool Writes => false;
 
+        public static ulong Result(ulong dst, ulong src) => dst & src;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
         {
-            ulong r = dst & src;
+            ulong r = Result(dst, src);
             c.SetFlagsLogic(size, r);
             return r;
         }
     }
 
-    internal struct OrOp : IBinaryOp
+    internal struct OrOp : IPlainBinaryOp
     {
         public static bool Writes => true;
 
+        public static ulong Result(ulong dst, ulong src) => dst | src;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
         {
-            ulong r = dst | src;
+            ulong r = Result(dst, src);
             c.SetFlagsLogic(size, r);
             return r;
         }
     }
 
-    internal struct XorOp : IBinaryOp
+    internal struct XorOp : IPlainBinaryOp
     {
         public static bool Writes => true;
 
+        public static ulong Result(ulong dst, ulong src) => dst ^ src;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst, ulong src)
         {
-            ulong r = dst ^ src;
+            ulong r = Result(dst, src);
             c.SetFlagsLogic(size, r);
             return r;
         }

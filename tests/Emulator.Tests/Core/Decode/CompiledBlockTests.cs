@@ -199,6 +199,85 @@ public sealed class CompiledBlockTests
     }
 
     [Test]
+    public void FlagsALaterOpSetsAgainAreLeftUnwrittenOnlyWhereNothingReadsThem()
+    {
+        // A compiled block skips the flags of a register ALU op when a later op of the block sets them all again with
+        // only moves, LEA and NOT in between (docs/cpu.md, "Dead flags"). Each group below ends in an op that reads
+        // what an earlier one left (ADC's and SBB's carry-in, INC's and DEC's kept CF, SETcc, CMOVcc, PUSHF, a Jcc,
+        // the block's end), with ops in between that must or must not count as setting the flags; every read is
+        // folded into R14, and the final RFLAGS is compared as well.
+        var outcome = Both(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(r12, 0x0123_4567_89AB_CDEFUL);
+            a.mov(r15, 0x5851_F42D_4C95_7F2DUL);
+            a.xor(r14, r14);
+            a.mov(ecx, 40);
+            a.Label(ref top);
+            a.imul(r12, r15);
+            a.add(r12, 0x3C6E_F35F);
+            a.mov(rax, r12);
+            a.mov(rbx, r12);
+            a.ror(rbx, 17);
+
+            // Dead: ADD's flags, then SUB sets them all; ADC reads SUB's carry.
+            a.add(rax, rbx);
+            a.mov(rdx, rax);
+            a.lea(rsi, __[rax + rbx * 2 + 3]);
+            a.not(rdx);
+            a.sub(rdx, rbx);
+            a.adc(r14, 0);
+
+            // Live: ADD's carry is read by ADC, so the OR after it must not make ADD's flags dead.
+            a.add(rax, rbx);
+            a.adc(r14, rax);
+            a.or(rax, rbx);
+
+            // Live: INC keeps CF from the SUB before it; the XOR after INC sets every flag again.
+            a.sub(eax, ebx);
+            a.inc(r9);
+            a.sbb(r14, 0);
+            a.xor(r9, rax);
+
+            // Dead CMP and TEST, then AND; SETcc and CMOVcc read AND's flags.
+            a.cmp(rax, rbx);
+            a.test(ebx, ebx);
+            a.and(rax, rbx);
+            a.setne(r8b);
+            a.add(r14, r8);
+            a.cmovs(rdx, r12);
+            a.add(r14, rdx);
+
+            // Narrow forms: the 8- and 16-bit ADD and SUB; PUSHF reads the last one's flags.
+            a.add(al, bl);
+            a.sub(cx, 0);
+            a.add(bx, ax);
+            a.sub(bl, 0x7F);
+            a.pushfq();
+            a.pop(r10);
+            a.add(r14, r10);
+
+            // Dead across an immediate form, then a Jcc reads the second op's flags.
+            var skip = a.CreateLabel();
+            a.xor(edx, 0x55AA);
+            a.mov(rdi, rdx);
+            a.cmp(rdx, rbx);
+            a.jae(skip);
+            a.add(r14, 7);
+            a.Label(ref skip);
+
+            // The last flags of the block leave it: the loop's DEC, then JNZ.
+            a.add(r13, rax);
+            a.dec(ecx);
+            a.jnz(top);
+            a.add(rax, r12); // and the last ADD's flags reach the end of the run
+            a.mov(__qword_ptr[Data], r14);
+            a.hlt();
+        });
+        Assert.That(outcome.Exit, Is.EqualTo(RunExit.HaltedForever));
+    }
+
+    [Test]
     public void AnInstructionLimitStopsAtTheSameInstruction()
     {
         // Limits that fall inside a block, at a block's end and inside a chain of compiled blocks.
