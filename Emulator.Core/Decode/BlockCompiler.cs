@@ -846,15 +846,14 @@ internal static unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// Whether the flags op <paramref name="i"/> of a block sets are dead: it is a register ALU op whose flags need
-    /// only its operands (<see cref="Exec.Exec.IPlainBinaryOp"/>), and the block's next op that is not a register
-    /// move, LEA or NOT (none of which touch the flags, fault or look at the machine) is another such op, which sets
-    /// every flag again. Nothing can read the flags in between, so the first op need not write them
-    /// (docs/cpu.md, "Dead flags").
+    /// Whether the flags op <paramref name="i"/> of a block sets are dead: it is a register op whose flags can be left
+    /// out (<see cref="MayLeaveOutFlags"/>), and the block's next op that is not a register move, LEA or NOT (none of
+    /// which touch the flags, fault or look at the machine) is one that sets every flag (<see cref="SetsEveryFlag"/>).
+    /// Nothing can read the flags in between, so the first op need not write them (docs/cpu.md, "Dead flags").
     /// </summary>
     private static bool FlagsDead(MethodInfo?[] targets, int i)
     {
-        if (!IsPlainAlu(targets[i]))
+        if (!MayLeaveOutFlags(targets[i]))
         {
             return false;
         }
@@ -863,17 +862,29 @@ internal static unsafe class BlockCompiler
         {
             if (!LeavesFlags(targets[j]))
             {
-                return IsPlainAlu(targets[j]);
+                return SetsEveryFlag(targets[j]);
             }
         }
 
         return false; // the flags leave the block
     }
 
-    /// <summary>A register-only ALU op (register or immediate source) of <see cref="Exec.Exec.IPlainBinaryOp"/>.</summary>
-    private static bool IsPlainAlu(MethodInfo? m) =>
-        m != null && IsRegisterOnly(m) && m.Name is nameof(Exec.Exec.AluRR) or nameof(Exec.Exec.AluRI)
-        && typeof(Exec.Exec.IPlainBinaryOp).IsAssignableFrom(m.GetGenericArguments()[0]);
+    /// <summary>
+    /// A register-only op with a form that leaves its flags out: ALU ops without a carry-in
+    /// (<see cref="Exec.Exec.IPlainBinaryOp"/>), INC, DEC and NEG (<see cref="Exec.Exec.IPlainUnaryOp"/>), IMUL.
+    /// </summary>
+    private static bool MayLeaveOutFlags(MethodInfo? m) =>
+        m != null && IsRegisterOnly(m)
+        && (m.Name is nameof(Exec.Exec.ImulRR) or nameof(Exec.Exec.ImulRRI)
+            || (m.Name is nameof(Exec.Exec.AluRR) or nameof(Exec.Exec.AluRI) && typeof(Exec.Exec.IPlainBinaryOp).IsAssignableFrom(m.GetGenericArguments()[0]))
+            || (m.Name == nameof(Exec.Exec.UnaryR) && typeof(Exec.Exec.IPlainUnaryOp).IsAssignableFrom(m.GetGenericArguments()[0])));
+
+    /// <summary>
+    /// A register-only op that sets all six status flags from its operands alone: the ALU ops without a carry-in,
+    /// NEG, IMUL. Not INC and DEC, which keep CF; not shifts, which keep them all for a count of 0.
+    /// </summary>
+    private static bool SetsEveryFlag(MethodInfo? m) =>
+        MayLeaveOutFlags(m) && !(m!.Name == nameof(Exec.Exec.UnaryR) && m.GetGenericArguments()[0] != typeof(Exec.Exec.NegOp));
 
     /// <summary>A register-only op that neither reads nor writes the flags: a move, LEA, NOT.</summary>
     private static bool LeavesFlags(MethodInfo? m) =>
@@ -881,22 +892,33 @@ internal static unsafe class BlockCompiler
         && (m.Name is nameof(Exec.Exec.MovRR) or nameof(Exec.Exec.MovRI) or nameof(Exec.Exec.LeaR)
             || (m.Name == nameof(Exec.Exec.UnaryR) && m.GetGenericArguments()[0] == typeof(Exec.Exec.NotOp)));
 
-    /// <summary>A plain ALU op whose flags are dead: its result alone (<see cref="Exec.Exec.AluRRQuietK{T, TW}"/>).</summary>
+    /// <summary>
+    /// An op whose flags are dead (<see cref="FlagsDead"/>): its result alone, by the Quiet form of its K form
+    /// (<see cref="Exec.Exec.AluRRQuietK{T, TW}"/> and the others), with the same constant arguments.
+    /// </summary>
     private static bool TryEmitQuiet(ILGenerator il, ref DecodedOp op, MethodInfo handler)
     {
-        bool imm = handler.Name == nameof(Exec.Exec.AluRI);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldc_I4, (int)op.R0);
-        if (imm)
+        switch (handler.Name)
         {
-            il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
-        }
-        else
-        {
-            il.Emit(OpCodes.Ldc_I4, (int)op.R1);
+            case nameof(Exec.Exec.AluRI):
+                il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+                break;
+            case nameof(Exec.Exec.AluRR):
+            case nameof(Exec.Exec.ImulRR):
+                il.Emit(OpCodes.Ldc_I4, (int)op.R1);
+                break;
+            case nameof(Exec.Exec.ImulRRI):
+                il.Emit(OpCodes.Ldc_I4, (int)op.R1);
+                il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+                break;
         }
 
-        string name = imm ? nameof(Exec.Exec.AluRIQuietK) : nameof(Exec.Exec.AluRRQuietK);
+        string name = handler.Name == nameof(Exec.Exec.AluRI) ? nameof(Exec.Exec.AluRIQuietK)
+            : handler.Name == nameof(Exec.Exec.AluRR) ? nameof(Exec.Exec.AluRRQuietK)
+            : handler.Name == nameof(Exec.Exec.UnaryR) ? nameof(Exec.Exec.UnaryRQuietK)
+            : handler.Name + "QuietK";
         il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name, BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments()));
         return true;
     }

@@ -157,6 +157,13 @@ public static unsafe partial class Exec
         static abstract ulong Apply(Cpu.Cpu c, int size, ulong dst);
     }
 
+    /// <summary>INC, DEC, NEG: a unary op with flags a compiled block may leave out (<see cref="IPlainBinaryOp"/>).</summary>
+    internal interface IPlainUnaryOp : IUnaryOp
+    {
+        /// <summary>The result, unmasked, as <see cref="IUnaryOp.Apply"/> returns it.</summary>
+        static abstract ulong Result(ulong dst);
+    }
+
     internal static int Unary<T>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IUnaryOp
     {
@@ -424,6 +431,17 @@ public static unsafe partial class Exec
         return ExecStatus.Continue;
     }
 
+    /// <summary><see cref="UnaryRK{T, TW}"/> without the flags (<see cref="AluRRQuietK{T, TW}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int UnaryRQuietK<T, TW>(Cpu.Cpu c, int r0)
+        where T : struct, IPlainUnaryOp
+        where TW : struct, IDataWidth
+    {
+        ref ulong dst = ref c.GprUnchecked(r0);
+        Store<TW>(ref dst, T.Result(Narrow<TW>(dst)));
+        return ExecStatus.Continue;
+    }
+
     /// <summary><see cref="Unary{T}"/> on memory.</summary>
     internal static int UnaryM<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IUnaryOp
@@ -564,32 +582,38 @@ public static unsafe partial class Exec
         }
     }
 
-    internal struct IncOp : IUnaryOp
+    internal struct IncOp : IPlainUnaryOp
     {
+        public static ulong Result(ulong dst) => dst + 1;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst)
         {
-            ulong r = dst + 1;
+            ulong r = Result(dst);
             c.SetFlagsIncDec(false, size, dst, r);
             return r;
         }
     }
 
-    internal struct DecOp : IUnaryOp
+    internal struct DecOp : IPlainUnaryOp
     {
+        public static ulong Result(ulong dst) => dst - 1;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst)
         {
-            ulong r = dst - 1;
+            ulong r = Result(dst);
             c.SetFlagsIncDec(true, size, dst, r);
             return r;
         }
     }
 
     /// <summary>NEG: 0 − dst; CF = (dst ≠ 0), which the Sub record gives (APM vol. 3 "NEG").</summary>
-    internal struct NegOp : IUnaryOp
+    internal struct NegOp : IPlainUnaryOp
     {
+        public static ulong Result(ulong dst) => 0 - dst;
+
         public static ulong Apply(Cpu.Cpu c, int size, ulong dst)
         {
-            ulong r = 0 - dst;
+            ulong r = Result(dst);
             c.SetFlagsSub(size, 0, dst, r);
             return r;
         }

@@ -234,6 +234,28 @@ public static unsafe partial class Exec
         return ExecStatus.Continue;
     }
 
+    /// <summary>
+    /// <see cref="ImulRRK{TW}"/> without the flags, for a compiled block where a later op sets them all before anything
+    /// reads them: the low bits of a product are the same signed or unsigned.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int ImulRRQuietK<TW>(Cpu.Cpu c, int r0, int r1)
+        where TW : struct, IDataWidth
+    {
+        ref ulong dst = ref c.GprUnchecked(r0);
+        Store<TW>(ref dst, dst * c.GprUnchecked(r1));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary><see cref="ImulRRIK{TW}"/> without the flags (<see cref="ImulRRQuietK{TW}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int ImulRRIQuietK<TW>(Cpu.Cpu c, int r0, int r1, ulong imm)
+        where TW : struct, IDataWidth
+    {
+        Store<TW>(ref c.GprUnchecked(r0), c.GprUnchecked(r1) * imm);
+        return ExecStatus.Continue;
+    }
+
     /// <summary>The truncated product of two sign-extended operands into <paramref name="dst"/>, flags as <see cref="Imul"/> sets them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ImulInto<TW>(Cpu.Cpu c, ref ulong dst, long a, long b)

@@ -201,11 +201,11 @@ public sealed class CompiledBlockTests
     [Test]
     public void FlagsALaterOpSetsAgainAreLeftUnwrittenOnlyWhereNothingReadsThem()
     {
-        // A compiled block skips the flags of a register ALU op when a later op of the block sets them all again with
-        // only moves, LEA and NOT in between (docs/cpu.md, "Dead flags"). Each group below ends in an op that reads
-        // what an earlier one left (ADC's and SBB's carry-in, INC's and DEC's kept CF, SETcc, CMOVcc, PUSHF, a Jcc,
-        // the block's end), with ops in between that must or must not count as setting the flags; every read is
-        // folded into R14, and the final RFLAGS is compared as well.
+        // A compiled block skips the flags of a register ALU op, INC, DEC, NEG or IMUL when a later op of the block
+        // sets them all again with only moves, LEA and NOT in between (docs/cpu.md, "Dead flags"). Each group below
+        // ends in an op that reads what an earlier one left (ADC's and SBB's carry-in, INC's and DEC's kept CF,
+        // SETcc, CMOVcc, PUSHF, a Jcc, the block's end), with ops in between that must or must not count as setting
+        // the flags; every read is folded into R14, and the final RFLAGS is compared as well.
         var outcome = Both(a =>
         {
             var top = a.CreateLabel();
@@ -256,6 +256,30 @@ public sealed class CompiledBlockTests
             a.pushfq();
             a.pop(r10);
             a.add(r14, r10);
+
+            // Dead INC, DEC and IMUL before a CMP; NEG and IMUL set every flag, ADC reads their carry.
+            a.inc(r9);
+            a.dec(r10);
+            a.imul(r11, r12);
+            a.cmp(r9, r10);
+            a.adc(r14, 0);
+            a.add(rax, rbx);
+            a.neg(rdx);
+            a.adc(r14, rdx);
+            a.inc(r9);
+            a.imul(r10, r11, 0x1234_5679);
+            a.adc(r14, r10);
+
+            // Live: INC and DEC keep SUB's carry for ADC; IMUL's overflow is read by a Jcc.
+            a.sub(rax, rbx);
+            a.dec(r9);
+            a.inc(r10);
+            a.adc(r14, 0);
+            var noOverflow = a.CreateLabel();
+            a.imul(rax, rbx);
+            a.jno(noOverflow);
+            a.add(r14, 3);
+            a.Label(ref noOverflow);
 
             // Dead across an immediate form, then a Jcc reads the second op's flags.
             var skip = a.CreateLabel();
