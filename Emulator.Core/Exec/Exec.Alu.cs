@@ -327,15 +327,7 @@ public static unsafe partial class Exec
     internal static int AluRRQuietK<T, TW>(Cpu.Cpu c, int r0, int r1)
         where T : struct, IPlainBinaryOp
         where TW : struct, IDataWidth
-    {
-        if (T.Writes)
-        {
-            ref ulong dst = ref c.GprUnchecked(r0);
-            Store<TW>(ref dst, T.Result(Narrow<TW>(dst), Narrow<TW>(c.GprUnchecked(r1))));
-        }
-
-        return ExecStatus.Continue;
-    }
+        => AluRIQuietK<T, TW>(c, r0, c.GprUnchecked(r1));
 
     /// <summary><see cref="AluRIK{T, TW}"/> without the flags (<see cref="AluRRQuietK{T, TW}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
