@@ -302,6 +302,49 @@ public sealed class CompiledBlockTests
     }
 
     [Test]
+    public void TrapFlagSetInsideAChainSingleStepsTheNextInstruction()
+    {
+        // A compiled block looks at the debug path on its way to the next block, as RunBlocks does between blocks
+        // (docs/cpu.md, "Compiled blocks"). Here POPF sets TF in a loop that runs compiled and chained: the #DB must
+        // come after the instruction that follows POPF, as the interpreter delivers it. VectorCatcher's handler for
+        // vector 1 halts; the #DB frame's RIP is on the stack's top, which both runs must agree on. (No other test
+        // failed when the chain's debug check was dropped.)
+        var outcome = Both(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 200);
+            a.Label(ref top);
+            a.add(rax, rcx);
+            a.mov(__qword_ptr[Data], rax);
+
+            // RFLAGS with TF (bit 8) only on the pass with ECX = 3, worked out without a branch: this block, whose
+            // other ops cannot turn the debug path on, runs compiled with its POPF on every pass long before that one.
+            // IF (bit 9) flips on every pass, so POPF ends the block every time and the code after it is a block of
+            // its own, compiled and linked from this one: the chain would run it at once if nothing looked at TF.
+            a.mov(r9d, ecx);
+            a.xor(r9d, 3);
+            a.neg(r9d);
+            a.sbb(r9d, r9d);
+            a.not(r9d);
+            a.and(r9d, 0x100);
+            a.mov(r10d, ecx);
+            a.and(r10d, 1);
+            a.shl(r10d, 9);
+            a.mov(r8d, 2);
+            a.or(r8, r9);
+            a.or(r8, r10);
+            a.push(r8);
+            a.popfq();
+            a.add(rbx, rax);
+            a.add(rdx, __qword_ptr[Data]);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }, vectors: true);
+        Assert.That(outcome.Rip, Is.EqualTo(VectorCatcher.HandlerBase + 1 + 1), "#DB delivered");
+    }
+
+    [Test]
     public void AnInstructionLimitStopsAtTheSameInstruction()
     {
         // Limits that fall inside a block, at a block's end and inside a chain of compiled blocks.
