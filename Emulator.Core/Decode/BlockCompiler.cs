@@ -384,7 +384,7 @@ internal static unsafe class BlockCompiler
             {
                 // Nothing can observe RIP, NextRip, the counters or the exit request while it runs, and it cannot
                 // fail: its commits are folded into the next op's (or the block's end), which sees the same state.
-                if (!(FlagsDead(targets, i) && TryEmitQuiet(il, ref op, target)) && !TryEmitWithConstants(il, ref op, target))
+                if (!TryEmitWithConstants(il, ref op, target, FlagsDead(targets, i) ? QuietForm : ConstantsForm))
                 {
                     EmitHandlerCall(il, ops + i, (nint)op.Handler, target);
                 }
@@ -662,9 +662,10 @@ internal static unsafe class BlockCompiler
     /// Calls the form of a handler that takes the op's fields as arguments, passing them as constants so the runtime
     /// addresses the registers directly: the K form of a register-only handler (the handler itself calls it with
     /// the op's fields), or for loads, stores and LEA the At forms (<see cref="TryEmitMemoryForm"/>). False: the
-    /// handler has no such form and is called with the op.
+    /// handler has no such form and is called with the op. <paramref name="form"/>: the suffix of the register form,
+    /// <see cref="ConstantsForm"/> or, for an op whose flags are dead (<see cref="FlagsDead"/>), <see cref="QuietForm"/>.
     /// </summary>
-    private static bool TryEmitWithConstants(ILGenerator il, ref DecodedOp op, MethodInfo handler)
+    private static bool TryEmitWithConstants(ILGenerator il, ref DecodedOp op, MethodInfo handler, string form = ConstantsForm)
     {
         bool imm;
         switch (handler.Name)
@@ -681,20 +682,20 @@ internal static unsafe class BlockCompiler
             case nameof(Exec.Exec.UnaryR):
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Ldc_I4, (int)op.R0);
-                il.Emit(OpCodes.Call, WithConstants(handler));
+                il.Emit(OpCodes.Call, WithConstants(handler, form));
                 return true;
             case nameof(Exec.Exec.ShiftRI):
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Ldc_I4, (int)op.R0);
                 il.Emit(OpCodes.Ldc_I4, (int)(byte)op.Imm);
-                il.Emit(OpCodes.Call, WithConstants(handler));
+                il.Emit(OpCodes.Call, WithConstants(handler, form));
                 return true;
             case nameof(Exec.Exec.ImulRRI):
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Ldc_I4, (int)op.R0);
                 il.Emit(OpCodes.Ldc_I4, (int)op.R1);
                 il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
-                il.Emit(OpCodes.Call, WithConstants(handler));
+                il.Emit(OpCodes.Call, WithConstants(handler, form));
                 return true;
             default:
                 return TryEmitMemoryForm(il, ref op, handler);
@@ -711,7 +712,7 @@ internal static unsafe class BlockCompiler
             il.Emit(OpCodes.Ldc_I4, (int)op.R1);
         }
 
-        il.Emit(OpCodes.Call, WithConstants(handler));
+        il.Emit(OpCodes.Call, WithConstants(handler, form));
         return true;
     }
 
@@ -892,40 +893,18 @@ internal static unsafe class BlockCompiler
         && (m.Name is nameof(Exec.Exec.MovRR) or nameof(Exec.Exec.MovRI) or nameof(Exec.Exec.LeaR)
             || (m.Name == nameof(Exec.Exec.UnaryR) && m.GetGenericArguments()[0] == typeof(Exec.Exec.NotOp)));
 
+    /// <summary>The suffix of a handler's form that takes the op's fields as arguments (AluRR → AluRRK).</summary>
+    private const string ConstantsForm = "K";
+
     /// <summary>
-    /// An op whose flags are dead (<see cref="FlagsDead"/>): its result alone, by the Quiet form of its K form
-    /// (<see cref="Exec.Exec.AluRRQuietK{T, TW}"/> and the others), with the same constant arguments.
+    /// The suffix of that form without the flags, for an op whose flags are dead (AluRR → AluRRQuietK,
+    /// <see cref="Exec.Exec.AluRRQuietK{T, TW}"/>): same arguments, the result alone.
     /// </summary>
-    private static bool TryEmitQuiet(ILGenerator il, ref DecodedOp op, MethodInfo handler)
-    {
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldc_I4, (int)op.R0);
-        switch (handler.Name)
-        {
-            case nameof(Exec.Exec.AluRI):
-                il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
-                break;
-            case nameof(Exec.Exec.AluRR):
-            case nameof(Exec.Exec.ImulRR):
-                il.Emit(OpCodes.Ldc_I4, (int)op.R1);
-                break;
-            case nameof(Exec.Exec.ImulRRI):
-                il.Emit(OpCodes.Ldc_I4, (int)op.R1);
-                il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
-                break;
-        }
+    private const string QuietForm = "QuietK";
 
-        string name = handler.Name == nameof(Exec.Exec.AluRI) ? nameof(Exec.Exec.AluRIQuietK)
-            : handler.Name == nameof(Exec.Exec.AluRR) ? nameof(Exec.Exec.AluRRQuietK)
-            : handler.Name == nameof(Exec.Exec.UnaryR) ? nameof(Exec.Exec.UnaryRQuietK)
-            : handler.Name + "QuietK";
-        il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name, BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments()));
-        return true;
-    }
-
-    /// <summary>The K form of a generic handler, instantiated as the handler is.</summary>
-    private static MethodInfo WithConstants(MethodInfo handler) =>
-        typeof(Exec.Exec).GetMethod(handler.Name + "K", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments());
+    /// <summary>The <paramref name="form"/> of a generic handler (<see cref="ConstantsForm"/>, <see cref="QuietForm"/>), instantiated as the handler is.</summary>
+    private static MethodInfo WithConstants(MethodInfo handler, string form) =>
+        typeof(Exec.Exec).GetMethod(handler.Name + form, BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments());
 
     /// <summary>
     /// False for register loads and stores whose address needs no RIP (base, base and index): their way reads
