@@ -717,27 +717,41 @@ internal static unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// LEA and register loads and stores whose address needs only registers and constants (base, base and index,
-    /// RIP-relative): the address is computed by the addressing kind's At from constant parts, then the handler's At
-    /// form runs with the rest of the op as constants. NextRip is already set (RIP-relative addresses read it).
+    /// LEA and the memory forms of loads, stores, ALU ops and INC/DEC/NEG/NOT whose address needs only registers and
+    /// constants (base, base and index, RIP-relative): the address is computed by the addressing kind's At from
+    /// constant parts, then the handler's At form runs with the rest of the op (a register, the immediate, the
+    /// segment) as constants. NextRip is already set (RIP-relative addresses read it).
     /// </summary>
     private static bool TryEmitMemoryForm(ILGenerator il, ref DecodedOp op, MethodInfo handler)
     {
+        // What the At form takes before the segment and the address: a register, the immediate, or nothing.
         string name = handler.Name;
-        if (name is not (nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.LeaR)))
+        int? register = name switch
         {
-            return false;
-        }
-
+            nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.LeaR) or nameof(Exec.Exec.AluRM) => op.R0,
+            nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.AluMR) => op.R1,
+            _ => null,
+        };
+        bool immediate = name is nameof(Exec.Exec.MovMI) or nameof(Exec.Exec.AluMI);
         var args = handler.GetGenericArguments();
-        var at = args[1].GetMethod("At", BindingFlags.Static | BindingFlags.Public);
+        var at = register != null || immediate || name == nameof(Exec.Exec.UnaryM)
+            ? args[^1].GetMethod("At", BindingFlags.Static | BindingFlags.Public)
+            : null;
         if (at == null)
         {
             return false;
         }
 
         il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldc_I4, name == nameof(Exec.Exec.MovMR) ? (int)op.R1 : (int)op.R0);
+        if (register is int r)
+        {
+            il.Emit(OpCodes.Ldc_I4, r);
+        }
+        else if (immediate)
+        {
+            il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+        }
+
         if (name != nameof(Exec.Exec.LeaR))
         {
             il.Emit(OpCodes.Ldc_I4, (int)op.Seg);
@@ -749,7 +763,7 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Ldc_I4, (int)op.Scale);
         il.Emit(OpCodes.Ldc_I8, op.Disp);
         il.Emit(OpCodes.Call, at);
-        il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name + "At", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(args[0]));
+        il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name + "At", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(args[..^1]));
         return true;
     }
 
@@ -907,18 +921,20 @@ internal static unsafe class BlockCompiler
         typeof(Exec.Exec).GetMethod(handler.Name + form, BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments());
 
     /// <summary>
-    /// False for register loads and stores whose address needs no RIP (base, base and index): their way reads
-    /// NextRip nowhere. A fault reports RIP; a #VMEXIT saves NextRip (nRIP) only for instruction intercepts
-    /// (docs/svm.md, "#VMEXIT to L1"), which a load or store never is; the block sets NextRip afresh before any op that reads it.
+    /// False for the memory forms of moves, ALU ops and INC/DEC/NEG/NOT whose address needs no RIP (base, base and
+    /// index): their way (the address, the TLB or a walk, memory or MMIO, the lazy flags) reads NextRip nowhere. A
+    /// fault reports RIP; a #VMEXIT saves NextRip (nRIP) only for instruction intercepts (docs/svm.md, "#VMEXIT to
+    /// L1"), which none of them is; the block sets NextRip afresh before any op that reads it.
     /// </summary>
     private static bool ReadsNextRip(MethodInfo m)
     {
-        if (m.DeclaringType != typeof(Exec.Exec) || m.Name is not (nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR)))
+        if (m.DeclaringType != typeof(Exec.Exec) || m.Name is not (nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR)
+            or nameof(Exec.Exec.MovMI) or nameof(Exec.Exec.AluRM) or nameof(Exec.Exec.AluMR) or nameof(Exec.Exec.AluMI) or nameof(Exec.Exec.UnaryM)))
         {
             return true;
         }
 
-        var addressing = m.GetGenericArguments()[1];
+        var addressing = m.GetGenericArguments()[^1];
         return addressing != typeof(Exec.Forms.AddrBase64) && addressing != typeof(Exec.Forms.AddrBaseIndex64);
     }
 

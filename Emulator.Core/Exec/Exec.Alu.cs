@@ -349,14 +349,21 @@ public static unsafe partial class Exec
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
+        => AluRMAt<T, TW>(c, op.R0, op.Seg, TA.Ea(c, ref op));
+
+    /// <summary><see cref="AluRM{T, TW, TA}"/> once the address is known (compiled blocks pass the rest as constants).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int AluRMAt<T, TW>(Cpu.Cpu c, int r0, int seg, ulong ea)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
     {
         ChargeMemoryForm(c);
-        if (!c.ReadMemInline(op.Seg, TA.Ea(c, ref op), TW.Bytes, out ulong src))
+        if (!c.ReadMemInline(seg, ea, TW.Bytes, out ulong src))
         {
             return ExecStatus.Fault;
         }
 
-        ref ulong dst = ref c.GprUnchecked(op.R0);
+        ref ulong dst = ref c.GprUnchecked(r0);
         ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), src);
         if (T.Writes)
         {
@@ -371,24 +378,38 @@ public static unsafe partial class Exec
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => AluMemory<T, TW>(c, ref op, TA.Ea(c, ref op), Narrow<TW>(c.GprUnchecked(op.R1)));
+        => AluMRAt<T, TW>(c, op.R1, op.Seg, TA.Ea(c, ref op));
+
+    /// <summary><see cref="AluMR{T, TW, TA}"/> once the address is known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int AluMRAt<T, TW>(Cpu.Cpu c, int r1, int seg, ulong ea)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
+        => AluMemory<T, TW>(c, seg, ea, Narrow<TW>(c.GprUnchecked(r1)));
 
     /// <summary><see cref="Binary{T}"/>, memory ← immediate.</summary>
     internal static int AluMI<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => AluMemory<T, TW>(c, ref op, TA.Ea(c, ref op), Narrow<TW>(op.Imm));
+        => AluMIAt<T, TW>(c, op.Imm, op.Seg, TA.Ea(c, ref op));
+
+    /// <summary><see cref="AluMI{T, TW, TA}"/> once the address is known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int AluMIAt<T, TW>(Cpu.Cpu c, ulong imm, int seg, ulong ea)
+        where T : struct, IBinaryOp
+        where TW : struct, IDataWidth
+        => AluMemory<T, TW>(c, seg, ea, Narrow<TW>(imm));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int AluMemory<T, TW>(Cpu.Cpu c, ref DecodedOp op, ulong ea, ulong src)
+    private static int AluMemory<T, TW>(Cpu.Cpu c, int seg, ulong ea, ulong src)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
     {
         ChargeMemoryForm(c);
         if (!T.Writes)
         {
-            if (!c.ReadMemInline(op.Seg, ea, TW.Bytes, out ulong d))
+            if (!c.ReadMemInline(seg, ea, TW.Bytes, out ulong d))
             {
                 return ExecStatus.Fault;
             }
@@ -398,12 +419,12 @@ public static unsafe partial class Exec
         }
 
         // As in Binary: the write-checked read means the write below cannot fault after the flags changed.
-        if (!c.ReadMemForWriteInline(op.Seg, ea, TW.Bytes, out ulong dst))
+        if (!c.ReadMemForWriteInline(seg, ea, TW.Bytes, out ulong dst))
         {
             return ExecStatus.Fault;
         }
 
-        return c.WriteMemInline(op.Seg, ea, TW.Bytes, T.Apply(c, TW.Bytes, dst, src)) ? ExecStatus.Continue : ExecStatus.Fault;
+        return c.WriteMemInline(seg, ea, TW.Bytes, T.Apply(c, TW.Bytes, dst, src)) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
     /// <summary><see cref="Unary{T}"/> on a register.</summary>
@@ -439,15 +460,21 @@ public static unsafe partial class Exec
         where T : struct, IUnaryOp
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
+        => UnaryMAt<T, TW>(c, op.Seg, TA.Ea(c, ref op));
+
+    /// <summary><see cref="UnaryM{T, TW, TA}"/> once the address is known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int UnaryMAt<T, TW>(Cpu.Cpu c, int seg, ulong ea)
+        where T : struct, IUnaryOp
+        where TW : struct, IDataWidth
     {
         ChargeMemoryForm(c);
-        ulong ea = TA.Ea(c, ref op);
-        if (!c.ReadMemForWriteInline(op.Seg, ea, TW.Bytes, out ulong dst))
+        if (!c.ReadMemForWriteInline(seg, ea, TW.Bytes, out ulong dst))
         {
             return ExecStatus.Fault;
         }
 
-        return c.WriteMemInline(op.Seg, ea, TW.Bytes, T.Apply(c, TW.Bytes, dst)) ? ExecStatus.Continue : ExecStatus.Fault;
+        return c.WriteMemInline(seg, ea, TW.Bytes, T.Apply(c, TW.Bytes, dst)) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
     internal struct AddOp : IPlainBinaryOp

@@ -428,7 +428,13 @@ public static unsafe partial class Exec
     internal static int MovMI<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => c.WriteMemInline(op.Seg, TA.Ea(c, ref op), TW.Bytes, op.Imm) ? ExecStatus.Continue : ExecStatus.Fault;
+        => MovMIAt<TW>(c, op.Imm, op.Seg, TA.Ea(c, ref op));
+
+    /// <summary><see cref="MovMI{TW, TA}"/> once the address is known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int MovMIAt<TW>(Cpu.Cpu c, ulong imm, int seg, ulong ea)
+        where TW : struct, IDataWidth
+        => c.WriteMemInline(seg, ea, TW.Bytes, imm) ? ExecStatus.Continue : ExecStatus.Fault;
 
     /// <summary>Form selector for LEA: the addressing kind of the source; the operand size of the destination.</summary>
     private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickLea(ref DecodedOp op)

@@ -398,6 +398,60 @@ public sealed class CompiledBlockTests
     }
 
     [Test]
+    public void MemoryFormsWithConstantOperandsComputeAndFaultAsInterpreted()
+    {
+        // A compiled block calls the memory forms of ALU ops, INC/DEC/NEG/NOT and immediate stores with their
+        // register, immediate, segment and address parts as constants (docs/cpu.md, "Compiled blocks"): each form
+        // here has its own registers, widths and addressing (base, base and index, RIP-relative), and flags they set
+        // are read back. On the last pass RDI turns non-canonical, so a memory op in the middle of the compiled
+        // block raises #GP after the ones before it wrote memory; VectorCatcher's handler for vector 13 halts.
+        var outcome = Both(a =>
+        {
+            var top = a.CreateLabel();
+            var body = a.CreateLabel();
+            var constant = a.CreateLabel();
+            a.mov(rsi, Data);
+            a.mov(rdi, Data);
+            a.mov(ecx, 300);
+            a.Label(ref top);
+            a.cmp(ecx, 1);
+            a.jne(body);
+            a.mov(rdi, 0x8000_0000_0000_0000UL);
+            a.jmp(body); // so the faulting pass enters the same (compiled) block at body
+            a.Label(ref body);
+            a.mov(r10d, ecx);
+            a.and(r10d, 7);
+            a.mov(r8, rcx);
+            a.add(r8d, __dword_ptr[rsi + 4]);
+            a.xor(r11w, __word_ptr[rsi + r10 * 2 + 16]);
+            a.sub(r12, __qword_ptr[constant]);
+            a.add(__dword_ptr[rsi + r10 * 4 + 32], r8d);
+            a.add(__byte_ptr[rsi + 64], 3);
+            a.cmp(__qword_ptr[rsi + 8], 1000);
+            a.adc(r13, 0);
+            a.test(__word_ptr[rsi + r10 * 2 + 16], r11w);
+            a.setne(al);
+            a.add(r14, rax);
+            a.mov(__dword_ptr[rsi + r10 * 4 + 96], 0x1234_5678);
+            a.mov(__qword_ptr[rsi + 128], -5);
+            a.inc(__qword_ptr[rsi + 136]);
+            a.neg(__dword_ptr[rsi + r10 * 4 + 144]);
+            a.not(__word_ptr[rsi + 176]);
+            a.dec(__byte_ptr[rsi + 184]);
+            a.adc(r15, 0);
+            a.or(__qword_ptr[rdi + 192], rcx);
+            a.sbb(__qword_ptr[rsi + 200], r8);
+            a.add(__qword_ptr[rsi + 8], rcx);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+            a.Label(ref constant);
+            a.dq(0x0123_4567_89AB_CDEF);
+        }, vectors: true);
+        Assert.That(outcome.Rip, Is.EqualTo(VectorCatcher.HandlerBase + 13 + 1), "#GP delivered");
+    }
+
+    [Test]
     public void CodeRewrittenAfterItWasCompiledRunsAsWritten()
     {
         // A function on its own page returns an immediate the loop rewrites on every pass, then calls it three
