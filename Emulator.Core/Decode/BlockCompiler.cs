@@ -680,6 +680,8 @@ internal static unsafe class BlockCompiler
                 imm = true;
                 break;
             case nameof(Exec.Exec.UnaryR):
+            case nameof(Exec.Exec.PushR64):
+            case nameof(Exec.Exec.PopR64):
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Ldc_I4, (int)op.R0);
                 il.Emit(OpCodes.Call, WithConstants(handler, form));
@@ -735,7 +737,7 @@ internal static unsafe class BlockCompiler
         bool immediate = name is nameof(Exec.Exec.MovMI) or nameof(Exec.Exec.AluMI);
         var args = handler.GetGenericArguments();
         var at = register != null || immediate || name == nameof(Exec.Exec.UnaryM)
-            ? args[^1].GetMethod("At", BindingFlags.Static | BindingFlags.Public)
+            ? AddressAt(args[^1], ref op)
             : null;
         if (at == null)
         {
@@ -765,6 +767,26 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Call, at);
         il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name + "At", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(args[..^1]));
         return true;
+    }
+
+    /// <summary>
+    /// The At method that computes the op's address from constant parts: its addressing kind's, or for the general
+    /// kind (<see cref="Exec.Forms.AddrAny"/>) with a 64-bit address and no base (an index, an absolute
+    /// displacement) <see cref="Exec.Forms.AddrNoBase64.At"/>; null for the other general forms.
+    /// </summary>
+    private static MethodInfo? AddressAt(Type addressing, ref DecodedOp op)
+    {
+        if (addressing == typeof(Exec.Forms.AddrAny))
+        {
+            if (op.AddrSize != 8 || op.Base != Reg.NoReg || (op.Index != Reg.NoReg && op.Index >= 16))
+            {
+                return null;
+            }
+
+            addressing = typeof(Exec.Forms.AddrNoBase64);
+        }
+
+        return addressing.GetMethod("At", BindingFlags.Static | BindingFlags.Public);
     }
 
     /// <summary>The lazy-flags kind and size an op of the block left, where known (<see cref="FlagsAfter"/>).</summary>
@@ -916,9 +938,12 @@ internal static unsafe class BlockCompiler
     /// </summary>
     private const string QuietForm = "QuietK";
 
-    /// <summary>The <paramref name="form"/> of a generic handler (<see cref="ConstantsForm"/>, <see cref="QuietForm"/>), instantiated as the handler is.</summary>
-    private static MethodInfo WithConstants(MethodInfo handler, string form) =>
-        typeof(Exec.Exec).GetMethod(handler.Name + form, BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(handler.GetGenericArguments());
+    /// <summary>The <paramref name="form"/> of a handler (<see cref="ConstantsForm"/>, <see cref="QuietForm"/>), instantiated as the handler is when generic.</summary>
+    private static MethodInfo WithConstants(MethodInfo handler, string form)
+    {
+        var m = typeof(Exec.Exec).GetMethod(handler.Name + form, BindingFlags.Static | BindingFlags.NonPublic)!;
+        return handler.IsGenericMethod ? m.MakeGenericMethod(handler.GetGenericArguments()) : m;
+    }
 
     /// <summary>
     /// False for the memory forms of moves, ALU ops and INC/DEC/NEG/NOT whose address needs no RIP (base, base and

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Emulator.Core.Cpu;
 using Emulator.Core.Decode;
 using Emulator.Core.Exec.Forms;
@@ -24,6 +25,8 @@ public static unsafe partial class Exec
         t.Add(Code.Pop_rm16, &PopRm, CostClass.Stack);
         t.Add(Code.Pop_rm32, &PopRm, CostClass.Stack);
         t.Add(Code.Pop_rm64, &PopRm, CostClass.Stack);
+        t.AddForms(Code.Push_r64, &PickPushR64);
+        t.AddForms(Code.Pop_r64, &PickPopR64);
 
         t.Add(Code.Push_imm16, &PushImm<Dw16>, CostClass.Stack);
         t.Add(Code.Pushw_imm8, &PushImm<Dw16>, CostClass.Stack);
@@ -69,6 +72,53 @@ public static unsafe partial class Exec
         }
 
         return c.Push(v, op.OpSize) ? ExecStatus.Continue : ExecStatus.Fault;
+    }
+
+    /// <summary>Form selector for PUSH r64, which exists only in 64-bit mode: the register is one of the 16.</summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickPushR64(ref DecodedOp op) => op.R0 < 16 ? &PushR64 : null;
+
+    /// <summary>Form selector for POP r64 (64-bit mode only).</summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickPopR64(ref DecodedOp op) => op.R0 < 16 ? &PopR64 : null;
+
+    internal static int PushR64(Cpu.Cpu c, ref DecodedOp op) => PushR64K(c, op.R0);
+
+    /// <summary>
+    /// <see cref="PushRm"/> of a 64-bit register in 64-bit mode, where the stack is 8 bytes wide and rSP wraps at
+    /// 64 bits: the value is read before rSP moves, so PUSH RSP stores the old rSP (APM vol. 3 "PUSH").
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int PushR64K(Cpu.Cpu c, int r0)
+    {
+        ref ulong rsp = ref c.GprUnchecked(Reg.RSP);
+        ulong sp = rsp - 8;
+        if (!c.WriteMemInline(SegReg.SS, sp, 8, c.GprUnchecked(r0)))
+        {
+            return ExecStatus.Fault;
+        }
+
+        rsp = sp;
+        return ExecStatus.Continue;
+    }
+
+    internal static int PopR64(Cpu.Cpu c, ref DecodedOp op) => PopR64K(c, op.R0);
+
+    /// <summary>
+    /// <see cref="PopRm"/> into a 64-bit register in 64-bit mode: rSP moves past the value, then the register takes
+    /// it, so POP RSP ends with the popped value (APM vol. 3 "POP").
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int PopR64K(Cpu.Cpu c, int r0)
+    {
+        ref ulong rsp = ref c.GprUnchecked(Reg.RSP);
+        ulong sp = rsp;
+        if (!c.ReadMemInline(SegReg.SS, sp, 8, out ulong v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        rsp = sp + 8;
+        c.GprUnchecked(r0) = v;
+        return ExecStatus.Continue;
     }
 
     /// <summary>

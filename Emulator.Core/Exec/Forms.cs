@@ -99,6 +99,17 @@ public readonly struct AddrRip64 : IAddressing
     public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) => c.NextRip + (ulong)disp;
 }
 
+/// <summary>
+/// 64-bit address size, [index·scale + disp] or [disp] (no base): an <see cref="AddrAny"/> form the interpreter
+/// computes generally; compiled blocks, which know the parts, use this At for it.
+/// </summary>
+public static class AddrNoBase64
+{
+    /// <summary>The address from the operand's parts; <paramref name="index"/> is a register 0–15 or <see cref="Emulator.Core.Cpu.Reg.NoReg"/>.</summary>
+    public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) =>
+        (index < 16 ? c.GprUnchecked(index) << scale : 0) + (ulong)disp;
+}
+
 /// <summary>Any other form (16/32-bit address size, no base, moffs): the general computation.</summary>
 public readonly struct AddrAny : IAddressing
 {

@@ -402,8 +402,8 @@ public sealed class CompiledBlockTests
     {
         // A compiled block calls the memory forms of ALU ops, INC/DEC/NEG/NOT and immediate stores with their
         // register, immediate, segment and address parts as constants (docs/cpu.md, "Compiled blocks"): each form
-        // here has its own registers, widths and addressing (base, base and index, RIP-relative), and flags they set
-        // are read back. On the last pass RDI turns non-canonical, so a memory op in the middle of the compiled
+        // here has its own registers, widths and addressing (base, base and index, RIP-relative, index or absolute
+        // without a base), and flags they set are read back; PUSH and POP of registers take theirs too, RSP included. On the last pass RDI turns non-canonical, so a memory op in the middle of the compiled
         // block raises #GP after the ones before it wrote memory; VectorCatcher's handler for vector 13 halts.
         var outcome = Both(a =>
         {
@@ -442,6 +442,16 @@ public sealed class CompiledBlockTests
             a.or(__qword_ptr[rdi + 192], rcx);
             a.sbb(__qword_ptr[rsi + 200], r8);
             a.add(__qword_ptr[rsi + 8], rcx);
+            a.mov(r9d, __dword_ptr[r10 * 4 + (long)Data + 32]);
+            a.add(r9, __qword_ptr[Data + 8]);
+            a.mov(__dword_ptr[r10 * 8 + (long)Data + 208], r9d);
+            a.push(r9);
+            a.push(rsp);
+            a.pop(rsp);
+            a.pop(rbx);
+            a.push(r12);
+            a.pop(rdx);
+            a.add(rbx, rdx);
             a.dec(ecx);
             a.jnz(top);
             a.hlt();
