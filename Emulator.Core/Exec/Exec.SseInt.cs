@@ -222,9 +222,10 @@ public static unsafe partial class Exec
             return ExecStatus.Fault;
         }
 
-        int imm = (int)op.Imm;
-        Vector128<uint> v = s.AsUInt32();
-        X(c, op.R0) = Vector128.Create(v.GetElement(imm & 3), v.GetElement((imm >> 2) & 3), v.GetElement((imm >> 4) & 3), v.GetElement((imm >> 6) & 3)).AsByte();
+        // Each 2-bit field of imm8 picks a source doubleword: one host shuffle by those four indices.
+        uint imm = (uint)op.Imm;
+        var picks = Vector128.Create(imm, imm >> 2, imm >> 4, imm >> 6) & Vector128.Create(3u);
+        X(c, op.R0) = Vector128.Shuffle(s.AsUInt32(), picks).AsByte();
         return ExecStatus.Continue;
     }
 

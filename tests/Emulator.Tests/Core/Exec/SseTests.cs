@@ -194,6 +194,9 @@ public class SseTests
         yield return C("psrad_xmm", a => a.psrad(xmm0, xmm1), (x, y) => Sse2.ShiftRightArithmetic(x.AsInt32(), y.AsInt32()).AsByte());
         yield return C("psrlq_big", a => a.psrlq(xmm0, xmm1), (x, y) => Sse2.ShiftRightLogical(x.AsInt64(), y.AsInt64()).AsByte());
         yield return C("pshufd_1B", a => a.pshufd(xmm0, xmm1, 0x1B), (x, y) => Sse2.Shuffle(y.AsInt32(), 0x1B).AsByte());
+        yield return C("pshufd_E4", a => a.pshufd(xmm0, xmm1, 0xE4), (x, y) => Sse2.Shuffle(y.AsInt32(), 0xE4).AsByte());
+        yield return C("pshufd_00", a => a.pshufd(xmm0, xmm1, 0x00), (x, y) => Sse2.Shuffle(y.AsInt32(), 0x00).AsByte());
+        yield return C("pshufd_self_B1", a => a.pshufd(xmm0, xmm0, 0xB1), (x, y) => Sse2.Shuffle(x.AsInt32(), 0xB1).AsByte());
         yield return C("pshufhw_9C", a => a.pshufhw(xmm0, xmm1, 0x9C), (x, y) => Sse2.ShuffleHigh(y.AsInt16(), 0x9C).AsByte());
         yield return C("pshuflw_E4", a => a.pshuflw(xmm0, xmm1, 0x72), (x, y) => Sse2.ShuffleLow(y.AsInt16(), 0x72).AsByte());
         yield return C("shufps_B1", a => a.shufps(xmm0, xmm1, 0xB1), (x, y) => Sse.Shuffle(x.AsSingle(), y.AsSingle(), 0xB1).AsByte());
