@@ -7,6 +7,45 @@ public class DataMoveTests
 {
     private const ulong Data = TestGuest.DataBase;
 
+    /// <summary>
+    /// Outside 64-bit mode a memory operand's segment applies on every access, a TLB hit included: the handlers'
+    /// 64-bit shortcut (no look at the mode) is only for operands with a 64-bit address. DS has base 0x10 here, in
+    /// the same page as the offsets used, so an access that skipped the base would hit the TLB at the wrong byte.
+    /// </summary>
+    [Test]
+    public void ProtectedModeMemoryFormsAddTheSegmentBaseOnATlbHit()
+    {
+        using var g = TestGuest.Protected32(a =>
+        {
+            a.mov(ebx, (uint)Data);
+            a.mov(eax, __dword_ptr[ebx]);      // fills the TLB
+            a.mov(ecx, __dword_ptr[ebx]);      // load, TLB hit
+            a.add(edx, __dword_ptr[ebx + 4]);  // ALU register <- memory
+            a.mov(__dword_ptr[ebx + 8], eax);  // store
+            a.add(__dword_ptr[ebx + 12], 5);   // ALU memory <- immediate
+            a.inc(__dword_ptr[ebx + 16]);      // INC on memory
+            a.hlt();
+        });
+        g.Cpu.Seg[SegReg.DS].Base = 0x10;
+        g.Cpu.SegmentLoaded(SegReg.DS);
+        for (ulong i = 0; i < 12; i++)
+        {
+            g.Mem.Write(Data + (i * 4), 4, 100 + i);
+        }
+
+        Assert.That(g.Run(), Is.EqualTo(RunExit.HaltedForever));
+        Assert.Multiple(() =>
+        {
+            Assert.That(g[Reg.RAX], Is.EqualTo(104), "the first load");
+            Assert.That(g[Reg.RCX], Is.EqualTo(104), "a load that hits the TLB");
+            Assert.That(g[Reg.RDX], Is.EqualTo(105));
+            Assert.That(g.ReadPhys(Data + 0x18, 4), Is.EqualTo(104), "the store");
+            Assert.That(g.ReadPhys(Data + 0x1C, 4), Is.EqualTo(107 + 5));
+            Assert.That(g.ReadPhys(Data + 0x20, 4), Is.EqualTo(108 + 1));
+            Assert.That(g.ReadPhys(Data + 0x08, 4), Is.EqualTo(102), "nothing written without the base");
+        });
+    }
+
     /// <summary>32-bit register writes zero the upper half; 8/16-bit writes merge (APM vol. 1 §3.1.2.3).</summary>
     [Test]
     public void MovWidthsLong64()
