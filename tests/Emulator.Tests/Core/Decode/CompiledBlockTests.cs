@@ -367,6 +367,26 @@ public sealed class CompiledBlockTests
         }
     }
 
+    /// <summary>
+    /// Starts a loop of <paramref name="passes"/> passes counted down in ECX (the caller ends it with DEC ECX, JNZ to
+    /// the label returned) whose last pass sets <paramref name="address"/> to a non-canonical address, then enters
+    /// the loop's body by a jump, as every other pass does: the body is the same (compiled) block on every pass, and
+    /// a memory op through that register raises #GP inside it on the last.
+    /// </summary>
+    private static Label LoopTurningNonCanonicalOnLastPass(Assembler a, int passes, AssemblerRegister64 address)
+    {
+        var top = a.CreateLabel();
+        var body = a.CreateLabel();
+        a.mov(ecx, passes);
+        a.Label(ref top);
+        a.cmp(ecx, 1);
+        a.jne(body);
+        a.mov(address, 0x8000_0000_0000_0000UL);
+        a.jmp(body);
+        a.Label(ref body);
+        return top;
+    }
+
     [Test]
     public void AFaultAfterRegisterOnlyOpsReportsTheFaultingInstruction()
     {
@@ -375,16 +395,8 @@ public sealed class CompiledBlockTests
         // must be the interpreter's. VectorCatcher's handler for vector 13 halts.
         var outcome = Both(a =>
         {
-            var top = a.CreateLabel();
-            var load = a.CreateLabel();
             a.mov(rsi, Data);
-            a.mov(ecx, 50);
-            a.Label(ref top);
-            a.cmp(ecx, 1);
-            a.jne(load);
-            a.mov(rsi, 0x8000_0000_0000_0000UL);
-            a.jmp(load); // so the faulting pass enters the same (compiled) block at load
-            a.Label(ref load);
+            var top = LoopTurningNonCanonicalOnLastPass(a, 50, rsi);
             a.add(rax, 3);
             a.mov(rbx, rax);
             a.lea(rdx, __[rbx + rcx * 2]);
@@ -403,22 +415,15 @@ public sealed class CompiledBlockTests
         // A compiled block calls the memory forms of ALU ops, INC/DEC/NEG/NOT and immediate stores with their
         // register, immediate, segment and address parts as constants (docs/cpu.md, "Compiled blocks"): each form
         // here has its own registers, widths and addressing (base, base and index, RIP-relative, index or absolute
-        // without a base), and flags they set are read back; PUSH and POP of registers take theirs too, RSP included. On the last pass RDI turns non-canonical, so a memory op in the middle of the compiled
-        // block raises #GP after the ones before it wrote memory; VectorCatcher's handler for vector 13 halts.
+        // without a base), and flags they set are read back; PUSH and POP of registers take theirs too, RSP
+        // included. On the last pass RDI turns non-canonical, so a memory op in the middle of the compiled block
+        // raises #GP after the ones before it wrote memory; VectorCatcher's handler for vector 13 halts.
         var outcome = Both(a =>
         {
-            var top = a.CreateLabel();
-            var body = a.CreateLabel();
             var constant = a.CreateLabel();
             a.mov(rsi, Data);
             a.mov(rdi, Data);
-            a.mov(ecx, 300);
-            a.Label(ref top);
-            a.cmp(ecx, 1);
-            a.jne(body);
-            a.mov(rdi, 0x8000_0000_0000_0000UL);
-            a.jmp(body); // so the faulting pass enters the same (compiled) block at body
-            a.Label(ref body);
+            var top = LoopTurningNonCanonicalOnLastPass(a, 300, rdi);
             a.mov(r10d, ecx);
             a.and(r10d, 7);
             a.mov(r8, rcx);
