@@ -736,9 +736,7 @@ internal static unsafe class BlockCompiler
         };
         bool immediate = name is nameof(Exec.Exec.MovMI) or nameof(Exec.Exec.AluMI);
         var args = handler.GetGenericArguments();
-        var at = register != null || immediate || name == nameof(Exec.Exec.UnaryM)
-            ? AddressAt(args[^1], ref op)
-            : null;
+        var at = name == nameof(Exec.Exec.LeaR) || IsMemoryAccessForm(name) ? AddressAt(args[^1], ref op) : null;
         if (at == null)
         {
             return false;
@@ -768,6 +766,14 @@ internal static unsafe class BlockCompiler
         il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name + "At", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(args[..^1]));
         return true;
     }
+
+    /// <summary>
+    /// The handlers of a memory operand that go through memory (LEA does not), each with an At form taking the
+    /// segment and the address (<see cref="TryEmitMemoryForm"/>); their addressing kind is their last type argument.
+    /// </summary>
+    private static bool IsMemoryAccessForm(string name) =>
+        name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.MovMI)
+            or nameof(Exec.Exec.AluRM) or nameof(Exec.Exec.AluMR) or nameof(Exec.Exec.AluMI) or nameof(Exec.Exec.UnaryM);
 
     /// <summary>
     /// The At method that computes the op's address from constant parts: its addressing kind's, or for the general
@@ -953,8 +959,7 @@ internal static unsafe class BlockCompiler
     /// </summary>
     private static bool ReadsNextRip(MethodInfo m)
     {
-        if (m.DeclaringType != typeof(Exec.Exec) || m.Name is not (nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR)
-            or nameof(Exec.Exec.MovMI) or nameof(Exec.Exec.AluRM) or nameof(Exec.Exec.AluMR) or nameof(Exec.Exec.AluMI) or nameof(Exec.Exec.UnaryM)))
+        if (m.DeclaringType != typeof(Exec.Exec) || !IsMemoryAccessForm(m.Name))
         {
             return true;
         }

@@ -155,6 +155,24 @@ public sealed class CompiledBlockTests
         a => a.inc(rax), a => a.inc(eax), a => a.dec(ax), a => a.dec(al), a => a.neg(rax), a => a.neg(eax),
     ];
 
+    /// <summary>
+    /// Starts a loop of <paramref name="passes"/> passes counted down in ECX (the caller ends it with DEC ECX, JNZ to
+    /// the label returned) that clears R14, where the caller sums what it checks, and steps R12 through an LCG on
+    /// each pass, so the operands derived from it reach many values.
+    /// </summary>
+    private static Label LcgLoop(Assembler a, int passes)
+    {
+        var top = a.CreateLabel();
+        a.mov(r12, 0x0123_4567_89AB_CDEFUL);
+        a.mov(r15, 0x5851_F42D_4C95_7F2DUL);
+        a.xor(r14, r14);
+        a.mov(ecx, passes);
+        a.Label(ref top);
+        a.imul(r12, r15);
+        a.add(r12, 0x3C6E_F35F);
+        return top;
+    }
+
     [Test]
     public void EachJccConditionAfterEachKindOfFlagsTakesTheInterpretersBranch()
     {
@@ -163,14 +181,7 @@ public sealed class CompiledBlockTests
         // overflow edges by shifting); every taken branch adds its own number to R14, so any wrong outcome shows.
         var outcome = Both(a =>
         {
-            var top = a.CreateLabel();
-            a.mov(r12, 0x0123_4567_89AB_CDEFUL);
-            a.mov(r15, 0x5851_F42D_4C95_7F2DUL);
-            a.xor(r14, r14);
-            a.mov(ecx, 60);
-            a.Label(ref top);
-            a.imul(r12, r15);
-            a.add(r12, 0x3C6E_F35F);
+            var top = LcgLoop(a, 60);
             int n = 0;
             foreach (var setFlags in s_flagSetters)
             {
@@ -208,14 +219,7 @@ public sealed class CompiledBlockTests
         // the flags; every read is folded into R14, and the final RFLAGS is compared as well.
         var outcome = Both(a =>
         {
-            var top = a.CreateLabel();
-            a.mov(r12, 0x0123_4567_89AB_CDEFUL);
-            a.mov(r15, 0x5851_F42D_4C95_7F2DUL);
-            a.xor(r14, r14);
-            a.mov(ecx, 40);
-            a.Label(ref top);
-            a.imul(r12, r15);
-            a.add(r12, 0x3C6E_F35F);
+            var top = LcgLoop(a, 40);
             a.mov(rax, r12);
             a.mov(rbx, r12);
             a.ror(rbx, 17);
