@@ -14,7 +14,7 @@ namespace Emulator.Core.Decode;
 /// end and on every way out (docs/cpu.md, "Compiled blocks"). In 64-bit code the hot blocks of a small loop in one
 /// page share one method and go from block to block inside it (a region, <see cref="Region"/>).
 /// </summary>
-internal static unsafe class BlockCompiler
+internal static unsafe partial class BlockCompiler
 {
     /// <summary>The block ran to its end (or an op ended it) and nobody asked the loop to look around.</summary>
     public const int Completed = -1;
@@ -205,7 +205,8 @@ internal static unsafe class BlockCompiler
             il.DeclareLocal(typeof(int)),
             il.DeclareLocal(typeof(ulong)),
             il.DeclareLocal(typeof(ulong)),
-            il.DefineLabel());
+            il.DefineLabel(),
+            new RegisterLocals(il));
         var starts = new Label[region.Count];
         var enters = new Label[region.Count];
         var tails = new Label[region.Count];
@@ -293,7 +294,7 @@ internal static unsafe class BlockCompiler
     }
 
     /// <summary>The locals and shared labels of a region's method.</summary>
-    private readonly record struct Locals(LocalBuilder Rip, LocalBuilder Next, LocalBuilder Status, LocalBuilder EntryRip, LocalBuilder Epoch, Label Request);
+    private readonly record struct Locals(LocalBuilder Rip, LocalBuilder Next, LocalBuilder Status, LocalBuilder EntryRip, LocalBuilder Epoch, Label Request, RegisterLocals Registers);
 
     /// <summary>
     /// After a block of the region with all its ops retired and committed (the stack is empty): leave if asked to;
@@ -354,6 +355,8 @@ internal static unsafe class BlockCompiler
         var next = locals.Next;
         var st = locals.Status;
         var request = locals.Request;
+        var regs = locals.Registers;
+        regs.StartBlock();
         DecodedOp* ops = pool + blk.Start;
         int count = blk.Count;
         ulong offset = 0;
@@ -384,12 +387,14 @@ internal static unsafe class BlockCompiler
             {
                 // Nothing can observe RIP, NextRip, the counters or the exit request while it runs, and it cannot
                 // fail: its commits are folded into the next op's (or the block's end), which sees the same state.
-                if (!TryEmitWithConstants(il, ref op, target, FlagsDead(targets, i) ? QuietForm : ConstantsForm))
+                if (!TryEmitInLocals(il, ref op, target, FlagsDead(targets, i), regs))
                 {
+                    regs.Flush();
                     EmitHandlerCall(il, ops + i, (nint)op.Handler, target);
+                    il.Emit(OpCodes.Pop);
+                    regs.Forget();
                 }
 
-                il.Emit(OpCodes.Pop);
                 offset += op.Length;
                 owedOps++;
                 owedCycles += op.Cycles;
@@ -397,6 +402,8 @@ internal static unsafe class BlockCompiler
                 continue;
             }
 
+            // Anything else can look at the machine (a fault delivers with every register): write them back first.
+            regs.Flush();
             if (owedOps != 0)
             {
                 EmitCommit(il, rip, offset, wideIp, owedCycles);
@@ -426,10 +433,24 @@ internal static unsafe class BlockCompiler
                 il.Emit(OpCodes.Stfld, s_nextRip);
             }
 
-            // st = op.Handler(c, ref op)
-            if (target == null || !(TryEmitJcc(il, ref op, target, flagsBefore) || TryEmitWithConstants(il, ref op, target)))
+            // st = op.Handler(c, ref op). A Jcc and the memory forms change no register in the vCPU (a load writes
+            // its local); anything else may have changed any.
+            int written = -1;
+            if (target != null && (TryEmitJcc(il, ref op, target, flagsBefore) || TryEmitMemoryForm(il, ref op, target, regs, out written)))
             {
-                EmitHandlerCall(il, ops + i, (nint)op.Handler, target);
+                if (written >= 0)
+                {
+                    regs.Written(written);
+                }
+            }
+            else
+            {
+                if (target == null || !TryEmitStackForm(il, ref op, target))
+                {
+                    EmitHandlerCall(il, ops + i, (nint)op.Handler, target);
+                }
+
+                regs.Forget();
             }
 
             il.Emit(OpCodes.Stloc, st);
@@ -454,6 +475,7 @@ internal static unsafe class BlockCompiler
             il.Emit(OpCodes.Stfld, s_rip);
             EmitAddCycles(il, op.Cycles);
             EmitAddInstructions(il, owedInstructions + 1);
+            regs.EmitStores();
             il.Emit(OpCodes.Br, tail);
 
             // Continue: RIP = next, retire, leave if asked to.
@@ -470,11 +492,13 @@ internal static unsafe class BlockCompiler
                 il.Emit(OpCodes.Ldfld, s_exitRequest);
                 il.Emit(OpCodes.Brfalse, go);
                 EmitAddInstructions(il, owedInstructions);
+                regs.EmitStores();
                 il.Emit(OpCodes.Br, request);
                 il.MarkLabel(go);
             }
         }
 
+        regs.Flush();
         if (owedOps != 0)
         {
             EmitCommit(il, rip, offset, wideIp, owedCycles);
@@ -659,111 +683,112 @@ internal static unsafe class BlockCompiler
     }
 
     /// <summary>
-    /// Calls the form of a handler that takes the op's fields as arguments, passing them as constants so the runtime
-    /// addresses the registers directly: the K form of a register-only handler (the handler itself calls it with
-    /// the op's fields), or for loads, stores and LEA the At forms (<see cref="TryEmitMemoryForm"/>). False: the
-    /// handler has no such form and is called with the op. <paramref name="form"/>: the suffix of the register form,
-    /// <see cref="ConstantsForm"/> or, for an op whose flags are dead (<see cref="FlagsDead"/>), <see cref="QuietForm"/>.
+    /// PUSH and POP of a 64-bit register: the K form, with the register as a constant. False for any other handler.
     /// </summary>
-    private static bool TryEmitWithConstants(ILGenerator il, ref DecodedOp op, MethodInfo handler, string form = ConstantsForm)
+    private static bool TryEmitStackForm(ILGenerator il, ref DecodedOp op, MethodInfo handler)
     {
-        bool imm;
-        switch (handler.Name)
-        {
-            case nameof(Exec.Exec.AluRR):
-            case nameof(Exec.Exec.MovRR):
-            case nameof(Exec.Exec.ImulRR):
-                imm = false;
-                break;
-            case nameof(Exec.Exec.AluRI):
-            case nameof(Exec.Exec.MovRI):
-                imm = true;
-                break;
-            case nameof(Exec.Exec.UnaryR):
-            case nameof(Exec.Exec.PushR64):
-            case nameof(Exec.Exec.PopR64):
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Ldc_I4, (int)op.R0);
-                il.Emit(OpCodes.Call, WithConstants(handler, form));
-                return true;
-            case nameof(Exec.Exec.ShiftRI):
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Ldc_I4, (int)op.R0);
-                il.Emit(OpCodes.Ldc_I4, (int)(byte)op.Imm);
-                il.Emit(OpCodes.Call, WithConstants(handler, form));
-                return true;
-            case nameof(Exec.Exec.ImulRRI):
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Ldc_I4, (int)op.R0);
-                il.Emit(OpCodes.Ldc_I4, (int)op.R1);
-                il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
-                il.Emit(OpCodes.Call, WithConstants(handler, form));
-                return true;
-            default:
-                return TryEmitMemoryForm(il, ref op, handler);
-        }
-
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldc_I4, (int)op.R0);
-        if (imm)
-        {
-            il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
-        }
-        else
-        {
-            il.Emit(OpCodes.Ldc_I4, (int)op.R1);
-        }
-
-        il.Emit(OpCodes.Call, WithConstants(handler, form));
-        return true;
-    }
-
-    /// <summary>
-    /// LEA and the memory forms of loads, stores, ALU ops and INC/DEC/NEG/NOT whose address needs only registers and
-    /// constants (base, base and index, RIP-relative): the address is computed by the addressing kind's At from
-    /// constant parts, then the handler's At form runs with the rest of the op (a register, the immediate, the
-    /// segment) as constants. NextRip is already set (RIP-relative addresses read it).
-    /// </summary>
-    private static bool TryEmitMemoryForm(ILGenerator il, ref DecodedOp op, MethodInfo handler)
-    {
-        // What the At form takes before the segment and the address: a register, the immediate, or nothing.
-        string name = handler.Name;
-        int? register = name switch
-        {
-            nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.LeaR) or nameof(Exec.Exec.AluRM) => op.R0,
-            nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.AluMR) => op.R1,
-            _ => null,
-        };
-        bool immediate = name is nameof(Exec.Exec.MovMI) or nameof(Exec.Exec.AluMI);
-        var args = handler.GetGenericArguments();
-        var at = name == nameof(Exec.Exec.LeaR) || IsMemoryAccessForm(name) ? AddressAt(args[^1], ref op) : null;
-        if (at == null)
+        if (handler.DeclaringType != typeof(Exec.Exec) || handler.Name is not (nameof(Exec.Exec.PushR64) or nameof(Exec.Exec.PopR64)))
         {
             return false;
         }
 
         il.Emit(OpCodes.Ldarg_1);
-        if (register is int r)
+        il.Emit(OpCodes.Ldc_I4, (int)op.R0);
+        il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(handler.Name + "K", BindingFlags.Static | BindingFlags.NonPublic)!);
+        return true;
+    }
+
+    /// <summary>
+    /// LEA and the memory forms of loads, stores, ALU ops and INC/DEC/NEG/NOT whose address the block computes (from
+    /// its register locals, <see cref="AddressFromLocals"/>, or RIP-relative): the handler's At form with the
+    /// register it reads as a value, the one it writes as its local's address (<paramref name="written"/>, else -1),
+    /// the immediate and the segment as constants. NextRip is already set (RIP-relative addresses read it).
+    /// </summary>
+    private static bool TryEmitMemoryForm(ILGenerator il, ref DecodedOp op, MethodInfo handler, RegisterLocals regs, out int written)
+    {
+        written = -1;
+        string name = handler.Name;
+        bool lea = name == nameof(Exec.Exec.LeaR);
+        if (handler.DeclaringType != typeof(Exec.Exec) || !(lea || IsMemoryAccessForm(name)))
         {
-            il.Emit(OpCodes.Ldc_I4, r);
+            return false;
         }
-        else if (immediate)
+
+        var args = handler.GetGenericArguments();
+        var addressing = args[^1];
+        bool fromLocals = AddressFromLocals(addressing, ref op);
+        if (!fromLocals && addressing != typeof(Exec.Forms.AddrRip64))
+        {
+            return false;
+        }
+
+        // What the At form takes before the segment: the register it writes, the one it reads, the immediate.
+        bool writes = name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.LeaR) || (name == nameof(Exec.Exec.AluRM) && WritesFirstOperand(handler));
+        bool readsFirst = name == nameof(Exec.Exec.AluRM) || (writes && IsNarrow(args));
+        if (readsFirst)
+        {
+            regs.Load(op.R0);
+        }
+
+        bool source = name is nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.AluMR);
+        if (source)
+        {
+            regs.Load(op.R1);
+        }
+
+        if (fromLocals)
+        {
+            LoadAddressRegisters(ref op, regs);
+        }
+
+        il.Emit(OpCodes.Ldarg_1);
+        if (name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.LeaR) or nameof(Exec.Exec.AluRM))
+        {
+            regs.PushAddress(op.R0);
+        }
+        else if (source)
+        {
+            regs.PushValue(op.R1);
+        }
+        else if (name is nameof(Exec.Exec.MovMI) or nameof(Exec.Exec.AluMI))
         {
             il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
         }
 
-        if (name != nameof(Exec.Exec.LeaR))
+        if (!lea)
         {
             il.Emit(OpCodes.Ldc_I4, (int)op.Seg);
         }
 
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldc_I4, (int)op.Base);
-        il.Emit(OpCodes.Ldc_I4, (int)op.Index);
-        il.Emit(OpCodes.Ldc_I4, (int)op.Scale);
-        il.Emit(OpCodes.Ldc_I8, op.Disp);
-        il.Emit(OpCodes.Call, at);
-        il.Emit(OpCodes.Call, typeof(Exec.Exec).GetMethod(name + "At", BindingFlags.Static | BindingFlags.NonPublic)!.MakeGenericMethod(args[..^1]));
+        if (fromLocals)
+        {
+            EmitAddressOf(il, ref op, addressing, regs);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldc_I4, (int)op.Base);
+            il.Emit(OpCodes.Ldc_I4, (int)op.Index);
+            il.Emit(OpCodes.Ldc_I4, (int)op.Scale);
+            il.Emit(OpCodes.Ldc_I8, op.Disp);
+            il.Emit(OpCodes.Call, typeof(Exec.Forms.AddrRip64).GetMethod(nameof(Exec.Forms.AddrRip64.At))!);
+        }
+
+        if (lea)
+        {
+            il.Emit(OpCodes.Call, ValueForm(nameof(Exec.Exec.MovV), args[..^1]));
+            il.Emit(OpCodes.Ldc_I4, ExecStatus.Continue);
+        }
+        else
+        {
+            il.Emit(OpCodes.Call, ValueForm(name + "At", args[..^1]));
+        }
+
+        if (writes)
+        {
+            written = op.R0;
+        }
+
         return true;
     }
 
@@ -774,26 +799,6 @@ internal static unsafe class BlockCompiler
     private static bool IsMemoryAccessForm(string name) =>
         name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.MovMI)
             or nameof(Exec.Exec.AluRM) or nameof(Exec.Exec.AluMR) or nameof(Exec.Exec.AluMI) or nameof(Exec.Exec.UnaryM);
-
-    /// <summary>
-    /// The At method that computes the op's address from constant parts: its addressing kind's, or for the general
-    /// kind (<see cref="Exec.Forms.AddrAny"/>) with a 64-bit address and no base (an index, an absolute
-    /// displacement) <see cref="Exec.Forms.AddrNoBase64.At"/>; null for the other general forms.
-    /// </summary>
-    private static MethodInfo? AddressAt(Type addressing, ref DecodedOp op)
-    {
-        if (addressing == typeof(Exec.Forms.AddrAny))
-        {
-            if (op.AddrSize != 8 || op.Base != Reg.NoReg || (op.Index != Reg.NoReg && op.Index >= 16))
-            {
-                return null;
-            }
-
-            addressing = typeof(Exec.Forms.AddrNoBase64);
-        }
-
-        return addressing.GetMethod("At", BindingFlags.Static | BindingFlags.Public);
-    }
 
     /// <summary>The lazy-flags kind and size an op of the block left, where known (<see cref="FlagsAfter"/>).</summary>
     private readonly record struct KnownFlags(LazyFlags Kind, int Size);
@@ -934,22 +939,6 @@ internal static unsafe class BlockCompiler
         m != null && IsRegisterOnly(m)
         && (m.Name is nameof(Exec.Exec.MovRR) or nameof(Exec.Exec.MovRI) or nameof(Exec.Exec.LeaR)
             || (m.Name == nameof(Exec.Exec.UnaryR) && m.GetGenericArguments()[0] == typeof(Exec.Exec.NotOp)));
-
-    /// <summary>The suffix of a handler's form that takes the op's fields as arguments (AluRR → AluRRK).</summary>
-    private const string ConstantsForm = "K";
-
-    /// <summary>
-    /// The suffix of that form without the flags, for an op whose flags are dead (AluRR → AluRRQuietK,
-    /// <see cref="Exec.Exec.AluRRQuietK{T, TW}"/>): same arguments, the result alone.
-    /// </summary>
-    private const string QuietForm = "QuietK";
-
-    /// <summary>The <paramref name="form"/> of a handler (<see cref="ConstantsForm"/>, <see cref="QuietForm"/>), instantiated as the handler is when generic.</summary>
-    private static MethodInfo WithConstants(MethodInfo handler, string form)
-    {
-        var m = typeof(Exec.Exec).GetMethod(handler.Name + form, BindingFlags.Static | BindingFlags.NonPublic)!;
-        return handler.IsGenericMethod ? m.MakeGenericMethod(handler.GetGenericArguments()) : m;
-    }
 
     /// <summary>
     /// False for the memory forms of moves, ALU ops and INC/DEC/NEG/NOT whose address needs no RIP (base, base and

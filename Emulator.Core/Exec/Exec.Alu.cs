@@ -278,70 +278,50 @@ public static unsafe partial class Exec
     internal static int AluRR<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
-        => AluRRK<T, TW>(c, op.R0, op.R1);
+    {
+        AluV<T, TW>(c, ref c.GprUnchecked(op.R0), c.GprUnchecked(op.R1));
+        return ExecStatus.Continue;
+    }
 
-    /// <summary><see cref="AluRR{T, TW}"/> with its registers as arguments (compiled blocks pass constants).</summary>
+    /// <summary>
+    /// <see cref="AluRR{T, TW}"/> and <see cref="AluRI{T, TW}"/> on a register's value: <paramref name="dst"/> op=
+    /// <paramref name="src"/> (a register's value or the immediate), flags recorded. Compiled blocks pass the
+    /// registers they hold in locals (docs/cpu.md, "Registers in locals").
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int AluRRK<T, TW>(Cpu.Cpu c, int r0, int r1)
+    internal static void AluV<T, TW>(Cpu.Cpu c, ref ulong dst, ulong src)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
     {
-        ulong src = Narrow<TW>(c.GprUnchecked(r1));
-        ref ulong dst = ref c.GprUnchecked(r0);
-        ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), src);
+        ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), Narrow<TW>(src));
         if (T.Writes)
         {
             Store<TW>(ref dst, r);
         }
-
-        return ExecStatus.Continue;
     }
 
     /// <summary><see cref="Binary{T}"/>, register ← immediate.</summary>
     internal static int AluRI<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
-        => AluRIK<T, TW>(c, op.R0, op.Imm);
-
-    /// <summary><see cref="AluRI{T, TW}"/> with its register and immediate as arguments.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int AluRIK<T, TW>(Cpu.Cpu c, int r0, ulong imm)
-        where T : struct, IBinaryOp
-        where TW : struct, IDataWidth
     {
-        ref ulong dst = ref c.GprUnchecked(r0);
-        ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), Narrow<TW>(imm));
-        if (T.Writes)
-        {
-            Store<TW>(ref dst, r);
-        }
-
+        AluV<T, TW>(c, ref c.GprUnchecked(op.R0), op.Imm);
         return ExecStatus.Continue;
     }
 
     /// <summary>
-    /// <see cref="AluRRK{T, TW}"/> without the flags, for a compiled block where a later op sets them all before
+    /// <see cref="AluV{T, TW}"/> without the flags, for a compiled block where a later op sets them all before
     /// anything can read them: CMP and TEST then do nothing.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int AluRRQuietK<T, TW>(Cpu.Cpu c, int r0, int r1)
-        where T : struct, IPlainBinaryOp
-        where TW : struct, IDataWidth
-        => AluRIQuietK<T, TW>(c, r0, c.GprUnchecked(r1));
-
-    /// <summary><see cref="AluRIK{T, TW}"/> without the flags (<see cref="AluRRQuietK{T, TW}"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int AluRIQuietK<T, TW>(Cpu.Cpu c, int r0, ulong imm)
+    internal static void AluQuietV<T, TW>(Cpu.Cpu c, ref ulong dst, ulong src)
         where T : struct, IPlainBinaryOp
         where TW : struct, IDataWidth
     {
         if (T.Writes)
         {
-            ref ulong dst = ref c.GprUnchecked(r0);
-            Store<TW>(ref dst, T.Result(Narrow<TW>(dst), Narrow<TW>(imm)));
+            Store<TW>(ref dst, T.Result(Narrow<TW>(dst), Narrow<TW>(src)));
         }
-
-        return ExecStatus.Continue;
     }
 
     /// <summary><see cref="Binary{T}"/>, register ← memory.</summary>
@@ -349,11 +329,14 @@ public static unsafe partial class Exec
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => AluRMAt<T, TW>(c, op.R0, op.Seg, TA.Ea(c, ref op));
+        => AluRMAt<T, TW>(c, ref c.GprUnchecked(op.R0), op.Seg, TA.Ea(c, ref op));
 
-    /// <summary><see cref="AluRM{T, TW, TA}"/> once the address is known (compiled blocks pass the rest as constants).</summary>
+    /// <summary>
+    /// <see cref="AluRM{T, TW, TA}"/> once the address is known, on the register <paramref name="dst"/> (compiled
+    /// blocks pass a local and the rest as constants); the register is written only when the read succeeded.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int AluRMAt<T, TW>(Cpu.Cpu c, int r0, int seg, ulong ea)
+    internal static int AluRMAt<T, TW>(Cpu.Cpu c, ref ulong dst, int seg, ulong ea)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
     {
@@ -363,7 +346,6 @@ public static unsafe partial class Exec
             return ExecStatus.Fault;
         }
 
-        ref ulong dst = ref c.GprUnchecked(r0);
         ulong r = T.Apply(c, TW.Bytes, Narrow<TW>(dst), src);
         if (T.Writes)
         {
@@ -378,14 +360,14 @@ public static unsafe partial class Exec
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => AluMRAt<T, TW>(c, op.R1, op.Seg, TA.Ea(c, ref op));
+        => AluMRAt<T, TW>(c, c.GprUnchecked(op.R1), op.Seg, TA.Ea(c, ref op));
 
-    /// <summary><see cref="AluMR{T, TW, TA}"/> once the address is known.</summary>
+    /// <summary><see cref="AluMR{T, TW, TA}"/> once the address is known, with the source register's value.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int AluMRAt<T, TW>(Cpu.Cpu c, int r1, int seg, ulong ea)
+    internal static int AluMRAt<T, TW>(Cpu.Cpu c, ulong src, int seg, ulong ea)
         where T : struct, IBinaryOp
         where TW : struct, IDataWidth
-        => AluMemory<T, TW>(c, seg, ea, Narrow<TW>(c.GprUnchecked(r1)));
+        => AluMemory<T, TW>(c, seg, ea, Narrow<TW>(src));
 
     /// <summary><see cref="Binary{T}"/>, memory ← immediate.</summary>
     internal static int AluMI<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)
@@ -431,29 +413,24 @@ public static unsafe partial class Exec
     internal static int UnaryR<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IUnaryOp
         where TW : struct, IDataWidth
-        => UnaryRK<T, TW>(c, op.R0);
+    {
+        UnaryV<T, TW>(c, ref c.GprUnchecked(op.R0));
+        return ExecStatus.Continue;
+    }
 
-    /// <summary><see cref="UnaryR{T, TW}"/> with its register as an argument.</summary>
+    /// <summary><see cref="UnaryR{T, TW}"/> on a register's value (<see cref="AluV{T, TW}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int UnaryRK<T, TW>(Cpu.Cpu c, int r0)
+    internal static void UnaryV<T, TW>(Cpu.Cpu c, ref ulong dst)
         where T : struct, IUnaryOp
         where TW : struct, IDataWidth
-    {
-        ref ulong dst = ref c.GprUnchecked(r0);
-        Store<TW>(ref dst, T.Apply(c, TW.Bytes, Narrow<TW>(dst)));
-        return ExecStatus.Continue;
-    }
+        => Store<TW>(ref dst, T.Apply(c, TW.Bytes, Narrow<TW>(dst)));
 
-    /// <summary><see cref="UnaryRK{T, TW}"/> without the flags (<see cref="AluRRQuietK{T, TW}"/>).</summary>
+    /// <summary><see cref="UnaryV{T, TW}"/> without the flags (<see cref="AluQuietV{T, TW}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int UnaryRQuietK<T, TW>(Cpu.Cpu c, int r0)
+    internal static void UnaryQuietV<T, TW>(Cpu.Cpu c, ref ulong dst)
         where T : struct, IPlainUnaryOp
         where TW : struct, IDataWidth
-    {
-        ref ulong dst = ref c.GprUnchecked(r0);
-        Store<TW>(ref dst, T.Result(Narrow<TW>(dst)));
-        return ExecStatus.Continue;
-    }
+        => Store<TW>(ref dst, T.Result(Narrow<TW>(dst)));
 
     /// <summary><see cref="Unary{T}"/> on memory.</summary>
     internal static int UnaryM<T, TW, TA>(Cpu.Cpu c, ref DecodedOp op)

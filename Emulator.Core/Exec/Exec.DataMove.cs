@@ -371,38 +371,38 @@ public static unsafe partial class Exec
 
     internal static int MovRR<TW>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
-        => MovRRK<TW>(c, op.R0, op.R1);
-
-    /// <summary><see cref="MovRR{TW}"/> with its registers as arguments (compiled blocks pass constants).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int MovRRK<TW>(Cpu.Cpu c, int r0, int r1)
-        where TW : struct, IDataWidth
     {
-        Store<TW>(ref c.GprUnchecked(r0), c.GprUnchecked(r1));
+        MovV<TW>(c, ref c.GprUnchecked(op.R0), c.GprUnchecked(op.R1));
         return ExecStatus.Continue;
     }
 
     internal static int MovRI<TW>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
-        => MovRIK<TW>(c, op.R0, op.Imm);
-
-    /// <summary><see cref="MovRI{TW}"/> with its register and immediate as arguments.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int MovRIK<TW>(Cpu.Cpu c, int r0, ulong imm)
-        where TW : struct, IDataWidth
     {
-        Store<TW>(ref c.GprUnchecked(r0), imm);
+        MovV<TW>(c, ref c.GprUnchecked(op.R0), op.Imm);
         return ExecStatus.Continue;
     }
+
+    /// <summary>
+    /// MOV to a register's value, and LEA's write of its address: <paramref name="v"/> at the width (compiled blocks
+    /// pass the registers they hold in locals; docs/cpu.md, "Registers in locals").
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void MovV<TW>(Cpu.Cpu c, ref ulong dst, ulong v)
+        where TW : struct, IDataWidth
+        => Store<TW>(ref dst, v);
 
     internal static int MovRM<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => MovRMAt<TW>(c, op.R0, op.Seg, TA.Ea(c, ref op));
+        => MovRMAt<TW>(c, ref c.GprUnchecked(op.R0), op.Seg, TA.Ea(c, ref op));
 
-    /// <summary><see cref="MovRM{TW, TA}"/> once the address is known (compiled blocks pass the rest as constants).</summary>
+    /// <summary>
+    /// <see cref="MovRM{TW, TA}"/> once the address is known, into the register <paramref name="dst"/> (compiled
+    /// blocks pass a local and the rest as constants); the register is written only when the read succeeded.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int MovRMAt<TW>(Cpu.Cpu c, int r0, int seg, ulong ea)
+    internal static int MovRMAt<TW>(Cpu.Cpu c, ref ulong dst, int seg, ulong ea)
         where TW : struct, IDataWidth
     {
         if (!c.ReadMemInline(seg, ea, TW.Bytes, out ulong v))
@@ -410,20 +410,20 @@ public static unsafe partial class Exec
             return ExecStatus.Fault;
         }
 
-        Store<TW>(ref c.GprUnchecked(r0), v);
+        Store<TW>(ref dst, v);
         return ExecStatus.Continue;
     }
 
     internal static int MovMR<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => MovMRAt<TW>(c, op.R1, op.Seg, TA.Ea(c, ref op));
+        => MovMRAt<TW>(c, c.GprUnchecked(op.R1), op.Seg, TA.Ea(c, ref op));
 
-    /// <summary><see cref="MovMR{TW, TA}"/> once the address is known.</summary>
+    /// <summary><see cref="MovMR{TW, TA}"/> once the address is known, with the source register's value.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int MovMRAt<TW>(Cpu.Cpu c, int r1, int seg, ulong ea)
+    internal static int MovMRAt<TW>(Cpu.Cpu c, ulong src, int seg, ulong ea)
         where TW : struct, IDataWidth
-        => c.WriteMemInline(seg, ea, TW.Bytes, c.GprUnchecked(r1)) ? ExecStatus.Continue : ExecStatus.Fault;
+        => c.WriteMemInline(seg, ea, TW.Bytes, src) ? ExecStatus.Continue : ExecStatus.Fault;
 
     internal static int MovMI<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
@@ -456,14 +456,8 @@ public static unsafe partial class Exec
     internal static int LeaR<TW, TA>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
         where TA : struct, IAddressing
-        => LeaRAt<TW>(c, op.R0, TA.Ea(c, ref op));
-
-    /// <summary><see cref="LeaR{TW, TA}"/> once the address is known.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int LeaRAt<TW>(Cpu.Cpu c, int r0, ulong ea)
-        where TW : struct, IDataWidth
     {
-        Store<TW>(ref c.GprUnchecked(r0), ea);
+        MovV<TW>(c, ref c.GprUnchecked(op.R0), TA.Ea(c, ref op));
         return ExecStatus.Continue;
     }
 

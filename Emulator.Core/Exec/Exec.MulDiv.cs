@@ -207,54 +207,38 @@ public static unsafe partial class Exec
     /// <summary><see cref="Imul"/>, reg ← reg × reg.</summary>
     internal static int ImulRR<TW>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
-        => ImulRRK<TW>(c, op.R0, op.R1);
-
-    /// <summary><see cref="ImulRR{TW}"/> with its registers as arguments (compiled blocks pass constants).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int ImulRRK<TW>(Cpu.Cpu c, int r0, int r1)
-        where TW : struct, IDataWidth
     {
-        ref ulong dst = ref c.GprUnchecked(r0);
-        ImulInto<TW>(c, ref dst, (long)SignExtend(dst, TW.Bytes), (long)SignExtend(c.GprUnchecked(r1), TW.Bytes));
+        ref ulong dst = ref c.GprUnchecked(op.R0);
+        ImulV<TW>(c, ref dst, dst, c.GprUnchecked(op.R1));
         return ExecStatus.Continue;
     }
 
     /// <summary><see cref="Imul"/>, reg ← reg × imm.</summary>
     internal static int ImulRRI<TW>(Cpu.Cpu c, ref DecodedOp op)
         where TW : struct, IDataWidth
-        => ImulRRIK<TW>(c, op.R0, op.R1, op.Imm);
-
-    /// <summary><see cref="ImulRRI{TW}"/> with its registers and immediate as arguments.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int ImulRRIK<TW>(Cpu.Cpu c, int r0, int r1, ulong imm)
-        where TW : struct, IDataWidth
     {
-        long b = (long)SignExtend(c.GprUnchecked(r1), TW.Bytes);
-        ImulInto<TW>(c, ref c.GprUnchecked(r0), (long)SignExtend(imm, TW.Bytes), b);
+        ImulV<TW>(c, ref c.GprUnchecked(op.R0), c.GprUnchecked(op.R1), op.Imm);
         return ExecStatus.Continue;
     }
 
     /// <summary>
-    /// <see cref="ImulRRK{TW}"/> without the flags, for a compiled block where a later op sets them all before anything
+    /// Two- and three-operand IMUL on register values: <paramref name="dst"/> = <paramref name="a"/> ×
+    /// <paramref name="b"/>, both sign-extended from the width (compiled blocks pass the registers they hold in
+    /// locals; docs/cpu.md, "Registers in locals").
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ImulV<TW>(Cpu.Cpu c, ref ulong dst, ulong a, ulong b)
+        where TW : struct, IDataWidth
+        => ImulInto<TW>(c, ref dst, (long)SignExtend(a, TW.Bytes), (long)SignExtend(b, TW.Bytes));
+
+    /// <summary>
+    /// <see cref="ImulV{TW}"/> without the flags, for a compiled block where a later op sets them all before anything
     /// reads them: the low bits of a product are the same signed or unsigned.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int ImulRRQuietK<TW>(Cpu.Cpu c, int r0, int r1)
+    internal static void ImulQuietV<TW>(Cpu.Cpu c, ref ulong dst, ulong a, ulong b)
         where TW : struct, IDataWidth
-    {
-        ref ulong dst = ref c.GprUnchecked(r0);
-        Store<TW>(ref dst, dst * c.GprUnchecked(r1));
-        return ExecStatus.Continue;
-    }
-
-    /// <summary><see cref="ImulRRIK{TW}"/> without the flags (<see cref="ImulRRQuietK{TW}"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int ImulRRIQuietK<TW>(Cpu.Cpu c, int r0, int r1, ulong imm)
-        where TW : struct, IDataWidth
-    {
-        Store<TW>(ref c.GprUnchecked(r0), c.GprUnchecked(r1) * imm);
-        return ExecStatus.Continue;
-    }
+        => Store<TW>(ref dst, a * b);
 
     /// <summary>The truncated product of two sign-extended operands into <paramref name="dst"/>, flags as <see cref="Imul"/> sets them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -101,25 +101,32 @@ public static unsafe partial class Exec
     internal static int ShiftRC<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IShiftOp
         where TW : struct, IDataWidth
-        => ShiftRIK<T, TW>(c, op.R0, (int)(byte)c.Gpr[Reg.RCX]);
+    {
+        ShiftV<T, TW>(c, ref c.GprUnchecked(op.R0), (int)(byte)c.Gpr[Reg.RCX]);
+        return ExecStatus.Continue;
+    }
 
     /// <summary><see cref="Shift{T}"/> of a register by an immediate (1 for the D0/D1 forms).</summary>
     internal static int ShiftRI<T, TW>(Cpu.Cpu c, ref DecodedOp op)
         where T : struct, IShiftOp
         where TW : struct, IDataWidth
-        => ShiftRIK<T, TW>(c, op.R0, (int)(byte)op.Imm);
+    {
+        ShiftV<T, TW>(c, ref c.GprUnchecked(op.R0), (int)(byte)op.Imm);
+        return ExecStatus.Continue;
+    }
 
-    /// <summary>A register shifted by <paramref name="raw"/> (masked here as the count is; compiled blocks pass constants).</summary>
+    /// <summary>
+    /// A register's value shifted by <paramref name="raw"/>, masked here as the count is (compiled blocks pass the
+    /// registers they hold in locals and an immediate count as a constant; docs/cpu.md, "Registers in locals").
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int ShiftRIK<T, TW>(Cpu.Cpu c, int r0, int raw)
+    internal static void ShiftV<T, TW>(Cpu.Cpu c, ref ulong dst, int raw)
         where T : struct, IShiftOp
         where TW : struct, IDataWidth
     {
         int count = raw & (TW.Bytes == 8 ? 0x3F : 0x1F);
-        ref ulong dst = ref c.GprUnchecked(r0);
         ulong d = Narrow<TW>(dst);
         Store<TW>(ref dst, count == 0 ? d : T.Apply(c, TW.Bytes, d, count));
-        return ExecStatus.Continue;
     }
 
     private static void SetCfOf(Cpu.Cpu c, bool cf, bool of)

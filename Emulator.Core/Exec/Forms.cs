@@ -77,7 +77,10 @@ public readonly struct AddrBase64 : IAddressing
     public static ulong Ea(Emulator.Core.Cpu.Cpu c, ref Emulator.Core.Decode.DecodedOp op) => At(c, op.Base, op.Index, op.Scale, op.Disp);
 
     /// <summary>The address from the operand's parts (compiled blocks pass them as constants).</summary>
-    public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) => c.GprUnchecked(@base) + (ulong)disp;
+    public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) => Of(c.GprUnchecked(@base), 0, scale, disp);
+
+    /// <summary>The address from the base register's value (compiled blocks pass the registers they hold in locals).</summary>
+    public static ulong Of(ulong @base, ulong index, int scale, long disp) => @base + (ulong)disp;
 }
 
 /// <summary>64-bit address size, [base + index·scale + disp].</summary>
@@ -87,7 +90,10 @@ public readonly struct AddrBaseIndex64 : IAddressing
 
     /// <summary>The address from the operand's parts (compiled blocks pass them as constants).</summary>
     public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) =>
-        c.GprUnchecked(@base) + (c.GprUnchecked(index) << scale) + (ulong)disp;
+        Of(c.GprUnchecked(@base), c.GprUnchecked(index), scale, disp);
+
+    /// <summary>The address from the base and index registers' values (compiled blocks pass the registers they hold in locals).</summary>
+    public static ulong Of(ulong @base, ulong index, int scale, long disp) => @base + (index << scale) + (ulong)disp;
 }
 
 /// <summary>64-bit address size, [rip + disp] (disp relative to the next instruction).</summary>
@@ -107,7 +113,10 @@ public static class AddrNoBase64
 {
     /// <summary>The address from the operand's parts; <paramref name="index"/> is a register 0–15 or <see cref="Emulator.Core.Cpu.Reg.NoReg"/>.</summary>
     public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) =>
-        (index < 16 ? c.GprUnchecked(index) << scale : 0) + (ulong)disp;
+        Of(0, index < 16 ? c.GprUnchecked(index) : 0, scale, disp);
+
+    /// <summary>The address from the index register's value, 0 for none (compiled blocks pass the registers they hold in locals).</summary>
+    public static ulong Of(ulong @base, ulong index, int scale, long disp) => (index << scale) + (ulong)disp;
 }
 
 /// <summary>Any other form (16/32-bit address size, no base, moffs): the general computation.</summary>

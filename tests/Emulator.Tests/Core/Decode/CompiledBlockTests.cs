@@ -471,6 +471,99 @@ public sealed class CompiledBlockTests
     }
 
     [Test]
+    public void RegistersHeldInLocalsAreWrittenBackWhereverTheMachineCanSeeThem()
+    {
+        // A compiled block keeps the registers its register-only ops and memory forms use in locals (docs/cpu.md,
+        // "Registers in locals"): here every width of those ops writes registers held so (8- and 16-bit writes keep
+        // the rest, 32-bit ones clear the top), a register is both source and destination, loads write held
+        // registers, stores and addresses read them, and ops the block calls without its locals (MUL, CPUID, XCHG,
+        // PUSH and POP, CMOVcc, BSWAP) read registers just written in locals and write ones held before. On the last
+        // pass RDI turns non-canonical, so the load through it raises #GP after register ops changed six registers;
+        // VectorCatcher's handler for vector 13 halts, and the registers must be the interpreter's.
+        var outcome = Both(a =>
+        {
+            a.mov(rsi, Data);
+            a.mov(rdi, Data);
+            a.mov(rax, 0x1111_2222_3333_4444UL);
+            a.mov(rbx, 0x5555_6666_7777_8888UL);
+            var top = LoopTurningNonCanonicalOnLastPass(a, 200, rdi);
+            a.add(al, bl);
+            a.sub(bx, ax);
+            a.xor(edx, edx);
+            a.add(rdx, rcx);
+            a.imul(r8, rdx, 0x35);
+            a.imul(r8, rax);
+            a.lea(r9d, __[r8 + rcx * 4 + 8]);
+            a.lea(r10w, __[r9 + 3]);
+            a.mov(r11, r10);
+            a.shl(r11, 3);
+            a.mov(r12d, ecx);
+            a.and(r12d, 31);
+            a.xchg(r12, rcx);
+            a.shr(rax, cl);
+            a.xchg(r12, rcx);
+            a.not(r11w);
+            a.neg(r9);
+            a.add(rax, rax);
+            a.mov(__qword_ptr[rsi + 8], rax);
+            a.mov(r13b, __byte_ptr[rsi + 8]);
+            a.mov(r14w, __word_ptr[rsi + r12 * 2 + 16]);
+            a.add(r14w, r13w);
+            a.mov(__word_ptr[rsi + r12 * 2 + 16], r14w);
+            a.mov(r15, __qword_ptr[rdi + 8]);
+            a.add(r15, rbx);
+            a.add(__qword_ptr[rsi + 96], r15);
+            a.mov(r13, rax);
+            a.mul(rbx);
+            a.add(rdx, r13);
+            a.push(rax);
+            a.sub(rsp, 8);
+            a.add(rsp, 8);
+            a.pop(r13);
+            a.xor(r13, rdx);
+            a.cmp(r13, r11);
+            a.cmovb(r11, r13);
+            a.bswap(r11);
+            a.add(r11, 1);
+            a.mov(__qword_ptr[rsi + r12 * 4 + 128], r11);
+            a.mov(r10d, eax);
+            a.push(rcx);
+            a.mov(eax, 0);
+            a.cpuid();
+            a.pop(rcx);
+            a.add(rbx, r10);
+            a.add(rbx, rax);
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        }, vectors: true);
+        Assert.That(outcome.Rip, Is.EqualTo(VectorCatcher.HandlerBase + 13 + 1), "#GP delivered");
+    }
+
+    [Test]
+    public void ABlockCutAfterRegisterOnlyOpsWritesTheirRegistersBack()
+    {
+        // A decoded block ends after BlockCache.MaxBlockOps ops: the loop's body is 70 register-only ops, so its
+        // first block ends with ops whose registers a compiled block holds in locals, and the next block (compiled
+        // or not) must find them in the vCPU.
+        Both(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 100);
+            a.Label(ref top);
+            for (int i = 0; i < 35; i++)
+            {
+                a.add(rax, rcx);
+                a.xor(rbx, rax);
+            }
+
+            a.dec(ecx);
+            a.jnz(top);
+            a.hlt();
+        });
+    }
+
+    [Test]
     public void CodeRewrittenAfterItWasCompiledRunsAsWritten()
     {
         // A function on its own page returns an immediate the loop rewrites on every pass, then calls it three

@@ -1,0 +1,302 @@
+using System.Reflection;
+using System.Reflection.Emit;
+
+namespace Emulator.Core.Decode;
+
+/// <summary>Guest registers a compiled block holds in locals of its method (docs/cpu.md, "Registers in locals").</summary>
+internal static partial class BlockCompiler
+{
+    private static readonly MethodInfo s_gpr = typeof(Cpu.Cpu).GetMethod(nameof(Cpu.Cpu.GprUnchecked))!;
+
+    /// <summary>
+    /// The general registers one block of a region's method keeps in locals (one ulong local per register, shared by
+    /// the region's blocks), so the runtime can keep them in host registers: a register is read from the vCPU once
+    /// (<see cref="Load"/>) and written back (<see cref="Flush"/>) before anything that can look at the machine
+    /// runs, an op that can fault included, and at the block's end. What is held is forgotten at every block's start
+    /// (a block is entered from several places) and after any op the block calls without its registers
+    /// (<see cref="Forget"/>), which may have changed any of them.
+    /// </summary>
+    private sealed class RegisterLocals(ILGenerator il)
+    {
+        private readonly LocalBuilder?[] _locals = new LocalBuilder?[16];
+
+        // Bit r: the local holds register r's value; the local is newer than the vCPU's register.
+        private int _held;
+        private int _dirty;
+
+        /// <summary>A block starts: nothing is held.</summary>
+        public void StartBlock()
+        {
+            _held = 0;
+            _dirty = 0;
+        }
+
+        /// <summary>Makes the local hold register <paramref name="r"/> (reads it from the vCPU unless it does).</summary>
+        public void Load(int r)
+        {
+            if ((_held & (1 << r)) != 0)
+            {
+                return;
+            }
+
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldc_I4, r);
+            il.Emit(OpCodes.Call, s_gpr);
+            il.Emit(OpCodes.Ldind_I8);
+            il.Emit(OpCodes.Stloc, Local(r));
+            _held |= 1 << r;
+        }
+
+        /// <summary>Pushes register <paramref name="r"/>'s value (<see cref="Load"/> first).</summary>
+        public void PushValue(int r) => il.Emit(OpCodes.Ldloc, Local(r));
+
+        /// <summary>Pushes the address of register <paramref name="r"/>'s local, for an op to write (then <see cref="Written"/>).</summary>
+        public void PushAddress(int r) => il.Emit(OpCodes.Ldloca, Local(r));
+
+        /// <summary>The code just emitted left register <paramref name="r"/>'s whole value in its local.</summary>
+        public void Written(int r)
+        {
+            _held |= 1 << r;
+            _dirty |= 1 << r;
+        }
+
+        /// <summary>Writes the registers changed since the last flush back to the vCPU and keeps holding them.</summary>
+        public void Flush()
+        {
+            EmitStores();
+            _dirty = 0;
+        }
+
+        /// <summary>
+        /// The write-back of <see cref="Flush"/> on a side path (a way out of the block), leaving the main path's
+        /// state as it is.
+        /// </summary>
+        public void EmitStores()
+        {
+            for (int r = 0; r < 16; r++)
+            {
+                if ((_dirty & (1 << r)) != 0)
+                {
+                    il.Emit(OpCodes.Ldarg_1);
+                    il.Emit(OpCodes.Ldc_I4, r);
+                    il.Emit(OpCodes.Call, s_gpr);
+                    il.Emit(OpCodes.Ldloc, Local(r));
+                    il.Emit(OpCodes.Stind_I8);
+                }
+            }
+        }
+
+        /// <summary>After an op that may have changed any register in the vCPU (called after a <see cref="Flush"/>).</summary>
+        public void Forget()
+        {
+            System.Diagnostics.Debug.Assert(_dirty == 0, "registers forgotten before they were written back");
+            _held = 0;
+        }
+
+        private LocalBuilder Local(int r) => _locals[r] ??= il.DeclareLocal(typeof(ulong));
+    }
+
+    /// <summary>
+    /// A register-only op (<see cref="IsRegisterOnly"/>) on the block's register locals: its form on register
+    /// values (AluRR → <see cref="Exec.Exec.AluV{T, TW}"/>, <paramref name="quiet"/>: the form without flags,
+    /// <see cref="FlagsDead"/>) with the registers it reads loaded, the one it writes passed by address. False: the op
+    /// has no such form.
+    /// </summary>
+    private static bool TryEmitInLocals(ILGenerator il, ref DecodedOp op, MethodInfo handler, bool quiet, RegisterLocals regs)
+    {
+        var args = handler.GetGenericArguments();
+        int r0 = op.R0;
+        bool narrow = IsNarrow(args);
+        string form;
+        Type[] formArgs = args;
+        switch (handler.Name)
+        {
+            case nameof(Exec.Exec.AluRR):
+            case nameof(Exec.Exec.AluRI):
+                form = quiet ? nameof(Exec.Exec.AluQuietV) : nameof(Exec.Exec.AluV);
+                regs.Load(r0);
+                if (handler.Name == nameof(Exec.Exec.AluRR))
+                {
+                    regs.Load(op.R1);
+                }
+
+                il.Emit(OpCodes.Ldarg_1);
+                regs.PushAddress(r0);
+                PushSource(il, ref op, handler.Name == nameof(Exec.Exec.AluRR), regs);
+                break;
+            case nameof(Exec.Exec.MovRR):
+            case nameof(Exec.Exec.MovRI):
+                form = nameof(Exec.Exec.MovV);
+                if (narrow)
+                {
+                    regs.Load(r0);
+                }
+
+                if (handler.Name == nameof(Exec.Exec.MovRR))
+                {
+                    regs.Load(op.R1);
+                }
+
+                il.Emit(OpCodes.Ldarg_1);
+                regs.PushAddress(r0);
+                PushSource(il, ref op, handler.Name == nameof(Exec.Exec.MovRR), regs);
+                break;
+            case nameof(Exec.Exec.UnaryR):
+                form = quiet ? nameof(Exec.Exec.UnaryQuietV) : nameof(Exec.Exec.UnaryV);
+                regs.Load(r0);
+                il.Emit(OpCodes.Ldarg_1);
+                regs.PushAddress(r0);
+                break;
+            case nameof(Exec.Exec.ImulRR):
+                form = quiet ? nameof(Exec.Exec.ImulQuietV) : nameof(Exec.Exec.ImulV);
+                regs.Load(r0);
+                regs.Load(op.R1);
+                il.Emit(OpCodes.Ldarg_1);
+                regs.PushAddress(r0);
+                regs.PushValue(r0);
+                regs.PushValue(op.R1);
+                break;
+            case nameof(Exec.Exec.ImulRRI):
+                form = quiet ? nameof(Exec.Exec.ImulQuietV) : nameof(Exec.Exec.ImulV);
+                if (narrow)
+                {
+                    regs.Load(r0);
+                }
+
+                regs.Load(op.R1);
+                il.Emit(OpCodes.Ldarg_1);
+                regs.PushAddress(r0);
+                regs.PushValue(op.R1);
+                il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+                break;
+            case nameof(Exec.Exec.ShiftRI):
+            case nameof(Exec.Exec.ShiftRC):
+                form = nameof(Exec.Exec.ShiftV);
+                regs.Load(r0);
+                if (handler.Name == nameof(Exec.Exec.ShiftRC))
+                {
+                    regs.Load(Cpu.Reg.RCX);
+                }
+
+                il.Emit(OpCodes.Ldarg_1);
+                regs.PushAddress(r0);
+                if (handler.Name == nameof(Exec.Exec.ShiftRC))
+                {
+                    regs.PushValue(Cpu.Reg.RCX);
+                    il.Emit(OpCodes.Conv_U1);
+                }
+                else
+                {
+                    il.Emit(OpCodes.Ldc_I4, (int)(byte)op.Imm);
+                }
+
+                break;
+            case nameof(Exec.Exec.LeaR):
+                // Register-only LEA: [base + disp] or [base + index·scale + disp] in 64-bit code.
+                form = nameof(Exec.Exec.MovV);
+                formArgs = args[..^1];
+                if (narrow)
+                {
+                    regs.Load(r0);
+                }
+
+                LoadAddressRegisters(ref op, regs);
+                il.Emit(OpCodes.Ldarg_1);
+                regs.PushAddress(r0);
+                EmitAddressOf(il, ref op, args[^1], regs);
+                break;
+            default:
+                return false;
+        }
+
+        il.Emit(OpCodes.Call, ValueForm(form, formArgs));
+        if (WritesFirstOperand(handler))
+        {
+            regs.Written(r0);
+        }
+
+        return true;
+    }
+
+    /// <summary>An 8- or 16-bit form, whose write to a register keeps the rest of it (so reads it first).</summary>
+    private static bool IsNarrow(Type[] args) =>
+        Array.IndexOf(args, typeof(Exec.Forms.Dw8)) >= 0 || Array.IndexOf(args, typeof(Exec.Forms.Dw16)) >= 0;
+
+    /// <summary>The second operand of an ALU op or MOV: register R1's value, or the immediate.</summary>
+    private static void PushSource(ILGenerator il, ref DecodedOp op, bool register, RegisterLocals regs)
+    {
+        if (register)
+        {
+            regs.PushValue(op.R1);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+        }
+    }
+
+    /// <summary>False for CMP and TEST, which write no register; else the op writes its first operand.</summary>
+    private static bool WritesFirstOperand(MethodInfo handler) =>
+        !(handler.Name is nameof(Exec.Exec.AluRR) or nameof(Exec.Exec.AluRI) or nameof(Exec.Exec.AluRM)
+            && handler.GetGenericArguments()[0] is var t && (t == typeof(Exec.Exec.CmpOp) || t == typeof(Exec.Exec.TestOp)));
+
+    /// <summary>A method of <see cref="Exec.Exec"/> by name, instantiated over <paramref name="args"/>.</summary>
+    private static MethodInfo ValueForm(string name, Type[] args)
+    {
+        var m = typeof(Exec.Exec).GetMethod(name, BindingFlags.Static | BindingFlags.NonPublic)!;
+        return args.Length == 0 ? m : m.MakeGenericMethod(args);
+    }
+
+    /// <summary>
+    /// Whether the op's address is one the block computes from its register locals: 64-bit [base + disp],
+    /// [base + index·scale + disp], or (the general kind) [index·scale + disp] and [disp].
+    /// </summary>
+    private static bool AddressFromLocals(Type addressing, ref DecodedOp op) =>
+        addressing == typeof(Exec.Forms.AddrBase64) || addressing == typeof(Exec.Forms.AddrBaseIndex64)
+            || (addressing == typeof(Exec.Forms.AddrAny) && op.AddrSize == 8 && op.Base == Cpu.Reg.NoReg && (op.Index == Cpu.Reg.NoReg || op.Index < 16));
+
+    /// <summary>Loads the base and index registers an address of <see cref="AddressFromLocals"/> reads.</summary>
+    private static void LoadAddressRegisters(ref DecodedOp op, RegisterLocals regs)
+    {
+        if (op.Base < 16)
+        {
+            regs.Load(op.Base);
+        }
+
+        if (op.Index < 16)
+        {
+            regs.Load(op.Index);
+        }
+    }
+
+    /// <summary>
+    /// Pushes the address of <see cref="AddressFromLocals"/> from the register locals (<see cref="LoadAddressRegisters"/>
+    /// first): the addressing kind's Of with the base's and the index's values (0 for none), the scale and the
+    /// displacement.
+    /// </summary>
+    private static void EmitAddressOf(ILGenerator il, ref DecodedOp op, Type addressing, RegisterLocals regs)
+    {
+        if (addressing == typeof(Exec.Forms.AddrAny))
+        {
+            addressing = typeof(Exec.Forms.AddrNoBase64);
+        }
+
+        PushRegisterOrZero(il, op.Base, regs);
+        PushRegisterOrZero(il, addressing == typeof(Exec.Forms.AddrBase64) ? Cpu.Reg.NoReg : op.Index, regs);
+        il.Emit(OpCodes.Ldc_I4, (int)op.Scale);
+        il.Emit(OpCodes.Ldc_I8, op.Disp);
+        il.Emit(OpCodes.Call, addressing.GetMethod("Of", BindingFlags.Static | BindingFlags.Public)!);
+    }
+
+    private static void PushRegisterOrZero(ILGenerator il, int r, RegisterLocals regs)
+    {
+        if (r < 16)
+        {
+            regs.PushValue(r);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldc_I8, 0L);
+        }
+    }
+}
