@@ -59,6 +59,12 @@ public sealed partial class Cpu
     public readonly PhysicalMemory Phys;
     public readonly CostTable Costs;
 
+    /// <summary>
+    /// What a memory form costs over its register form (<see cref="Exec.Exec.ChargeMemoryForm"/>), from
+    /// <see cref="Costs"/> when the vCPU is made: decoded ops carry their table's cycles from then on too.
+    /// </summary>
+    internal readonly ulong MemoryFormCycles;
+
     // Counters (deterministic; the cycle counter is the TSC).
     public ulong Cycles;
     public ulong Instructions;
@@ -75,6 +81,7 @@ public sealed partial class Cpu
     {
         Phys = phys;
         Costs = costs ?? CostTable.Default;
+        MemoryFormCycles = (ulong)(Costs.ClassCycles(CostClass.Memory) - Costs.ClassCycles(CostClass.Simple));
         phys.AttachCpu(this);
         Blocks = phys.BlockCacheFor(Costs);
         if (phys.Mmu is { } mmu)

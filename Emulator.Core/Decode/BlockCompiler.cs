@@ -197,7 +197,9 @@ internal static unsafe partial class BlockCompiler
     /// </summary>
     private static void Compile(DecodedOp* pool, DecodedOp[] ops, List<RegionBlock> region, bool wideIp, CompiledBlock[] entries)
     {
-        var method = new DynamicMethod("block", typeof(CompiledBlock), s_blockArgs, typeof(BlockCompiler).Module, skipVisibility: true);
+        // Every local is written before it is read (a register local's address is passed before it was read only to
+        // an op that writes the whole register), so the method need not clear them on each entry.
+        var method = new DynamicMethod("block", typeof(CompiledBlock), s_blockArgs, typeof(BlockCompiler).Module, skipVisibility: true) { InitLocals = false };
         var il = method.GetILGenerator(64 + (ops.Length * 96) + (region.Count * region.Count * 16));
         var locals = new Locals(
             il.DeclareLocal(typeof(ulong)),

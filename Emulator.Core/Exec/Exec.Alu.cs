@@ -71,8 +71,7 @@ public static unsafe partial class Exec
     /// table says.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void ChargeMemoryForm(Cpu.Cpu c) =>
-        c.Cycles += (ulong)(c.Costs.ClassCycles(CostClass.Memory) - c.Costs.ClassCycles(CostClass.Simple));
+    internal static void ChargeMemoryForm(Cpu.Cpu c) => c.Cycles += c.MemoryFormCycles;
 
     /// <summary>A two-operand ALU operation: computes the result and records the flags.</summary>
     internal interface IBinaryOp

@@ -45,6 +45,7 @@ public sealed class CostTable
 
     public ushort ClassCycles(CostClass c) => _classCycles[(int)c];
 
+    /// <summary>Sets a class's cycles; before any vCPU is made with the table (decoded ops and vCPUs keep what it said then).</summary>
     public void SetClassCycles(CostClass c, ushort cycles) => _classCycles[(int)c] = cycles;
 
     /// <summary>Software-TLB miss that hits RAM (fill).</summary>
