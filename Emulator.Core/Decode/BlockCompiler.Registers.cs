@@ -141,6 +141,19 @@ internal static partial class BlockCompiler
                 regs.PushAddress(r0);
                 PushSource(il, ref op, handler.Name == nameof(Exec.Exec.MovRR), regs);
                 break;
+            case nameof(Exec.Exec.MovxRR):
+                // MOVZX/MOVSX: the destination's width is the second type argument.
+                form = nameof(Exec.Exec.MovxV);
+                if (IsNarrow([args[1]]))
+                {
+                    regs.Load(r0);
+                }
+
+                regs.Load(op.R1);
+                il.Emit(OpCodes.Ldarg_1);
+                regs.PushAddress(r0);
+                regs.PushValue(op.R1);
+                break;
             case nameof(Exec.Exec.UnaryR):
                 form = quiet ? nameof(Exec.Exec.UnaryQuietV) : nameof(Exec.Exec.UnaryV);
                 regs.Load(r0);

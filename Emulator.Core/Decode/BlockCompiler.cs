@@ -725,8 +725,8 @@ internal static unsafe partial class BlockCompiler
         }
 
         // What the At form takes before the segment: the register it writes, the one it reads, the immediate.
-        bool writes = name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.LeaR) || (name == nameof(Exec.Exec.AluRM) && WritesFirstOperand(handler));
-        bool readsFirst = name == nameof(Exec.Exec.AluRM) || (writes && IsNarrow(args));
+        bool writes = name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovxRM) or nameof(Exec.Exec.LeaR) || (name == nameof(Exec.Exec.AluRM) && WritesFirstOperand(handler));
+        bool readsFirst = name == nameof(Exec.Exec.AluRM) || (writes && IsNarrow(name == nameof(Exec.Exec.MovxRM) ? [args[1]] : args));
         if (readsFirst)
         {
             regs.Load(op.R0);
@@ -744,7 +744,7 @@ internal static unsafe partial class BlockCompiler
         }
 
         il.Emit(OpCodes.Ldarg_1);
-        if (name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.LeaR) or nameof(Exec.Exec.AluRM))
+        if (name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovxRM) or nameof(Exec.Exec.LeaR) or nameof(Exec.Exec.AluRM))
         {
             regs.PushAddress(op.R0);
         }
@@ -799,7 +799,7 @@ internal static unsafe partial class BlockCompiler
     /// segment and the address (<see cref="TryEmitMemoryForm"/>); their addressing kind is their last type argument.
     /// </summary>
     private static bool IsMemoryAccessForm(string name) =>
-        name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.MovMI)
+        name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovMR) or nameof(Exec.Exec.MovMI) or nameof(Exec.Exec.MovxRM)
             or nameof(Exec.Exec.AluRM) or nameof(Exec.Exec.AluMR) or nameof(Exec.Exec.AluMI) or nameof(Exec.Exec.UnaryM);
 
     /// <summary>The lazy-flags kind and size an op of the block left, where known (<see cref="FlagsAfter"/>).</summary>
@@ -835,6 +835,8 @@ internal static unsafe partial class BlockCompiler
             case nameof(Exec.Exec.MovRI):
             case nameof(Exec.Exec.MovRM):
             case nameof(Exec.Exec.MovMR):
+            case nameof(Exec.Exec.MovxRR):
+            case nameof(Exec.Exec.MovxRM):
             case nameof(Exec.Exec.LeaR):
                 return before;
             case nameof(Exec.Exec.AluRR):
@@ -939,7 +941,7 @@ internal static unsafe partial class BlockCompiler
     /// <summary>A register-only op that neither reads nor writes the flags: a move, LEA, NOT.</summary>
     private static bool LeavesFlags(MethodInfo? m) =>
         m != null && IsRegisterOnly(m)
-        && (m.Name is nameof(Exec.Exec.MovRR) or nameof(Exec.Exec.MovRI) or nameof(Exec.Exec.LeaR)
+        && (m.Name is nameof(Exec.Exec.MovRR) or nameof(Exec.Exec.MovRI) or nameof(Exec.Exec.MovxRR) or nameof(Exec.Exec.LeaR)
             || (m.Name == nameof(Exec.Exec.UnaryR) && m.GetGenericArguments()[0] == typeof(Exec.Exec.NotOp)));
 
     /// <summary>
@@ -1008,6 +1010,7 @@ internal static unsafe partial class BlockCompiler
             case nameof(Exec.Exec.ImulRRI):
             case nameof(Exec.Exec.ShiftRI):
             case nameof(Exec.Exec.ShiftRC):
+            case nameof(Exec.Exec.MovxRR):
                 return true;
             case nameof(Exec.Exec.LeaR):
                 var addressing = m.GetGenericArguments()[1];

@@ -34,21 +34,34 @@ public static unsafe partial class Exec
         }
 
         t.Add(Code.Movzx_r16_rm8, &Movzx<Dw8>, CostClass.Simple);
+        t.AddForms(Code.Movzx_r16_rm8, &PickMovx<Dw8, ZeroExtension>);
         t.Add(Code.Movzx_r32_rm8, &Movzx<Dw8>, CostClass.Simple);
+        t.AddForms(Code.Movzx_r32_rm8, &PickMovx<Dw8, ZeroExtension>);
         t.Add(Code.Movzx_r64_rm8, &Movzx<Dw8>, CostClass.Simple);
+        t.AddForms(Code.Movzx_r64_rm8, &PickMovx<Dw8, ZeroExtension>);
         t.Add(Code.Movzx_r16_rm16, &Movzx<Dw16>, CostClass.Simple);
+        t.AddForms(Code.Movzx_r16_rm16, &PickMovx<Dw16, ZeroExtension>);
         t.Add(Code.Movzx_r32_rm16, &Movzx<Dw16>, CostClass.Simple);
+        t.AddForms(Code.Movzx_r32_rm16, &PickMovx<Dw16, ZeroExtension>);
         t.Add(Code.Movzx_r64_rm16, &Movzx<Dw16>, CostClass.Simple);
+        t.AddForms(Code.Movzx_r64_rm16, &PickMovx<Dw16, ZeroExtension>);
         t.Add(Code.Movsx_r16_rm8, &Movsx<Dw8>, CostClass.Simple);
+        t.AddForms(Code.Movsx_r16_rm8, &PickMovx<Dw8, SignExtension>);
         t.Add(Code.Movsx_r32_rm8, &Movsx<Dw8>, CostClass.Simple);
+        t.AddForms(Code.Movsx_r32_rm8, &PickMovx<Dw8, SignExtension>);
         t.Add(Code.Movsx_r64_rm8, &Movsx<Dw8>, CostClass.Simple);
+        t.AddForms(Code.Movsx_r64_rm8, &PickMovx<Dw8, SignExtension>);
         t.Add(Code.Movsx_r16_rm16, &Movsx<Dw16>, CostClass.Simple);
+        t.AddForms(Code.Movsx_r16_rm16, &PickMovx<Dw16, SignExtension>);
         t.Add(Code.Movsx_r32_rm16, &Movsx<Dw16>, CostClass.Simple);
+        t.AddForms(Code.Movsx_r32_rm16, &PickMovx<Dw16, SignExtension>);
         t.Add(Code.Movsx_r64_rm16, &Movsx<Dw16>, CostClass.Simple);
+        t.AddForms(Code.Movsx_r64_rm16, &PickMovx<Dw16, SignExtension>);
         // MOVSXD with a 16- or 32-bit operand size is a plain move of that size.
         t.Add(Code.Movsxd_r16_rm16, &Movsx<Dw16>, CostClass.Simple);
         t.Add(Code.Movsxd_r32_rm32, &Movsx<Dw32>, CostClass.Simple);
         t.Add(Code.Movsxd_r64_rm32, &Movsx<Dw32>, CostClass.Simple);
+        t.AddForms(Code.Movsxd_r64_rm32, &PickMovx<Dw32, SignExtension>);
 
         t.Add(Code.Xchg_rm8_r8, &Xchg, CostClass.Memory);
         t.Add(Code.Xchg_rm16_r16, &Xchg, CostClass.Memory);
@@ -137,6 +150,101 @@ public static unsafe partial class Exec
         }
 
         c.SetReg(op.R0, op.OpSize, SignExtend(v, TSrc.Bytes));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>How MOVZX and MOVSX widen their source (<see cref="MovxRR{TSrc, TW, TX}"/>).</summary>
+    internal interface IExtension
+    {
+        static abstract ulong Extend(ulong v, int bytes);
+    }
+
+    /// <summary>MOVZX: the source's bits, zeros above.</summary>
+    internal readonly struct ZeroExtension : IExtension
+    {
+        public static ulong Extend(ulong v, int bytes) => v;
+    }
+
+    /// <summary>MOVSX and MOVSXD: the source's sign bit copied above.</summary>
+    internal readonly struct SignExtension : IExtension
+    {
+        public static ulong Extend(ulong v, int bytes) => SignExtend(v, bytes);
+    }
+
+    /// <summary>
+    /// Form selector for MOVZX, MOVSX and MOVSXD with a wider destination: a plain register source (not AH…BH) or a
+    /// memory source, by destination width and addressing; the general handler for the rest.
+    /// </summary>
+    private static delegate*<Cpu.Cpu, ref DecodedOp, int> PickMovx<TSrc, TX>(ref DecodedOp op)
+        where TSrc : struct, IDataWidth
+        where TX : struct, IExtension
+    {
+        if (op.R0 >= 16 || op.OpSize <= TSrc.Bytes)
+        {
+            return null;
+        }
+
+        if (op.R1 < 16)
+        {
+            return ByWidth(op.OpSize, null, &MovxRR<TSrc, Dw16, TX>, &MovxRR<TSrc, Dw32, TX>, &MovxRR<TSrc, Dw64, TX>);
+        }
+
+        if (op.R1 != Reg.NoReg || op.MemOp != 1)
+        {
+            return null;
+        }
+
+        return op.OpSize switch
+        {
+            2 => ByAddressing(ref op, &MovxRM<TSrc, Dw16, TX, AddrBase64>, &MovxRM<TSrc, Dw16, TX, AddrBaseIndex64>, &MovxRM<TSrc, Dw16, TX, AddrRip64>, &MovxRM<TSrc, Dw16, TX, AddrAny>),
+            4 => ByAddressing(ref op, &MovxRM<TSrc, Dw32, TX, AddrBase64>, &MovxRM<TSrc, Dw32, TX, AddrBaseIndex64>, &MovxRM<TSrc, Dw32, TX, AddrRip64>, &MovxRM<TSrc, Dw32, TX, AddrAny>),
+            8 => ByAddressing(ref op, &MovxRM<TSrc, Dw64, TX, AddrBase64>, &MovxRM<TSrc, Dw64, TX, AddrBaseIndex64>, &MovxRM<TSrc, Dw64, TX, AddrRip64>, &MovxRM<TSrc, Dw64, TX, AddrAny>),
+            _ => null,
+        };
+    }
+
+    /// <summary>MOVZX/MOVSX register ← register.</summary>
+    internal static int MovxRR<TSrc, TW, TX>(Cpu.Cpu c, ref DecodedOp op)
+        where TSrc : struct, IDataWidth
+        where TW : struct, IDataWidth
+        where TX : struct, IExtension
+    {
+        MovxV<TSrc, TW, TX>(c, ref c.GprUnchecked(op.R0), c.GprUnchecked(op.R1));
+        return ExecStatus.Continue;
+    }
+
+    /// <summary>
+    /// MOVZX/MOVSX on register values: the low <typeparamref name="TSrc"/> of <paramref name="src"/> widened into
+    /// <paramref name="dst"/> at <typeparamref name="TW"/> (compiled blocks pass the registers they hold in locals).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void MovxV<TSrc, TW, TX>(Cpu.Cpu c, ref ulong dst, ulong src)
+        where TSrc : struct, IDataWidth
+        where TW : struct, IDataWidth
+        where TX : struct, IExtension
+        => Store<TW>(ref dst, TX.Extend(Narrow<TSrc>(src), TSrc.Bytes));
+
+    /// <summary>MOVZX/MOVSX register ← memory.</summary>
+    internal static int MovxRM<TSrc, TW, TX, TA>(Cpu.Cpu c, ref DecodedOp op)
+        where TSrc : struct, IDataWidth
+        where TW : struct, IDataWidth
+        where TX : struct, IExtension
+        where TA : struct, IAddressing
+        => MovxRMAt<TSrc, TW, TX>(c, ref c.GprUnchecked(op.R0), op.Seg, TA.Ea(c, ref op));
+
+    /// <summary><see cref="MovxRM{TSrc, TW, TX, TA}"/> once the address is known (<see cref="MovRMAt{TW}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int MovxRMAt<TSrc, TW, TX>(Cpu.Cpu c, ref ulong dst, int seg, ulong ea)
+        where TSrc : struct, IDataWidth
+        where TW : struct, IDataWidth
+        where TX : struct, IExtension
+    {
+        if (!c.ReadMemInline(seg, ea, TSrc.Bytes, out ulong v))
+        {
+            return ExecStatus.Fault;
+        }
+
+        Store<TW>(ref dst, TX.Extend(v, TSrc.Bytes));
         return ExecStatus.Continue;
     }
 

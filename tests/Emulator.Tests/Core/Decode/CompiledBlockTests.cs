@@ -477,9 +477,10 @@ public sealed class CompiledBlockTests
         // "Registers in locals"): here every width of those ops writes registers held so (8- and 16-bit writes keep
         // the rest, 32-bit ones clear the top), a register is both source and destination, loads write held
         // registers, stores and addresses read them, and ops the block calls without its locals (MUL, CPUID, XCHG,
-        // PUSH and POP, CMOVcc, BSWAP) read registers just written in locals and write ones held before. On the last
-        // pass RDI turns non-canonical, so the load through it raises #GP after register ops changed six registers;
-        // VectorCatcher's handler for vector 13 halts, and the registers must be the interpreter's.
+        // PUSH and POP, CMOVcc, BSWAP) read registers just written in locals and write ones held before; MOVZX, MOVSX
+        // and MOVSXD widen from registers and memory. On the last pass RDI turns non-canonical, so the MOVZX through
+        // it raises #GP after register ops changed several registers; VectorCatcher's handler for vector 13 halts,
+        // and the registers must be the interpreter's.
         var outcome = Both(a =>
         {
             a.mov(rsi, Data);
@@ -510,7 +511,18 @@ public sealed class CompiledBlockTests
             a.mov(r14w, __word_ptr[rsi + r12 * 2 + 16]);
             a.add(r14w, r13w);
             a.mov(__word_ptr[rsi + r12 * 2 + 16], r14w);
-            a.mov(r15, __qword_ptr[rdi + 8]);
+            a.or(r13b, 0x80);
+            a.movzx(r10d, r13b);
+            a.movsx(r10w, r14b);
+            a.movsx(r9, r10w);
+            a.movsxd(r8, r9d);
+            a.add(r8, r10);
+            a.or(__byte_ptr[rsi + r12 + 16], 0x80);
+            a.movzx(r13d, __byte_ptr[rsi + r12 + 16]);
+            a.movsx(r13w, __byte_ptr[rsi + 9]);
+            a.movsxd(r14, __dword_ptr[rsi + r12 * 4 + 20]);
+            a.add(r14, r13);
+            a.movzx(r15, __word_ptr[rdi + 8]);
             a.add(r15, rbx);
             a.add(__qword_ptr[rsi + 96], r15);
             a.mov(r13, rax);
