@@ -86,11 +86,11 @@ internal static partial class BlockCompiler
             }
         }
 
-        /// <summary>After an op that may have changed any register in the vCPU (called after a <see cref="Flush"/>).</summary>
-        public void Forget()
+        /// <summary>After an op that may have changed the registers of <paramref name="mask"/> in the vCPU (called after a <see cref="Flush"/>).</summary>
+        public void Forget(int mask = -1)
         {
             System.Diagnostics.Debug.Assert(_dirty == 0, "registers forgotten before they were written back");
-            _held = 0;
+            _held &= ~mask;
         }
 
         private LocalBuilder Local(int r) => _locals[r] ??= il.DeclareLocal(typeof(ulong));
@@ -104,6 +104,11 @@ internal static partial class BlockCompiler
     /// </summary>
     private static bool TryEmitInLocals(ILGenerator il, ref DecodedOp op, MethodInfo handler, bool quiet, RegisterLocals regs)
     {
+        if (handler.Name == nameof(Exec.Exec.Nop))
+        {
+            return true; // its cycles and the RIP after it are committed with the next op's
+        }
+
         var args = handler.GetGenericArguments();
         int r0 = op.R0;
         bool narrow = IsNarrow(args);
@@ -229,6 +234,30 @@ internal static partial class BlockCompiler
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The general registers an op the block calls without its locals may change in the vCPU (a mask): none for a
+    /// jump, NOP, and the SSE moves and integer ops the compiled workloads use (they write XMM registers and memory);
+    /// RSP for a near call or return; RSP and the register for PUSH and POP of one; else all.
+    /// </summary>
+    private static int RegistersWritten(MethodInfo? handler, ref DecodedOp op)
+    {
+        if (handler == null || handler.DeclaringType != typeof(Exec.Exec))
+        {
+            return -1;
+        }
+
+        return handler.Name switch
+        {
+            nameof(Exec.Exec.Jcc) or nameof(Exec.Exec.JmpRel) or nameof(Exec.Exec.Nop)
+                or nameof(Exec.Exec.VecBinary) or nameof(Exec.Exec.VecShiftImm) or nameof(Exec.Exec.VecShiftVector) or nameof(Exec.Exec.Pshufd)
+                or nameof(Exec.Exec.MovLoadAligned) or nameof(Exec.Exec.MovLoadUnaligned) or nameof(Exec.Exec.MovStoreAligned)
+                or nameof(Exec.Exec.MovStoreUnaligned) or nameof(Exec.Exec.MovdToXmm) => 0,
+            nameof(Exec.Exec.CallRel) or nameof(Exec.Exec.RetNear) or nameof(Exec.Exec.PushR64) => 1 << Cpu.Reg.RSP,
+            nameof(Exec.Exec.PopR64) => (1 << Cpu.Reg.RSP) | (1 << op.R0),
+            _ => -1,
+        };
     }
 
     /// <summary>An 8- or 16-bit form, whose write to a register keeps the rest of it (so reads it first).</summary>

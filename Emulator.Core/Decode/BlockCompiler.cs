@@ -452,7 +452,7 @@ internal static unsafe partial class BlockCompiler
                     EmitHandlerCall(il, ops + i, (nint)op.Handler, target);
                 }
 
-                regs.Forget();
+                regs.Forget(RegistersWritten(target, ref op));
             }
 
             il.Emit(OpCodes.Stloc, st);
@@ -824,6 +824,11 @@ internal static unsafe partial class BlockCompiler
     /// </summary>
     private static KnownFlags FlagsAfter(MethodInfo? m, KnownFlags before)
     {
+        if (m != null && m.DeclaringType == typeof(Exec.Exec) && m.Name == nameof(Exec.Exec.Nop))
+        {
+            return before;
+        }
+
         if (m == null || m.DeclaringType != typeof(Exec.Exec) || !m.IsGenericMethod)
         {
             return default;
@@ -941,7 +946,7 @@ internal static unsafe partial class BlockCompiler
     /// <summary>A register-only op that neither reads nor writes the flags: a move, LEA, NOT.</summary>
     private static bool LeavesFlags(MethodInfo? m) =>
         m != null && IsRegisterOnly(m)
-        && (m.Name is nameof(Exec.Exec.MovRR) or nameof(Exec.Exec.MovRI) or nameof(Exec.Exec.MovxRR) or nameof(Exec.Exec.LeaR)
+        && (m.Name is nameof(Exec.Exec.MovRR) or nameof(Exec.Exec.MovRI) or nameof(Exec.Exec.MovxRR) or nameof(Exec.Exec.LeaR) or nameof(Exec.Exec.Nop)
             || (m.Name == nameof(Exec.Exec.UnaryR) && m.GetGenericArguments()[0] == typeof(Exec.Exec.NotOp)));
 
     /// <summary>
@@ -996,7 +1001,7 @@ internal static unsafe partial class BlockCompiler
 
         if (!m.IsGenericMethod)
         {
-            return false;
+            return m.Name == nameof(Exec.Exec.Nop);
         }
 
         switch (m.Name)

@@ -18,6 +18,7 @@ public sealed class CompiledBlockTests
     private static Outcome Run(Action<Assembler> program, bool compile, ulong maxInstructions = 10_000_000, ulong maxCycles = ulong.MaxValue, bool vectors = false, bool yieldOnPause = false, bool background = false)
     {
         using var g = TestGuest.Long64(program);
+        g.Cpu.Cr4 |= Cr4Bits.OSFXSR | Cr4Bits.OSXMMEXCPT; // SSE usable, as a kernel sets it up
         g.Cpu.YieldOnPause = yieldOnPause;
         if (vectors)
         {
@@ -477,8 +478,8 @@ public sealed class CompiledBlockTests
         // "Registers in locals"): here every width of those ops writes registers held so (8- and 16-bit writes keep
         // the rest, 32-bit ones clear the top), a register is both source and destination, loads write held
         // registers, stores and addresses read them, and ops the block calls without its locals (MUL, CPUID, XCHG,
-        // PUSH and POP, CMOVcc, BSWAP) read registers just written in locals and write ones held before; MOVZX, MOVSX
-        // and MOVSXD widen from registers and memory. On the last pass RDI turns non-canonical, so the MOVZX through
+        // PUSH and POP, CMOVcc, BSWAP; SSE moves and integer ops, which keep them held) read registers just written in
+        // locals and write ones held before; MOVZX, MOVSX and MOVSXD widen from registers and memory. On the last pass RDI turns non-canonical, so the MOVZX through
         // it raises #GP after register ops changed several registers; VectorCatcher's handler for vector 13 halts,
         // and the registers must be the interpreter's.
         var outcome = Both(a =>
@@ -538,6 +539,17 @@ public sealed class CompiledBlockTests
             a.bswap(r11);
             a.add(r11, 1);
             a.mov(__qword_ptr[rsi + r12 * 4 + 128], r11);
+            a.movd(xmm1, r11d);
+            a.pshufd(xmm1, xmm1, 0x1B);
+            a.paddd(xmm0, xmm1);
+            a.nop();
+            a.movdqa(__xmmword_ptr[rsi + 224], xmm0);
+            a.add(r11, rcx);
+            a.movdqa(xmm2, __xmmword_ptr[rsi + 224]);
+            a.psrlq(xmm2, 3);
+            a.movd(xmm3, r11d);
+            a.movdqa(__xmmword_ptr[rsi + 240], xmm3);
+            a.add(r11, __qword_ptr[rsi + 240]);
             a.mov(r10d, eax);
             a.push(rcx);
             a.mov(eax, 0);
