@@ -239,7 +239,8 @@ internal static partial class BlockCompiler
     /// <summary>
     /// The general registers an op the block calls without its locals may change in the vCPU (a mask): none for a
     /// jump, NOP, and the SSE moves and integer ops the compiled workloads use (they write XMM registers and memory);
-    /// RSP for a near call or return; RSP and the register for PUSH and POP of one; else all.
+    /// RSP for a near call or return; RSP and the register for PUSH and POP of one; rAX and rDX for MUL, one-operand
+    /// IMUL, DIV and IDIV; the destination of IMUL from memory; else all.
     /// </summary>
     private static int RegistersWritten(MethodInfo? handler, ref DecodedOp op)
     {
@@ -255,6 +256,8 @@ internal static partial class BlockCompiler
                 or nameof(Exec.Exec.MovLoadAligned) or nameof(Exec.Exec.MovLoadUnaligned) or nameof(Exec.Exec.MovStoreAligned)
                 or nameof(Exec.Exec.MovStoreUnaligned) or nameof(Exec.Exec.MovdToXmm) => 0,
             nameof(Exec.Exec.CallRel) or nameof(Exec.Exec.RetNear) or nameof(Exec.Exec.PushR64) => 1 << Cpu.Reg.RSP,
+            nameof(Exec.Exec.Mul) or nameof(Exec.Exec.ImulWide) or nameof(Exec.Exec.Div) or nameof(Exec.Exec.Idiv) => (1 << Cpu.Reg.RAX) | (1 << Cpu.Reg.RDX),
+            nameof(Exec.Exec.Imul) when op.R0 < 16 => 1 << op.R0,
             nameof(Exec.Exec.PopR64) => (1 << Cpu.Reg.RSP) | (1 << op.R0),
             _ => -1,
         };

@@ -489,6 +489,13 @@ public sealed class CompiledBlockTests
             a.mov(rax, 0x1111_2222_3333_4444UL);
             a.mov(rbx, 0x5555_6666_7777_8888UL);
             var top = LoopTurningNonCanonicalOnLastPass(a, 200, rdi);
+            a.mov(r12, rax);
+            a.xor(edx, edx);
+            a.mov(r9d, 7);
+            a.div(r9);
+            a.add(rbx, rdx);
+            a.imul(r9d, __dword_ptr[rsi + 8]);
+            a.add(rbx, r9);
             a.add(al, bl);
             a.sub(bx, ax);
             a.xor(edx, edx);
