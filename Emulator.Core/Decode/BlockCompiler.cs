@@ -438,7 +438,8 @@ internal static unsafe partial class BlockCompiler
             // st = op.Handler(c, ref op). A Jcc and the memory forms change no register in the vCPU (a load writes
             // its local); anything else may have changed any.
             int written = -1;
-            if (target != null && (TryEmitJcc(il, ref op, target, flagsBefore) || TryEmitMemoryForm(il, ref op, target, regs, out written)))
+            bool memoryForm = false;
+            if (target != null && (TryEmitJcc(il, ref op, target, flagsBefore) || (memoryForm = TryEmitMemoryForm(il, ref op, target, regs, out written))))
             {
                 if (written >= 0)
                 {
@@ -457,6 +458,14 @@ internal static unsafe partial class BlockCompiler
 
             il.Emit(OpCodes.Stloc, st);
             il.Emit(OpCodes.Ldloc, st);
+            if (memoryForm)
+            {
+                // A memory form continues or faults; it never ends the block.
+                il.Emit(OpCodes.Brtrue, exit);
+                EmitContinue(il, ref op, i, count, locals, ref owedInstructions);
+                continue;
+            }
+
             il.Emit(OpCodes.Brfalse, cont);
 
             // EndBlock: RIP is where the handler sent it; retire and leave.
@@ -480,24 +489,8 @@ internal static unsafe partial class BlockCompiler
             regs.EmitStores();
             il.Emit(OpCodes.Br, tail);
 
-            // Continue: RIP = next, retire, leave if asked to.
             il.MarkLabel(cont);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldloc, next);
-            il.Emit(OpCodes.Stfld, s_rip);
-            EmitAddCycles(il, op.Cycles);
-            owedInstructions++;
-            if (i < count - 1)
-            {
-                var go = il.DefineLabel();
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Ldfld, s_exitRequest);
-                il.Emit(OpCodes.Brfalse, go);
-                EmitAddInstructions(il, owedInstructions);
-                regs.EmitStores();
-                il.Emit(OpCodes.Br, request);
-                il.MarkLabel(go);
-            }
+            EmitContinue(il, ref op, i, count, locals, ref owedInstructions);
         }
 
         regs.Flush();
@@ -507,6 +500,30 @@ internal static unsafe partial class BlockCompiler
         }
 
         EmitAddInstructions(il, owedInstructions);
+    }
+
+    /// <summary>
+    /// An op that can fault or look at the machine continued: RIP = its next RIP, its cycles, and, unless it is the
+    /// block's last, a way out when something asked the loop to look around (with the registers it changed written back).
+    /// </summary>
+    private static void EmitContinue(ILGenerator il, ref DecodedOp op, int i, int count, Locals locals, ref int owedInstructions)
+    {
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, locals.Next);
+        il.Emit(OpCodes.Stfld, s_rip);
+        EmitAddCycles(il, op.Cycles);
+        owedInstructions++;
+        if (i < count - 1)
+        {
+            var go = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, s_exitRequest);
+            il.Emit(OpCodes.Brfalse, go);
+            EmitAddInstructions(il, owedInstructions);
+            locals.Registers.EmitStores();
+            il.Emit(OpCodes.Br, locals.Request);
+            il.MarkLabel(go);
+        }
     }
 
     private static void EmitLeave(ILGenerator il, int result)
