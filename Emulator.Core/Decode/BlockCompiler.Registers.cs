@@ -118,33 +118,25 @@ internal static partial class BlockCompiler
         {
             case nameof(Exec.Exec.AluRR):
             case nameof(Exec.Exec.AluRI):
-                form = quiet ? nameof(Exec.Exec.AluQuietV) : nameof(Exec.Exec.AluV);
-                regs.Load(r0);
-                if (handler.Name == nameof(Exec.Exec.AluRR))
-                {
-                    regs.Load(op.R1);
-                }
-
-                il.Emit(OpCodes.Ldarg_1);
-                regs.PushAddress(r0);
-                PushSource(il, ref op, handler.Name == nameof(Exec.Exec.AluRR), regs);
-                break;
             case nameof(Exec.Exec.MovRR):
             case nameof(Exec.Exec.MovRI):
-                form = nameof(Exec.Exec.MovV);
-                if (narrow)
+                // An ALU op reads its destination; a MOV only when it keeps part of it.
+                bool alu = handler.Name is nameof(Exec.Exec.AluRR) or nameof(Exec.Exec.AluRI);
+                bool fromRegister = handler.Name is nameof(Exec.Exec.AluRR) or nameof(Exec.Exec.MovRR);
+                form = !alu ? nameof(Exec.Exec.MovV) : quiet ? nameof(Exec.Exec.AluQuietV) : nameof(Exec.Exec.AluV);
+                if (alu || narrow)
                 {
                     regs.Load(r0);
                 }
 
-                if (handler.Name == nameof(Exec.Exec.MovRR))
+                if (fromRegister)
                 {
                     regs.Load(op.R1);
                 }
 
                 il.Emit(OpCodes.Ldarg_1);
                 regs.PushAddress(r0);
-                PushSource(il, ref op, handler.Name == nameof(Exec.Exec.MovRR), regs);
+                PushSource(il, ref op, fromRegister, regs);
                 break;
             case nameof(Exec.Exec.MovxRR):
                 // MOVZX/MOVSX: the destination's width is the second type argument.
