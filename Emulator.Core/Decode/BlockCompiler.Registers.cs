@@ -111,7 +111,7 @@ internal static partial class BlockCompiler
 
         var args = handler.GetGenericArguments();
         int r0 = op.R0;
-        bool narrow = IsNarrow(args);
+        bool narrow = WritesPartOfRegister(handler);
         string form;
         Type[] formArgs = args;
         switch (handler.Name)
@@ -139,9 +139,8 @@ internal static partial class BlockCompiler
                 PushSource(il, ref op, fromRegister, regs);
                 break;
             case nameof(Exec.Exec.MovxRR):
-                // MOVZX/MOVSX: the destination's width is the second type argument.
                 form = nameof(Exec.Exec.MovxV);
-                if (IsNarrow([args[1]]))
+                if (narrow)
                 {
                     regs.Load(r0);
                 }
@@ -255,9 +254,18 @@ internal static partial class BlockCompiler
         };
     }
 
-    /// <summary>An 8- or 16-bit form, whose write to a register keeps the rest of it (so reads it first).</summary>
-    private static bool IsNarrow(Type[] args) =>
-        Array.IndexOf(args, typeof(Exec.Forms.Dw8)) >= 0 || Array.IndexOf(args, typeof(Exec.Forms.Dw16)) >= 0;
+    /// <summary>
+    /// An op writing an 8- or 16-bit register, which keeps the rest of it (so the register is read first): its width
+    /// is its first width type argument, or for MOVZX and MOVSX, whose first is the source's, the second.
+    /// </summary>
+    private static bool WritesPartOfRegister(MethodInfo handler)
+    {
+        var args = handler.GetGenericArguments();
+        var width = handler.Name is nameof(Exec.Exec.MovxRR) or nameof(Exec.Exec.MovxRM)
+            ? args[1]
+            : Array.Find(args, static t => typeof(Exec.Forms.IDataWidth).IsAssignableFrom(t));
+        return width == typeof(Exec.Forms.Dw8) || width == typeof(Exec.Forms.Dw16);
+    }
 
     /// <summary>The second operand of an ALU op or MOV: register R1's value, or the immediate.</summary>
     private static void PushSource(ILGenerator il, ref DecodedOp op, bool register, RegisterLocals regs)

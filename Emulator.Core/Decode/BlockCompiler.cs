@@ -356,7 +356,6 @@ internal static unsafe partial class BlockCompiler
         var rip = locals.Rip;
         var next = locals.Next;
         var st = locals.Status;
-        var request = locals.Request;
         var regs = locals.Registers;
         regs.StartBlock();
         DecodedOp* ops = pool + blk.Start;
@@ -741,10 +740,11 @@ internal static unsafe partial class BlockCompiler
             return false;
         }
 
-        // What the At form takes before the segment: the register it writes, the one it reads, the immediate.
-        bool writes = name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovxRM) or nameof(Exec.Exec.LeaR) || (name == nameof(Exec.Exec.AluRM) && WritesFirstOperand(handler));
-        bool readsFirst = name == nameof(Exec.Exec.AluRM) || (writes && IsNarrow(name == nameof(Exec.Exec.MovxRM) ? [args[1]] : args));
-        if (readsFirst)
+        // What the At form takes before the segment: the register it writes (CMP and TEST only read it), the one it
+        // reads, the immediate.
+        bool destination = name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovxRM) or nameof(Exec.Exec.LeaR) or nameof(Exec.Exec.AluRM);
+        bool writes = destination && WritesFirstOperand(handler);
+        if (name == nameof(Exec.Exec.AluRM) || (writes && WritesPartOfRegister(handler)))
         {
             regs.Load(op.R0);
         }
@@ -761,7 +761,7 @@ internal static unsafe partial class BlockCompiler
         }
 
         il.Emit(OpCodes.Ldarg_1);
-        if (name is nameof(Exec.Exec.MovRM) or nameof(Exec.Exec.MovxRM) or nameof(Exec.Exec.LeaR) or nameof(Exec.Exec.AluRM))
+        if (destination)
         {
             regs.PushAddress(op.R0);
         }
@@ -841,14 +841,14 @@ internal static unsafe partial class BlockCompiler
     /// </summary>
     private static KnownFlags FlagsAfter(MethodInfo? m, KnownFlags before)
     {
-        if (m != null && m.DeclaringType == typeof(Exec.Exec) && m.Name == nameof(Exec.Exec.Nop))
-        {
-            return before;
-        }
-
-        if (m == null || m.DeclaringType != typeof(Exec.Exec) || !m.IsGenericMethod)
+        if (m == null || m.DeclaringType != typeof(Exec.Exec))
         {
             return default;
+        }
+
+        if (!m.IsGenericMethod)
+        {
+            return m.Name == nameof(Exec.Exec.Nop) ? before : default;
         }
 
         switch (m.Name)

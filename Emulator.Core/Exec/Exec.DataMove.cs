@@ -33,35 +33,14 @@ public static unsafe partial class Exec
             t.AddForms(code, &PickMov);
         }
 
-        t.Add(Code.Movzx_r16_rm8, &Movzx<Dw8>, CostClass.Simple);
-        t.AddForms(Code.Movzx_r16_rm8, &PickMovx<Dw8, ZeroExtension>);
-        t.Add(Code.Movzx_r32_rm8, &Movzx<Dw8>, CostClass.Simple);
-        t.AddForms(Code.Movzx_r32_rm8, &PickMovx<Dw8, ZeroExtension>);
-        t.Add(Code.Movzx_r64_rm8, &Movzx<Dw8>, CostClass.Simple);
-        t.AddForms(Code.Movzx_r64_rm8, &PickMovx<Dw8, ZeroExtension>);
-        t.Add(Code.Movzx_r16_rm16, &Movzx<Dw16>, CostClass.Simple);
-        t.AddForms(Code.Movzx_r16_rm16, &PickMovx<Dw16, ZeroExtension>);
-        t.Add(Code.Movzx_r32_rm16, &Movzx<Dw16>, CostClass.Simple);
-        t.AddForms(Code.Movzx_r32_rm16, &PickMovx<Dw16, ZeroExtension>);
-        t.Add(Code.Movzx_r64_rm16, &Movzx<Dw16>, CostClass.Simple);
-        t.AddForms(Code.Movzx_r64_rm16, &PickMovx<Dw16, ZeroExtension>);
-        t.Add(Code.Movsx_r16_rm8, &Movsx<Dw8>, CostClass.Simple);
-        t.AddForms(Code.Movsx_r16_rm8, &PickMovx<Dw8, SignExtension>);
-        t.Add(Code.Movsx_r32_rm8, &Movsx<Dw8>, CostClass.Simple);
-        t.AddForms(Code.Movsx_r32_rm8, &PickMovx<Dw8, SignExtension>);
-        t.Add(Code.Movsx_r64_rm8, &Movsx<Dw8>, CostClass.Simple);
-        t.AddForms(Code.Movsx_r64_rm8, &PickMovx<Dw8, SignExtension>);
-        t.Add(Code.Movsx_r16_rm16, &Movsx<Dw16>, CostClass.Simple);
-        t.AddForms(Code.Movsx_r16_rm16, &PickMovx<Dw16, SignExtension>);
-        t.Add(Code.Movsx_r32_rm16, &Movsx<Dw16>, CostClass.Simple);
-        t.AddForms(Code.Movsx_r32_rm16, &PickMovx<Dw16, SignExtension>);
-        t.Add(Code.Movsx_r64_rm16, &Movsx<Dw16>, CostClass.Simple);
-        t.AddForms(Code.Movsx_r64_rm16, &PickMovx<Dw16, SignExtension>);
-        // MOVSXD with a 16- or 32-bit operand size is a plain move of that size.
-        t.Add(Code.Movsxd_r16_rm16, &Movsx<Dw16>, CostClass.Simple);
-        t.Add(Code.Movsxd_r32_rm32, &Movsx<Dw32>, CostClass.Simple);
-        t.Add(Code.Movsxd_r64_rm32, &Movsx<Dw32>, CostClass.Simple);
-        t.AddForms(Code.Movsxd_r64_rm32, &PickMovx<Dw32, SignExtension>);
+        AddMovx<Dw8, ZeroExtension>(t, Code.Movzx_r16_rm8, Code.Movzx_r32_rm8, Code.Movzx_r64_rm8);
+        AddMovx<Dw16, ZeroExtension>(t, Code.Movzx_r16_rm16, Code.Movzx_r32_rm16, Code.Movzx_r64_rm16);
+        AddMovx<Dw8, SignExtension>(t, Code.Movsx_r16_rm8, Code.Movsx_r32_rm8, Code.Movsx_r64_rm8);
+        AddMovx<Dw16, SignExtension>(t, Code.Movsx_r16_rm16, Code.Movsx_r32_rm16, Code.Movsx_r64_rm16);
+
+        // MOVSXD with a 16- or 32-bit operand size is a plain move of that size (PickMovx leaves those to Movx).
+        AddMovx<Dw16, SignExtension>(t, Code.Movsxd_r16_rm16);
+        AddMovx<Dw32, SignExtension>(t, Code.Movsxd_r32_rm32, Code.Movsxd_r64_rm32);
 
         t.Add(Code.Xchg_rm8_r8, &Xchg, CostClass.Memory);
         t.Add(Code.Xchg_rm16_r16, &Xchg, CostClass.Memory);
@@ -129,27 +108,29 @@ public static unsafe partial class Exec
         return WriteOp0(c, ref op, v) ? ExecStatus.Continue : ExecStatus.Fault;
     }
 
-    public static int Movzx<TSrc>(Cpu.Cpu c, ref DecodedOp op)
+    /// <summary>MOVZX, MOVSX and MOVSXD, each code with its general handler and its forms (<see cref="PickMovx{TSrc, TX}"/>).</summary>
+    private static void AddMovx<TSrc, TX>(HandlerTable t, params ReadOnlySpan<Code> codes)
         where TSrc : struct, IDataWidth
+        where TX : struct, IExtension
     {
-        if (!ReadSource(c, ref op, TSrc.Bytes, out ulong v))
+        foreach (Code code in codes)
         {
-            return ExecStatus.Fault;
+            t.Add(code, &Movx<TSrc, TX>, CostClass.Simple);
+            t.AddForms(code, &PickMovx<TSrc, TX>);
         }
-
-        c.SetReg(op.R0, op.OpSize, v);
-        return ExecStatus.Continue;
     }
 
-    public static int Movsx<TSrc>(Cpu.Cpu c, ref DecodedOp op)
+    /// <summary>MOVZX/MOVSX/MOVSXD, any operands: the source widened from <typeparamref name="TSrc"/> into the operand size.</summary>
+    internal static int Movx<TSrc, TX>(Cpu.Cpu c, ref DecodedOp op)
         where TSrc : struct, IDataWidth
+        where TX : struct, IExtension
     {
         if (!ReadSource(c, ref op, TSrc.Bytes, out ulong v))
         {
             return ExecStatus.Fault;
         }
 
-        c.SetReg(op.R0, op.OpSize, SignExtend(v, TSrc.Bytes));
+        c.SetReg(op.R0, op.OpSize, TX.Extend(v, TSrc.Bytes));
         return ExecStatus.Continue;
     }
 

@@ -107,14 +107,10 @@ public readonly struct AddrRip64 : IAddressing
 
 /// <summary>
 /// 64-bit address size, [index·scale + disp] or [disp] (no base): an <see cref="AddrAny"/> form the interpreter
-/// computes generally; compiled blocks, which know the parts, use this At for it.
+/// computes generally; compiled blocks, which know the parts, compute it with this.
 /// </summary>
 public static class AddrNoBase64
 {
-    /// <summary>The address from the operand's parts; <paramref name="index"/> is a register 0–15 or <see cref="Emulator.Core.Cpu.Reg.NoReg"/>.</summary>
-    public static ulong At(Emulator.Core.Cpu.Cpu c, int @base, int index, int scale, long disp) =>
-        Of(0, index < 16 ? c.GprUnchecked(index) : 0, scale, disp);
-
     /// <summary>The address from the index register's value, 0 for none (compiled blocks pass the registers they hold in locals).</summary>
     public static ulong Of(ulong @base, ulong index, int scale, long disp) => (index << scale) + (ulong)disp;
 }
